@@ -1,0 +1,236 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// snapshotsRetained is how many snapshots FileSnapshotStore keeps.
+const snapshotsRetained = 2
+
+// startRaft opens the stores in DataDir/raft and starts the Raft node.
+func (c *Cluster) startRaft() error {
+	dir := c.cfg.raftDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cluster: create raft dir: %w", err)
+	}
+	hlog := newHCLog(c.log, "raft")
+
+	// A bbolt Timeout makes a second opener of the same dir fail instead of
+	// blocking forever; NoFreelistSync trades a slower reopen for faster
+	// commits.
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(dir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true},
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: open raft store: %w", err)
+	}
+	c.logStore = store
+
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, hlog)
+	if err != nil {
+		return fmt.Errorf("cluster: open snapshot store: %w", err)
+	}
+	c.snaps = snaps
+
+	adv, err := net.ResolveTCPAddr("tcp", c.addrs.raftAdvertise)
+	if err != nil {
+		return fmt.Errorf("cluster: raft advertise address: %w", err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(c.addrs.raftBind, adv, 3, 10*time.Second, hlog)
+	if err != nil {
+		return fmt.Errorf("cluster: raft transport on %s: %w", c.addrs.raftBind, err)
+	}
+	c.trans = trans
+
+	hasState, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		return fmt.Errorf("cluster: read raft state: %w", err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.cfg.NodeName)
+	rc.Logger = hlog
+	rc.HeartbeatTimeout = c.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = c.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, c.cfg.HeartbeatTimeout/2)
+	rc.SnapshotThreshold = c.cfg.SnapshotThreshold
+	rc.SnapshotInterval = c.cfg.SnapshotInterval
+	rc.TrailingLogs = c.cfg.TrailingLogs
+	// Raft blocks on NotifyCh until we read it, so no transition is lost
+	// (LeaderCh drops them); the buffer only keeps raft from waiting on us.
+	c.notifyCh = make(chan bool, 16)
+	rc.NotifyCh = c.notifyCh
+
+	r, err := raft.NewRaft(rc, c.fsm, store, store, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("cluster: start raft: %w", err)
+	}
+	c.raft = r
+	if hasState {
+		// Tell the others we belong to a cluster, so nobody bootstraps with us.
+		if err := c.changeOwnMeta(func(m *NodeMeta) { m.Bootstrapped = true }); err != nil {
+			return err
+		}
+		c.log.Info("resuming from existing raft state", "last_index", r.LastIndex())
+	}
+	return nil
+}
+
+// serverLoop bootstraps a new cluster when BootstrapExpect allows, notices
+// when this server has been added to a cluster, and persists gossip peers
+// for the next restart.
+func (c *Cluster) serverLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if !c.bootstrapped() {
+			c.maybeBootstrap()
+		}
+		c.persistPeers()
+		select {
+		case <-c.shutdownCh:
+			return
+		case <-c.memberCh:
+		case <-t.C:
+		}
+	}
+}
+
+// bootstrapped reports whether this server is part of a Raft configuration,
+// announcing it in gossip the first time.
+func (c *Cluster) bootstrapped() bool {
+	c.mu.Lock()
+	done := c.meta.Bootstrapped
+	c.mu.Unlock()
+	if done {
+		return true
+	}
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil || len(f.Configuration().Servers) == 0 {
+		return false
+	}
+	c.log.Info("part of a raft cluster", "servers", len(f.Configuration().Servers))
+	if err := c.changeOwnMeta(func(m *NodeMeta) { m.Bootstrapped = true }); err != nil {
+		c.log.Error("cannot announce raft membership", "err", err)
+	}
+	return true
+}
+
+// maybeBootstrap bootstraps Raft when gossip shows exactly BootstrapExpect
+// alive servers that all expect that many and none of which is already in a
+// cluster. Every one of them sees the same servers and builds the same
+// configuration, so their independent bootstraps agree.
+func (c *Cluster) maybeBootstrap() {
+	expect := c.cfg.BootstrapExpect
+	if expect == 0 {
+		return // wait for a leader to add us
+	}
+	var servers []Member
+	for _, m := range c.Members() {
+		if m.Status != StatusAlive || m.Meta.Role != RoleServer {
+			continue
+		}
+		if m.Meta.Bootstrapped {
+			c.log.Debug("a cluster exists; waiting to be added", "seen", m.Name)
+			return
+		}
+		if m.Meta.Expect != expect {
+			c.log.Warn("server expects a different cluster size; not bootstrapping",
+				"member", m.Name, "its_expect", m.Meta.Expect, "our_expect", expect)
+			return
+		}
+		servers = append(servers, m)
+	}
+	if len(servers) != expect {
+		if len(servers) > expect {
+			c.log.Warn("more servers than BootstrapExpect; not bootstrapping", "seen", len(servers), "expect", expect)
+		}
+		return
+	}
+	var conf raft.Configuration
+	for _, m := range servers { // Members is sorted by name
+		conf.Servers = append(conf.Servers, raft.Server{
+			Suffrage: raft.Voter, ID: raft.ServerID(m.Name), Address: raft.ServerAddress(m.Meta.RaftAddr),
+		})
+	}
+	err := c.raft.BootstrapCluster(conf).Error()
+	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		c.log.Error("bootstrap failed", "err", err)
+		return
+	}
+	c.log.Info("bootstrapped raft", "servers", serverNames(conf))
+}
+
+func serverNames(conf raft.Configuration) []string {
+	var out []string
+	for _, s := range conf.Servers {
+		out = append(out, string(s.ID))
+	}
+	return out
+}
+
+// raftPeerGossipAddrs derives the gossip addresses of the other servers in
+// the Raft configuration (gossip runs on the Raft port - 1).
+func (c *Cluster) raftPeerGossipAddrs() []string {
+	if c.raft == nil {
+		return nil
+	}
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(c.cfg.NodeName) {
+			continue
+		}
+		host, portStr, err := net.SplitHostPort(string(s.Address))
+		port, perr := strconv.Atoi(portStr)
+		if err != nil || perr != nil {
+			continue
+		}
+		out = append(out, net.JoinHostPort(host, strconv.Itoa(port-1)))
+	}
+	return out
+}
+
+// reconcile makes every alive server in gossip a Raft voter. It never
+// removes servers: a failed server is expected back with its data dir.
+func (c *Cluster) reconcile() {
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		c.log.Warn("reconcile: read raft configuration", "err", err)
+		return
+	}
+	servers := f.Configuration().Servers
+	for _, m := range c.Members() {
+		if m.Status != StatusAlive || m.Meta.Role != RoleServer || m.Meta.RaftAddr == "" || m.Name == c.cfg.NodeName {
+			continue
+		}
+		id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.Meta.RaftAddr)
+		if slices.ContainsFunc(servers, func(s raft.Server) bool {
+			return s.ID == id && s.Address == addr && s.Suffrage == raft.Voter
+		}) {
+			continue
+		}
+		// AddVoter also updates the address of, or promotes, a known ID.
+		if err := c.raft.AddVoter(id, addr, 0, 10*time.Second).Error(); err != nil {
+			c.log.Warn("reconcile: add voter failed", "member", m.Name, "err", err)
+			continue
+		}
+		c.log.Info("added raft voter", "member", m.Name, "addr", addr)
+	}
+}

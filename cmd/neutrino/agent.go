@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"neutrino/cmd/neutrino/agent"
+	"neutrino/northbound"
+)
+
+// newAgentCmd is `neutrino agent`: the daemon of every node.
+func newAgentCmd() *cobra.Command {
+	var (
+		cfg        agent.Config
+		logLevel   string
+		vniRanges  []string
+		greRanges  []string
+		vlanRanges []string
+	)
+	api := northbound.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a Neutrino agent (a controller server with --server)",
+		Long: `Run a Neutrino agent.
+
+With --server the agent is a controller: a Raft voter that keeps the
+replicated state and serves the Neutron API. --bind ADDR:PORT is the gossip
+(memberlist, TCP and UDP) address; Raft listens on PORT+1 of the same
+address. --http is the API address.
+
+Servers find each other through gossip (--join) and bootstrap Raft once
+--bootstrap-expect servers are seen. A restarted server rejoins from its
+--data-dir with no manual step.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lvl := new(slog.LevelVar)
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			var err error
+			if api.VNIRanges, err = parseRanges(vniRanges); err != nil {
+				return fmt.Errorf("--vni-ranges: %w", err)
+			}
+			if api.GRERanges, err = parseRanges(greRanges); err != nil {
+				return fmt.Errorf("--gre-ranges: %w", err)
+			}
+			if api.VLANRanges, err = parseVLANRanges(vlanRanges); err != nil {
+				return fmt.Errorf("--vlan-ranges: %w", err)
+			}
+			cfg.API = api
+			a, err := agent.Start(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			select {
+			case <-ctx.Done():
+			case err := <-a.Done():
+				if err != nil {
+					return err
+				}
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return a.Shutdown(sctx)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&cfg.Server, "server", false, "run as a controller server (Raft voter, API)")
+	f.StringVar(&cfg.Node, "node", "", "node name, unique in the cluster (default: hostname)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the Raft log, snapshots and peers")
+	f.StringVar(&cfg.Bind, "bind", "127.0.0.1:7301", "gossip address; Raft uses the next port")
+	f.StringVar(&cfg.Advertise, "advertise", "", "address other nodes reach this one at (default: --bind's host)")
+	f.StringVar(&cfg.HTTP, "http", "127.0.0.1:9696", "API listen address")
+	f.StringSliceVar(&cfg.Join, "join", nil, "gossip address of a node to join (repeatable)")
+	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "bootstrap Raft once this many servers are seen")
+	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "Raft log entries between snapshots (0: default)")
+	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 0, "Raft log entries kept after a snapshot (0: default)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&api.DefaultProject, "default-project", api.DefaultProject, "project of requests that name none (noauth)")
+	f.StringVar(&api.TenantNetworkType, "tenant-network-type", api.TenantNetworkType, "type of networks created without provider attributes: vxlan, geneve or gre")
+	f.StringSliceVar(&vniRanges, "vni-ranges", []string{"1000:99999"}, "VXLAN/Geneve ids to allocate, MIN:MAX (repeatable)")
+	f.StringSliceVar(&greRanges, "gre-ranges", []string{"1000:99999"}, "GRE keys to allocate, MIN:MAX (repeatable)")
+	f.StringSliceVar(&vlanRanges, "vlan-ranges", nil, "VLAN physical networks and ids, PHYSNET or PHYSNET:MIN:MAX (repeatable)")
+	f.StringSliceVar(&api.FlatNetworks, "flat-networks", nil, "physical networks flat networks may use ('*' for any)")
+	f.IntVar(&api.PhysicalMTU, "physical-mtu", api.PhysicalMTU, "underlay MTU overlay network MTUs are derived from")
+	return cmd
+}
+
+func parseRanges(specs []string) ([]northbound.Range, error) {
+	var out []northbound.Range
+	for _, s := range specs {
+		lo, hi, ok := strings.Cut(s, ":")
+		if !ok {
+			return nil, fmt.Errorf("%q: want MIN:MAX", s)
+		}
+		r, err := parseRange(lo, hi)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", s, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func parseRange(lo, hi string) (northbound.Range, error) {
+	min, err1 := strconv.Atoi(lo)
+	max, err2 := strconv.Atoi(hi)
+	if err1 != nil || err2 != nil || min < 1 || max < min {
+		return northbound.Range{}, fmt.Errorf("want 1 <= MIN <= MAX")
+	}
+	return northbound.Range{Min: min, Max: max}, nil
+}
+
+// parseVLANRanges reads Neutron's network_vlan_ranges syntax: a physical
+// network alone may carry provider VLANs but has none to allocate.
+func parseVLANRanges(specs []string) (map[string][]northbound.Range, error) {
+	out := map[string][]northbound.Range{}
+	for _, s := range specs {
+		parts := strings.Split(s, ":")
+		switch len(parts) {
+		case 1:
+			if _, ok := out[parts[0]]; !ok {
+				out[parts[0]] = nil
+			}
+		case 3:
+			r, err := parseRange(parts[1], parts[2])
+			if err != nil || r.Max > 4094 {
+				return nil, fmt.Errorf("%q: want PHYSNET:MIN:MAX with 1 <= MIN <= MAX <= 4094", s)
+			}
+			out[parts[0]] = append(out[parts[0]], r)
+		default:
+			return nil, fmt.Errorf("%q: want PHYSNET or PHYSNET:MIN:MAX", s)
+		}
+	}
+	return out, nil
+}

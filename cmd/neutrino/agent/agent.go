@@ -1,0 +1,182 @@
+// Package agent wires one Neutrino process together: the replicated state
+// machine, the cluster (Raft + gossip) and the HTTP API. It is the one
+// place that knows all of them.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"neutrino/cluster"
+	"neutrino/fsm"
+	"neutrino/northbound"
+)
+
+// Config is an agent's configuration (flags, environment or config file).
+type Config struct {
+	Server          bool
+	Node            string
+	DataDir         string
+	Bind            string
+	Advertise       string
+	HTTP            string
+	Join            []string
+	BootstrapExpect int
+	API             northbound.Config
+	// Raft snapshot tuning; zero keeps the cluster package's defaults.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	Logger            *slog.Logger
+}
+
+// Agent is a running Neutrino process.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	fsm     *fsm.FSM
+	cluster *cluster.Cluster
+	http    *http.Server
+	ln      net.Listener
+	done    chan error
+	once    sync.Once
+}
+
+// Start starts an agent and returns once its API listens.
+func Start(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("agent: no --node and no hostname: %w", err)
+		}
+		cfg.Node = h
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("agent: --data-dir is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("agent: data dir: %w", err)
+	}
+	log := cfg.Logger.With("node", cfg.Node)
+	a := &Agent{cfg: cfg, log: log, fsm: fsm.New(log), done: make(chan error, 1)}
+
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("agent: listen on %s: %w", cfg.HTTP, err)
+	}
+	a.ln = ln
+	httpAddr := ln.Addr().String()
+
+	c, err := cluster.New(cluster.Config{
+		NodeName:          cfg.Node,
+		DataDir:           filepath.Join(cfg.DataDir),
+		BindAddr:          cfg.Bind,
+		AdvertiseAddr:     cfg.Advertise,
+		HTTPAddr:          httpAddr,
+		Join:              cfg.Join,
+		BootstrapExpect:   cfg.BootstrapExpect,
+		Server:            cfg.Server,
+		FSM:               a.fsm,
+		Logger:            log,
+		SnapshotThreshold: cfg.SnapshotThreshold,
+		TrailingLogs:      cfg.TrailingLogs,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.cluster = c
+	if err := c.Start(); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("agent: start cluster: %w", err)
+	}
+
+	api := cfg.API
+	api.NodeName = cfg.Node
+	api.Logger = log
+	api.Status = a.status
+	api.Members = a.members
+	srv := northbound.New(api, backend{c}, a.fsm)
+	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		err := a.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		a.done <- err
+	}()
+	log.Info("agent started", "server", cfg.Server, "http", httpAddr, "bind", cfg.Bind)
+	return a, nil
+}
+
+// HTTPAddr is the address the API listens on.
+func (a *Agent) HTTPAddr() string { return a.ln.Addr().String() }
+
+// Cluster returns the agent's cluster membership.
+func (a *Agent) Cluster() *cluster.Cluster { return a.cluster }
+
+// FSM returns the agent's state machine.
+func (a *Agent) FSM() *fsm.FSM { return a.fsm }
+
+// Done is closed with the API server's error when it stops.
+func (a *Agent) Done() <-chan error { return a.done }
+
+// Shutdown stops the API, then the cluster.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	var err error
+	a.once.Do(func() {
+		err = errors.Join(a.http.Shutdown(ctx), a.cluster.Shutdown())
+	})
+	return err
+}
+
+// backend adapts the cluster to what the API needs.
+type backend struct{ c *cluster.Cluster }
+
+func (b backend) Apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
+	res, err := b.c.Apply(ctx, cmd)
+	if errors.Is(err, cluster.ErrNotLeader) {
+		return nil, fmt.Errorf("%w: %w", northbound.ErrNotLeader, err)
+	}
+	return res, err
+}
+
+func (b backend) IsLeader() bool { return b.c.IsLeader() }
+
+func (b backend) LeaderHTTPAddr() string {
+	_, addr := b.c.Leader()
+	return addr
+}
+
+func (b backend) VerifyLeader(ctx context.Context) error { return b.c.VerifyLeader(ctx) }
+
+func (a *Agent) status() northbound.ClusterStatus {
+	st := a.cluster.Status()
+	out := northbound.ClusterStatus{
+		Leader: st.Leader, Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
+		Revision: st.Revision, Epoch: st.Epoch, Servers: []northbound.ServerInfo{},
+	}
+	for _, s := range st.Servers {
+		out.Servers = append(out.Servers, northbound.ServerInfo{Name: s.Name, Address: s.Address, Voter: s.Voter, State: s.State})
+	}
+	return out
+}
+
+func (a *Agent) members() []northbound.Member {
+	var out []northbound.Member
+	for _, m := range a.cluster.Members() {
+		out = append(out, northbound.Member{Name: m.Name, Address: m.Addr, Status: string(m.Status), Role: m.Meta.Role,
+			Meta: map[string]any{"http": m.Meta.HTTPAddr, "raft": m.Meta.RaftAddr}})
+	}
+	return out
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+func newClusterCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Inspect the controller cluster",
+	}
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "status",
+			Short: "Show the Raft status: leader, term, indexes, revision and servers",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				c, err := a.client()
+				if err != nil {
+					return err
+				}
+				st, err := c.Cluster(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if a.opts.output == outputJSON {
+					return printJSON(a.stdout, st)
+				}
+				var rows [][]string
+				if st.Node != "" {
+					rows = append(rows, []string{"Answered by:", st.Node})
+				}
+				leader := st.Leader
+				if leader == "" {
+					leader = "(none)"
+				}
+				rows = append(rows,
+					[]string{"Leader:", leader},
+					[]string{"Term:", strconv.FormatUint(st.Term, 10)},
+					[]string{"Commit index:", strconv.FormatUint(st.CommitIndex, 10)},
+					[]string{"Applied index:", strconv.FormatUint(st.AppliedIndex, 10)},
+					[]string{"Revision:", strconv.FormatUint(st.Revision, 10)},
+					[]string{"Epoch:", strconv.FormatUint(st.Epoch, 10)},
+				)
+				if err := printRows(a, rows); err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout)
+				servers := make([][]string, len(st.Servers))
+				for i, s := range st.Servers {
+					servers[i] = []string{s.Name, s.Address, formatValue(s.Voter), s.State}
+				}
+				return printTable(a.stdout, []string{"Name", "Address", "Voter", "State"}, servers)
+			},
+		},
+		&cobra.Command{
+			Use:   "members",
+			Short: "List the gossip members: servers and chassis, alive or not",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				c, err := a.client()
+				if err != nil {
+					return err
+				}
+				members, err := c.Members(cmd.Context())
+				if err != nil {
+					return err
+				}
+				sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+				if a.opts.output == outputJSON {
+					return printJSON(a.stdout, members)
+				}
+				rows := make([][]string, len(members))
+				for i, m := range members {
+					rows[i] = []string{m.Name, m.Address, m.Status, m.Role, formatMap(m.Meta)}
+				}
+				return printTable(a.stdout, []string{"Name", "Address", "Status", "Role", "Meta"}, rows)
+			},
+		},
+	)
+	return cmd
+}
+
+// printRows prints label/value pairs aligned, without a header.
+func printRows(a *app, rows [][]string) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	return printTable(a.stdout, rows[0], rows[1:])
+}

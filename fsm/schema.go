@@ -1,0 +1,109 @@
+package fsm
+
+import (
+	"fmt"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Table names.
+const (
+	tableIndex    = "index"
+	TableNetworks = "networks"
+
+	TableSubnets            = "subnets"
+	TablePorts              = "ports"
+	TableSecurityGroups     = "security_groups"
+	TableSecurityGroupRules = "security_group_rules"
+)
+
+// Keys of the index table that are not table names.
+const (
+	indexRevision = "revision"
+	indexEpoch    = "epoch"
+)
+
+// indexEntry is a row of the index table: the latest Raft index that
+// changed a table, and the cluster-wide revision and epoch.
+type indexEntry struct {
+	Key   string
+	Value uint64
+}
+
+func schema() *memdb.DBSchema {
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		tableIndex: {
+			Name: tableIndex,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			},
+		},
+		TableNetworks: {
+			Name: TableNetworks,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"project": {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				"segment": {Name: "segment", Indexer: segmentIndexer{}},
+			},
+		},
+		TableSubnets: {
+			Name: TableSubnets,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"project": {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				"network": {Name: "network", Indexer: &memdb.StringFieldIndex{Field: "NetworkID"}},
+			},
+		},
+		TablePorts: {
+			Name: TablePorts,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":       {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"project":  {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				"network":  {Name: "network", Indexer: &memdb.StringFieldIndex{Field: "NetworkID"}},
+				"device":   {Name: "device", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "DeviceID"}},
+				"ip":       {Name: "ip", AllowMissing: true, Indexer: portIPIndexer{}},
+				"mac":      {Name: "mac", Indexer: portMACIndexer{}},
+				"secgroup": {Name: "secgroup", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "SecurityGroups"}},
+			},
+		},
+		TableSecurityGroups: {
+			Name: TableSecurityGroups,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"project": {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+			},
+		},
+		TableSecurityGroupRules: {
+			Name: TableSecurityGroupRules,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"project": {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				"group":   {Name: "group", Indexer: &memdb.StringFieldIndex{Field: "SecurityGroupID"}},
+				"remote":  {Name: "remote", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RemoteGroupID"}},
+			},
+		},
+	}}
+}
+
+// segmentIndexer indexes networks by SegmentKey so a duplicate segment is
+// found without a scan.
+type segmentIndexer struct{}
+
+func (segmentIndexer) FromObject(obj any) (bool, []byte, error) {
+	n, ok := obj.(*Network)
+	if !ok {
+		return false, nil, fmt.Errorf("segment index: %T is not a network", obj)
+	}
+	return true, []byte(n.SegmentKey() + "\x00"), nil
+}
+
+func (segmentIndexer) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("segment index takes one argument")
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("segment index: argument %T is not a string", args[0])
+	}
+	return []byte(s + "\x00"), nil
+}

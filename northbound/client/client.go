@@ -1,0 +1,297 @@
+// Package client is a small Go client of Neutrino's HTTP API: the Neutron
+// v2.0 compatible resources under /v2.0 and our own cluster endpoints under
+// /v1. Resources are handled generically, as JSON objects named by their
+// collection ("networks") and singular ("network"), so a new resource needs
+// no new client code.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Headers the API reads the caller's identity from, as Neutron's
+// keystonecontext middleware does.
+const (
+	HeaderProjectID = "X-Project-Id"
+	HeaderRoles     = "X-Roles"
+	HeaderToken     = "X-Auth-Token"
+)
+
+// neutronPrefix is where the Neutron v2.0 API lives under the endpoint.
+const neutronPrefix = "/v2.0/"
+
+// DefaultTimeout bounds one request when the caller gives no HTTP client.
+const DefaultTimeout = 30 * time.Second
+
+// Client talks to one Neutrino API endpoint. Set the exported fields after
+// New and before the first request; a Client is then safe for concurrent use.
+type Client struct {
+	endpoint string // scheme://host[:port][/prefix], no trailing slash
+
+	// HTTPClient sends the requests.
+	HTTPClient *http.Client
+	// ProjectID scopes requests to a project (X-Project-Id); empty acts as admin under noauth.
+	ProjectID string
+	// Roles are sent comma-joined in X-Roles.
+	Roles []string
+	// Token is sent in X-Auth-Token.
+	Token string
+	// Stale lets any server answer reads from its own replica instead of the leader.
+	Stale bool
+	// UserAgent is sent in User-Agent.
+	UserAgent string
+	// Logger receives one debug record per request; nil logs nothing.
+	Logger *slog.Logger
+}
+
+// New returns a client of the API at endpoint, e.g. "http://127.0.0.1:9696".
+func New(endpoint string) (*Client, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %q: %w", endpoint, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("endpoint %q: want http://host:port or https://host:port", endpoint)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("endpoint %q: must not have a query or fragment", endpoint)
+	}
+	return &Client{
+		endpoint:   strings.TrimRight(u.String(), "/"),
+		HTTPClient: &http.Client{Timeout: DefaultTimeout},
+		UserAgent:  "neutrino-client",
+	}, nil
+}
+
+// Endpoint is the base URL requests go to.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+// Do sends one request to path (relative to the endpoint, e.g.
+// "/v2.0/networks") with in encoded as the JSON body when non-nil, and
+// decodes a JSON response into out when non-nil. JSON numbers decode as
+// json.Number into interface values, so ids and revisions keep every digit.
+// An error status returns *Error.
+func (c *Client) Do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	if method == http.MethodGet && c.Stale {
+		q := url.Values{}
+		for k, v := range query {
+			q[k] = v
+		}
+		q.Set("stale", "true")
+		query = q
+	}
+	target := c.endpoint + path
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	var body io.Reader
+	if in != nil {
+		buf, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode body: %w", method, path, err)
+		}
+		body = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	if c.ProjectID != "" {
+		req.Header.Set(HeaderProjectID, c.ProjectID)
+	}
+	if len(c.Roles) > 0 {
+		req.Header.Set(HeaderRoles, strings.Join(c.Roles, ","))
+	}
+	if c.Token != "" {
+		req.Header.Set(HeaderToken, c.Token)
+	}
+
+	start := time.Now()
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, target, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if c.Logger != nil {
+		c.Logger.DebugContext(ctx, "api request", "method", method, "url", target,
+			"status", resp.StatusCode, "duration", time.Since(start))
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: read response: %w", method, target, err)
+	}
+	if resp.StatusCode >= 400 {
+		return decodeError(resp.StatusCode, raw)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent || len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", method, target, err)
+	}
+	return nil
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTPClient != nil {
+		return c.HTTPClient
+	}
+	return http.DefaultClient
+}
+
+func collectionPath(collection string) string {
+	return neutronPrefix + url.PathEscape(collection)
+}
+
+func resourcePath(collection, id string) string {
+	return collectionPath(collection) + "/" + url.PathEscape(id)
+}
+
+// Create creates one resource: POST /v2.0/{collection} with {singular: body}.
+func (c *Client) Create(ctx context.Context, collection, singular string, body map[string]any) (map[string]any, error) {
+	var out map[string]json.RawMessage
+	if err := c.Do(ctx, http.MethodPost, collectionPath(collection), nil, map[string]any{singular: body}, &out); err != nil {
+		return nil, err
+	}
+	return member[map[string]any](out, singular)
+}
+
+// CreateBulk creates several resources in one request, as Neutron's bulk
+// create does: POST /v2.0/{collection} with {collection: bodies}.
+func (c *Client) CreateBulk(ctx context.Context, collection string, bodies []map[string]any) ([]map[string]any, error) {
+	var out map[string]json.RawMessage
+	if err := c.Do(ctx, http.MethodPost, collectionPath(collection), nil, map[string]any{collection: bodies}, &out); err != nil {
+		return nil, err
+	}
+	return member[[]map[string]any](out, collection)
+}
+
+// List lists a collection: GET /v2.0/{collection}?query. The query carries
+// Neutron filters (name=x), tags, fields, sort_key/sort_dir and limit/marker.
+func (c *Client) List(ctx context.Context, collection string, query url.Values) ([]map[string]any, error) {
+	var out map[string]json.RawMessage
+	if err := c.Do(ctx, http.MethodGet, collectionPath(collection), query, nil, &out); err != nil {
+		return nil, err
+	}
+	return member[[]map[string]any](out, collection)
+}
+
+// Get reads one resource by id: GET /v2.0/{collection}/{id}.
+func (c *Client) Get(ctx context.Context, collection, singular, id string) (map[string]any, error) {
+	var out map[string]json.RawMessage
+	if err := c.Do(ctx, http.MethodGet, resourcePath(collection, id), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return member[map[string]any](out, singular)
+}
+
+// Update changes the given attributes of one resource: PUT
+// /v2.0/{collection}/{id} with {singular: body}.
+func (c *Client) Update(ctx context.Context, collection, singular, id string, body map[string]any) (map[string]any, error) {
+	var out map[string]json.RawMessage
+	if err := c.Do(ctx, http.MethodPut, resourcePath(collection, id), nil, map[string]any{singular: body}, &out); err != nil {
+		return nil, err
+	}
+	return member[map[string]any](out, singular)
+}
+
+// Delete deletes one resource: DELETE /v2.0/{collection}/{id}.
+func (c *Client) Delete(ctx context.Context, collection, id string) error {
+	return c.Do(ctx, http.MethodDelete, resourcePath(collection, id), nil, nil, nil)
+}
+
+// ReplaceTags sets the tags of one resource to exactly tags, with Neutron's
+// tag extension: PUT /v2.0/{collection}/{id}/tags with {"tags": [...]}.
+func (c *Client) ReplaceTags(ctx context.Context, collection, id string, tags []string) ([]string, error) {
+	if tags == nil {
+		tags = []string{} // Neutron wants a list, not null
+	}
+	var out struct {
+		Tags []string `json:"tags"`
+	}
+	if err := c.Do(ctx, http.MethodPut, resourcePath(collection, id)+"/tags", nil, map[string]any{"tags": tags}, &out); err != nil {
+		return nil, err
+	}
+	return out.Tags, nil
+}
+
+// member decodes the one key of a Neutron envelope ({"network": {...}}).
+// The envelope is decoded lazily so that a missing key is reported rather
+// than silently giving an empty object.
+func member[T any](env map[string]json.RawMessage, key string) (T, error) {
+	var v T
+	raw, ok := env[key]
+	if !ok {
+		return v, fmt.Errorf("response has no %q member", key)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return v, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// ErrNotFound is what Find returns when nothing has the given id or name.
+var ErrNotFound = errors.New("not found")
+
+// ErrNoUniqueMatch is what Find returns when several resources share the name.
+var ErrNoUniqueMatch = errors.New("no unique match")
+
+// Find resolves idOrName as the openstack CLI does: the resource with that
+// id, or else the one resource with that name. Several with the name is
+// ErrNoUniqueMatch, none is ErrNotFound.
+func (c *Client) Find(ctx context.Context, collection, singular, idOrName string) (map[string]any, error) {
+	if idOrName == "" {
+		return nil, fmt.Errorf("%w: empty %s id or name", ErrNotFound, singular)
+	}
+	obj, err := c.Get(ctx, collection, singular, idOrName)
+	if err == nil {
+		return obj, nil
+	}
+	// A server may reject a malformed id with 400 rather than 404; either
+	// way the argument may still be a name.
+	var apiErr *Error
+	if !errors.As(err, &apiErr) || (apiErr.Status != http.StatusNotFound && apiErr.Status != http.StatusBadRequest) {
+		return nil, err
+	}
+	list, err := c.List(ctx, collection, url.Values{"name": {idOrName}})
+	if err != nil {
+		return nil, err
+	}
+	var found []map[string]any
+	for _, o := range list {
+		// Filter again: exact match is what makes a name unique, whatever
+		// the server's filter semantics.
+		if name, _ := o["name"].(string); name == idOrName {
+			found = append(found, o)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%w: no %s with id or name %q", ErrNotFound, singular, idOrName)
+	case 1:
+		return found[0], nil
+	default:
+		return nil, fmt.Errorf("%w: %d %ss are named %q; use an id", ErrNoUniqueMatch, len(found), singular, idOrName)
+	}
+}

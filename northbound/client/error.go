@@ -1,0 +1,77 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// Error is an error status from the API, with Neutron's error body decoded:
+// {"NeutronError": {"type": "NetworkNotFound", "message": "...", "detail": ""}}.
+type Error struct {
+	Status  int
+	Type    string
+	Message string
+	Detail  string
+}
+
+// Error reports the type and message, as the openstack CLI shows them.
+func (e *Error) Error() string {
+	typ := e.Type
+	if typ == "" {
+		typ = http.StatusText(e.Status)
+	}
+	msg := typ
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.Detail != "" {
+		msg += " (" + e.Detail + ")"
+	}
+	return msg
+}
+
+// IsNotFound reports whether err is an API error with status 404.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// maxErrorText caps how much of a non-JSON error body ends up in a message:
+// a proxy's HTML error page is not worth printing whole.
+const maxErrorText = 512
+
+// decodeError turns an error response into *Error. Bodies that are not
+// Neutron's (a proxy in between, a panic page) keep their text as the
+// message so the caller still sees what went wrong.
+func decodeError(status int, body []byte) *Error {
+	e := &Error{Status: status}
+	var env struct {
+		NeutronError *struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+			Detail  any    `json:"detail"`
+		} `json:"NeutronError"`
+	}
+	if err := json.Unmarshal(body, &env); err == nil && env.NeutronError != nil {
+		e.Type = env.NeutronError.Type
+		e.Message = env.NeutronError.Message
+		switch d := env.NeutronError.Detail.(type) {
+		case nil:
+		case string:
+			e.Detail = d
+		default:
+			// Neutron documents detail as a string; keep anything richer readable.
+			b, _ := json.Marshal(d)
+			e.Detail = string(b)
+		}
+		return e
+	}
+	text := strings.TrimSpace(string(body))
+	if len(text) > maxErrorText {
+		text = text[:maxErrorText] + "..."
+	}
+	e.Message = text
+	return e
+}

@@ -1,0 +1,74 @@
+package northbound
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"neutrino/fsm"
+)
+
+// apiError is an error that the API reports in Neutron's format:
+// {"NeutronError": {"type": ..., "message": ..., "detail": ""}}.
+type apiError struct {
+	Status int
+	Type   string
+	Msg    string
+}
+
+func (e *apiError) Error() string { return e.Type + ": " + e.Msg }
+
+func newError(status int, typ, format string, args ...any) *apiError {
+	return &apiError{Status: status, Type: typ, Msg: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) *apiError {
+	return newError(http.StatusBadRequest, "HTTPBadRequest", format, args...)
+}
+
+func invalidInput(format string, args ...any) *apiError {
+	return newError(http.StatusBadRequest, "InvalidInput", "Invalid input for operation: "+format, args...)
+}
+
+func forbidden(format string, args ...any) *apiError {
+	return newError(http.StatusForbidden, "PolicyNotAuthorized", format, args...)
+}
+
+var errNoLeader = newError(http.StatusServiceUnavailable, "ServiceUnavailable",
+	"The cluster has no leader at the moment; retry later.")
+
+// toAPIError maps any error to the status and Neutron type it is reported with.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if fe, ok := fsm.AsError(err); ok {
+		status := http.StatusBadRequest
+		switch fe.Code {
+		case fsm.CodeNotFound:
+			status = http.StatusNotFound
+		case fsm.CodeConflict:
+			status = http.StatusConflict
+		case fsm.CodePreconditionFailed:
+			status = http.StatusPreconditionFailed
+		}
+		return &apiError{Status: status, Type: fe.Type, Msg: fe.Msg}
+	}
+	return &apiError{Status: http.StatusInternalServerError, Type: "InternalServerError",
+		Msg: "Request Failed: internal server error while processing your request: " + err.Error()}
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	ae := toAPIError(err)
+	writeJSON(w, ae.Status, map[string]any{"NeutronError": map[string]any{
+		"type": ae.Type, "message": ae.Msg, "detail": "",
+	}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

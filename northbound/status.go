@@ -1,0 +1,104 @@
+package northbound
+
+import "net/http"
+
+// ClusterStatus is the body of GET /v1/cluster.
+type ClusterStatus struct {
+	Node         string       `json:"node"`
+	Leader       string       `json:"leader"`
+	Term         uint64       `json:"term"`
+	CommitIndex  uint64       `json:"commit_index"`
+	AppliedIndex uint64       `json:"applied_index"`
+	Revision     uint64       `json:"revision"`
+	Epoch        uint64       `json:"epoch"`
+	Servers      []ServerInfo `json:"servers"`
+}
+
+// ServerInfo is one Raft server in ClusterStatus.
+type ServerInfo struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+	State   string `json:"state"`
+}
+
+// Member is one gossip member in GET /v1/cluster/members.
+type Member struct {
+	Name    string         `json:"name"`
+	Address string         `json:"address"`
+	Status  string         `json:"status"`
+	Role    string         `json:"role"`
+	Meta    map[string]any `json:"meta,omitempty"`
+}
+
+// healthz answers 200 while the process serves HTTP; the body says whether
+// it sees a leader, so a probe can tell a live-but-partitioned server.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	leader := ""
+	if s.cfg.Status != nil {
+		leader = s.cfg.Status().Leader
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": s.cfg.NodeName, "leader": leader})
+}
+
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
+	st := ClusterStatus{Node: s.cfg.NodeName, Servers: []ServerInfo{}}
+	if s.cfg.Status != nil {
+		st = s.cfg.Status()
+		st.Node = s.cfg.NodeName
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) clusterMembers(w http.ResponseWriter, r *http.Request) {
+	members := []Member{}
+	if s.cfg.Members != nil {
+		members = s.cfg.Members()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"members": members})
+}
+
+// versions is Neutron's version document at /.
+func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"versions": []map[string]any{{
+		"id": "v2.0", "status": "CURRENT",
+		"links": []map[string]string{{"rel": "self", "href": "http://" + r.Host + "/v2.0/"}},
+	}}})
+}
+
+func (s *Server) v2Root(w http.ResponseWriter, r *http.Request) {
+	var res []map[string]any
+	for _, c := range []string{"network"} {
+		res = append(res, map[string]any{"name": c, "collection": c + "s",
+			"links": []map[string]string{{"rel": "self", "href": "http://" + r.Host + "/v2.0/" + c + "s"}}})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"resources": res})
+}
+
+// extensionList is what GET /v2.0/extensions reports as supported.
+var extensionList = []struct{ Alias, Name, Description string }{
+	{"provider", "Provider Network", "Expose mapping of virtual networks to physical networks"},
+	{"external-net", "Neutron external network", "Adds external network attribute to network resource."},
+	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."},
+	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."},
+	{"standard-attr-tag", "Tag support for resources with standard attribute: network", "Enables to set tag on resources with standard attribute."},
+	{"tag-creation", "Tag support for resources during creation", "Enables to set tags on resources during creation."},
+	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"},
+	{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
+	{"port-security", "Port Security", "Provides port security"},
+	{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."},
+	{"pagination", "Pagination support", "Extension that indicates that pagination is enabled."},
+	{"sorting", "Sorting support", "Extension that indicates that sorting is enabled."},
+	{"fields", "Fields support", "Extension that indicates that fields filter is enabled."},
+	{"filter-validation", "Filter parameters validation", "Provides validation on filter parameters."},
+	{"revision-if-match", "If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported."},
+}
+
+func (s *Server) extensions(w http.ResponseWriter, r *http.Request) {
+	exts := make([]map[string]any, 0, len(extensionList))
+	for _, e := range extensionList {
+		exts = append(exts, map[string]any{"alias": e.Alias, "name": e.Name, "description": e.Description,
+			"updated": "2026-11-23T00:00:00-00:00", "links": []any{}})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"extensions": exts})
+}

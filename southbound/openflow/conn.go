@@ -1,0 +1,495 @@
+package openflow
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/contiv/libOpenflow/common"
+	of13 "github.com/contiv/libOpenflow/openflow13"
+)
+
+// Options tune a connection; the zero value is usable.
+type Options struct {
+	// EchoInterval: idle time after which we send an ECHO_REQUEST (5 s).
+	EchoInterval time.Duration
+	// EchoTimeout: silence after which the connection is declared dead
+	// (3 × EchoInterval). A switch busy committing a huge bundle is silent
+	// for a few seconds, so keep this well above that.
+	EchoTimeout time.Duration
+	// WriteTimeout bounds one write to the socket (30 s).
+	WriteTimeout time.Duration
+	// Logger for connection events (slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.EchoInterval <= 0 {
+		o.EchoInterval = 5 * time.Second
+	}
+	if o.EchoTimeout <= 0 {
+		o.EchoTimeout = 3 * o.EchoInterval
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Listener accepts OpenFlow connections from switches (active controller
+// targets such as unix:/path or tcp:ip:port on the switch side).
+type Listener struct {
+	ln   net.Listener
+	opts Options
+}
+
+// Listen opens a listener; network is "unix" or "tcp".
+func Listen(network, address string, opts Options) (*Listener, error) {
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		return nil, fmt.Errorf("openflow: listen %s %s: %w", network, address, err)
+	}
+	return &Listener{ln: ln, opts: opts.withDefaults()}, nil
+}
+
+// Addr is the listening address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Close stops accepting; established connections stay open.
+func (l *Listener) Close() error { return l.ln.Close() }
+
+// Accept waits for the next switch and completes the handshake with it.
+// A switch that fails the handshake is logged and skipped.
+func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			return nil, fmt.Errorf("openflow: accept: %w", err)
+		}
+		c, err := Handshake(ctx, nc, l.opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			l.opts.Logger.Warn("openflow handshake failed", "remote", nc.RemoteAddr(), "err", err)
+			continue
+		}
+		return c, nil
+	}
+}
+
+// Conn is one OpenFlow 1.3 connection to a switch. One goroutine reads and
+// dispatches messages in arrival order; any goroutine may send.
+type Conn struct {
+	nc   net.Conn
+	opts Options
+	log  *slog.Logger
+	dpid uint64
+
+	wmu sync.Mutex // serialises writers; held per batch, not per bundle
+	bw  *bufio.Writer
+
+	xid      atomic.Uint32
+	bundleID atomic.Uint32
+	lastRead atomic.Int64 // unix nanos of the last message received
+
+	// master is true only between a ROLE_REPLY(MASTER) and the first sign
+	// we lost it (STALE, IS_SLAVE, Demote). Writes check it.
+	master atomic.Bool
+
+	mu      sync.Mutex
+	pending map[uint32]*call
+	ranges  []*xidRange
+
+	done     chan struct{}
+	closeErr error
+	once     sync.Once
+}
+
+// call waits for the reply to one request; multipart parts accumulate.
+type call struct {
+	ch    chan reply
+	parts [][]byte
+}
+
+type reply struct {
+	msg   []byte   // the final message
+	parts [][]byte // multipart bodies in order (for multipart replies)
+	err   error
+}
+
+// xidRange collects errors for a block of xids (the messages of a bundle),
+// which get no reply unless they fail.
+type xidRange struct {
+	first, last uint32
+	errs        map[uint32]*Error
+}
+
+// Handshake runs HELLO and FEATURES over nc and starts the reader.
+func Handshake(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
+	opts = opts.withDefaults()
+	c := &Conn{
+		nc:      nc,
+		opts:    opts,
+		log:     opts.Logger,
+		bw:      bufio.NewWriterSize(nc, 256<<10),
+		pending: map[uint32]*call{},
+		done:    make(chan struct{}),
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	br := bufio.NewReaderSize(nc, 256<<10)
+
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	stop := context.AfterFunc(hctx, func() { _ = nc.SetReadDeadline(time.Now()) })
+	hello, err := common.NewHello(of13.VERSION)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	// Offer 1.3 only: we speak no other version.
+	hello.Elements = []common.HelloElem{&common.HelloElemVersionBitmap{
+		HelloElemHeader: common.HelloElemHeader{Type: common.HelloElemType_VersionBitmap, Length: 8},
+		Bitmaps:         []uint32{1 << of13.VERSION},
+	}}
+	hello.Header.Xid = c.nextXid()
+	hb, _ := hello.MarshalBinary()
+	if err := c.write(hb); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%w: send hello: %w", ErrHandshake, err)
+	}
+	msg, err := readMsg(br)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%w: read hello: %w", ErrHandshake, err)
+	}
+	if msg[1] != of13.Type_Hello || !helloAccepts13(msg) {
+		nc.Close()
+		return nil, fmt.Errorf("%w: peer does not speak OpenFlow 1.3 (version %d type %d)", ErrHandshake, msg[0], msg[1])
+	}
+	stop()
+	_ = nc.SetReadDeadline(time.Time{})
+
+	go c.readLoop(br)
+
+	freq := of13.NewFeaturesRequest()
+	freq.Xid = c.nextXid()
+	fb, _ := freq.MarshalBinary()
+	rep, err := c.request(hctx, freq.Xid, fb)
+	if err != nil {
+		c.closeWith(err)
+		return nil, fmt.Errorf("%w: features: %w", ErrHandshake, err)
+	}
+	if len(rep.msg) < 16 {
+		c.closeWith(ErrDecode)
+		return nil, fmt.Errorf("%w: short features reply", ErrHandshake)
+	}
+	c.dpid = binary.BigEndian.Uint64(rep.msg[8:16])
+	// Keepalive starts only now: ovs-vswitchd may take a few hundred ms to
+	// answer the first request of a new connection.
+	go c.keepalive()
+	c.log = c.log.With("dpid", fmt.Sprintf("%016x", c.dpid))
+	c.log.Debug("openflow connected", "remote", nc.RemoteAddr())
+	return c, nil
+}
+
+// helloAccepts13 reads the peer's HELLO: a version bitmap wins over the
+// header version (OpenFlow 1.3.1 §6.3.1).
+func helloAccepts13(msg []byte) bool {
+	for n := 8; n+4 <= len(msg); {
+		typ := binary.BigEndian.Uint16(msg[n:])
+		l := int(binary.BigEndian.Uint16(msg[n+2:]))
+		if l < 4 || n+l > len(msg) {
+			break
+		}
+		if typ == common.HelloElemType_VersionBitmap && l >= 8 {
+			return binary.BigEndian.Uint32(msg[n+4:])&(1<<of13.VERSION) != 0
+		}
+		n += (l + 7) / 8 * 8
+	}
+	return msg[0] >= of13.VERSION
+}
+
+func readMsg(br *bufio.Reader) ([]byte, error) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return nil, err
+	}
+	l := int(binary.BigEndian.Uint16(hdr[2:]))
+	if l < 8 {
+		return nil, fmt.Errorf("%w: message length %d", ErrDecode, l)
+	}
+	msg := make([]byte, l)
+	copy(msg, hdr[:])
+	if _, err := io.ReadFull(br, msg[8:]); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// DatapathID is the switch's datapath id from FEATURES_REPLY.
+func (c *Conn) DatapathID() uint64 { return c.dpid }
+
+// Done is closed when the connection ends.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err is why the connection ended (nil while open).
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.closeErr
+	default:
+		return nil
+	}
+}
+
+// Close ends the connection.
+func (c *Conn) Close() error {
+	c.closeWith(ErrClosed)
+	return nil
+}
+
+func (c *Conn) closeWith(err error) {
+	c.once.Do(func() {
+		c.closeErr = err
+		c.master.Store(false)
+		_ = c.nc.Close()
+		close(c.done)
+		c.mu.Lock()
+		for xid, cl := range c.pending {
+			cl.ch <- reply{err: fmt.Errorf("%w: %w", ErrClosed, err)}
+			delete(c.pending, xid)
+		}
+		c.mu.Unlock()
+	})
+}
+
+func (c *Conn) nextXid() uint32 {
+	for {
+		if x := c.xid.Add(1); x != 0 {
+			return x
+		}
+	}
+}
+
+// reserveXids hands out n consecutive non-zero xids.
+func (c *Conn) reserveXids(n int) uint32 {
+	for {
+		last := c.xid.Add(uint32(n))
+		first := last - uint32(n) + 1
+		if first != 0 && first <= last {
+			return first
+		}
+	}
+}
+
+// write sends whole messages under the write lock and flushes.
+func (c *Conn) write(msgs ...[]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	for _, m := range msgs {
+		if _, err := c.bw.Write(m); err != nil {
+			return c.writeFailed(err)
+		}
+	}
+	if err := c.bw.Flush(); err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+func (c *Conn) writeFailed(err error) error {
+	err = fmt.Errorf("openflow: write: %w", err)
+	c.closeWith(err)
+	return err
+}
+
+// request sends msg (whose xid is xid) and waits for the reply with that
+// xid: the reply itself, an OFPT_ERROR, or all parts of a multipart reply.
+func (c *Conn) request(ctx context.Context, xid uint32, msg []byte) (reply, error) {
+	cl := &call{ch: make(chan reply, 1)}
+	c.mu.Lock()
+	select {
+	case <-c.done:
+		c.mu.Unlock()
+		return reply{}, fmt.Errorf("%w: %w", ErrClosed, c.closeErr)
+	default:
+	}
+	c.pending[xid] = cl
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, xid)
+		c.mu.Unlock()
+	}()
+	if err := c.write(msg); err != nil {
+		return reply{}, err
+	}
+	select {
+	case r := <-cl.ch:
+		return r, r.err
+	case <-ctx.Done():
+		return reply{}, ctx.Err()
+	}
+}
+
+func (c *Conn) readLoop(br *bufio.Reader) {
+	for {
+		msg, err := readMsg(br)
+		if err != nil {
+			c.closeWith(fmt.Errorf("openflow: read: %w", err))
+			return
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		c.dispatch(msg)
+	}
+}
+
+const multipartMore = 1 // OFPMPF_REPLY_MORE
+
+func (c *Conn) dispatch(msg []byte) {
+	xid := binary.BigEndian.Uint32(msg[4:])
+	switch msg[1] {
+	case of13.Type_EchoRequest:
+		rep := slices.Clone(msg)
+		rep[1] = of13.Type_EchoReply
+		// Not from this goroutine: a writer holding the lock on a full
+		// socket must not stop us reading.
+		go func() { _ = c.write(rep) }()
+		return
+	case of13.Type_Error:
+		c.dispatchError(xid, msg)
+		return
+	case of13.Type_MultiPartReply:
+		c.mu.Lock()
+		cl := c.pending[xid]
+		if cl != nil && len(msg) >= 16 {
+			cl.parts = append(cl.parts, msg[16:])
+			if binary.BigEndian.Uint16(msg[10:])&multipartMore == 0 {
+				cl.ch <- reply{msg: msg, parts: cl.parts}
+				delete(c.pending, xid)
+			}
+		}
+		c.mu.Unlock()
+		return
+	case of13.Type_RoleReply:
+		// Trust a ROLE_REPLY only as the answer to our request; the
+		// requester updates c.master.
+	case of13.Type_PacketIn, of13.Type_PortStatus, of13.Type_FlowRemoved:
+		return
+	}
+	c.mu.Lock()
+	if cl := c.pending[xid]; cl != nil {
+		cl.ch <- reply{msg: msg}
+		delete(c.pending, xid)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) dispatchError(xid uint32, msg []byte) {
+	if len(msg) < 12 {
+		return
+	}
+	e := &Error{Type: binary.BigEndian.Uint16(msg[8:]), Code: binary.BigEndian.Uint16(msg[10:]), Xid: xid}
+	data := msg[12:]
+	if e.Type == of13.ET_EXPERIMENTER && len(data) >= 4 {
+		data = data[4:] // experimenter id
+	}
+	e.Data = slices.Clone(data)
+	if errors.Is(e, ErrNotMaster) || errors.Is(e, ErrStale) {
+		// Stop writing at once: whatever else is in flight will be refused.
+		if c.master.Swap(false) {
+			c.log.Warn("openflow: lost master role", "err", e)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl := c.pending[xid]; cl != nil {
+		cl.ch <- reply{msg: msg, err: e}
+		delete(c.pending, xid)
+		return
+	}
+	for _, r := range c.ranges {
+		if xid >= r.first && xid <= r.last {
+			r.errs[xid] = e
+			return
+		}
+	}
+	c.log.Warn("openflow: unsolicited error", "xid", xid, "err", e)
+}
+
+func (c *Conn) keepalive() {
+	t := time.NewTicker(c.opts.EchoInterval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		idle := time.Since(time.Unix(0, c.lastRead.Load()))
+		if idle > c.opts.EchoTimeout {
+			c.log.Warn("openflow: switch silent, closing", "idle", idle)
+			c.closeWith(ErrEchoTimeout)
+			return
+		}
+		if idle > c.opts.EchoInterval {
+			h := of13.NewEchoRequest()
+			h.Xid = c.nextXid()
+			b, _ := h.MarshalBinary()
+			// The reply only refreshes lastRead; nobody waits for it.
+			_ = c.write(b)
+		}
+	}
+}
+
+// Barrier waits until the switch has processed every message sent before.
+func (c *Conn) Barrier(ctx context.Context) error {
+	h := common.Header{Version: of13.VERSION, Type: of13.Type_BarrierRequest, Length: 8, Xid: c.nextXid()}
+	b, _ := h.MarshalBinary()
+	_, err := c.request(ctx, h.Xid, b)
+	if err != nil {
+		return fmt.Errorf("openflow: barrier: %w", err)
+	}
+	return nil
+}
+
+// DumpFlows returns the flows of table (TableAll for every table) whose
+// cookie matches cookie under cookieMask, reassembling multipart replies.
+func (c *Conn) DumpFlows(ctx context.Context, table uint8, cookie, cookieMask uint64) ([]Flow, error) {
+	fsr := of13.NewFlowStatsRequest()
+	fsr.TableId = table
+	fsr.Cookie = cookie
+	fsr.CookieMask = cookieMask
+	req := &of13.MultipartRequest{Header: of13.NewOfp13Header(), Type: of13.MultipartType_Flow, Body: fsr}
+	req.Header.Type = of13.Type_MultiPartRequest
+	req.Header.Xid = c.nextXid()
+	b, err := req.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("openflow: encode flow stats request: %w", err)
+	}
+	rep, err := c.request(ctx, req.Header.Xid, b)
+	if err != nil {
+		return nil, fmt.Errorf("openflow: dump flows: %w", err)
+	}
+	var flows []Flow
+	for _, p := range rep.parts {
+		if flows, err = decodeFlowStats(p, flows); err != nil {
+			return nil, fmt.Errorf("openflow: dump flows: %w", err)
+		}
+	}
+	return flows, nil
+}
