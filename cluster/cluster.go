@@ -353,22 +353,22 @@ func (c *Cluster) Epoch() uint64 {
 
 // Status is a point-in-time summary of this node's view of the cluster.
 type Status struct {
-	Node              string
-	Leader            string
-	Term              uint64
-	CommitIndex       uint64
-	AppliedIndex      uint64
-	LastSnapshotIndex uint64
-	Revision          uint64
-	Epoch             uint64
-	Servers           []ServerInfo
+	Node              string       // this node's name
+	Leader            string       // the leader's name, empty when none is known
+	Term              uint64       // current Raft term
+	CommitIndex       uint64       // highest log index known committed
+	AppliedIndex      uint64       // highest log index applied to the FSM
+	LastSnapshotIndex uint64       // log index of the latest snapshot
+	Revision          uint64       // FSM state revision
+	Epoch             uint64       // cluster epoch, 0 until the first leader sets it
+	Servers           []ServerInfo // the Raft configuration
 }
 
 // ServerInfo is one server of the Raft configuration.
 type ServerInfo struct {
-	Name    string
+	Name    string // node name (Raft ServerID)
 	Address string // Raft address
-	Voter   bool
+	Voter   bool   // false for a non-voter
 	// State is "leader" for the leader; for this node its own Raft state
 	// ("follower", "candidate"); for others their gossip status ("alive",
 	// "dead", "left") or "unknown" when gossip has not seen them.

@@ -189,6 +189,13 @@ func TestRestartAllFromDataDirs(t *testing.T) {
 		n.tweak = func(c *Config) { c.Join, c.BootstrapExpect = nil, 0 }
 		n.start(t, false)
 	}
+	for _, n := range tc.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), electionWait)
+		if err := n.c.WaitForLeader(ctx); err != nil {
+			t.Fatalf("%s: %v", n.name, err)
+		}
+		cancel()
+	}
 	leader = tc.leader()
 	tc.converged(rev, ids)
 	if got := leader.c.Epoch(); got != epoch {

@@ -29,10 +29,10 @@ const (
 
 // Member is one node of the gossip pool.
 type Member struct {
-	Name   string
-	Addr   string // gossip address, host:port
-	Status MemberStatus
-	Meta   NodeMeta
+	Name   string       // node name
+	Addr   string       // gossip address, host:port
+	Status MemberStatus // liveness as last gossiped
+	Meta   NodeMeta     // the node's announced metadata
 }
 
 // peersFile lists the gossip addresses of the servers this node has seen, so

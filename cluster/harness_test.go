@@ -42,10 +42,11 @@ func eventually(t testing.TB, timeout time.Duration, cond func() error) {
 	}
 }
 
-// testLogger is quiet unless NEUTRINO_TEST_LOG names a level (debug, info,
-// warn): raft logs plenty while nodes are killed on purpose.
+// testLogger is silent unless NEUTRINO_TEST_LOG names a level (debug, info,
+// warn, error): raft logs errors even for connections that nodes shut down
+// on purpose close, and every real failure fails the test anyway.
 func testLogger() *slog.Logger {
-	level := slog.LevelError
+	level := slog.LevelError + 4
 	if s := os.Getenv("NEUTRINO_TEST_LOG"); s != "" {
 		_ = level.UnmarshalText([]byte(s))
 	}

@@ -12,8 +12,8 @@ import (
 // LeadershipEvent tells that this node became a ready leader (barrier done,
 // epoch set) or stopped leading; Term is the term it led in.
 type LeadershipEvent struct {
-	IsLeader bool
-	Term     uint64
+	IsLeader bool   // gained (true) or lost (false)
+	Term     uint64 // the term of the leadership gained or lost
 }
 
 // barrierTimeout bounds the post-election barrier; a leader that cannot

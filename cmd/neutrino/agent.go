@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -25,6 +26,8 @@ func newAgentCmd() *cobra.Command {
 		vniRanges  []string
 		greRanges  []string
 		vlanRanges []string
+		mappings   []string
+		httpFDs    []int
 	)
 	api := northbound.DefaultConfig()
 	cmd := &cobra.Command{
@@ -58,6 +61,16 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 				return fmt.Errorf("--vlan-ranges: %w", err)
 			}
 			cfg.API = api
+			if cfg.Chassis.BridgeMappings, err = parseMappings(mappings); err != nil {
+				return fmt.Errorf("--bridge-mappings: %w", err)
+			}
+			for _, fd := range httpFDs {
+				l, err := net.FileListener(os.NewFile(uintptr(fd), fmt.Sprintf("http-fd-%d", fd)))
+				if err != nil {
+					return fmt.Errorf("--http-fd %d: %w", fd, err)
+				}
+				cfg.ExtraHTTP = append(cfg.ExtraHTTP, l)
+			}
 			a, err := agent.Start(cfg)
 			if err != nil {
 				return err
@@ -95,7 +108,30 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringSliceVar(&vlanRanges, "vlan-ranges", nil, "VLAN physical networks and ids, PHYSNET or PHYSNET:MIN:MAX (repeatable)")
 	f.StringSliceVar(&api.FlatNetworks, "flat-networks", nil, "physical networks flat networks may use ('*' for any)")
 	f.IntVar(&api.PhysicalMTU, "physical-mtu", api.PhysicalMTU, "underlay MTU overlay network MTUs are derived from")
+	f.IntSliceVar(&httpFDs, "http-fd", nil, "also serve the API on this inherited listening socket fd (used by the lab)")
+	// Chassis: what this node announces to the servers.
+	f.StringVar(&cfg.Chassis.TunnelIP, "tunnel-ip", "", "chassis: overlay tunnel endpoint IP")
+	f.StringVar(&cfg.Chassis.OVSDB, "ovsdb", "", "chassis: OVSDB endpoint the leader manages this chassis through (tcp:IP:6640 or unix:PATH)")
+	f.StringSliceVar(&cfg.Chassis.Roles, "chassis-roles", nil, "chassis: roles, compute and/or gateway")
+	f.StringSliceVar(&mappings, "bridge-mappings", nil, "chassis: PHYSNET:BRIDGE pairs (repeatable)")
+	f.StringSliceVar(&cfg.Chassis.Encaps, "encaps", []string{"vxlan", "gre", "geneve"}, "chassis: supported encapsulations")
+	f.StringVar(&cfg.Chassis.DatapathType, "datapath-type", "system", "chassis: OVS datapath type, system or netdev")
 	return cmd
+}
+
+func parseMappings(specs []string) (map[string]string, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, s := range specs {
+		physnet, bridge, ok := strings.Cut(s, ":")
+		if !ok || physnet == "" || bridge == "" {
+			return nil, fmt.Errorf("%q: want PHYSNET:BRIDGE", s)
+		}
+		out[physnet] = bridge
+	}
+	return out, nil
 }
 
 func parseRanges(specs []string) ([]northbound.Range, error) {

@@ -30,7 +30,13 @@ type Config struct {
 	HTTP            string
 	Join            []string
 	BootstrapExpect int
-	API             northbound.Config
+	// Chassis is what a chassis announces in gossip (tunnel IP, OVSDB
+	// endpoint, roles, bridge mappings, encapsulations, datapath type).
+	Chassis cluster.NodeMeta
+	// ExtraHTTP are further listeners the API is served on, e.g. one
+	// inherited from `neutrino lab` in another network namespace.
+	ExtraHTTP []net.Listener
+	API       northbound.Config
 	// Raft snapshot tuning; zero keeps the cluster package's defaults.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
@@ -84,6 +90,7 @@ func Start(cfg Config) (*Agent, error) {
 		AdvertiseAddr:     cfg.Advertise,
 		HTTPAddr:          httpAddr,
 		Join:              cfg.Join,
+		Meta:              cfg.Chassis,
 		BootstrapExpect:   cfg.BootstrapExpect,
 		Server:            cfg.Server,
 		FSM:               a.fsm,
@@ -108,13 +115,18 @@ func Start(cfg Config) (*Agent, error) {
 	api.Members = a.members
 	srv := northbound.New(api, backend{c}, a.fsm)
 	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		err := a.http.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		a.done <- err
-	}()
+	for _, l := range append([]net.Listener{ln}, cfg.ExtraHTTP...) {
+		go func() {
+			err := a.http.Serve(l)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			select {
+			case a.done <- err:
+			default:
+			}
+		}()
+	}
 	log.Info("agent started", "server", cfg.Server, "http", httpAddr, "bind", cfg.Bind)
 	return a, nil
 }
