@@ -123,6 +123,16 @@ func TestLeaderFailover(t *testing.T) {
 		}
 	}
 
+	// Gossip declares the stopped node dead (tuned timings: about a second).
+	eventually(t, convergeWait, func() error {
+		for _, s := range leader.c.Status().Servers {
+			if s.Name == old.name && s.State == string(StatusDead) {
+				return nil
+			}
+		}
+		return fmt.Errorf("old leader not dead in status: %+v", leader.c.Status().Servers)
+	})
+
 	// The old leader saw itself gain and lose leadership, in order; the new
 	// one saw its gain with the new term.
 	for i, n := range tc.nodes {

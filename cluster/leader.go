@@ -68,8 +68,10 @@ func (c *Cluster) leaderLoop(stop, done chan struct{}) {
 
 	t := time.NewTicker(c.cfg.ReconcileInterval)
 	defer t.Stop()
+	chassis := newChassisReconciler(c)
 	for {
 		c.reconcile()
+		chassis.reconcile()
 		select {
 		case <-stop:
 			return

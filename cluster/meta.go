@@ -58,6 +58,10 @@ type NodeMeta struct {
 	Encaps []string `json:"en,omitempty"`
 	// DatapathType is the OVS datapath type ("system" or "netdev").
 	DatapathType string `json:"dp,omitempty"`
+
+	// OpenFlowAddr is a server's OpenFlow listener ("tcp:IP:PORT" or
+	// "unix:PATH"); every chassis' br-int connects to every server's.
+	OpenFlowAddr string `json:"of,omitempty"`
 }
 
 // EncodeMeta encodes metadata for gossip, refusing anything over MaxMetaSize.

@@ -30,6 +30,12 @@ const (
 	CmdSecurityGroupDelete     CommandType = 18
 	CmdSecurityGroupRuleCreate CommandType = 19
 	CmdSecurityGroupRuleDelete CommandType = 20
+
+	// Chassis and port bindings, from the southbound (40-59).
+	CmdChassisUpsert   CommandType = 40
+	CmdChassisSetState CommandType = 41
+	CmdChassisDelete   CommandType = 42
+	CmdPortBind        CommandType = 43
 )
 
 func (t CommandType) String() string {
@@ -64,6 +70,14 @@ func (t CommandType) String() string {
 		return "SecurityGroupRuleCreate"
 	case CmdSecurityGroupRuleDelete:
 		return "SecurityGroupRuleDelete"
+	case CmdChassisUpsert:
+		return "ChassisUpsert"
+	case CmdChassisSetState:
+		return "ChassisSetState"
+	case CmdChassisDelete:
+		return "ChassisDelete"
+	case CmdPortBind:
+		return "PortBind"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }

@@ -62,6 +62,11 @@ func New(log *slog.Logger) *FSM {
 		CmdSecurityGroupDelete:     applySecurityGroupDelete,
 		CmdSecurityGroupRuleCreate: applySecurityGroupRuleCreate,
 		CmdSecurityGroupRuleDelete: applySecurityGroupRuleDelete,
+
+		CmdChassisUpsert:   applyChassisUpsert,
+		CmdChassisSetState: applyChassisSetState,
+		CmdChassisDelete:   applyChassisDelete,
+		CmdPortBind:        applyPortBind,
 	}
 	return f
 }
@@ -138,7 +143,8 @@ func applySetEpoch(txn *memdb.Txn, body []byte, index uint64) error {
 // snapshotTables lists every table a snapshot carries, in a fixed order.
 // Every new table must be added here (the round-trip test checks it).
 var snapshotTables = []string{tableIndex, TableNetworks,
-	TableSubnets, TablePorts, TableSecurityGroups, TableSecurityGroupRules}
+	TableSubnets, TablePorts, TableSecurityGroups, TableSecurityGroupRules,
+	TableChassis}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.

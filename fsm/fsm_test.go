@@ -145,6 +145,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	nets = append(nets, flat)
 	apply(t, f, 2, CmdNetworkCreate, NetworkCreateRequest{Networks: nets})
 	last := fillCoreTables(t, f, 3)
+	last = fillChassisTable(t, f, last+1)
 
 	for table := range schema().Tables {
 		if it, _ := f.State().db.Txn(false).Get(table, "id"); it.Next() == nil {

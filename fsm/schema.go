@@ -15,6 +15,8 @@ const (
 	TablePorts              = "ports"
 	TableSecurityGroups     = "security_groups"
 	TableSecurityGroupRules = "security_group_rules"
+
+	TableChassis = "chassis"
 )
 
 // Keys of the index table that are not table names.
@@ -80,6 +82,12 @@ func schema() *memdb.DBSchema {
 				"project": {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				"group":   {Name: "group", Indexer: &memdb.StringFieldIndex{Field: "SecurityGroupID"}},
 				"remote":  {Name: "remote", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RemoteGroupID"}},
+			},
+		},
+		TableChassis: {
+			Name: TableChassis,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 			},
 		},
 	}}

@@ -77,6 +77,8 @@ func newRow(table string) (any, error) {
 		return &SecurityGroup{}, nil
 	case TableSecurityGroupRules:
 		return &SecurityGroupRule{}, nil
+	case TableChassis:
+		return &Chassis{}, nil
 	}
 	return nil, fmt.Errorf("unknown table %q in snapshot", table)
 }

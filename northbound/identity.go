@@ -2,7 +2,10 @@ package northbound
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -44,4 +47,62 @@ func noauthIdentity(r *http.Request, defaultProject string) Identity {
 		}
 	}
 	return id
+}
+
+// Auth strategies.
+const (
+	AuthNoAuth = "noauth"
+	AuthToken  = "token"
+)
+
+// TokenEntry is what a token stands for in the tokens file.
+type TokenEntry struct {
+	ProjectID string   `json:"project_id"`
+	UserID    string   `json:"user_id"`
+	Roles     []string `json:"roles"`
+}
+
+// LoadTokens reads a tokens file: {"tokens": {"TOKEN": {"project_id": ...,
+// "user_id": ..., "roles": ["member"]}}}.
+func LoadTokens(path string) (map[string]TokenEntry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokens file: %w", err)
+	}
+	var f struct {
+		Tokens map[string]TokenEntry `json:"tokens"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("tokens file %s: %w", path, err)
+	}
+	for tok, e := range f.Tokens {
+		if tok == "" || e.ProjectID == "" {
+			return nil, fmt.Errorf("tokens file %s: every token needs a non-empty token and project_id", path)
+		}
+	}
+	return f.Tokens, nil
+}
+
+var errUnauthenticated = newError(http.StatusUnauthorized, "HTTPUnauthorized",
+	"The request you have made requires authentication.")
+
+// identify resolves who a request acts as under the configured strategy.
+func (s *Server) identify(r *http.Request) (Identity, error) {
+	if s.cfg.AuthStrategy != AuthToken {
+		return noauthIdentity(r, s.cfg.DefaultProject), nil
+	}
+	tok := r.Header.Get("X-Auth-Token")
+	e, ok := s.cfg.Tokens[tok]
+	if tok == "" || !ok {
+		return Identity{}, errUnauthenticated
+	}
+	id := Identity{ProjectID: e.ProjectID, UserID: e.UserID, Roles: e.Roles}
+	for _, role := range e.Roles {
+		if role == "admin" {
+			id.Admin = true
+		}
+	}
+	return id, nil
 }

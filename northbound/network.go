@@ -55,7 +55,8 @@ var segmentLimits = map[string]Range{
 
 func (s *Server) maxMTU(netType string) int { return s.cfg.PhysicalMTU - encapOverhead[netType] }
 
-func renderNetwork(n *fsm.Network) map[string]any {
+// renderNetwork renders a network; v gives its subnets (nil: none yet).
+func renderNetwork(v *fsm.View, n *fsm.Network) map[string]any {
 	var segID, physnet any
 	if n.NetworkType != fsm.NetTypeFlat {
 		segID = n.SegmentationID
@@ -81,7 +82,7 @@ func renderNetwork(n *fsm.Network) map[string]any {
 		"availability_zone_hints":   nonNil(n.AvailabilityZoneHints),
 		"availability_zones":        []string{},
 		"tags":                      nonNil(n.Tags),
-		"subnets":                   []string{},
+		"subnets":                   subnetIDs(v, n.ID),
 		"revision_number":           n.RevisionNumber,
 		"created_at":                n.CreatedAt,
 		"updated_at":                n.UpdatedAt,
@@ -124,7 +125,7 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
 	var objs []map[string]any
 	for _, n := range v.Networks() {
 		if networkVisible(ident, n) {
-			objs = append(objs, renderNetwork(n))
+			objs = append(objs, renderNetwork(v, n))
 		}
 	}
 	page, links := lq.apply(objs, r)
@@ -149,7 +150,7 @@ func (s *Server) showNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	obj, err := selectFields(renderNetwork(n), r, networkAttrs, "networks")
+	obj, err := selectFields(renderNetwork(v, n), r, networkAttrs, "networks")
 	if err != nil {
 		return err
 	}
@@ -206,12 +207,12 @@ func (s *Server) createNetworks(w http.ResponseWriter, r *http.Request) error {
 	}
 	setRevision(w, rev)
 	if !bulk {
-		writeJSON(w, http.StatusCreated, map[string]any{"network": renderNetwork(nets[0])})
+		writeJSON(w, http.StatusCreated, map[string]any{"network": renderNetwork(nil, nets[0])})
 		return nil
 	}
 	out := make([]map[string]any, len(nets))
 	for i, n := range nets {
-		out[i] = renderNetwork(n)
+		out[i] = renderNetwork(nil, n)
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"networks": out})
 	return nil
@@ -490,7 +491,7 @@ func (s *Server) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setRevision(w, rev)
-	writeJSON(w, http.StatusOK, map[string]any{"network": renderNetwork(n)})
+	writeJSON(w, http.StatusOK, map[string]any{"network": renderNetwork(s.fsm.State().Read(), n)})
 	return nil
 }
 
@@ -506,6 +507,9 @@ func (s *Server) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
 		return forbidden("(rule:delete_network) is disallowed by policy")
 	}
 	if err := checkIfMatch(r, cur.RevisionNumber); err != nil {
+		return err
+	}
+	if err := v.CheckNetworkDelete(id); err != nil {
 		return err
 	}
 	rev, err := s.propose(r.Context(), fsm.CmdNetworkDelete, fsm.NetworkDeleteRequest{ID: id})

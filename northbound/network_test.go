@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"testing"
+
+	"neutrino/northbound"
 )
 
 type netList struct {
@@ -218,4 +220,35 @@ func TestSegmentAllocation(t *testing.T) {
 	if code := s.do("POST", "/v2.0/networks", nil, map[string]any{"network": map[string]any{"provider:network_type": "flat", "provider:physical_network": "external"}}, &ne); code != 409 || ne.NeutronError.Type != "FlatNetworkInUse" {
 		t.Fatalf("second flat network: %d %v", code, ne)
 	}
+}
+
+func TestTokenAuth(t *testing.T) {
+	s := newAPIServer(t, func(c *northbound.Config) {
+		c.AuthStrategy = northbound.AuthToken
+		c.Tokens = map[string]northbound.TokenEntry{
+			"tok-admin": {ProjectID: "ops", Roles: []string{"admin"}},
+			"tok-alice": {ProjectID: "alice", Roles: []string{"member"}},
+		}
+	})
+	var ne neutronError
+	for _, hdr := range []map[string]string{nil, {"X-Auth-Token": "wrong"}, {"X-Project-Id": "alice"}} {
+		if code := s.do("GET", "/v2.0/networks", hdr, nil, &ne); code != 401 || ne.NeutronError.Type != "HTTPUnauthorized" {
+			t.Fatalf("%v: got %d %v, want 401", hdr, code, ne)
+		}
+	}
+	n := s.createNetwork(map[string]any{"name": "a"}, map[string]string{"X-Auth-Token": "tok-alice"})
+	if n["project_id"] != "alice" {
+		t.Fatalf("token's project not used: %v", n["project_id"])
+	}
+	// The token decides the project: X-Project-Id cannot override it.
+	var l netList
+	s.do("GET", "/v2.0/networks", map[string]string{"X-Auth-Token": "tok-alice", "X-Project-Id": "ops"}, nil, &l)
+	if len(l.Networks) != 1 {
+		t.Fatalf("alice sees %d networks", len(l.Networks))
+	}
+	if code := s.do("POST", "/v2.0/networks", map[string]string{"X-Auth-Token": "tok-alice"},
+		map[string]any{"network": map[string]any{"shared": true}}, &ne); code != 403 {
+		t.Fatalf("member creates shared network: %d", code)
+	}
+	s.createNetwork(map[string]any{"name": "b", "shared": true}, map[string]string{"X-Auth-Token": "tok-admin"})
 }

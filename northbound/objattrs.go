@@ -157,7 +157,7 @@ func writeList(w http.ResponseWriter, r *http.Request, lq *listQuery, collection
 	if links != nil {
 		body[collection+"_links"] = links
 	}
-	writeJSON(w, http.StatusOK, body)
+	writeJSONFast(w, http.StatusOK, body)
 }
 
 // writeShow answers a show request, honouring ?fields=.

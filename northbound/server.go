@@ -58,6 +58,10 @@ type Range struct{ Min, Max int }
 // Config configures the API.
 type Config struct {
 	NodeName string
+	// AuthStrategy is AuthNoAuth (identity from X-Project-Id / X-Roles) or
+	// AuthToken (X-Auth-Token looked up in Tokens).
+	AuthStrategy string
+	Tokens       map[string]TokenEntry
 	// DefaultProject is the project of requests that name none (noauth).
 	DefaultProject string
 	// TenantNetworkType is the type of networks created without provider
@@ -73,6 +77,9 @@ type Config struct {
 	FlatNetworks []string
 	// PhysicalMTU is the underlay MTU that overlay MTUs are derived from.
 	PhysicalMTU int
+	// MACBase is the prefix of generated port MAC addresses (1 to 5
+	// bytes, "fa:16:3e" when empty); the rest is random.
+	MACBase string
 	// ForwardTimeout bounds waiting for a leader before forwarding.
 	ForwardTimeout time.Duration
 	// Status and Members feed /v1/cluster; nil ones report nothing.
@@ -84,6 +91,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented in the README.
 func DefaultConfig() Config {
 	return Config{
+		AuthStrategy:      AuthNoAuth,
 		DefaultProject:    "admin",
 		TenantNetworkType: fsm.NetTypeVXLAN,
 		VNIRanges:         []Range{{1000, 99999}},
@@ -102,6 +110,7 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	segments *segmentAllocator
+	ipam     *ipAllocator
 	// forwarder carries requests to the leader; it keeps connections open.
 	forwarder *http.Client
 }
@@ -124,6 +133,12 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
 		}}}
+	ipam, err := newIPAllocator(func() *fsm.View { return f.State().Read() }, cfg.MACBase)
+	if err != nil {
+		s.log.Warn("bad MAC base, using "+defaultMACBase, "err", err)
+		ipam, _ = newIPAllocator(func() *fsm.View { return f.State().Read() }, defaultMACBase)
+	}
+	s.ipam = ipam
 	s.routes()
 	return s
 }
@@ -145,6 +160,10 @@ func (s *Server) routes() {
 	s.neutron("PUT /v2.0/networks/{id}", s.updateNetwork)
 	s.neutron("DELETE /v2.0/networks/{id}", s.deleteNetwork)
 	s.tagRoutes("networks", s.networkTags)
+	s.chassisRoutes()
+	s.subnetRoutes()
+	s.portRoutes()
+	s.securityGroupRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, "HTTPNotFound", "The resource could not be found."))
 	})
@@ -169,7 +188,12 @@ func (s *Server) neutron(pattern string, h apiHandler) {
 				return
 			}
 		}
-		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, noauthIdentity(r, s.cfg.DefaultProject)))
+		ident, err := s.identify(r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, ident))
 		w.Header().Set(HeaderServedBy, s.cfg.NodeName)
 		if err := h(w, r); err != nil {
 			if ae := toAPIError(err); ae.Status >= 500 {

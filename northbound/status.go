@@ -68,7 +68,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) v2Root(w http.ResponseWriter, r *http.Request) {
 	var res []map[string]any
-	for _, c := range []string{"network"} {
+	for _, c := range []string{"network", "subnet", "port", "security-group", "security-group-rule"} {
 		res = append(res, map[string]any{"name": c, "collection": c + "s",
 			"links": []map[string]string{{"rel": "self", "href": "http://" + r.Host + "/v2.0/" + c + "s"}}})
 	}
@@ -90,6 +90,10 @@ var extensionList = []struct{ Alias, Name, Description string }{
 	{"pagination", "Pagination support", "Extension that indicates that pagination is enabled."},
 	{"sorting", "Sorting support", "Extension that indicates that sorting is enabled."},
 	{"fields", "Fields support", "Extension that indicates that fields filter is enabled."},
+	{"security-group", "security-group", "The security groups extension."},
+	{"binding", "Port Binding", "Expose port bindings of a virtual port to external application"},
+	{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"},
+	{"ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports"},
 	{"filter-validation", "Filter parameters validation", "Provides validation on filter parameters."},
 	{"revision-if-match", "If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported."},
 }

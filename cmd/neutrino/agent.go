@@ -28,6 +28,7 @@ func newAgentCmd() *cobra.Command {
 		vlanRanges []string
 		mappings   []string
 		httpFDs    []int
+		tokensFile string
 	)
 	api := northbound.DefaultConfig()
 	cmd := &cobra.Command{
@@ -59,6 +60,17 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 			}
 			if api.VLANRanges, err = parseVLANRanges(vlanRanges); err != nil {
 				return fmt.Errorf("--vlan-ranges: %w", err)
+			}
+			if tokensFile != "" {
+				if api.Tokens, err = northbound.LoadTokens(tokensFile); err != nil {
+					return err
+				}
+			}
+			if api.AuthStrategy != northbound.AuthNoAuth && api.AuthStrategy != northbound.AuthToken {
+				return fmt.Errorf("--auth-strategy %q: want noauth or token", api.AuthStrategy)
+			}
+			if api.AuthStrategy == northbound.AuthToken && tokensFile == "" {
+				return fmt.Errorf("--auth-strategy token needs --tokens-file")
 			}
 			cfg.API = api
 			if cfg.Chassis.BridgeMappings, err = parseMappings(mappings); err != nil {
@@ -96,11 +108,14 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringVar(&cfg.Bind, "bind", "127.0.0.1:7301", "gossip address; Raft uses the next port")
 	f.StringVar(&cfg.Advertise, "advertise", "", "address other nodes reach this one at (default: --bind's host)")
 	f.StringVar(&cfg.HTTP, "http", "127.0.0.1:9696", "API listen address")
+	f.StringVar(&cfg.OpenFlow, "openflow", "", "server: OpenFlow listen address for the chassis' switches, tcp:IP:PORT or unix:PATH (default: --bind host, --bind port + 2)")
 	f.StringSliceVar(&cfg.Join, "join", nil, "gossip address of a node to join (repeatable)")
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "bootstrap Raft once this many servers are seen")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "Raft log entries between snapshots (0: default)")
 	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 0, "Raft log entries kept after a snapshot (0: default)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&api.AuthStrategy, "auth-strategy", api.AuthStrategy, "noauth (identity from X-Project-Id/X-Roles) or token (X-Auth-Token, see --tokens-file)")
+	f.StringVar(&tokensFile, "tokens-file", "", `JSON file {"tokens": {"TOKEN": {"project_id": "...", "user_id": "...", "roles": ["member"]}}}`)
 	f.StringVar(&api.DefaultProject, "default-project", api.DefaultProject, "project of requests that name none (noauth)")
 	f.StringVar(&api.TenantNetworkType, "tenant-network-type", api.TenantNetworkType, "type of networks created without provider attributes: vxlan, geneve or gre")
 	f.StringSliceVar(&vniRanges, "vni-ranges", []string{"1000:99999"}, "VXLAN/Geneve ids to allocate, MIN:MAX (repeatable)")

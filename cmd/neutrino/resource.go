@@ -24,6 +24,7 @@ type resource struct {
 	singular   string // "network": the command name and the object envelope
 	nameArg    bool   // create takes NAME as its one argument
 	tags       bool   // the resource has Neutron tags: --tag on create, list and update
+	readOnly   bool   // only list and show (e.g. chassis, which come from gossip)
 
 	listColumns []column // list's columns
 	longColumns []column // more columns for list --long
@@ -40,6 +41,7 @@ type resource struct {
 // resources are the resource commands of the binary, in help order.
 var resources = []*resource{
 	networkResource,
+	chassisResource,
 }
 
 // column is one list column.
@@ -147,13 +149,10 @@ func newResourceCmd(a *app, r *resource) *cobra.Command {
 		Use:   r.singular,
 		Short: "Manage " + r.collection,
 	}
-	cmd.AddCommand(
-		newCreateCmd(a, r),
-		newListCmd(a, r),
-		newShowCmd(a, r),
-		newUpdateCmd(a, r),
-		newDeleteCmd(a, r),
-	)
+	cmd.AddCommand(newListCmd(a, r), newShowCmd(a, r))
+	if !r.readOnly {
+		cmd.AddCommand(newCreateCmd(a, r), newUpdateCmd(a, r), newDeleteCmd(a, r))
+	}
 	return cmd
 }
 

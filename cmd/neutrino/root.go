@@ -97,6 +97,9 @@ names. The command line wins over the environment, which wins over the file.`,
 	cluster := newClusterCmd(a)
 	cluster.GroupID = "operations"
 	root.AddCommand(cluster)
+	labCmd := newLabCmd(a) // lab.go
+	labCmd.GroupID = "operations"
+	root.AddCommand(labCmd)
 
 	// AGENT: `neutrino agent` is the lead engineer's command, defined in
 	// agent.go; it gets --config and NEUTRINO_* binding like every command.

@@ -13,6 +13,7 @@ package ovsproc
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,7 +33,7 @@ import (
 const SchemaPath = "/usr/share/openvswitch/vswitch.ovsschema"
 
 // Binaries are the programs an instance needs; Available reports on them.
-var Binaries = []string{"ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ip", "ethtool"}
+var Binaries = []string{"ovsdb-server", "ovsdb-tool", "ovsdb-client", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ip", "ethtool"}
 
 // maxSocketPath keeps unix socket paths under sun_path's 108 bytes with room
 // for the longest name we put in the rundir (<bridge>.mgmt, bridge <= 15).
@@ -271,12 +272,8 @@ func (i *Instance) StartVswitchd(ctx context.Context) error {
 	if i.vswitchd != nil && !i.vswitchd.exited() {
 		return fmt.Errorf("ovsproc %s: ovs-vswitchd already running", i.name)
 	}
-	next, err := i.cfgColumn(ctx, "next_cfg")
+	next, err := i.bumpCfg(ctx)
 	if err != nil {
-		return fmt.Errorf("ovsproc %s: %w", i.name, err)
-	}
-	next++
-	if _, err := i.Vsctl(ctx, "--no-wait", "set", "Open_vSwitch", ".", "next_cfg="+strconv.Itoa(next)); err != nil {
 		return fmt.Errorf("ovsproc %s: %w", i.name, err)
 	}
 	args := []string{"ip", "netns", "exec", i.namespace,
@@ -291,17 +288,69 @@ func (i *Instance) StartVswitchd(ctx context.Context) error {
 		return err
 	}
 	i.vswitchd = d
-	err = waitFor(ctx, 15*time.Second, func() (bool, error) {
+	if err := i.waitCfg(ctx, d, next); err != nil {
+		return fmt.Errorf("ovsproc %s: ovs-vswitchd not ready: %w", i.name, err)
+	}
+	return nil
+}
+
+// Sync returns once ovs-vswitchd has applied everything written to the
+// database so far (what `ovs-vsctl` without --no-wait does after a change):
+// tests call it before reading state ovs-vswitchd writes back (ofport,
+// datapath_id, mac_in_use, interface status).
+func (i *Instance) Sync(ctx context.Context) error {
+	i.mu.Lock()
+	d := i.vswitchd
+	i.mu.Unlock()
+	if d == nil || d.exited() {
+		return fmt.Errorf("ovsproc %s: sync: ovs-vswitchd not running", i.name)
+	}
+	next, err := i.bumpCfg(ctx)
+	if err != nil {
+		return fmt.Errorf("ovsproc %s: sync: %w", i.name, err)
+	}
+	if err := i.waitCfg(ctx, d, next); err != nil {
+		return fmt.Errorf("ovsproc %s: sync: %w", i.name, err)
+	}
+	return nil
+}
+
+// bumpCfg atomically increments Open_vSwitch.next_cfg (one transaction:
+// mutate, then select) and returns the new value, so concurrent Syncs each
+// wait for a configuration that includes their own earlier writes.
+func (i *Instance) bumpCfg(ctx context.Context) (int, error) {
+	const txn = `["Open_vSwitch",
+		{"op":"mutate","table":"Open_vSwitch","where":[],"mutations":[["next_cfg","+=",1]]},
+		{"op":"select","table":"Open_vSwitch","where":[],"columns":["next_cfg"]}]`
+	out, err := run(ctx, i.env(), "ovsdb-client", "transact", i.DBEndpoint(), txn)
+	if err != nil {
+		return 0, err
+	}
+	var res []struct {
+		Rows []struct {
+			NextCfg int `json:"next_cfg"`
+		} `json:"rows"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		return 0, fmt.Errorf("bump next_cfg: %q: %w", out, err)
+	}
+	if len(res) != 2 || res[0].Error != "" || res[1].Error != "" || len(res[1].Rows) != 1 {
+		return 0, fmt.Errorf("bump next_cfg: unexpected reply %q", out)
+	}
+	return res[1].Rows[0].NextCfg, nil
+}
+
+// waitCfg waits until cur_cfg reaches n, which only a live ovs-vswitchd
+// writes after a reconfiguration.
+func (i *Instance) waitCfg(ctx context.Context, d *daemon, n int) error {
+	return waitFor(ctx, 15*time.Second, func() (bool, error) {
 		if d.exited() {
 			return false, fmt.Errorf("ovs-vswitchd exited: %s", i.logTail("ovs-vswitchd.log"))
 		}
 		cur, err := i.cfgColumn(ctx, "cur_cfg")
-		return err == nil && cur >= next, nil
+		return err == nil && cur >= n, nil
 	})
-	if err != nil {
-		return fmt.Errorf("ovsproc %s: ovs-vswitchd not ready: %w", i.name, err)
-	}
-	return nil
 }
 
 // cfgColumn reads Open_vSwitch.next_cfg or cur_cfg.

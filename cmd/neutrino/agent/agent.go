@@ -36,7 +36,11 @@ type Config struct {
 	// ExtraHTTP are further listeners the API is served on, e.g. one
 	// inherited from `neutrino lab` in another network namespace.
 	ExtraHTTP []net.Listener
-	API       northbound.Config
+	// OpenFlow is a server's OpenFlow listen address for the chassis'
+	// switches: "tcp:IP:PORT", "unix:PATH" or "IP:PORT"; empty means the
+	// --bind host (advertised as --advertise) on the --bind port + 2.
+	OpenFlow string
+	API      northbound.Config
 	// Raft snapshot tuning; zero keeps the cluster package's defaults.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
@@ -53,6 +57,8 @@ type Agent struct {
 	ln      net.Listener
 	done    chan error
 	once    sync.Once
+
+	south *southbound // nil on a chassis agent
 }
 
 // Start starts an agent and returns once its API listens.
@@ -83,6 +89,18 @@ func Start(cfg Config) (*Agent, error) {
 	a.ln = ln
 	httpAddr := ln.Addr().String()
 
+	// SOUTHBOUND: a server listens for the chassis' OpenFlow connections
+	// and announces where in gossip; see southbound.go.
+	if cfg.Server {
+		sb, ofAddr, err := listenOpenFlow(cfg, log)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		a.south = sb
+		cfg.Chassis.OpenFlowAddr = ofAddr
+	}
+
 	c, err := cluster.New(cluster.Config{
 		NodeName:          cfg.Node,
 		DataDir:           filepath.Join(cfg.DataDir),
@@ -100,13 +118,16 @@ func Start(cfg Config) (*Agent, error) {
 	})
 	if err != nil {
 		ln.Close()
+		a.south.close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.cluster = c
 	if err := c.Start(); err != nil {
 		ln.Close()
+		a.south.close()
 		return nil, fmt.Errorf("agent: start cluster: %w", err)
 	}
+	a.south.start(a)
 
 	api := cfg.API
 	api.NodeName = cfg.Node
@@ -147,7 +168,7 @@ func (a *Agent) Done() <-chan error { return a.done }
 func (a *Agent) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
-		err = errors.Join(a.http.Shutdown(ctx), a.cluster.Shutdown())
+		err = errors.Join(a.http.Shutdown(ctx), a.south.stop(), a.cluster.Shutdown())
 	})
 	return err
 }

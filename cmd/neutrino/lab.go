@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"neutrino/scenarios"
+	"neutrino/scenarios/lab"
+)
+
+// labOptions are the flags every `neutrino lab` subcommand shares.
+type labOptions struct {
+	dir    string
+	prefix string
+}
+
+func newLabCmd(a *app) *cobra.Command {
+	var o labOptions
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Run a multi-node Neutrino lab on this machine (network namespaces, root)",
+		Long: `Run a multi-node Neutrino lab on this machine, out of network namespaces.
+
+Every node is a namespace (` + lab.DefaultPrefix + `server-1, ` + lab.DefaultPrefix + `chassis-1, ` + lab.DefaultPrefix + `gateway-1) with a
+veth into a linux bridge in the namespace ` + lab.DefaultPrefix + `underlay, on ` + lab.UnderlayCIDR + `
+(MTU ` + strconv.Itoa(lab.UnderlayMTU) + `): servers .11-.19, chassis .101-.199, gateways .201-.254.
+Chassis and gateways run their own ovsdb-server and ovs-vswitchd (netdev
+datapath) with the tunnel IP on br-phy and OVSDB on tcp:IP:6640; every node
+runs 'neutrino agent' in its namespace. Each server's API is also served on
+http://127.0.0.1:PORT in this (root) namespace: see 'neutrino lab status'.
+No lab address is ever configured outside the lab's namespaces.
+
+State, logs and data live in --dir (default ` + lab.DefaultDir + `); 'lab down'
+removes every namespace, process and file the lab made, also after a crash.`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.dir, "dir", lab.DefaultDir, "lab directory: state, logs, data")
+	pf.StringVar(&o.prefix, "prefix", lab.DefaultPrefix, "prefix of the lab's namespace names (two labs at once need two prefixes)")
+	cmd.AddCommand(
+		newLabUpCmd(a, &o),
+		newLabDownCmd(a, &o),
+		newLabStatusCmd(a, &o),
+		newLabVMCmd(a, &o),
+		newLabExecCmd(a, &o),
+		newLabAgentCmd(a, &o),
+	)
+	return cmd
+}
+
+// labLogger logs lab progress to stderr (debug with --debug).
+func (a *app) labLogger() *slog.Logger {
+	lvl := slog.LevelInfo
+	if a.opts.debug {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+func newLabUpCmd(a *app, o *labOptions) *cobra.Command {
+	var (
+		t       scenarios.Topology
+		timeout time.Duration
+		binary  string
+		keep    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Build a lab: servers, chassis and gateways",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			start := time.Now()
+			st, err := lab.Up(cmd.Context(), lab.Options{
+				Dir: o.dir, Prefix: o.prefix, Binary: binary, Topology: t,
+				ReadyTimeout: timeout, KeepOnFailure: keep, Logger: a.labLogger(),
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "lab up in %s (%d servers, %d chassis, %d gateways)\n",
+				time.Since(start).Round(10*time.Millisecond), t.Servers, t.Chassis, t.Gateways)
+			return a.printLabStatus(st)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&t.Servers, "servers", 3, "controller servers (Raft voters)")
+	f.IntVar(&t.Chassis, "chassis", 3, "compute chassis")
+	f.IntVar(&t.Gateways, "gateways", 2, "gateway chassis")
+	f.DurationVar(&timeout, "ready-timeout", lab.DefaultReadyTimeout, "how long to wait for a leader and full gossip membership")
+	f.StringVar(&binary, "agent-binary", "", "neutrino binary the agents run (default: this one)")
+	f.BoolVar(&keep, "keep-on-failure", false, "leave a lab that failed to come up in place for inspection")
+	return cmd
+}
+
+func newLabDownCmd(a *app, o *labOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Remove the lab: every namespace, link, process and file it made",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			start := time.Now()
+			// Cleaning up must not stop half-way because of a Ctrl-C.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 2*time.Minute)
+			defer cancel()
+			err := lab.Down(ctx, o.dir, o.prefix, a.labLogger())
+			if errors.Is(err, lab.ErrNoLab) {
+				fmt.Fprintf(a.stderr, "no lab in %s\n", o.dir)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "lab down in %s\n", time.Since(start).Round(10*time.Millisecond))
+			return nil
+		},
+	}
+}
+
+func newLabStatusCmd(a *app, o *labOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the lab's nodes, VMs, addresses and API endpoints",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			st, err := lab.LoadState(o.dir)
+			if err != nil {
+				return err
+			}
+			return a.printLabStatus(st)
+		},
+	}
+}
+
+// labNodeStatus is one node in `lab status -o json`.
+type labNodeStatus struct {
+	*lab.Node
+	AgentAlive bool `json:"agent_alive"`
+}
+
+// labStatus is `lab status -o json`.
+type labStatus struct {
+	Dir       string             `json:"dir"`
+	Prefix    string             `json:"prefix"`
+	Phase     string             `json:"phase"`
+	Created   time.Time          `json:"created"`
+	Topology  scenarios.Topology `json:"topology"`
+	Underlay  lab.Underlay       `json:"underlay"`
+	Endpoints []string           `json:"endpoints"`
+	Nodes     []labNodeStatus    `json:"nodes"`
+	VMs       []*lab.VM          `json:"vms"`
+}
+
+func (a *app) printLabStatus(st *lab.State) error {
+	s := labStatus{Dir: st.Dir, Prefix: st.Prefix, Phase: st.Phase, Created: st.Created,
+		Topology: st.Topology, Underlay: st.Underlay, Endpoints: []string{}, VMs: st.VMs}
+	if s.VMs == nil {
+		s.VMs = []*lab.VM{}
+	}
+	for _, n := range st.Nodes {
+		s.Nodes = append(s.Nodes, labNodeStatus{Node: n, AgentAlive: st.AgentAlive(n.Name)})
+		if n.API != "" {
+			s.Endpoints = append(s.Endpoints, n.API)
+		}
+	}
+	if a.opts.output == outputJSON {
+		return printJSON(a.stdout, s)
+	}
+	fmt.Fprintf(a.stdout, "Lab in %s (%s), underlay %s in namespace %s (bridge %s, MTU %d)\n\n",
+		st.Dir, st.Phase, st.Underlay.CIDR, st.Underlay.Namespace, st.Underlay.Bridge, st.Underlay.MTU)
+	rows := make([][]string, 0, len(s.Nodes))
+	for _, n := range s.Nodes {
+		agent := "down"
+		if n.AgentAlive {
+			agent = "pid " + strconv.Itoa(n.AgentPID)
+		}
+		ep := n.API
+		if ep == "" {
+			ep = n.OVSDB
+		}
+		rows = append(rows, []string{n.Name, n.Kind, n.Namespace, n.IP, agent, ep})
+	}
+	if err := printTable(a.stdout, []string{"Node", "Kind", "Namespace", "IP", "Agent", "API / OVSDB"}, rows); err != nil {
+		return err
+	}
+	if len(s.VMs) > 0 {
+		fmt.Fprintln(a.stdout)
+		rows = rows[:0]
+		for _, v := range s.VMs {
+			rows = append(rows, []string{v.Name, v.Chassis, v.Namespace, v.CIDR, v.MAC, v.PortID})
+		}
+		if err := printTable(a.stdout, []string{"VM", "Chassis", "Namespace", "Address", "MAC", "Port"}, rows); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(a.stdout)
+	if len(s.Endpoints) > 0 {
+		fmt.Fprintf(a.stdout, "API:     neutrino --endpoint %s network list\n", s.Endpoints[0])
+	}
+	for _, n := range st.Nodes {
+		if n.OVSDBUnix != "" {
+			fmt.Fprintf(a.stdout, "OVS:     neutrino lab exec %s -- ovs-vsctl show   (or ovs-vsctl --db=%s show)\n", n.Name, n.OVSDBUnix)
+			fmt.Fprintf(a.stdout, "Flows:   neutrino lab exec %s -- ovs-ofctl -O OpenFlow13 dump-flows br-int\n", n.Name)
+			break
+		}
+	}
+	fmt.Fprintf(a.stdout, "Logs:    %s/<node>/agent.log, %s/<chassis>/ovs/*.log\n", st.Dir, st.Dir)
+	fmt.Fprintf(a.stdout, "Remove:  neutrino lab down%s\n", a.labDirFlag(st.Dir))
+	return nil
+}
+
+// labDirFlag is " --dir DIR" when dir is not the default, for hints.
+func (a *app) labDirFlag(dir string) string {
+	if dir == lab.DefaultDir {
+		return ""
+	}
+	return " --dir " + dir
+}
+
+func newLabVMCmd(a *app, o *labOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "vm",
+		Short: "Plug and unplug workloads (namespaces on a chassis' br-int)",
+	}
+	var port, chassis string
+	add := &cobra.Command{
+		Use:   "add NAME --port PORT_ID --chassis CHASSIS",
+		Short: "Plug a workload as a Neutron port (MAC, IP, gateway and MTU from the API)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := lab.AddVM(cmd.Context(), o.dir, args[0], port, chassis, a.labLogger()); err != nil {
+				return err
+			}
+			st, err := lab.LoadState(o.dir)
+			if err != nil {
+				return err
+			}
+			v := st.VM(args[0])
+			if a.opts.output == outputJSON {
+				return printJSON(a.stdout, v)
+			}
+			return printTable(a.stdout, []string{"Field", "Value"}, [][]string{
+				{"name", v.Name}, {"namespace", v.Namespace}, {"chassis", v.Chassis}, {"port_id", v.PortID},
+				{"ovs_port", v.OVSPort}, {"mac", v.MAC}, {"address", v.CIDR}, {"gateway", v.Gateway},
+				{"mtu", strconv.Itoa(v.MTU)},
+			})
+		},
+	}
+	add.Flags().StringVar(&port, "port", "", "Neutron port id")
+	add.Flags().StringVar(&chassis, "chassis", "", "chassis (or gateway) to plug into, e.g. chassis-1")
+	_ = add.MarkFlagRequired("port")
+	_ = add.MarkFlagRequired("chassis")
+	del := &cobra.Command{
+		Use:     "del NAME",
+		Aliases: []string{"delete", "rm"},
+		Short:   "Unplug a workload and delete its namespace",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return lab.DelVM(cmd.Context(), o.dir, args[0])
+		},
+	}
+	cmd.AddCommand(add, del)
+	return cmd
+}
+
+func newLabExecCmd(_ *app, o *labOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "exec NAME -- CMD [ARG...]",
+		Short: "Run a command on a lab node or VM (inside its namespace; OVS_RUNDIR set on chassis)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := lab.LoadState(o.dir)
+			if err != nil {
+				return err
+			}
+			c, err := lab.Command(cmd.Context(), st, args[0], args[1:]...)
+			if err != nil {
+				return err
+			}
+			c.Stdin, c.Stdout, c.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if err := c.Run(); err != nil {
+				var exit *exec.ExitError
+				if errors.As(err, &exit) {
+					return fmt.Errorf("%s on %s: %w", strings.Join(args[1:], " "), args[0], err)
+				}
+				return err
+			}
+			return nil
+		},
+	}
+}
+
+func newLabAgentCmd(a *app, o *labOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Kill or start a node's agent (failover experiments)",
+	}
+	var binary string
+	start := &cobra.Command{
+		Use:   "start NODE",
+		Short: "Start a node's agent again (same flags, data dir and API port)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return lab.StartAgent(cmd.Context(), o.dir, args[0], binary)
+		},
+	}
+	start.Flags().StringVar(&binary, "agent-binary", "", "neutrino binary the agent runs (default: this one)")
+	kill := &cobra.Command{
+		Use:   "kill NODE",
+		Short: "Kill a node's agent with SIGKILL, as a crash would",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return lab.StopAgent(cmd.Context(), o.dir, args[0])
+		},
+	}
+	cmd.AddCommand(start, kill)
+	_ = a
+	return cmd
+}

@@ -1,0 +1,202 @@
+package fsm
+
+import (
+	"hash/fnv"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Error types of the chassis and binding handlers.
+const (
+	ErrTypeChassisNotFound = "ChassisNotFound"
+	errTypeChassisInvalid  = "InvalidChassis"
+)
+
+// Chassis is a node that runs Open vSwitch, as the leader learned it from
+// gossip. ID and Name are the node name. Timestamps are chosen by the
+// leader and carried in the commands.
+type Chassis struct {
+	Meta
+	TunnelIP       string
+	OVSDB          string
+	Roles          []string
+	BridgeMappings map[string]string
+	Encaps         []string
+	DatapathType   string
+	// DatapathID is the OpenFlow datapath id the controller gives the
+	// chassis' br-int (ChassisDatapathID), so that an OpenFlow connection
+	// names its chassis.
+	DatapathID uint64
+	// Up is false once gossip declared the node dead or gone.
+	Up bool
+	// LastSeen is when the leader last committed the chassis alive (on
+	// every change while up; on going down, the moment it was declared down).
+	LastSeen string
+}
+
+// Copy returns a deep copy that may be changed.
+func (c *Chassis) Copy() *Chassis {
+	n := *c
+	n.Tags = append([]string(nil), c.Tags...)
+	n.Roles = append([]string(nil), c.Roles...)
+	n.Encaps = append([]string(nil), c.Encaps...)
+	if c.BridgeMappings != nil {
+		n.BridgeMappings = make(map[string]string, len(c.BridgeMappings))
+		for k, v := range c.BridgeMappings {
+			n.BridgeMappings[k] = v
+		}
+	}
+	return &n
+}
+
+// ChassisDatapathID derives a chassis' OpenFlow datapath id from its name:
+// FNV-1a-64 folded to 48 bits (OVS prints and accepts 16 hex digits) and
+// never 0, which OVS refuses.
+func ChassisDatapathID(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	id := h.Sum64() & (1<<48 - 1)
+	if id == 0 {
+		id = 1
+	}
+	return id
+}
+
+// ChassisUpsertRequest creates or replaces chassis records.
+type ChassisUpsertRequest struct {
+	Chassis []*Chassis
+}
+
+// ChassisSetStateRequest marks chassis up or down at time At.
+type ChassisSetStateRequest struct {
+	Names []string
+	Up    bool
+	At    string
+}
+
+// ChassisDeleteRequest deletes a chassis record.
+type ChassisDeleteRequest struct {
+	Name string
+}
+
+// PortBinding binds a port to a chassis, or unbinds it when Chassis is
+// empty (then only if it is still bound to FromChassis, so that a late
+// unplug on one chassis cannot undo a newer binding on another).
+type PortBinding struct {
+	PortID      string
+	Chassis     string
+	FromChassis string
+}
+
+// PortBindRequest records port bindings learned from chassis at time At.
+type PortBindRequest struct {
+	Bindings []PortBinding
+	At       string
+}
+
+// Port statuses the binding command sets.
+const (
+	PortStatusActive = "ACTIVE"
+	PortStatusDown   = "DOWN"
+)
+
+// Chassis returns the chassis with the name, or nil.
+func (v *View) Chassis(name string) *Chassis {
+	return first[*Chassis](v.txn, TableChassis, "id", name)
+}
+
+// ChassisList returns every chassis, ordered by name.
+func (v *View) ChassisList() []*Chassis {
+	return all[*Chassis](v.txn, TableChassis, "id")
+}
+
+// ChassisByDatapathID returns the chassis whose br-int has the datapath id,
+// or nil.
+func (v *View) ChassisByDatapathID(dpid uint64) *Chassis {
+	for _, c := range v.ChassisList() {
+		if c.DatapathID == dpid {
+			return c
+		}
+	}
+	return nil
+}
+
+func applyChassisUpsert(txn *memdb.Txn, body []byte, index uint64) error {
+	var req ChassisUpsertRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	for _, c := range req.Chassis {
+		if c.Name == "" || c.ID != c.Name {
+			return Errorf(CodeBadRequest, errTypeChassisInvalid, "chassis %q: ID and Name must be the node name", c.Name)
+		}
+		c.CreateIndex, c.ModifyIndex = index, index
+		if cur := v.Chassis(c.ID); cur != nil {
+			c.CreateIndex, c.CreatedAt = cur.CreateIndex, cur.CreatedAt
+			c.RevisionNumber = cur.RevisionNumber + 1
+		}
+		insert(txn, TableChassis, c, index)
+	}
+	return nil
+}
+
+func applyChassisSetState(txn *memdb.Txn, body []byte, index uint64) error {
+	var req ChassisSetStateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	for _, name := range req.Names {
+		cur := v.Chassis(name)
+		if cur == nil {
+			return Errorf(CodeNotFound, ErrTypeChassisNotFound, "Chassis %s could not be found.", name)
+		}
+		c := cur.Copy()
+		c.Up, c.LastSeen, c.UpdatedAt = req.Up, req.At, req.At
+		c.RevisionNumber++
+		c.ModifyIndex = index
+		insert(txn, TableChassis, c, index)
+	}
+	return nil
+}
+
+func applyChassisDelete(txn *memdb.Txn, body []byte, index uint64) error {
+	var req ChassisDeleteRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	cur := v.Chassis(req.Name)
+	if cur == nil {
+		return Errorf(CodeNotFound, ErrTypeChassisNotFound, "Chassis %s could not be found.", req.Name)
+	}
+	remove(txn, TableChassis, cur, index)
+	return nil
+}
+
+// applyPortBind sets binding:host_id, binding:vif_type and status. Ports
+// that no longer exist are skipped, not refused: a workload may outlive
+// its Neutron port, and one stale binding must not block the others.
+func applyPortBind(txn *memdb.Txn, body []byte, index uint64) error {
+	var req PortBindRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	for _, b := range req.Bindings {
+		cur := v.Port(b.PortID)
+		if cur == nil {
+			continue
+		}
+		p := cur.Copy()
+		if b.Chassis != "" {
+			p.BindingHostID, p.BindingVIFType, p.Status = b.Chassis, VIFTypeOVS, PortStatusActive
+		} else {
+			if cur.BindingHostID != b.FromChassis {
+				continue
+			}
+			p.BindingHostID, p.BindingVIFType, p.Status = "", VIFTypeUnbound, PortStatusDown
+		}
+		if p.BindingHostID == cur.BindingHostID && p.BindingVIFType == cur.BindingVIFType && p.Status == cur.Status {
+			continue
+		}
+		p.RevisionNumber++
+		p.UpdatedAt = req.At
+		p.ModifyIndex = index
+		insert(txn, TablePorts, p, index)
+	}
+	return nil
+}

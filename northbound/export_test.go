@@ -1,0 +1,4 @@
+package northbound
+
+// AppendJSON exposes the fast list encoder to the tests.
+var AppendJSON = appendJSON

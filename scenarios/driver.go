@@ -1,0 +1,78 @@
+// Package scenarios holds Neutrino's multi-node scenario tests and the
+// interface they drive a lab through. A Driver builds the nodes (network
+// namespaces on one machine, or Vagrant VMs) and plugs workloads; node
+// names, addressing and how a command reaches a node are the driver's
+// business, so one scenario runs unchanged on every driver.
+package scenarios
+
+import "context"
+
+// Node kinds of a lab.
+const (
+	KindServer  = "server"
+	KindChassis = "chassis"
+	KindGateway = "gateway"
+)
+
+// Topology is the shape of a lab: how many nodes of each kind.
+type Topology struct {
+	// Servers run `neutrino agent --server` (Raft voters, the API).
+	Servers int `json:"servers"`
+	// Chassis are compute nodes with Open vSwitch.
+	Chassis int `json:"chassis"`
+	// Gateways are chassis with the gateway role.
+	Gateways int `json:"gateways"`
+}
+
+// Node is one lab node as a scenario sees it.
+type Node struct {
+	// Name is the agent's node name (also its chassis name), e.g. "chassis-1".
+	Name string `json:"name"`
+	// Kind is KindServer, KindChassis or KindGateway.
+	Kind string `json:"kind"`
+	// Address is the node's underlay address (tunnel endpoint for chassis).
+	Address string `json:"address"`
+	// API is, for servers, the API URL reachable from the test process.
+	API string `json:"api,omitempty"`
+}
+
+// Lab is a running lab.
+type Lab struct {
+	Nodes []Node `json:"nodes"`
+}
+
+// ByKind returns the nodes of one kind, in name order.
+func (l *Lab) ByKind(kind string) []Node {
+	var out []Node
+	for _, n := range l.Nodes {
+		if n.Kind == kind {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Driver builds and drives a lab. Every method but Up works on the lab the
+// last Up built; Down is safe to call after a failed or partial Up.
+type Driver interface {
+	// Up builds the topology and returns once every server answers with a
+	// leader and every node is alive in gossip.
+	Up(ctx context.Context, t Topology) (*Lab, error)
+	// Down removes everything the lab made, also after a failed Up.
+	Down(ctx context.Context) error
+	// Endpoint is an API URL of the cluster reachable from the caller.
+	Endpoint() string
+	// Endpoints are the API URLs of every server, in node order.
+	Endpoints() []string
+	// Exec runs a command on a node or VM and returns its standard output.
+	Exec(ctx context.Context, node string, cmd ...string) (string, error)
+	// AddVM plugs a workload named name into chassis' br-int as the
+	// Neutron port portID (MAC, address, gateway and MTU read from the API).
+	AddVM(ctx context.Context, name, portID, chassis string) error
+	// DelVM unplugs and removes a workload.
+	DelVM(ctx context.Context, name string) error
+	// KillAgent kills a node's agent abruptly (SIGKILL), as a crash would.
+	KillAgent(ctx context.Context, node string) error
+	// StartAgent starts a node's agent again after KillAgent.
+	StartAgent(ctx context.Context, node string) error
+}

@@ -1,0 +1,130 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"neutrino/scenarios"
+)
+
+// Driver is the network-namespace driver of package scenarios.
+type Driver struct {
+	// Options configure Up (Topology is taken from Up's argument).
+	Options Options
+	st      *State
+}
+
+var _ scenarios.Driver = (*Driver)(nil)
+
+// NewDriver returns a driver that builds its lab in dir with namespace
+// prefix prefix, running agents from binary.
+func NewDriver(dir, prefix, binary string, log *slog.Logger) *Driver {
+	return &Driver{Options: Options{Dir: dir, Prefix: prefix, Binary: binary, Logger: log}}
+}
+
+// Up builds the lab.
+func (d *Driver) Up(ctx context.Context, t scenarios.Topology) (*scenarios.Lab, error) {
+	o := d.Options
+	o.Topology = t
+	st, err := Up(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	d.st = st
+	return st.Lab(), nil
+}
+
+// Lab is the scenario view of a lab's state.
+func (st *State) Lab() *scenarios.Lab {
+	l := &scenarios.Lab{}
+	for _, n := range st.Nodes {
+		l.Nodes = append(l.Nodes, scenarios.Node{Name: n.Name, Kind: n.Kind, Address: n.IP, API: n.API})
+	}
+	return l
+}
+
+// Down removes the lab.
+func (d *Driver) Down(ctx context.Context) error {
+	err := Down(ctx, d.Options.Dir, d.Options.Prefix, d.Options.Logger)
+	d.st = nil
+	return err
+}
+
+// Endpoint returns the first server's API URL.
+func (d *Driver) Endpoint() string {
+	if e := d.Endpoints(); len(e) > 0 {
+		return e[0]
+	}
+	return ""
+}
+
+// Endpoints returns every server's API URL.
+func (d *Driver) Endpoints() []string {
+	st := d.state()
+	if st == nil {
+		return nil
+	}
+	var out []string
+	for _, n := range st.Nodes {
+		if n.API != "" {
+			out = append(out, n.API)
+		}
+	}
+	return out
+}
+
+// state re-reads the state file: AddVM and StartAgent change it.
+func (d *Driver) state() *State {
+	if d.st == nil {
+		return nil
+	}
+	if st, err := LoadState(d.st.Dir); err == nil {
+		d.st = st
+	}
+	return d.st
+}
+
+// Exec runs a command on a node or VM and returns its standard output; a
+// failure's error carries standard error.
+func (d *Driver) Exec(ctx context.Context, node string, args ...string) (string, error) {
+	st := d.state()
+	if st == nil {
+		return "", fmt.Errorf("lab: not up")
+	}
+	cmd, err := Command(ctx, st, node, args...)
+	if err != nil {
+		return "", err
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%s: %s: %w: %s", node, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// AddVM plugs a workload for a Neutron port.
+func (d *Driver) AddVM(ctx context.Context, name, portID, chassis string) error {
+	return AddVM(ctx, d.Options.Dir, name, portID, chassis, d.Options.Logger)
+}
+
+// DelVM removes a workload.
+func (d *Driver) DelVM(ctx context.Context, name string) error {
+	return DelVM(ctx, d.Options.Dir, name)
+}
+
+// KillAgent SIGKILLs a node's agent.
+func (d *Driver) KillAgent(ctx context.Context, node string) error {
+	return StopAgent(ctx, d.Options.Dir, node)
+}
+
+// StartAgent starts a node's agent again.
+func (d *Driver) StartAgent(ctx context.Context, node string) error {
+	return StartAgent(ctx, d.Options.Dir, node, d.Options.Binary)
+}
+
+// State returns the lab's current state (nil before Up).
+func (d *Driver) State() *State { return d.state() }

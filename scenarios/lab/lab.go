@@ -1,0 +1,706 @@
+// Package lab builds a multi-node Neutrino lab on one Linux machine out of
+// network namespaces: the netns driver of package scenarios and the engine
+// behind `neutrino lab`.
+//
+// Every node is a namespace (<prefix>server-1, <prefix>chassis-1, ...)
+// with a veth into a linux bridge that lives in its own underlay namespace.
+// Chassis and gateways run their own ovsdb-server and ovs-vswitchd (netdev
+// datapath) with the tunnel IP on a netdev br-phy bridge; every node runs
+// `neutrino agent` inside its namespace. Servers also serve the API on a
+// socket the lab opens on 127.0.0.1 in the root namespace and hands over as
+// an inherited fd, so the API is reachable with no lab address in the root
+// namespace.
+//
+// Everything the lab makes is recorded in <dir>/state.json before or as it
+// is made; Down undoes all of it, also after `up` crashed half-way.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"neutrino/northbound/client"
+	"neutrino/scenarios"
+	"neutrino/southbound/hostnet"
+	"neutrino/southbound/ovsproc"
+)
+
+// DefaultDir holds the state of the default lab. It is on /run (tmpfs)
+// because everything a lab makes (namespaces, processes) ends with a
+// reboot, and so should its state.
+const DefaultDir = "/run/neutrino-lab"
+
+// DefaultPrefix starts the name of every namespace of the default lab.
+const DefaultPrefix = "nl-"
+
+// DefaultReadyTimeout bounds how long Up waits for the cluster.
+const DefaultReadyTimeout = 90 * time.Second
+
+// Options configures Up.
+type Options struct {
+	// Dir holds state, logs and data; default DefaultDir. It must not
+	// exist or be empty.
+	Dir string
+	// Prefix of namespace names; default DefaultPrefix. Two labs at once
+	// need different prefixes.
+	Prefix string
+	// Binary is the neutrino binary the agents run; default this executable.
+	Binary   string
+	Topology scenarios.Topology
+	// ReadyTimeout bounds the wait for a leader and full gossip membership.
+	ReadyTimeout time.Duration
+	// KeepOnFailure leaves a failed lab in place for inspection (Down
+	// removes it).
+	KeepOnFailure bool
+	// AgentArgs are extra `neutrino agent` flags for every agent.
+	AgentArgs []string
+	Logger    *slog.Logger
+}
+
+// ErrExists means a lab already exists in the directory.
+var ErrExists = errors.New("a lab exists")
+
+func (o *Options) defaults() error {
+	if o.Dir == "" {
+		o.Dir = DefaultDir
+	}
+	d, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return fmt.Errorf("lab: dir: %w", err)
+	}
+	o.Dir = d
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Binary == "" {
+		if o.Binary, err = os.Executable(); err != nil {
+			return fmt.Errorf("lab: find the neutrino binary: %w", err)
+		}
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = DefaultReadyTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// builder builds one lab.
+type builder struct {
+	o     Options
+	log   *slog.Logger
+	store *store
+}
+
+// Up builds a lab and returns its state once every server answers with a
+// leader and every node is alive in gossip. If it fails (or ctx ends) it
+// removes what it made before returning; if the process dies, Down does.
+func Up(ctx context.Context, o Options) (*State, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	planned, err := plan(o.Topology)
+	if err != nil {
+		return nil, err
+	}
+	if err := ovsproc.Available(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(o.Binary); err != nil {
+		return nil, fmt.Errorf("lab: neutrino binary: %w", err)
+	}
+	if st, err := LoadState(o.Dir); err == nil {
+		return nil, fmt.Errorf("lab: %w in %s (phase %s, created %s): run `neutrino lab down` first",
+			ErrExists, o.Dir, st.Phase, st.Created.Format(time.RFC3339))
+	} else if !errors.Is(err, ErrNoLab) {
+		return nil, fmt.Errorf("lab: %w in %s with an unreadable state (%w): run `neutrino lab down` first", ErrExists, o.Dir, err)
+	}
+	if ents, err := os.ReadDir(o.Dir); err == nil {
+		for _, e := range ents {
+			if e.Name() != lockFile {
+				return nil, fmt.Errorf("lab: dir %s is not empty (has %s); choose another --dir", o.Dir, e.Name())
+			}
+		}
+	}
+	underlayNS := o.Prefix + "underlay"
+	for _, ns := range append([]string{underlayNS}, nodeNamespaces(o.Prefix, planned)...) {
+		if hostnet.NamespaceExists(ns) {
+			return nil, fmt.Errorf("lab: namespace %s exists (another lab with prefix %q?); take it down or choose another --prefix", ns, o.Prefix)
+		}
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	lk, err := acquireLock(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.release()
+
+	b := &builder{o: o, log: o.Logger.With("component", "lab"), store: &store{
+		path: filepath.Join(o.Dir, stateFile),
+		st: &State{
+			Version: stateVersion, Dir: o.Dir, Prefix: o.Prefix, Phase: PhaseCreating,
+			Created: time.Now().UTC(), Topology: o.Topology,
+			Underlay: Underlay{Namespace: underlayNS, Bridge: underlayBridge, CIDR: UnderlayCIDR, MTU: UnderlayMTU},
+		},
+	}}
+	if err := b.store.update(func(*State) {}); err != nil {
+		_ = os.RemoveAll(o.Dir)
+		return nil, err
+	}
+	st, err := b.build(ctx, planned)
+	if err != nil && o.KeepOnFailure {
+		return nil, fmt.Errorf("%w (lab left in %s for inspection: `neutrino lab down` removes it)", err, o.Dir)
+	}
+	if err != nil {
+		// A fresh context: ctx may be what ended.
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if derr := destroy(cctx, o.Dir, b.store.snapshot(), b.log); derr != nil {
+			return nil, fmt.Errorf("%w (and cleaning up: %w)", err, derr)
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+func nodeNamespaces(prefix string, planned []plannedNode) []string {
+	out := make([]string, len(planned))
+	for i, p := range planned {
+		out[i] = prefix + p.name
+	}
+	return out
+}
+
+func (b *builder) build(ctx context.Context, planned []plannedNode) (*State, error) {
+	start := time.Now()
+	if err := b.underlay(ctx); err != nil {
+		return nil, err
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	servers := make([]string, 0)
+	for _, p := range planned {
+		if p.kind == scenarios.KindServer {
+			servers = append(servers, net.JoinHostPort(p.ip.String(), strconv.Itoa(gossipPort)))
+		}
+	}
+	for _, p := range planned {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.node(ctx, p, planned, servers); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	order := map[string]int{}
+	for i, p := range planned {
+		order[p.name] = i
+	}
+	if err := b.store.update(func(st *State) {
+		slices.SortFunc(st.Nodes, func(x, y *Node) int { return order[x.Name] - order[y.Name] })
+	}); err != nil {
+		return nil, err
+	}
+	b.log.Info("nodes built", "took", time.Since(start))
+	if err := b.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.store.update(func(st *State) { st.Phase = PhaseUp }); err != nil {
+		return nil, err
+	}
+	b.log.Info("lab up", "took", time.Since(start))
+	return b.store.snapshot(), nil
+}
+
+// createNamespace records a namespace in the state, then creates it.
+func (b *builder) createNamespace(ctx context.Context, ns string) error {
+	if err := b.store.update(func(st *State) { st.addNamespace(ns) }); err != nil {
+		return err
+	}
+	return hostnet.CreateNamespace(ctx, ns)
+}
+
+// underlay creates the underlay namespace and its bridge.
+func (b *builder) underlay(ctx context.Context) error {
+	ns := b.o.Prefix + "underlay"
+	if err := b.createNamespace(ctx, ns); err != nil {
+		return err
+	}
+	if _, err := hostnet.Exec(ctx, "", "ip", "-n", ns, "link", "add", underlayBridge,
+		"mtu", strconv.Itoa(UnderlayMTU), "type", "bridge"); err != nil {
+		return fmt.Errorf("underlay bridge: %w", err)
+	}
+	return hostnet.SetLinkUp(ns, underlayBridge)
+}
+
+// node builds one node: namespace, underlay link, OVS for chassis, agent.
+func (b *builder) node(ctx context.Context, p plannedNode, all []plannedNode, servers []string) error {
+	ns := b.o.Prefix + p.name
+	nodeDir := filepath.Join(b.o.Dir, p.name)
+	if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+		return err
+	}
+	if err := b.createNamespace(ctx, ns); err != nil {
+		return err
+	}
+	n := &Node{
+		Name: p.name, Kind: p.kind, Namespace: ns, IP: p.ip.String(), MAC: p.mac,
+		Gossip:  net.JoinHostPort(p.ip.String(), strconv.Itoa(gossipPort)),
+		DataDir: filepath.Join(nodeDir, "data"), Log: filepath.Join(nodeDir, "agent.log"),
+	}
+	// n is this goroutine's; the state gets copies (save) under its lock.
+	save := func() error {
+		cp := *n
+		return b.store.update(func(st *State) {
+			if cur := st.Node(n.Name); cur != nil {
+				*cur = cp
+			} else {
+				st.Nodes = append(st.Nodes, &cp)
+			}
+		})
+	}
+	if err := save(); err != nil {
+		return err
+	}
+	cidr := fmt.Sprintf("%s/%d", p.ip, prefixLen())
+	ulNS := b.o.Prefix + "underlay"
+	// Created in both namespaces at once: nothing ever appears in the root.
+	if err := hostnet.CreateVeth(hostnet.VethSpec{
+		Name: p.name, Namespace: ulNS, PeerName: nodeNIC, PeerNS: ns, MTU: UnderlayMTU,
+	}); err != nil {
+		return err
+	}
+	if _, err := hostnet.Exec(ctx, "", "ip", "-n", ulNS, "link", "set", p.name, "master", underlayBridge); err != nil {
+		return err
+	}
+	// The far end may be a netdev OVS port, which never completes the
+	// partial checksums TX offload leaves: TCP between a server and a
+	// chassis fails while ping works (as lab-notes say of workload veths).
+	for _, end := range [][2]string{{ulNS, p.name}, {ns, nodeNIC}} {
+		if err := hostnet.DisableTxOffload(ctx, end[0], end[1]); err != nil {
+			return err
+		}
+	}
+	args := []string{
+		"--node", p.name, "--data-dir", n.DataDir, "--bind", n.Gossip,
+	}
+	for _, s := range servers {
+		args = append(args, "--join", s)
+	}
+	if p.kind == scenarios.KindServer {
+		if err := hostnet.AddAddress(ns, nodeNIC, cidr); err != nil {
+			return err
+		}
+		n.UnderlayAPI = net.JoinHostPort(p.ip.String(), strconv.Itoa(httpPort))
+		args = append(args, "--server", "--bootstrap-expect", strconv.Itoa(len(servers)),
+			"--http", n.UnderlayAPI, "--http-fd", "3")
+	} else {
+		if err := b.chassisOVS(ctx, n, cidr, all); err != nil {
+			return err
+		}
+		role := "compute"
+		if p.kind == scenarios.KindGateway {
+			role = "gateway"
+		}
+		args = append(args, "--http", net.JoinHostPort(p.ip.String(), strconv.Itoa(httpPort)),
+			"--tunnel-ip", n.IP, "--ovsdb", n.OVSDB, "--chassis-roles", role, "--datapath-type", "netdev")
+	}
+	n.Args = append(args, b.o.AgentArgs...)
+	if err := save(); err != nil {
+		return err
+	}
+	return startAgent(b.store, b.o.Binary, n.Name)
+}
+
+// chassisOVS starts the chassis' OVS and puts the tunnel endpoint on br-phy.
+func (b *builder) chassisOVS(ctx context.Context, n *Node, cidr string, all []plannedNode) error {
+	// The OVSDB listener binds the tunnel IP before br-phy carries it.
+	if _, err := hostnet.Exec(ctx, n.Namespace, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"); err != nil {
+		return err
+	}
+	ovsDir := filepath.Join(b.o.Dir, n.Name, "ovs")
+	inst, err := ovsproc.Start(ctx, ovsproc.Options{
+		Name: n.Name, Namespace: n.Namespace, Dir: ovsDir,
+		DBRemotes: []string{fmt.Sprintf("ptcp:%d:%s", ovsdbPort, n.IP)},
+		Logger:    b.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.OVSDir = inst.RunDir()
+	n.OVSDBUnix = inst.DBEndpoint()
+	n.OVSDB = fmt.Sprintf("tcp:%s", net.JoinHostPort(n.IP, strconv.Itoa(ovsdbPort)))
+	if err := b.store.update(func(st *State) {
+		st.Processes = append(st.Processes,
+			processOf(inst.DBPID(), "ovsdb-server "+n.Name),
+			processOf(inst.VswitchdPID(), "ovs-vswitchd "+n.Name))
+	}); err != nil {
+		return err
+	}
+	mtu := strconv.Itoa(UnderlayMTU)
+	if _, err := inst.Vsctl(ctx,
+		"add-br", phyBridge, "--", "set", "Bridge", phyBridge, "datapath_type=netdev",
+		"other-config:hwaddr="+strconv.Quote(n.MAC),
+		"--", "set", "Interface", phyBridge, "mtu_request="+mtu,
+		"--", "add-port", phyBridge, nodeNIC); err != nil {
+		return err
+	}
+	if err := hostnet.AddAddress(n.Namespace, phyBridge, cidr); err != nil {
+		return err
+	}
+	if err := hostnet.SetLinkUp(n.Namespace, phyBridge); err != nil {
+		return err
+	}
+	// OVS resolves tunnel peers itself and drops the first packet to each
+	// while it does: pre-load every other chassis' br-phy MAC.
+	for _, o := range all {
+		if o.mac == "" || o.name == n.Name {
+			continue
+		}
+		if _, err := inst.Appctl(ctx, "tnl/arp/set", phyBridge, o.ip.String(), o.mac); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startAgent starts (or restarts) a node's agent inside its namespace, as
+// a session leader of its own that outlives the lab command. A server
+// gets its root-namespace API socket as fd 3.
+func startAgent(s *store, binary, name string) error {
+	st := s.snapshot()
+	n := st.Node(name)
+	if n == nil {
+		return fmt.Errorf("lab: no node %s", name)
+	}
+	var extra []*os.File
+	if n.Kind == scenarios.KindServer {
+		// Port 0 the first time; the same port on a restart so the URL in
+		// status stays right (unless something else took it meanwhile).
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(n.APIPort)))
+		if err != nil && n.APIPort != 0 {
+			ln, err = net.Listen("tcp", "127.0.0.1:0")
+		}
+		if err != nil {
+			return fmt.Errorf("lab: API socket for %s: %w", name, err)
+		}
+		f, err := ln.(*net.TCPListener).File()
+		ln.Close()
+		if err != nil {
+			return fmt.Errorf("lab: API socket for %s: %w", name, err)
+		}
+		defer f.Close()
+		extra = append(extra, f)
+		port := ln.Addr().(*net.TCPAddr).Port
+		if err := s.update(func(st *State) {
+			n := st.Node(name)
+			n.APIPort, n.API = port, fmt.Sprintf("http://127.0.0.1:%d", port)
+		}); err != nil {
+			return err
+		}
+	}
+	logf, err := os.OpenFile(n.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("lab: agent log: %w", err)
+	}
+	defer logf.Close()
+	args := append([]string{"netns", "exec", n.Namespace, binary, "agent"}, n.Args...)
+	cmd := exec.Command("ip", args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = extra
+	cmd.Dir = filepath.Dir(n.Log)
+	// Its own session: a Ctrl-C at the lab command must not reach agents.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("lab: start agent %s: %w", name, err)
+	}
+	pid := cmd.Process.Pid
+	// Reap it if it dies while we live; `ip netns exec` execs in place, so
+	// this PID is the agent's.
+	go func() { _ = cmd.Wait() }()
+	return s.update(func(st *State) {
+		st.Node(name).AgentPID = pid
+		st.Processes = append(st.Processes, processOf(pid, "agent "+name))
+	})
+}
+
+// waitReady waits until every server's API (through its root-namespace
+// socket) names a leader and gossip lists every node alive.
+func (b *builder) waitReady(ctx context.Context) error {
+	st := b.store.snapshot()
+	var want []string
+	for _, n := range st.Nodes {
+		want = append(want, n.Name)
+	}
+	return poll(ctx, b.o.ReadyTimeout, func() (bool, string, error) {
+		st := b.store.snapshot()
+		for _, n := range st.Nodes {
+			if !agentAlive(st, n) {
+				return false, "", fmt.Errorf("lab: agent of %s exited: %s", n.Name, tail(n.Log, 8))
+			}
+		}
+		for _, n := range st.Nodes {
+			if n.Kind != scenarios.KindServer {
+				continue
+			}
+			c, err := apiClient(n.API, 2*time.Second)
+			if err != nil {
+				return false, "", err
+			}
+			cs, err := c.Cluster(ctx)
+			if err != nil {
+				return false, fmt.Sprintf("%s: %v", n.Name, err), nil
+			}
+			if cs.Leader == "" {
+				return false, n.Name + " sees no leader", nil
+			}
+			members, err := c.Members(ctx)
+			if err != nil {
+				return false, fmt.Sprintf("%s: members: %v", n.Name, err), nil
+			}
+			alive := map[string]bool{}
+			for _, m := range members {
+				alive[m.Name] = m.Status == "alive"
+			}
+			for _, w := range want {
+				if !alive[w] {
+					return false, fmt.Sprintf("%s does not see %s alive in gossip", n.Name, w), nil
+				}
+			}
+		}
+		return true, "", nil
+	})
+}
+
+// apiClient is a client of one API URL with a short per-request timeout.
+func apiClient(url string, timeout time.Duration) (*client.Client, error) {
+	c, err := client.New(url)
+	if err != nil {
+		return nil, err
+	}
+	c.HTTPClient.Timeout = timeout
+	c.UserAgent = "neutrino-lab"
+	return c, nil
+}
+
+// agentAlive reports whether a node's agent process is running.
+func agentAlive(st *State, n *Node) bool {
+	for _, p := range st.Processes {
+		if p.PID == n.AgentPID {
+			return p.alive()
+		}
+	}
+	return false
+}
+
+// AgentAlive reports whether the agent of a node is running.
+func (st *State) AgentAlive(name string) bool {
+	n := st.Node(name)
+	return n != nil && agentAlive(st, n)
+}
+
+// tail returns the last lines of a file, joined by " | ".
+func tail(path string, lines int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	ls := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return strings.Join(ls, " | ")
+}
+
+// Down removes the lab in dir: every process, namespace (and with them
+// every link) and the directory. It works from whatever the state file
+// recorded, also after a crashed `up`, and falls back to the prefix's
+// namespace names when the state file is unreadable. A missing lab is not
+// an error.
+func Down(ctx context.Context, dir, prefix string, log *slog.Logger) error {
+	if dir == "" {
+		dir = DefaultDir
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("lab: dir: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w in %s", ErrNoLab, dir)
+	}
+	lk, err := acquireLock(dir)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	st, err := LoadState(dir)
+	if err != nil {
+		if prefix == "" {
+			prefix = DefaultPrefix
+		}
+		log.Warn("state unreadable; removing namespaces by prefix", "err", err, "prefix", prefix)
+		st = &State{Dir: dir, Prefix: prefix, Namespaces: namespacesByPrefix(prefix)}
+	}
+	return destroy(ctx, dir, st, log)
+}
+
+// namespacesByPrefix lists existing namespaces named as a lab with this
+// prefix names them.
+func namespacesByPrefix(prefix string) []string {
+	ents, _ := os.ReadDir("/run/netns")
+	var out []string
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		kind, num, _ := strings.Cut(rest, "-")
+		_, numErr := strconv.Atoi(num)
+		switch {
+		case rest == "underlay", strings.HasPrefix(rest, "vm-"),
+			(kind == scenarios.KindServer || kind == scenarios.KindChassis || kind == scenarios.KindGateway) && numErr == nil:
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// destroy ends the lab's processes, deletes its namespaces and its dir.
+func destroy(ctx context.Context, dir string, st *State, log *slog.Logger) error {
+	start := time.Now()
+	nss := slices.Clone(st.Namespaces)
+	for _, v := range st.VMs {
+		nss = append(nss, v.Namespace)
+	}
+	for _, n := range st.Nodes {
+		nss = append(nss, n.Namespace)
+	}
+	slices.Sort(nss)
+	nss = slices.Compact(nss)
+
+	procs := append(slices.Clone(st.Processes), processesOf(dir)...)
+	var errs []error
+	if err := killAll(ctx, procs, 2*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	// Anything else still in a lab namespace is not ours to end, but it
+	// keeps that namespace alive after its name is gone: say so.
+	for _, p := range processesIn(nss) {
+		if !p.alive() {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.PID))
+		log.Warn("a process not started by the lab is in a lab namespace; left running",
+			"pid", p.PID, "comm", strings.TrimSpace(string(comm)))
+	}
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for _, ns := range nss {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hostnet.DeleteNamespace(ctx, ns); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if isLabDir(dir) {
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("lab: remove %s: %w", dir, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("lab down", "took", time.Since(start), "namespaces", len(nss), "processes", len(procs))
+	return nil
+}
+
+// isLabDir reports whether dir is a lab's (has its state or lock file), so
+// a mistyped --dir never removes someone's directory.
+func isLabDir(dir string) bool {
+	for _, f := range []string{stateFile, lockFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// processesOf lists the lab's daemons by their command lines: an agent's
+// --data-dir or an OVS daemon's --pidfile is a path in dir. This finds the
+// daemons whose PID never reached the state file (a crash right after
+// starting one) without touching anyone else's process, e.g. a shell
+// someone opened in a lab namespace or a `tail -f` of a lab log.
+func processesOf(dir string) []Process {
+	if !isLabDir(dir) {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	in := dir + "/"
+	var out []Process
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		for i, a := range args {
+			ours := strings.HasPrefix(a, "--pidfile="+in) ||
+				(a == "--data-dir" && i+1 < len(args) && strings.HasPrefix(args[i+1], in))
+			if ours {
+				out = append(out, processOf(pid, "lab daemon: "+args[0]))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Addr returns a node's underlay address as netip.Addr (zero if bad).
+func (n *Node) Addr() netip.Addr {
+	a, _ := netip.ParseAddr(n.IP)
+	return a
+}

@@ -1,0 +1,223 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"neutrino/scenarios"
+)
+
+// File names inside a lab directory.
+const (
+	stateFile = "state.json"
+	lockFile  = "lock"
+)
+
+// stateVersion is bumped when State changes incompatibly.
+const stateVersion = 1
+
+// Phases of a lab in State.Phase.
+const (
+	PhaseCreating = "creating" // `up` is building it (or died doing so)
+	PhaseUp       = "up"       // `up` finished
+)
+
+// State is everything a lab made, written to <dir>/state.json as it is
+// made, so Down can undo all of it even after `up` crashed half-way.
+type State struct {
+	Version  int                `json:"version"`
+	Dir      string             `json:"dir"`
+	Prefix   string             `json:"prefix"`
+	Phase    string             `json:"phase"`
+	Created  time.Time          `json:"created"`
+	Topology scenarios.Topology `json:"topology"`
+	Underlay Underlay           `json:"underlay"`
+	// Namespaces lists every namespace the lab created or was about to
+	// create (recorded first, so a crash between the two leaks nothing).
+	Namespaces []string `json:"namespaces"`
+	// Processes lists every daemon the lab started.
+	Processes []Process `json:"processes"`
+	Nodes     []*Node   `json:"nodes"`
+	VMs       []*VM     `json:"vms"`
+}
+
+// Underlay is the L2 segment between the nodes.
+type Underlay struct {
+	Namespace string `json:"namespace"`
+	Bridge    string `json:"bridge"`
+	CIDR      string `json:"cidr"`
+	MTU       int    `json:"mtu"`
+}
+
+// Node is one lab node.
+type Node struct {
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	// IP is the underlay address: on eth0 for servers, on br-phy (the
+	// tunnel endpoint) for chassis and gateways.
+	IP  string `json:"ip"`
+	MAC string `json:"mac,omitempty"`
+	// API is a server's API URL in the root namespace (http://127.0.0.1:PORT).
+	API string `json:"api,omitempty"`
+	// APIPort is the root-namespace port behind API, reused on restart.
+	APIPort int `json:"api_port,omitempty"`
+	// UnderlayAPI is the server's API address on the underlay.
+	UnderlayAPI string `json:"underlay_api,omitempty"`
+	Gossip      string `json:"gossip"`
+	// OVSDB is the chassis' OVSDB TCP endpoint the leader uses.
+	OVSDB string `json:"ovsdb,omitempty"`
+	// OVSDBUnix is the same database's unix socket, usable from the root
+	// namespace for debugging.
+	OVSDBUnix string `json:"ovsdb_unix,omitempty"`
+	// OVSDir is the chassis' OVS_RUNDIR (sockets, pidfiles, logs).
+	OVSDir   string   `json:"ovs_dir,omitempty"`
+	DataDir  string   `json:"data_dir"`
+	Log      string   `json:"log"`
+	AgentPID int      `json:"agent_pid,omitempty"`
+	Args     []string `json:"args"`
+}
+
+// VM is one workload namespace plugged into a chassis' br-int.
+type VM struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	Chassis   string `json:"chassis"`
+	PortID    string `json:"port_id"`
+	OVSPort   string `json:"ovs_port"`
+	MAC       string `json:"mac"`
+	CIDR      string `json:"cidr"`
+	Gateway   string `json:"gateway,omitempty"`
+	MTU       int    `json:"mtu,omitempty"`
+}
+
+// Process is a daemon the lab started; StartTime (from /proc/PID/stat)
+// tells it apart from a later process that reuses the PID.
+type Process struct {
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"`
+	What      string `json:"what"`
+}
+
+// store guards a State and persists it after every change.
+type store struct {
+	mu   sync.Mutex
+	path string
+	st   *State
+}
+
+// update changes the state under the lock and writes it out atomically.
+func (s *store) update(fn func(st *State)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(s.st)
+	return writeState(s.path, s.st)
+}
+
+// snapshot returns a deep copy of the state.
+func (s *store) snapshot() *State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, _ := json.Marshal(s.st)
+	var c State
+	_ = json.Unmarshal(b, &c)
+	return &c
+}
+
+func writeState(path string, st *State) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("lab: encode state: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("lab: write state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("lab: write state: %w", err)
+	}
+	return nil
+}
+
+// ErrNoLab means the directory holds no lab.
+var ErrNoLab = errors.New("no lab")
+
+// LoadState reads the state of the lab in dir.
+func LoadState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w in %s", ErrNoLab, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lab: read state: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("lab: state file %s is corrupt: %w", filepath.Join(dir, stateFile), err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("lab: state file version %d, want %d", st.Version, stateVersion)
+	}
+	return &st, nil
+}
+
+// Node returns the node or VM-less node named name.
+func (st *State) Node(name string) *Node {
+	for _, n := range st.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// VM returns the VM named name.
+func (st *State) VM(name string) *VM {
+	for _, v := range st.VMs {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+func (st *State) addNamespace(ns string) {
+	if !slices.Contains(st.Namespaces, ns) {
+		st.Namespaces = append(st.Namespaces, ns)
+	}
+}
+
+// lock is an exclusive flock on <dir>/lock held by one lab command at a
+// time; the kernel drops it when the holder dies, so a crash never leaves
+// the lab locked.
+type lock struct{ f *os.File }
+
+func acquireLock(dir string) (*lock, error) {
+	path := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lab: lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("lab: another lab command (pid %s) is working on %s; wait for it or end it", string(holder), dir)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(fmt.Sprint(os.Getpid())), 0)
+	return &lock{f: f}, nil
+}
+
+func (l *lock) release() {
+	if l != nil && l.f != nil {
+		_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+		l.f.Close()
+	}
+}

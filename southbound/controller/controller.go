@@ -1,0 +1,446 @@
+// Package controller is the leader's side of every chassis: it keeps each
+// chassis' Open vSwitch configured over OVSDB (br-int, controller targets,
+// tunnel ports), commits the port bindings it finds there, and programs
+// the compiled pipeline over OpenFlow, fenced by role requests.
+//
+// It runs on every server. Every server accepts OpenFlow connections from
+// every chassis (an OpenFlow connection names its chassis by the datapath
+// id the controller gave its br-int). While this server leads, it runs one
+// worker per up chassis and asks every connection for MASTER with
+// generation id epoch<<32 | term, handing MASTER connections to that
+// chassis' flowsync.Syncer (round = low 16 bits of the term). A follower
+// asks for SLAVE and never writes. When leadership is lost every
+// connection is demoted at once, before the workers are even stopped.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"neutrino/fsm"
+	"neutrino/southbound/flowsync"
+	"neutrino/southbound/openflow"
+)
+
+// DefaultBridge is the integration bridge every chassis gets.
+const DefaultBridge = "br-int"
+
+// ErrNoChassis means an OpenFlow connection's datapath id names no chassis.
+var ErrNoChassis = errors.New("controller: no chassis with that datapath id")
+
+// Config configures a Controller.
+type Config struct {
+	// FSM is the local replica; required.
+	FSM *fsm.FSM
+	// Apply proposes a command (bindings) through Raft; required.
+	Apply func(ctx context.Context, cmd []byte) (*fsm.Result, error)
+	// Controllers returns every server's OpenFlow address ("tcp:IP:PORT"
+	// or "unix:PATH"); every chassis' br-int gets all of them.
+	Controllers func() []string
+	// Term returns the current Raft term; a follower's SLAVE request
+	// carries it so it is not refused as stale.
+	Term func() uint64
+	// Listener accepts the chassis' OpenFlow connections; nil runs without
+	// OpenFlow (OVSDB and bindings only).
+	Listener *openflow.Listener
+	// Bridge is the integration bridge; default DefaultBridge.
+	Bridge string
+	// MinBackoff and MaxBackoff bound a worker's retry delay (200 ms, 5 s).
+	MinBackoff, MaxBackoff time.Duration
+	// ResyncInterval is a worker's periodic full pass (10 s).
+	ResyncInterval time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Controller is the southbound controller of one server.
+type Controller struct {
+	cfg Config
+	log *slog.Logger
+
+	leaderCh chan leadership
+	done     chan struct{} // closed when Run returns
+
+	mu    sync.Mutex
+	conns map[string]*openflow.Conn // chassis name -> latest connection
+	sess  *session                  // non-nil while leading
+}
+
+type leadership struct {
+	leader bool
+	term   uint64
+}
+
+// New returns a Controller; Run starts it.
+func New(cfg Config) *Controller {
+	if cfg.Bridge == "" {
+		cfg.Bridge = DefaultBridge
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 200 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Controllers == nil {
+		cfg.Controllers = func() []string { return nil }
+	}
+	if cfg.Term == nil {
+		cfg.Term = func() uint64 { return 0 }
+	}
+	return &Controller{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "controller"),
+		leaderCh: make(chan leadership, 16),
+		done:     make(chan struct{}),
+		conns:    map[string]*openflow.Conn{},
+	}
+}
+
+// SetLeadership tells the controller that this server gained (leader,
+// term) or lost leadership. Losing demotes every OpenFlow connection
+// before returning, so no flow is written after the call.
+func (c *Controller) SetLeadership(leader bool, term uint64) {
+	if !leader {
+		c.mu.Lock()
+		for _, conn := range c.conns {
+			conn.Demote()
+		}
+		c.mu.Unlock()
+	}
+	select {
+	case c.leaderCh <- leadership{leader: leader, term: term}:
+	case <-c.done:
+	}
+}
+
+// Run runs the controller until ctx ends; it stops every worker before
+// returning.
+func (c *Controller) Run(ctx context.Context) {
+	defer close(c.done)
+	var wg sync.WaitGroup
+	if c.cfg.Listener != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.acceptLoop(ctx)
+		}()
+		// Accept blocks in the listener: closing it is what ends the loop.
+		stop := context.AfterFunc(ctx, func() { c.cfg.Listener.Close() })
+		defer stop()
+	}
+	defer wg.Wait()
+	defer c.endSession()
+
+	tick := time.NewTicker(c.cfg.ResyncInterval)
+	defer tick.Stop()
+	for {
+		st := c.cfg.FSM.State()
+		watch := st.Read().RevisionWatch()
+		c.reconcileWorkers()
+		select {
+		case <-ctx.Done():
+			return
+		case l := <-c.leaderCh:
+			c.endSession()
+			if l.leader {
+				c.startSession(ctx, l.term)
+			}
+		case <-watch:
+			c.kickWorkers()
+		case <-st.AbandonCh():
+			c.kickWorkers()
+		case <-tick.C:
+		}
+	}
+}
+
+// session is one term of leadership: its workers and generation id.
+type session struct {
+	term    uint64
+	gen     uint64
+	round   uint16
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	workers map[string]*worker
+}
+
+func (c *Controller) startSession(ctx context.Context, term uint64) {
+	epoch := c.cfg.FSM.State().Read().Epoch()
+	s := &session{term: term, gen: epoch<<32 | term&0xffffffff, round: uint16(term), workers: map[string]*worker{}}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	c.mu.Lock()
+	c.sess = s
+	c.mu.Unlock()
+	c.log.Info("leading the southbound", "term", term, "generation_id", fmt.Sprintf("%#x", s.gen))
+	// Each new worker asks its chassis' connection for MASTER.
+	c.reconcileWorkers()
+}
+
+// endSession stops every worker of the current session, if any, and
+// waits for them.
+func (c *Controller) endSession() {
+	c.mu.Lock()
+	s := c.sess
+	c.sess = nil
+	for _, conn := range c.conns {
+		conn.Demote()
+	}
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.cancel()
+	s.wg.Wait()
+	c.log.Info("no longer leading the southbound", "term", s.term)
+}
+
+// reconcileWorkers starts a worker for every up chassis with an OVSDB
+// endpoint and stops the workers of the others.
+func (c *Controller) reconcileWorkers() {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	want := map[string]bool{}
+	for _, ch := range c.cfg.FSM.State().Read().ChassisList() {
+		if ch.Up && ch.OVSDB != "" {
+			want[ch.Name] = true
+		}
+	}
+	c.mu.Lock()
+	for name, w := range s.workers {
+		if !want[name] {
+			w.cancel()
+			delete(s.workers, name)
+		}
+	}
+	var started []string
+	for name := range want {
+		if _, ok := s.workers[name]; ok {
+			continue
+		}
+		w := c.newWorker(s, name)
+		s.workers[name] = w
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			w.run()
+		}()
+		started = append(started, name)
+	}
+	conns := map[string]*openflow.Conn{}
+	for _, name := range started {
+		if conn := c.conns[name]; conn != nil {
+			conns[name] = conn
+		}
+	}
+	c.mu.Unlock()
+	for name, conn := range conns {
+		c.assign(name, conn)
+	}
+}
+
+func (c *Controller) kickWorkers() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sess
+	if s == nil {
+		return
+	}
+	for _, w := range s.workers {
+		w.wake()
+	}
+}
+
+// acceptLoop accepts OpenFlow connections until the listener closes.
+func (c *Controller) acceptLoop(ctx context.Context) {
+	for {
+		conn, err := c.cfg.Listener.Accept(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Error("openflow listener stopped", "err", err)
+			}
+			return
+		}
+		go c.handleConn(ctx, conn)
+	}
+}
+
+// connMatchTimeout bounds how long a connection whose datapath id names no
+// chassis yet is kept: the record may be a commit away.
+const connMatchTimeout = 30 * time.Second
+
+func (c *Controller) handleConn(ctx context.Context, conn *openflow.Conn) {
+	dpid := conn.DatapathID()
+	name, err := c.matchChassis(ctx, conn)
+	if err != nil {
+		c.log.Warn("closing openflow connection", "dpid", fmt.Sprintf("%016x", dpid), "err", err)
+		conn.Close()
+		return
+	}
+	c.mu.Lock()
+	old := c.conns[name]
+	c.conns[name] = conn
+	c.mu.Unlock()
+	if old != nil && old != conn {
+		old.Close()
+	}
+	c.log.Info("chassis connected over openflow", "chassis", name, "dpid", fmt.Sprintf("%016x", dpid))
+	c.assign(name, conn)
+	select {
+	case <-conn.Done():
+	case <-ctx.Done():
+		conn.Close()
+	}
+	c.mu.Lock()
+	if c.conns[name] == conn {
+		delete(c.conns, name)
+	}
+	c.mu.Unlock()
+}
+
+// matchChassis waits until the state names the connection's chassis.
+func (c *Controller) matchChassis(ctx context.Context, conn *openflow.Conn) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, connMatchTimeout)
+	defer cancel()
+	for {
+		st := c.cfg.FSM.State()
+		v := st.Read()
+		if ch := v.ChassisByDatapathID(conn.DatapathID()); ch != nil {
+			return ch.Name, nil
+		}
+		select {
+		case <-v.RevisionWatch():
+		case <-st.AbandonCh():
+		case <-conn.Done():
+			return "", conn.Err()
+		case <-ctx.Done():
+			return "", ErrNoChassis
+		}
+	}
+}
+
+// assign gives a connection the role this server should have on it: the
+// leader's session asks for MASTER and hands it to the chassis' syncer, a
+// follower asks for SLAVE. Role requests run in the background; they wait
+// for the switch.
+func (c *Controller) assign(name string, conn *openflow.Conn) {
+	c.mu.Lock()
+	s := c.sess
+	var w *worker
+	if s != nil {
+		w = s.workers[name]
+	}
+	c.mu.Unlock()
+	if s == nil {
+		gen := c.cfg.FSM.State().Read().Epoch()<<32 | c.cfg.Term()&0xffffffff
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, _, err := conn.RequestRole(ctx, openflow.RoleSlave, gen); err != nil {
+				c.log.Debug("slave role request failed", "chassis", name, "err", err)
+			}
+		}()
+		return
+	}
+	if w == nil {
+		return // not an up chassis: its worker, when started, assigns it
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		role, _, err := conn.RequestRole(ctx, openflow.RoleMaster, s.gen)
+		if err != nil || role != openflow.RoleMaster {
+			c.log.Warn("master role refused", "chassis", name, "role", role, "err", err)
+			return
+		}
+		// Leadership may have ended while the request was in flight.
+		c.mu.Lock()
+		current := c.sess == s && s.ctx.Err() == nil
+		if !current {
+			conn.Demote()
+		}
+		c.mu.Unlock()
+		if current {
+			w.syncer.SetConn(conn)
+		}
+	}()
+}
+
+// ChassisStatus is what the leader knows of one chassis' programming.
+type ChassisStatus struct {
+	Chassis   string
+	Connected bool   // an OpenFlow connection is open
+	Master    bool   // that connection is MASTER
+	Round     uint16 // the leader round stamped into cookies
+	Realized  uint64 // the highest revision the switch acknowledged
+	Err       error  // the worker's last error
+}
+
+// Status reports every chassis this server has a connection to or, while
+// leading, a worker for; sorted by name.
+func (c *Controller) Status() []ChassisStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	byName := map[string]*ChassisStatus{}
+	get := func(n string) *ChassisStatus {
+		if byName[n] == nil {
+			byName[n] = &ChassisStatus{Chassis: n}
+		}
+		return byName[n]
+	}
+	for n, conn := range c.conns {
+		st := get(n)
+		st.Connected, st.Master = true, conn.IsMaster()
+	}
+	if c.sess != nil {
+		for n, w := range c.sess.workers {
+			st := get(n)
+			st.Round, st.Realized, st.Err = c.sess.round, w.syncer.Realized(), w.lastErr()
+		}
+	}
+	out := make([]ChassisStatus, 0, len(byName))
+	for _, st := range byName {
+		out = append(out, *st)
+	}
+	slices.SortFunc(out, func(a, b ChassisStatus) int {
+		switch {
+		case a.Chassis < b.Chassis:
+			return -1
+		case a.Chassis > b.Chassis:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// WaitRealized blocks until the leader's syncer for chassis has realized
+// revision rev; it fails at once when this server does not lead.
+func (c *Controller) WaitRealized(ctx context.Context, chassis string, rev uint64) error {
+	c.mu.Lock()
+	var sy *flowsync.Syncer
+	if c.sess != nil && c.sess.workers[chassis] != nil {
+		sy = c.sess.workers[chassis].syncer
+	}
+	c.mu.Unlock()
+	if sy == nil {
+		return fmt.Errorf("controller: no worker for chassis %s", chassis)
+	}
+	return sy.WaitRealized(ctx, rev)
+}

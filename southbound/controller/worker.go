@@ -1,0 +1,307 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"neutrino/fsm"
+	"neutrino/southbound/flowsync"
+	"neutrino/southbound/ovsdb"
+	"neutrino/southbound/ovsdb/vswitchd"
+	"neutrino/southbound/pipeline"
+)
+
+// worker keeps one chassis converged while this server leads: OVSDB
+// bootstrap, binding commits, and the chassis' desired flows.
+type worker struct {
+	c      *Controller
+	s      *session
+	name   string
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	kick   chan struct{}
+	syncer *flowsync.Syncer
+
+	ovs *ovsdb.Client // owned by run
+
+	mu  sync.Mutex
+	err error
+}
+
+func (c *Controller) newWorker(s *session, name string) *worker {
+	w := &worker{c: c, s: s, name: name, kick: make(chan struct{}, 1),
+		log: c.log.With("chassis", name, "term", s.term)}
+	w.ctx, w.cancel = context.WithCancel(s.ctx)
+	w.syncer = flowsync.New(flowsync.Options{Round: s.round, Logger: w.log})
+	return w
+}
+
+func (w *worker) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) lastErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *worker) setErr(err error) {
+	w.mu.Lock()
+	w.err = err
+	w.mu.Unlock()
+}
+
+// run converges the chassis until the worker is cancelled; every failure
+// requeues the whole pass with exponential backoff.
+func (w *worker) run() {
+	defer w.cancel()
+	go w.syncer.Run(w.ctx)
+	defer func() {
+		if w.ovs != nil {
+			w.ovs.Close()
+		}
+	}()
+	backoff := w.c.cfg.MinBackoff
+	tick := time.NewTicker(w.c.cfg.ResyncInterval)
+	defer tick.Stop()
+	for {
+		again, err := w.pass()
+		w.setErr(err)
+		var retry <-chan time.Time
+		switch {
+		case w.ctx.Err() != nil:
+			return
+		case err != nil:
+			w.log.Warn("chassis pass failed, retrying", "err", err, "backoff", backoff)
+			retry = time.After(backoff)
+			backoff = min(2*backoff, w.c.cfg.MaxBackoff)
+		case again:
+			// ovs-vswitchd has not numbered every port yet: look again soon.
+			retry = time.After(w.c.cfg.MinBackoff)
+			backoff = w.c.cfg.MinBackoff
+		default:
+			backoff = w.c.cfg.MinBackoff
+		}
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-w.kick:
+		case <-retry:
+		case <-tick.C:
+		}
+	}
+}
+
+// pass runs one level-triggered pass; again asks for an early next pass.
+func (w *worker) pass() (again bool, err error) {
+	v := w.c.cfg.FSM.State().Read()
+	ch := v.Chassis(w.name)
+	if ch == nil || !ch.Up {
+		return false, nil // the worker is about to be stopped
+	}
+	if w.ovs == nil {
+		ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+		ovs, err := ovsdb.Connect(ctx, ch.OVSDB, ovsdb.Config{Logger: w.log})
+		cancel()
+		if err != nil {
+			return false, err
+		}
+		w.ovs = ovs
+		// Any binding change wakes a full pass.
+		ovs.WatchBindings(w.ctx, w.c.cfg.Bridge, func(ovsdb.BindingEvent) { w.wake() })
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+	defer cancel()
+
+	br := w.c.cfg.Bridge
+	if _, err := w.ovs.EnsureIntegrationBridge(ctx, ovsdb.BridgeSpec{
+		Name:         br,
+		DatapathType: ch.DatapathType,
+		Controllers:  w.targets(ch),
+		OtherConfig:  map[string]string{"datapath-id": fmt.Sprintf("%016x", ch.DatapathID)},
+		ExternalIDs:  map[string]string{"neutrino-chassis": ch.Name},
+	}); err != nil {
+		return false, err
+	}
+	facts := pipeline.Facts{Chassis: w.name, Bindings: map[string]uint32{}, Tunnels: map[string]uint32{}}
+	if ch.TunnelIP != "" {
+		spec := ovsdb.TunnelSpec{Bridge: br, LocalIP: ch.TunnelIP, Encaps: encaps(ch), Remotes: gatewayRemotes(v, ch)}
+		if _, err := w.ovs.EnsureTunnels(ctx, spec); err != nil {
+			return false, err
+		}
+		for _, e := range spec.Encaps {
+			n, err := w.ofport(ctx, ovsdb.FlowTunnelPort(e))
+			if err != nil {
+				return false, err
+			}
+			if n <= 0 {
+				again = true
+				continue
+			}
+			facts.Tunnels[e] = uint32(n)
+		}
+	}
+	bindings, err := w.ovs.Bindings(ctx, br)
+	if err != nil {
+		return false, err
+	}
+	for _, b := range bindings {
+		facts.Bindings[b.IfaceID] = uint32(b.OFPort)
+	}
+	if err := w.commitBindings(ctx, v, facts.Bindings); err != nil {
+		return false, err
+	}
+	if err := w.syncer.SetDesired(v.Revision(), pipeline.Compile(v, facts)); err != nil {
+		return false, err
+	}
+	return again, nil
+}
+
+// commitBindings proposes the bindings the chassis shows and the state
+// does not know, and the unbindings of ports it no longer shows.
+func (w *worker) commitBindings(ctx context.Context, v *fsm.View, local map[string]uint32) error {
+	var bs []fsm.PortBinding
+	for _, id := range sortedKeys(local) {
+		p := v.Port(id)
+		if p == nil {
+			continue
+		}
+		if p.BindingHostID != w.name || p.BindingVIFType != fsm.VIFTypeOVS || p.Status != fsm.PortStatusActive {
+			bs = append(bs, fsm.PortBinding{PortID: id, Chassis: w.name})
+		}
+	}
+	for _, p := range v.Ports() {
+		if _, ok := local[p.ID]; !ok && p.BindingHostID == w.name {
+			bs = append(bs, fsm.PortBinding{PortID: p.ID, FromChassis: w.name})
+		}
+	}
+	if len(bs) == 0 {
+		return nil
+	}
+	cmd, err := fsm.Encode(fsm.CmdPortBind, fsm.PortBindRequest{Bindings: bs, At: time.Now().UTC().Format(time.RFC3339)})
+	if err != nil {
+		return err
+	}
+	res, err := w.c.cfg.Apply(ctx, cmd)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return fmt.Errorf("commit %d bindings: %w", len(bs), err)
+	}
+	w.log.Info("bindings committed", "changes", len(bs), "revision", res.Revision)
+	return nil
+}
+
+// ofport reads an interface's OpenFlow port number from the cache (0 when
+// not assigned yet).
+func (w *worker) ofport(ctx context.Context, name string) (int, error) {
+	var ifaces []vswitchd.Interface
+	err := w.ovs.LibOVSDB().WhereCache(func(i *vswitchd.Interface) bool { return i.Name == name }).List(ctx, &ifaces)
+	if err != nil {
+		return 0, fmt.Errorf("read interface %s: %w", name, err)
+	}
+	if len(ifaces) == 0 || ifaces[0].Ofport == nil {
+		return 0, nil
+	}
+	return *ifaces[0].Ofport, nil
+}
+
+// targets are the OpenFlow controller targets of a chassis: every
+// server's address. A unix: address is reachable only from the same host
+// and OVS accepts an active unix: target only inside its run directory, so
+// for a chassis whose OVSDB endpoint is a unix socket (same host by
+// construction) the target is a symlink, next to that socket, to the
+// server's socket.
+func (w *worker) targets(ch *fsm.Chassis) []string {
+	var out []string
+	for _, addr := range w.c.cfg.Controllers() {
+		path, isUnix := strings.CutPrefix(addr, "unix:")
+		if !isUnix {
+			out = append(out, addr)
+			continue
+		}
+		db, ok := strings.CutPrefix(ch.OVSDB, "unix:")
+		if !ok {
+			continue // a remote chassis cannot reach a unix socket
+		}
+		link, err := ensureLink(filepath.Dir(db), path)
+		if err != nil {
+			w.log.Warn("cannot link openflow socket into the chassis run directory", "addr", addr, "err", err)
+			continue
+		}
+		out = append(out, "unix:"+link)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ensureLink makes dir/of-<hash>.sock a symlink to target.
+func ensureLink(dir, target string) (string, error) {
+	sum := sha256.Sum256([]byte(target))
+	link := filepath.Join(dir, "of-"+hex.EncodeToString(sum[:4])+".sock")
+	if cur, err := os.Readlink(link); err == nil && cur == target {
+		return link, nil
+	}
+	if err := os.Remove(link); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := os.Symlink(target, link); err != nil {
+		return "", err
+	}
+	return link, nil
+}
+
+// encaps are the chassis' encapsulations this controller builds ports for.
+func encaps(ch *fsm.Chassis) []string {
+	var out []string
+	for _, e := range ch.Encaps {
+		if e == ovsdb.EncapVXLAN || e == ovsdb.EncapGRE || e == ovsdb.EncapGeneve {
+			out = append(out, e)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// gatewayRemotes are the per-remote tunnels toward every other up gateway
+// chassis, over the first encapsulation both support (Geneve, VXLAN, GRE).
+func gatewayRemotes(v *fsm.View, ch *fsm.Chassis) []ovsdb.RemoteTunnel {
+	var out []ovsdb.RemoteTunnel
+	for _, o := range v.ChassisList() {
+		if o.Name == ch.Name || !o.Up || o.TunnelIP == "" || !slices.Contains(o.Roles, "gateway") {
+			continue
+		}
+		for _, e := range []string{ovsdb.EncapGeneve, ovsdb.EncapVXLAN, ovsdb.EncapGRE} {
+			if slices.Contains(ch.Encaps, e) && slices.Contains(o.Encaps, e) {
+				out = append(out, ovsdb.RemoteTunnel{Chassis: o.Name, IP: o.TunnelIP, Encap: e})
+				break
+			}
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

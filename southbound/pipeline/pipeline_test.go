@@ -1,0 +1,173 @@
+package pipeline
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/raft"
+
+	"neutrino/fsm"
+	"neutrino/southbound/openflow"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// state builds an FSM by applying commands, as Raft would.
+type state struct {
+	t     testing.TB
+	f     *fsm.FSM
+	index uint64
+}
+
+func newState(t testing.TB) *state { return &state{t: t, f: fsm.New(nil)} }
+
+func (s *state) apply(typ fsm.CommandType, body any) {
+	s.t.Helper()
+	buf, err := fsm.Encode(typ, body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.index++
+	if r := s.f.Apply(&raft.Log{Index: s.index, Data: buf}).(*fsm.Result); r.Err != nil {
+		s.t.Fatalf("%s: %v", typ, r.Err)
+	}
+}
+
+func network(id, typ string, seg int) *fsm.Network {
+	return &fsm.Network{Meta: fsm.Meta{ID: id, ProjectID: "p"}, NetworkType: typ, SegmentationID: seg, AdminStateUp: true}
+}
+
+func port(id, netID, mac, host string) *fsm.Port {
+	p := &fsm.Port{Meta: fsm.Meta{ID: id, ProjectID: "p"}, NetworkID: netID, MACAddress: mac, AdminStateUp: true, Status: "DOWN"}
+	if host != "" {
+		p.BindingHostID, p.BindingVIFType, p.Status = host, fsm.VIFTypeOVS, fsm.PortStatusActive
+	}
+	return p
+}
+
+func chassis(name, ip string, encaps ...string) *fsm.Chassis {
+	return &fsm.Chassis{Meta: fsm.Meta{ID: name, Name: name}, TunnelIP: ip, Encaps: encaps, Up: true, DatapathID: fsm.ChassisDatapathID(name)}
+}
+
+// topology: three chassis; a VXLAN network spread over all of them, a GRE
+// network on ch1 and ch2, a Geneve network only on ch3 (no flows on ch1),
+// a VLAN network (not carried yet) and an unbound port.
+func topology(t testing.TB) *fsm.View {
+	s := newState(t)
+	s.apply(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: []*fsm.Chassis{
+		chassis("ch1", "192.0.2.1"), chassis("ch2", "192.0.2.2", "vxlan", "gre"), chassis("ch3", "192.0.2.3", "vxlan", "geneve"),
+	}})
+	vlan := network("net-vlan", fsm.NetTypeVLAN, 10)
+	vlan.PhysicalNetwork = "physnet1"
+	s.apply(fsm.CmdNetworkCreate, fsm.NetworkCreateRequest{Networks: []*fsm.Network{
+		network("net-a", fsm.NetTypeVXLAN, 1001), network("net-b", fsm.NetTypeGRE, 1001),
+		network("net-c", fsm.NetTypeGeneve, 5000), vlan,
+	}})
+	s.apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: []*fsm.Port{
+		port("pa1", "net-a", "fa:16:3e:00:00:01", "ch1"),
+		port("pa2", "net-a", "fa:16:3e:00:00:02", "ch1"),
+		port("pa3", "net-a", "fa:16:3e:00:00:03", "ch2"),
+		port("pa4", "net-a", "fa:16:3e:00:00:04", "ch3"),
+		port("pa5", "net-a", "fa:16:3e:00:00:05", ""),
+		port("pb1", "net-b", "fa:16:3e:00:01:01", "ch1"),
+		port("pb2", "net-b", "fa:16:3e:00:01:02", "ch2"),
+		port("pb3", "net-b", "fa:16:3e:00:01:03", "ch3"), // ch3 has no GRE
+		port("pc1", "net-c", "fa:16:3e:00:02:01", "ch3"),
+		port("pv1", "net-vlan", "fa:16:3e:00:03:01", "ch1"),
+	}})
+	return s.f.State().Read()
+}
+
+func render(flows []openflow.Flow) string {
+	var sb strings.Builder
+	for i := range flows {
+		sb.WriteString(flows[i].String())
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+func TestCompileGolden(t *testing.T) {
+	v := topology(t)
+	cases := map[string]Facts{
+		"ch1": {Chassis: "ch1",
+			Bindings: map[string]uint32{"pa1": 1, "pa2": 2, "pb1": 3, "pv1": 4},
+			Tunnels:  map[string]uint32{"vxlan": 10, "gre": 11, "geneve": 12}},
+		// ch2 has a binding the state does not know yet (plugged, not
+		// committed): local flows come from facts alone.
+		"ch2": {Chassis: "ch2",
+			Bindings: map[string]uint32{"pa3": 7, "pb2": 8},
+			Tunnels:  map[string]uint32{"vxlan": 1, "gre": 2}},
+		// ch3 has no tunnel ports yet: local delivery only.
+		"ch3": {Chassis: "ch3", Bindings: map[string]uint32{"pa4": 1, "pc1": 2}},
+	}
+	for name, facts := range cases {
+		t.Run(name, func(t *testing.T) {
+			flows := Compile(v, facts)
+			for i := range flows {
+				if err := flows[i].Validate(); err != nil {
+					t.Fatalf("flow %s: %v", flows[i].String(), err)
+				}
+			}
+			got := render(flows)
+			if again := render(Compile(v, facts)); again != got {
+				t.Fatalf("not deterministic:\n%s\nvs\n%s", got, again)
+			}
+			path := filepath.Join("testdata", name+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if got != string(want) {
+				t.Fatalf("flows differ from %s (run with -update if intended):\ngot:\n%s\nwant:\n%s", path, got, want)
+			}
+		})
+	}
+}
+
+// BenchmarkCompile compiles one chassis' flows for 1k and 10k ports spread
+// over 100 networks and 50 chassis.
+func BenchmarkCompile(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("ports=%d", n), func(b *testing.B) {
+			s := newState(b)
+			var chs []*fsm.Chassis
+			for i := 0; i < 50; i++ {
+				chs = append(chs, chassis(fmt.Sprintf("ch%02d", i), fmt.Sprintf("10.0.%d.%d", i/250, i%250+1)))
+			}
+			s.apply(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: chs})
+			var nets []*fsm.Network
+			for i := 0; i < 100; i++ {
+				nets = append(nets, network(fmt.Sprintf("net%03d", i), fsm.NetTypeVXLAN, 1000+i))
+			}
+			s.apply(fsm.CmdNetworkCreate, fsm.NetworkCreateRequest{Networks: nets})
+			facts := Facts{Chassis: "ch00", Bindings: map[string]uint32{}, Tunnels: map[string]uint32{"vxlan": 1}}
+			var ports []*fsm.Port
+			for i := 0; i < n; i++ {
+				host := fmt.Sprintf("ch%02d", i%50)
+				id := fmt.Sprintf("port%05d", i)
+				ports = append(ports, port(id, fmt.Sprintf("net%03d", i%100), fmt.Sprintf("fa:16:3e:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff), host))
+				if host == "ch00" {
+					facts.Bindings[id] = uint32(len(facts.Bindings) + 2)
+				}
+			}
+			s.apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: ports})
+			v := s.f.State().Read()
+			b.ResetTimer()
+			var flows int
+			for i := 0; i < b.N; i++ {
+				flows = len(Compile(v, facts))
+			}
+			b.ReportMetric(float64(flows), "flows")
+		})
+	}
+}
