@@ -36,6 +36,16 @@ const (
 	CmdChassisSetState CommandType = 41
 	CmdChassisDelete   CommandType = 42
 	CmdPortBind        CommandType = 43
+
+	// Routers and floating IPs (60-79).
+	CmdRouterCreate          CommandType = 60
+	CmdRouterUpdate          CommandType = 61
+	CmdRouterDelete          CommandType = 62
+	CmdRouterInterfaceAdd    CommandType = 63
+	CmdRouterInterfaceRemove CommandType = 64
+	CmdFloatingIPCreate      CommandType = 65
+	CmdFloatingIPUpdate      CommandType = 66
+	CmdFloatingIPDelete      CommandType = 67
 )
 
 func (t CommandType) String() string {
@@ -78,6 +88,22 @@ func (t CommandType) String() string {
 		return "ChassisDelete"
 	case CmdPortBind:
 		return "PortBind"
+	case CmdRouterCreate:
+		return "RouterCreate"
+	case CmdRouterUpdate:
+		return "RouterUpdate"
+	case CmdRouterDelete:
+		return "RouterDelete"
+	case CmdRouterInterfaceAdd:
+		return "RouterInterfaceAdd"
+	case CmdRouterInterfaceRemove:
+		return "RouterInterfaceRemove"
+	case CmdFloatingIPCreate:
+		return "FloatingIPCreate"
+	case CmdFloatingIPUpdate:
+		return "FloatingIPUpdate"
+	case CmdFloatingIPDelete:
+		return "FloatingIPDelete"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }

@@ -67,6 +67,15 @@ func New(log *slog.Logger) *FSM {
 		CmdChassisSetState: applyChassisSetState,
 		CmdChassisDelete:   applyChassisDelete,
 		CmdPortBind:        applyPortBind,
+
+		CmdRouterCreate:          applyRouterCreate,
+		CmdRouterUpdate:          applyRouterUpdate,
+		CmdRouterDelete:          applyRouterDelete,
+		CmdRouterInterfaceAdd:    applyRouterInterfaceAdd,
+		CmdRouterInterfaceRemove: applyRouterInterfaceRemove,
+		CmdFloatingIPCreate:      applyFloatingIPCreate,
+		CmdFloatingIPUpdate:      applyFloatingIPUpdate,
+		CmdFloatingIPDelete:      applyFloatingIPDelete,
 	}
 	return f
 }
@@ -144,7 +153,7 @@ func applySetEpoch(txn *memdb.Txn, body []byte, index uint64) error {
 // Every new table must be added here (the round-trip test checks it).
 var snapshotTables = []string{tableIndex, TableNetworks,
 	TableSubnets, TablePorts, TableSecurityGroups, TableSecurityGroupRules,
-	TableChassis}
+	TableChassis, TableRouters, TableFloatingIPs}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.

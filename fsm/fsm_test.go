@@ -146,6 +146,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	apply(t, f, 2, CmdNetworkCreate, NetworkCreateRequest{Networks: nets})
 	last := fillCoreTables(t, f, 3)
 	last = fillChassisTable(t, f, last+1)
+	last = fillL3Tables(t, f, last+1)
 
 	for table := range schema().Tables {
 		if it, _ := f.State().db.Txn(false).Get(table, "id"); it.Next() == nil {
@@ -209,5 +210,20 @@ func TestRestoreRejectsGarbage(t *testing.T) {
 	err := f.Restore(io.NopCloser(bytes.NewReader([]byte{0x81, 0xa7, 'V', 'e', 'r', 's', 'i', 'o', 'n', 0x63})))
 	if err == nil {
 		t.Fatalf("restore of a future version: %v", err)
+	}
+}
+
+// TestEmptyProjectIsStorable: objects without a project (Neutron's router
+// gateway ports, or an API configured with no default project) must not
+// crash the replica through the project index.
+func TestEmptyProjectIsStorable(t *testing.T) {
+	f := New(nil)
+	n := testNetwork("n1", 100)
+	n.ProjectID = ""
+	if r := apply(t, f, 1, CmdNetworkCreate, NetworkCreateRequest{Networks: []*Network{n}}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if f.State().Read().Network("n1") == nil {
+		t.Fatal("network without project not stored")
 	}
 }

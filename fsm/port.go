@@ -256,6 +256,10 @@ func applyPortDelete(txn *memdb.Txn, body []byte, index uint64) error {
 	if cur == nil {
 		return portNotFound(req.ID)
 	}
+	if err := checkL3PortDelete(&v, cur); err != nil {
+		return err
+	}
+	disassociatePort(txn, cur.ID, index)
 	remove(txn, TablePorts, cur, index)
 	return nil
 }

@@ -17,6 +17,9 @@ const (
 	TableSecurityGroupRules = "security_group_rules"
 
 	TableChassis = "chassis"
+
+	TableRouters     = "routers"
+	TableFloatingIPs = "floating_ips"
 )
 
 // Keys of the index table that are not table names.
@@ -44,7 +47,7 @@ func schema() *memdb.DBSchema {
 			Name: TableNetworks,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"project": {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				"project": {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				"segment": {Name: "segment", Indexer: segmentIndexer{}},
 			},
 		},
@@ -52,15 +55,16 @@ func schema() *memdb.DBSchema {
 			Name: TableSubnets,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"project": {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				"project": {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				"network": {Name: "network", Indexer: &memdb.StringFieldIndex{Field: "NetworkID"}},
 			},
 		},
 		TablePorts: {
 			Name: TablePorts,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id":       {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"project":  {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				// Router gateway and floating IP ports belong to no project.
+				"project":  {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				"network":  {Name: "network", Indexer: &memdb.StringFieldIndex{Field: "NetworkID"}},
 				"device":   {Name: "device", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "DeviceID"}},
 				"ip":       {Name: "ip", AllowMissing: true, Indexer: portIPIndexer{}},
@@ -72,14 +76,14 @@ func schema() *memdb.DBSchema {
 			Name: TableSecurityGroups,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"project": {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				"project": {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 			},
 		},
 		TableSecurityGroupRules: {
 			Name: TableSecurityGroupRules,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"project": {Name: "project", Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				"project": {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				"group":   {Name: "group", Indexer: &memdb.StringFieldIndex{Field: "SecurityGroupID"}},
 				"remote":  {Name: "remote", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RemoteGroupID"}},
 			},
@@ -88,6 +92,23 @@ func schema() *memdb.DBSchema {
 			Name: TableChassis,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			},
+		},
+		TableRouters: {
+			Name: TableRouters,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"project": {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+			},
+		},
+		TableFloatingIPs: {
+			Name: TableFloatingIPs,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"project": {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
+				"network": {Name: "network", Indexer: &memdb.StringFieldIndex{Field: "FloatingNetworkID"}},
+				"port":    {Name: "port", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "PortID"}},
+				"router":  {Name: "router", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RouterID"}},
 			},
 		},
 	}}

@@ -79,6 +79,10 @@ func newRow(table string) (any, error) {
 		return &SecurityGroupRule{}, nil
 	case TableChassis:
 		return &Chassis{}, nil
+	case TableRouters:
+		return &Router{}, nil
+	case TableFloatingIPs:
+		return &FloatingIP{}, nil
 	}
 	return nil, fmt.Errorf("unknown table %q in snapshot", table)
 }

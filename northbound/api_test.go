@@ -7,67 +7,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"neutrino/cluster/clustertest"
 	"neutrino/cmd/neutrino/agent"
 	"neutrino/northbound"
 )
 
-// freeBind returns a loopback address whose port and port+1 are free for
-// TCP and UDP (gossip uses both, Raft the next port).
-func freeBind(t testing.TB) string {
-	t.Helper()
-	for i := 0; i < 100; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := true
-		for _, p := range []int{port, port + 1} {
-			addr := "127.0.0.1:" + strconv.Itoa(p)
-			tl, err := net.Listen("tcp", addr)
-			if err != nil {
-				ok = false
-				break
-			}
-			ul, err := net.ListenPacket("udp", addr)
-			tl.Close()
-			if err != nil {
-				ok = false
-				break
-			}
-			ul.Close()
-		}
-		if ok {
-			return "127.0.0.1:" + strconv.Itoa(port)
-		}
-	}
-	t.Fatal("no free port pair")
-	return ""
-}
-
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var (
+	freeBind   = clustertest.FreeBind
+	eventually = clustertest.Eventually
+)
 
 // apiServer is one in-process server agent with a real single-node Raft.
 type apiServer struct {

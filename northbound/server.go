@@ -164,6 +164,8 @@ func (s *Server) routes() {
 	s.subnetRoutes()
 	s.portRoutes()
 	s.securityGroupRoutes()
+	s.routerRoutes()
+	s.floatingIPRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, "HTTPNotFound", "The resource could not be found."))
 	})

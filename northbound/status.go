@@ -68,7 +68,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) v2Root(w http.ResponseWriter, r *http.Request) {
 	var res []map[string]any
-	for _, c := range []string{"network", "subnet", "port", "security-group", "security-group-rule"} {
+	for _, c := range []string{"network", "subnet", "port", "security-group", "security-group-rule", "router", "floatingip"} {
 		res = append(res, map[string]any{"name": c, "collection": c + "s",
 			"links": []map[string]string{{"rel": "self", "href": "http://" + r.Host + "/v2.0/" + c + "s"}}})
 	}
@@ -96,6 +96,11 @@ var extensionList = []struct{ Alias, Name, Description string }{
 	{"ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports"},
 	{"filter-validation", "Filter parameters validation", "Provides validation on filter parameters."},
 	{"revision-if-match", "If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported."},
+	{"router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."},
+	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"},
+	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"},
+	{"dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers."},
+	{"l3-ha", "HA Router extension", "Adds HA capability to routers."},
 }
 
 func (s *Server) extensions(w http.ResponseWriter, r *http.Request) {

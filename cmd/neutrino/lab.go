@@ -56,9 +56,9 @@ removes every namespace, process and file the lab made, also after a crash.`,
 	return cmd
 }
 
-// labLogger logs lab progress to stderr (debug with --debug).
+// labLogger logs lab warnings to stderr, and progress with --debug.
 func (a *app) labLogger() *slog.Logger {
-	lvl := slog.LevelInfo
+	lvl := slog.LevelWarn
 	if a.opts.debug {
 		lvl = slog.LevelDebug
 	}

@@ -120,6 +120,10 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	if err := ovsproc.Available(); err != nil {
 		return nil, err
 	}
+	// OVS puts unix sockets in <dir>/<node>/ovs; sun_path is 108 bytes.
+	if longest := len(o.Dir) + len("/gateway-99/ovs/ovs-vswitchd.ctl") + 8; longest > 108 {
+		return nil, fmt.Errorf("lab: --dir %s is %d bytes too long for the unix socket paths in it", o.Dir, longest-108)
+	}
 	if _, err := os.Stat(o.Binary); err != nil {
 		return nil, fmt.Errorf("lab: neutrino binary: %w", err)
 	}
@@ -661,11 +665,20 @@ func isLabDir(dir string) bool {
 	return false
 }
 
+// ovsTools are the OVS programs the lab runs against its chassis; one
+// still talking to a lab's sockets when it goes down is the lab's (say,
+// an ovs-vsctl a crashed `up` left waiting).
+var ovsTools = map[string]bool{
+	"ovs-vsctl": true, "ovs-appctl": true, "ovs-ofctl": true, "ovsdb-client": true,
+	"ovsdb-tool": true, "ovsdb-server": true, "ovs-vswitchd": true,
+}
+
 // processesOf lists the lab's daemons by their command lines: an agent's
 // --data-dir or an OVS daemon's --pidfile is a path in dir. This finds the
 // daemons whose PID never reached the state file (a crash right after
-// starting one) without touching anyone else's process, e.g. a shell
-// someone opened in a lab namespace or a `tail -f` of a lab log.
+// starting one) and OVS tools left talking to its sockets, without touching
+// anyone else's process, e.g. a shell someone opened in a lab namespace or
+// a `tail -f` of a lab log.
 func processesOf(dir string) []Process {
 	if !isLabDir(dir) {
 		return nil
@@ -687,9 +700,11 @@ func processesOf(dir string) []Process {
 			continue
 		}
 		args := strings.Split(string(b), "\x00")
+		tool := ovsTools[filepath.Base(args[0])]
 		for i, a := range args {
 			ours := strings.HasPrefix(a, "--pidfile="+in) ||
-				(a == "--data-dir" && i+1 < len(args) && strings.HasPrefix(args[i+1], in))
+				(a == "--data-dir" && i+1 < len(args) && strings.HasPrefix(args[i+1], in)) ||
+				(tool && strings.Contains(a, in))
 			if ours {
 				out = append(out, processOf(pid, "lab daemon: "+args[0]))
 				break

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"neutrino/cluster/clustertest"
 )
 
 // These tests run real agents as processes, so that "kill the leader" is a
@@ -41,58 +42,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+var eventually = clustertest.Eventually
 
-// freePort returns a loopback port whose next port is free too (TCP and UDP).
-func freePort(t *testing.T, taken map[int]bool) int {
-	t.Helper()
-	for i := 0; i < 200; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if taken[port] || taken[port+1] || port+1 > 65535 {
-			continue
-		}
-		ok := true
-		for _, p := range []int{port, port + 1} {
-			addr := "127.0.0.1:" + strconv.Itoa(p)
-			tl, err := net.Listen("tcp", addr)
-			if err != nil {
-				ok = false
-				break
-			}
-			ul, err := net.ListenPacket("udp", addr)
-			tl.Close()
-			if err != nil {
-				ok = false
-				break
-			}
-			ul.Close()
-		}
-		if ok {
-			taken[port], taken[port+1] = true, true
-			return port
-		}
-	}
-	t.Fatal("no free port pair")
-	return 0
-}
+// freePort returns a port p with p, p+1 and p+2 free: an agent's gossip,
+// Raft and OpenFlow ports.
+func freePort(t *testing.T, _ map[int]bool) int { return clustertest.FreePort(t) }
 
 type node struct {
 	name, bind, http, dir string
