@@ -8,7 +8,7 @@ BIN       := bin/neutrino
 PKGS      := ./...
 TEST_TIMEOUT ?= 25m
 BENCH     ?= .
-BENCHTIME ?= 1x
+BENCHTIME ?= 1s
 
 .PHONY: all build test lint bench deps demo demo-stop clean
 

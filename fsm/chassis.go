@@ -85,6 +85,7 @@ type ChassisDeleteRequest struct {
 type PortBinding struct {
 	PortID      string
 	Chassis     string
+	OFPort      int
 	FromChassis string
 }
 
@@ -183,14 +184,15 @@ func applyPortBind(txn *memdb.Txn, body []byte, index uint64) error {
 		}
 		p := cur.Copy()
 		if b.Chassis != "" {
-			p.BindingHostID, p.BindingVIFType, p.Status = b.Chassis, VIFTypeOVS, PortStatusActive
+			p.BindingHostID, p.BindingVIFType, p.Status, p.BindingOFPort = b.Chassis, VIFTypeOVS, PortStatusActive, b.OFPort
 		} else {
 			if cur.BindingHostID != b.FromChassis {
 				continue
 			}
-			p.BindingHostID, p.BindingVIFType, p.Status = "", VIFTypeUnbound, PortStatusDown
+			p.BindingHostID, p.BindingVIFType, p.Status, p.BindingOFPort = "", VIFTypeUnbound, PortStatusDown, 0
 		}
-		if p.BindingHostID == cur.BindingHostID && p.BindingVIFType == cur.BindingVIFType && p.Status == cur.Status {
+		if p.BindingHostID == cur.BindingHostID && p.BindingVIFType == cur.BindingVIFType && p.Status == cur.Status &&
+			p.BindingOFPort == cur.BindingOFPort {
 			continue
 		}
 		p.RevisionNumber++

@@ -58,6 +58,11 @@ func applyNetworkUpdate(txn *memdb.Txn, body []byte, index uint64) error {
 	if other := v.NetworkBySegment(n.SegmentKey()); other != nil && other.ID != n.ID {
 		return segmentConflict(n)
 	}
+	if cur.External && !n.External {
+		if err := v.CheckExternalNetworkUnused(n.ID); err != nil {
+			return err
+		}
+	}
 	n.CreateIndex, n.ModifyIndex = cur.CreateIndex, index
 	insert(txn, TableNetworks, n, index)
 	return nil

@@ -61,6 +61,9 @@ type Port struct {
 	BindingVIFType      string
 	BindingVNICType     string
 	BindingProfile      string // JSON object
+	// BindingOFPort is the OpenFlow port of the interface plugged with this
+	// port's iface-id on BindingHostID's br-int (0 when unbound).
+	BindingOFPort int
 	PortSecurityEnabled bool
 	SecurityGroups      []string
 	AllowedAddressPairs []AddressPair
@@ -239,6 +242,9 @@ func applyPortUpdate(txn *memdb.Txn, body []byte, index uint64) error {
 	}
 	if p.NetworkID != cur.NetworkID {
 		return Errorf(CodeBadRequest, ErrTypeInvalidInput, "Invalid input for operation: network_id cannot be changed.")
+	}
+	if err := checkL3PortUpdate(&v, cur, p); err != nil {
+		return err
 	}
 	if err := v.CheckPort(p); err != nil {
 		return err

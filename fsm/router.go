@@ -23,6 +23,7 @@ const (
 	ErrTypeFloatingIPNotFound            = "FloatingIPNotFound"
 	ErrTypeExternalGatewayForFIPNotFound = "ExternalGatewayForFloatingIPNotFound"
 	ErrTypeFIPPortAlreadyAssociated      = "FloatingIPPortAlreadyAssociated"
+	ErrTypeExternalNetworkInUse          = "ExternalNetworkInUse"
 	errTypeRouterDuplicate               = "RouterDuplicated"
 	errTypeFloatingIPDuplicate           = "FloatingIPDuplicated"
 )
@@ -677,6 +678,21 @@ func applyFloatingIPDelete(txn *memdb.Txn, body []byte, index uint64) error {
 	return nil
 }
 
+// CheckExternalNetworkUnused reports whether a network may stop being
+// external: no router gateway or floating IP may be on it (Neutron's
+// ExternalNetworkInUse).
+func (v *View) CheckExternalNetworkUnused(id string) error {
+	inUse := len(all[*FloatingIP](v.txn, TableFloatingIPs, "network", id)) > 0
+	for _, r := range v.Routers() {
+		inUse = inUse || (r.Gateway != nil && r.Gateway.NetworkID == id)
+	}
+	if inUse {
+		return Errorf(CodeConflict, ErrTypeExternalNetworkInUse,
+			"External network %s cannot be updated to be made non-external, since it has existing gateway ports.", id)
+	}
+	return nil
+}
+
 // checkL3PortDelete refuses deleting a router's or a floating IP's port
 // through the port API while its owner exists (Neutron's L3PortInUse).
 func checkL3PortDelete(v *View, p *Port) error {
@@ -695,6 +711,20 @@ func checkL3PortDelete(v *View, p *Port) error {
 	}
 	return Errorf(CodeConflict, ErrTypeL3PortInUse,
 		"Port %s has owner %s and therefore cannot be deleted directly via the port API.", p.ID, p.DeviceOwner)
+}
+
+// checkL3PortUpdate refuses moving a router's or a floating IP's port to
+// another device or other addresses through the port API: the router and
+// floating IP handlers own those fields.
+func checkL3PortUpdate(v *View, cur, next *Port) error {
+	if next.DeviceID == cur.DeviceID && next.DeviceOwner == cur.DeviceOwner && slices.Equal(next.FixedIPs, cur.FixedIPs) {
+		return nil
+	}
+	if err := checkL3PortDelete(v, cur); err != nil {
+		return Errorf(CodeConflict, ErrTypeL3PortInUse,
+			"Port %s has owner %s and therefore its device and addresses cannot be changed directly via the port API.", cur.ID, cur.DeviceOwner)
+	}
+	return nil
 }
 
 // disassociatePort clears the floating IPs of a port that is going away,

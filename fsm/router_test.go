@@ -79,6 +79,10 @@ func TestApplyL3Lifecycle(t *testing.T) {
 	noGW.Gateway = nil
 	step(CmdRouterUpdate, RouterUpdateRequest{Router: noGW, PrevIndex: cur.ModifyIndex}, ErrTypeGatewayInUseByFloatingIP)
 	step(CmdRouterDelete, RouterDeleteRequest{ID: "l3-r"}, ErrTypeRouterInUse)
+	// The external network stays external while the gateway is on it.
+	internal := f.State().Read().Network("l3-ext").Copy()
+	internal.External = false
+	step(CmdNetworkUpdate, NetworkUpdateRequest{Network: internal, PrevIndex: internal.ModifyIndex}, ErrTypeExternalNetworkInUse)
 	// Routes must go through one of the router's subnets.
 	bad := cur.Copy()
 	bad.Routes = []Route{{Destination: "192.168.0.0/16", NextHop: "172.16.0.1"}}

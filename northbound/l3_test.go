@@ -206,7 +206,9 @@ func TestL3BadInput(t *testing.T) {
 		{"clear gateway used by fip", "PUT", "/v2.0/routers/" + r1id, nil, router(map[string]any{"external_gateway_info": nil}), 409, "RouterExternalGatewayInUseByFloatingIp"},
 		{"delete router in use", "DELETE", "/v2.0/routers/" + r1id, nil, nil, 409, "RouterInUse"},
 		{"delete interface port directly", "DELETE", "/v2.0/ports/" + if1["port_id"].(string), nil, nil, 409, "L3PortInUse"},
+		{"detach interface port via port API", "PUT", "/v2.0/ports/" + if1["port_id"].(string), nil, map[string]any{"port": map[string]any{"device_owner": ""}}, 409, "L3PortInUse"},
 		{"stale If-Match", "PUT", "/v2.0/routers/" + r1id, map[string]string{"If-Match": "revision_number=99"}, router(map[string]any{"name": "x"}), 412, "RevisionNumberConstraintFailed"},
+		{"external network in use made internal", "PUT", "/v2.0/networks/" + ext["id"].(string), nil, map[string]any{"network": map[string]any{"router:external": false}}, 409, "ExternalNetworkInUse"},
 		{"member sees no router", "GET", "/v2.0/routers/" + r1id, member, nil, 404, "RouterNotFound"},
 		{"member cannot delete router", "DELETE", "/v2.0/routers/" + r1id, member, nil, 404, "RouterNotFound"},
 	}

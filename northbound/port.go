@@ -69,7 +69,7 @@ func renderPort(p *fsm.Port) map[string]any {
 	}
 	details := map[string]any{}
 	if p.BindingVIFType == fsm.VIFTypeOVS {
-		details = map[string]any{"port_filter": true, "bridge_name": "br-int", "datapath_type": "system"}
+		details = map[string]any{"port_filter": true, "bridge_name": "br-int", "ofport": p.BindingOFPort}
 	}
 	return map[string]any{
 		"id":                    p.ID,

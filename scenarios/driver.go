@@ -53,7 +53,8 @@ func (l *Lab) ByKind(kind string) []Node {
 }
 
 // Driver builds and drives a lab. Every method but Up works on the lab the
-// last Up built; Down is safe to call after a failed or partial Up.
+// last Up built; Down is safe to call after a failed or partial Up. The
+// methods are safe for concurrent use.
 type Driver interface {
 	// Up builds the topology and returns once every server answers with a
 	// leader and every node is alive in gossip.

@@ -66,7 +66,8 @@ func up(t *testing.T, topo scenarios.Topology) (scenarios.Driver, *scenarios.Lab
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := lab.NewDriver(filepath.Join(tmp, "lab"), fmt.Sprintf("sc%d-", os.Getpid()%100000), binary, nil)
+	prefix := fmt.Sprintf("sc%d-", os.Getpid()%100000)
+	d := lab.NewDriver(filepath.Join(tmp, "lab"), prefix, binary, nil)
 	t.Cleanup(func() {
 		if t.Failed() {
 			dumpLogs(t, filepath.Join(tmp, "lab"))
@@ -75,6 +76,14 @@ func up(t *testing.T, topo scenarios.Topology) (scenarios.Driver, *scenarios.Lab
 		defer cancel()
 		if err := d.Down(ctx); err != nil && !errors.Is(err, lab.ErrNoLab) {
 			t.Errorf("lab down: %v", err)
+		}
+		// VMs included: down leaves no namespace of the lab.
+		if ents, err := os.ReadDir("/run/netns"); err == nil {
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), prefix) {
+					t.Errorf("lab down left namespace %s", e.Name())
+				}
+			}
 		}
 		os.RemoveAll(tmp)
 	})

@@ -122,6 +122,14 @@ func TestL2AcrossEncapsulations(t *testing.T) {
 			tcpExchange(t, d, va, vb, ips[0])
 		})
 	}
+
+	// A removed VM is gone: its namespace no longer runs commands.
+	if err := d.DelVM(ctx, "geneve-b"); err != nil {
+		t.Fatalf("vm del: %v", err)
+	}
+	if _, err := d.Exec(ctx, "geneve-b", "true"); err == nil {
+		t.Fatal("geneve-b still answers after vm del")
+	}
 }
 
 // tcpExchange sends a line over TCP from VM client to VM server (at ip):

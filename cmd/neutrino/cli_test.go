@@ -510,9 +510,9 @@ func TestCompletion(t *testing.T) {
 // TestResourceDescriptor shows what a new resource costs: a descriptor.
 // Its reference flag is resolved by name to an id.
 func TestResourceDescriptor(t *testing.T) {
-	subnet := &resource{
-		collection:  "subnets",
-		singular:    "subnet",
+	widget := &resource{
+		collection:  "widgets",
+		singular:    "widget",
 		nameArg:     true,
 		listColumns: []column{{"ID", "id"}, {"Name", "name"}, {"Network", "network_id"}, {"Subnet", "cidr"}},
 		showFields:  []string{"id", "name", "network_id", "cidr"},
@@ -522,22 +522,22 @@ func TestResourceDescriptor(t *testing.T) {
 			{name: "ip-version", key: "ip_version", kind: kindInt, usage: "4 or 6"},
 		},
 	}
-	resources = append(resources, subnet)
+	resources = append(resources, widget)
 	t.Cleanup(func() { resources = resources[:len(resources)-1] })
 
 	f, out, errOut, code := cli(t, map[string]string{
 		"GET /v2.0/networks":  "200 {\"networks\": [" + net1 + "]}",
-		"POST /v2.0/subnets":  `201 {"subnet": {"id": "s1", "name": "sn", "network_id": "n1", "cidr": "10.0.0.0/24"}}`,
+		"POST /v2.0/widgets":  `201 {"widget": {"id": "s1", "name": "sn", "network_id": "n1", "cidr": "10.0.0.0/24"}}`,
 		"GET /v2.0/networks/": notFound,
-	}, nil, "subnet", "create", "sn", "--network", "a", "--subnet-range", "10.0.0.0/24", "--ip-version", "4")
+	}, nil, "widget", "create", "sn", "--network", "a", "--subnet-range", "10.0.0.0/24", "--ip-version", "4")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	wantReqs := []string{"GET /v2.0/networks/a", "GET /v2.0/networks?name=a", "POST /v2.0/subnets"}
+	wantReqs := []string{"GET /v2.0/networks/a", "GET /v2.0/networks?name=a", "POST /v2.0/widgets"}
 	if !reflect.DeepEqual(f.lines(), wantReqs) {
 		t.Errorf("requests = %q, want %q", f.lines(), wantReqs)
 	}
-	want := jsonValue(t, `{"subnet": {"name": "sn", "network_id": "n1", "cidr": "10.0.0.0/24", "ip_version": 4}}`)
+	want := jsonValue(t, `{"widget": {"name": "sn", "network_id": "n1", "cidr": "10.0.0.0/24", "ip_version": 4}}`)
 	if got := f.bodies()[0]; !reflect.DeepEqual(got, want) {
 		t.Errorf("body = %v, want %v", got, want)
 	}

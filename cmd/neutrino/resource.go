@@ -25,6 +25,8 @@ type resource struct {
 	nameArg    bool   // create takes NAME as its one argument
 	tags       bool   // the resource has Neutron tags: --tag on create, list and update
 	readOnly   bool   // only list and show (e.g. chassis, which come from gossip)
+	noUpdate   bool   // no update command (security group rules are immutable)
+	command    string // the command name when it is not singular ("floating-ip")
 
 	listColumns []column // list's columns
 	longColumns []column // more columns for list --long
@@ -36,11 +38,20 @@ type resource struct {
 
 	// formats show attribute values as the openstack CLI does (UP/DOWN).
 	formats map[string]func(any) string
+
+	// extra returns resource-specific subcommands (router add interface).
+	extra func(a *app, r *resource) []*cobra.Command
 }
 
 // resources are the resource commands of the binary, in help order.
 var resources = []*resource{
 	networkResource,
+	subnetResource,
+	portResource,
+	securityGroupResource,
+	securityGroupRuleResource,
+	routerResource,
+	floatingIPResource,
 	chassisResource,
 }
 
@@ -59,6 +70,7 @@ const (
 	kindSwitch                  // a bool flag: given, the attribute gets value
 	kindStrings                 // a repeatable flag: a list
 	kindRef                     // the id or name of a ref resource, sent as its id
+	kindClear                   // a bool flag: given, the attribute is sent as null
 )
 
 // attrFlag maps one flag to one attribute of the request body (or, for
@@ -70,6 +82,9 @@ type attrFlag struct {
 	usage string
 	value bool      // kindSwitch: the value the attribute gets
 	ref   *resource // kindRef: what the name or id names
+	// conv turns each value of a kindStrings flag into what is sent
+	// ("start=A,end=B" into an allocation pool).
+	conv func(string) (any, error)
 }
 
 // defineAttrFlags adds the flags to cmd. Switch flags that set the same
@@ -84,6 +99,8 @@ func defineAttrFlags(cmd *cobra.Command, flags []attrFlag) {
 			fs.String(f.name, "", f.usage)
 		case kindInt:
 			fs.Int(f.name, 0, f.usage)
+		case kindClear:
+			fs.Bool(f.name, false, f.usage)
 		case kindSwitch:
 			fs.Bool(f.name, false, f.usage)
 			if switches[f.key] == nil {
@@ -125,7 +142,22 @@ func attrValues(ctx context.Context, c *client.Client, fs *pflag.FlagSet, flags 
 			// --shared=false means the opposite of --shared.
 			v = on == f.value
 		case kindStrings:
-			v, err = fs.GetStringArray(f.name)
+			var list []string
+			if list, err = fs.GetStringArray(f.name); err == nil && f.conv != nil {
+				out := make([]any, 0, len(list))
+				for _, s := range list {
+					var x any
+					if x, err = f.conv(s); err != nil {
+						break
+					}
+					out = append(out, x)
+				}
+				v = out
+			} else {
+				v = list
+			}
+		case kindClear:
+			v = nil
 		case kindRef:
 			var arg string
 			if arg, err = fs.GetString(f.name); err == nil {
@@ -138,20 +170,46 @@ func attrValues(ctx context.Context, c *client.Client, fs *pflag.FlagSet, flags 
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", f.name, err)
 		}
-		vals[f.key] = v
+		setAttr(vals, f.key, v)
 	}
 	return vals, nil
 }
 
+// setAttr sets key in vals; a dotted key ("external_gateway_info.network_id")
+// sets a member of a nested object.
+func setAttr(vals map[string]any, key string, v any) {
+	head, rest, nested := strings.Cut(key, ".")
+	if !nested {
+		vals[key] = v
+		return
+	}
+	sub, ok := vals[head].(map[string]any)
+	if !ok {
+		sub = map[string]any{}
+		vals[head] = sub
+	}
+	setAttr(sub, rest, v)
+}
+
 // newResourceCmd is the command group of one resource.
 func newResourceCmd(a *app, r *resource) *cobra.Command {
+	name := r.singular
+	if r.command != "" {
+		name = r.command
+	}
 	cmd := &cobra.Command{
-		Use:   r.singular,
+		Use:   name,
 		Short: "Manage " + r.collection,
 	}
 	cmd.AddCommand(newListCmd(a, r), newShowCmd(a, r))
 	if !r.readOnly {
-		cmd.AddCommand(newCreateCmd(a, r), newUpdateCmd(a, r), newDeleteCmd(a, r))
+		cmd.AddCommand(newCreateCmd(a, r), newDeleteCmd(a, r))
+		if !r.noUpdate {
+			cmd.AddCommand(newUpdateCmd(a, r))
+		}
+	}
+	if r.extra != nil {
+		cmd.AddCommand(r.extra(a, r)...)
 	}
 	return cmd
 }

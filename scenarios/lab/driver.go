@@ -6,15 +6,20 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"neutrino/scenarios"
 )
 
-// Driver is the network-namespace driver of package scenarios.
+// Driver is the network-namespace driver of package scenarios. Its
+// methods are safe for concurrent use (a scenario may Exec on two VMs at
+// once); Options must not change after Up.
 type Driver struct {
 	// Options configure Up (Topology is taken from Up's argument).
 	Options Options
-	st      *State
+
+	mu sync.Mutex
+	st *State
 }
 
 var _ scenarios.Driver = (*Driver)(nil)
@@ -33,7 +38,9 @@ func (d *Driver) Up(ctx context.Context, t scenarios.Topology) (*scenarios.Lab, 
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
 	d.st = st
+	d.mu.Unlock()
 	return st.Lab(), nil
 }
 
@@ -49,7 +56,9 @@ func (st *State) Lab() *scenarios.Lab {
 // Down removes the lab.
 func (d *Driver) Down(ctx context.Context) error {
 	err := Down(ctx, d.Options.Dir, d.Options.Prefix, d.Options.Logger)
+	d.mu.Lock()
 	d.st = nil
+	d.mu.Unlock()
 	return err
 }
 
@@ -78,6 +87,8 @@ func (d *Driver) Endpoints() []string {
 
 // state re-reads the state file: AddVM and StartAgent change it.
 func (d *Driver) state() *State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.st == nil {
 		return nil
 	}

@@ -583,19 +583,28 @@ func namespacesByPrefix(prefix string) []string {
 	ents, _ := os.ReadDir("/run/netns")
 	var out []string
 	for _, e := range ents {
-		rest, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok {
-			continue
-		}
-		kind, num, _ := strings.Cut(rest, "-")
-		_, numErr := strconv.Atoi(num)
-		switch {
-		case rest == "underlay", strings.HasPrefix(rest, "vm-"),
-			(kind == scenarios.KindServer || kind == scenarios.KindChassis || kind == scenarios.KindGateway) && numErr == nil:
+		if labNamespaceName(prefix, e.Name()) {
 			out = append(out, e.Name())
 		}
 	}
 	return out
+}
+
+// labNamespaceName reports whether name is one a lab with prefix makes.
+func labNamespaceName(prefix, name string) bool {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok {
+		return false
+	}
+	kind, num, _ := strings.Cut(rest, "-")
+	_, numErr := strconv.Atoi(num)
+	switch {
+	case rest == "underlay", strings.HasPrefix(rest, "vm-"):
+		return true
+	case kind == scenarios.KindServer || kind == scenarios.KindChassis || kind == scenarios.KindGateway:
+		return numErr == nil
+	}
+	return false
 }
 
 // destroy ends the lab's processes, deletes its namespaces and its dir.

@@ -181,8 +181,10 @@ func (w *worker) commitBindings(ctx context.Context, v *fsm.View, local map[stri
 		if p == nil {
 			continue
 		}
-		if p.BindingHostID != w.name || p.BindingVIFType != fsm.VIFTypeOVS || p.Status != fsm.PortStatusActive {
-			bs = append(bs, fsm.PortBinding{PortID: id, Chassis: w.name})
+		ofport := int(local[id])
+		if p.BindingHostID != w.name || p.BindingVIFType != fsm.VIFTypeOVS || p.Status != fsm.PortStatusActive ||
+			p.BindingOFPort != ofport {
+			bs = append(bs, fsm.PortBinding{PortID: id, Chassis: w.name, OFPort: ofport})
 		}
 	}
 	for _, p := range v.Ports() {

@@ -295,6 +295,10 @@ func TestControllerOVS(t *testing.T) {
 			if got.Status != fsm.PortStatusActive || got.BindingHostID != hosts[p.inst] || got.BindingVIFType != fsm.VIFTypeOVS {
 				return fmt.Errorf("port %s: status %s host %q vif %s", name, got.Status, got.BindingHostID, got.BindingVIFType)
 			}
+			ofport, err := p.vm.OFPort(context.Background())
+			if err != nil || got.BindingOFPort != ofport {
+				return fmt.Errorf("port %s: committed ofport %d, switch has %d (%v)", name, got.BindingOFPort, ofport, err)
+			}
 		}
 		return nil
 	})
