@@ -50,20 +50,20 @@ type AddressPair struct {
 // is plugged (a later PortUpdate from the leader's southbound).
 type Port struct {
 	Meta
-	NetworkID           string
-	MACAddress          string
-	FixedIPs            []FixedIP
-	DeviceID            string
-	DeviceOwner         string
-	AdminStateUp        bool
-	Status              string
-	BindingHostID       string
-	BindingVIFType      string
-	BindingVNICType     string
-	BindingProfile      string // JSON object
+	NetworkID       string
+	MACAddress      string
+	FixedIPs        []FixedIP
+	DeviceID        string
+	DeviceOwner     string
+	AdminStateUp    bool
+	Status          string
+	BindingHostID   string
+	BindingVIFType  string
+	BindingVNICType string
+	BindingProfile  string // JSON object
 	// BindingOFPort is the OpenFlow port of the interface plugged with this
 	// port's iface-id on BindingHostID's br-int (0 when unbound).
-	BindingOFPort int
+	BindingOFPort       int
 	PortSecurityEnabled bool
 	SecurityGroups      []string
 	AllowedAddressPairs []AddressPair
