@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"neutrino/cluster/clustertest"
 	"neutrino/fsm"
 )
 
@@ -24,23 +23,7 @@ const (
 	convergeWait = 15 * time.Second
 )
 
-// eventually polls cond until it returns nil or the timeout passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		<-tick.C
-	}
-}
+var eventually = clustertest.Eventually
 
 // testLogger is silent unless NEUTRINO_TEST_LOG names a level (debug, info,
 // warn, error): raft logs errors even for connections that nodes shut down
@@ -53,54 +36,9 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// localPortRange reads the kernel's ephemeral range so that test ports can
-// be picked below it: an ephemeral port may be taken by any outgoing
-// connection between a node's shutdown and its restart.
-func ephemeralLow() int {
-	buf, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		if f := strings.Fields(string(buf)); len(f) == 2 {
-			if lo, err := strconv.Atoi(f[0]); err == nil && lo > 12000 {
-				return lo
-			}
-		}
-	}
-	return 32768
-}
-
-// freePortPair returns a port p such that TCP+UDP p and TCP p+1 are free on
-// loopback right now (gossip and Raft of one node).
-func freePortPair(t testing.TB) int {
-	t.Helper()
-	hi := ephemeralLow() - 2
-	for range 200 {
-		p := 10000 + rand.IntN(hi-10000)
-		if portPairFree(p) {
-			return p
-		}
-	}
-	t.Fatal("no free port pair found")
-	return 0
-}
-
-func portPairFree(p int) bool {
-	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
-	l1, err := net.Listen("tcp", addr(p))
-	if err != nil {
-		return false
-	}
-	defer l1.Close()
-	u, err := net.ListenPacket("udp", addr(p))
-	if err != nil {
-		return false
-	}
-	defer u.Close()
-	l2, err := net.Listen("tcp", addr(p+1))
-	if err != nil {
-		return false
-	}
-	return l2.Close() == nil
-}
+// freePortPair returns a port p with p, p+1 (and p+2) free on loopback:
+// gossip and Raft of one node.
+func freePortPair(t testing.TB) int { return clustertest.FreePort(t) }
 
 // testNode is one in-process agent with its own data dir and ports, which
 // survive restarts (a restart builds a new Cluster and FSM, as a new
