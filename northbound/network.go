@@ -128,12 +128,7 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderNetwork(v, n))
 		}
 	}
-	page, links := lq.apply(objs, r)
-	body := map[string]any{"networks": nonNilObjs(page)}
-	if links != nil {
-		body["networks_links"] = links
-	}
-	writeJSON(w, http.StatusOK, body)
+	writeList(w, r, lq, "networks", objs)
 	return nil
 }
 
@@ -150,12 +145,7 @@ func (s *Server) showNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	obj, err := selectFields(renderNetwork(v, n), r, networkAttrs, "networks")
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"network": obj})
-	return nil
+	return writeShow(w, r, "network", "networks", networkAttrs, renderNetwork(v, n))
 }
 
 // selectFields applies ?fields= to one object.
@@ -206,15 +196,11 @@ func (s *Server) createNetworks(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setRevision(w, rev)
-	if !bulk {
-		writeJSON(w, http.StatusCreated, map[string]any{"network": renderNetwork(nil, nets[0])})
-		return nil
-	}
 	out := make([]map[string]any, len(nets))
 	for i, n := range nets {
 		out[i] = renderNetwork(nil, n)
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"networks": out})
+	writeCreated(w, "network", "networks", bulk, out)
 	return nil
 }
 
