@@ -95,10 +95,31 @@ type PortBindRequest struct {
 	At       string
 }
 
-// Port statuses the binding command sets.
+// PortStatusChange sets the status of one port, only if the port is still
+// bound to Chassis.
+type PortStatusChange struct {
+	PortID  string
+	Chassis string
+	Status  string
+}
+
+// PortStatusRequest sets port statuses from the realization of the ports'
+// flows on their chassis. Ports that no longer exist or are no longer
+// bound to the chassis named are skipped: the binding may have moved since
+// the leader decided. A changed port gets updated_at At (RFC 3339, chosen
+// by the leader; empty keeps updated_at) and its revision_number bumped.
+type PortStatusRequest struct {
+	Ports []PortStatusChange
+	At    string
+}
+
+// Port statuses. A (new or changed) binding and an unbinding set DOWN;
+// CmdPortStatus sets ACTIVE once the chassis realized the port's flows.
 const (
 	PortStatusActive = "ACTIVE"
 	PortStatusDown   = "DOWN"
+	PortStatusBuild  = "BUILD"
+	PortStatusError  = "ERROR"
 )
 
 // Chassis returns the chassis with the name, or nil.
@@ -173,6 +194,9 @@ func applyChassisDelete(txn *memdb.Txn, body []byte, index uint64) error {
 // applyPortBind sets binding:host_id, binding:vif_type and status. Ports
 // that no longer exist are skipped, not refused: a workload may outlive
 // its Neutron port, and one stale binding must not block the others.
+//
+// A new or changed binding leaves the port DOWN until CmdPortStatus says
+// its chassis realized it; an unchanged one keeps its status.
 func applyPortBind(txn *memdb.Txn, body []byte, index uint64) error {
 	var req PortBindRequest
 	mustDecode(body, &req, index)
@@ -184,7 +208,11 @@ func applyPortBind(txn *memdb.Txn, body []byte, index uint64) error {
 		}
 		p := cur.Copy()
 		if b.Chassis != "" {
-			p.BindingHostID, p.BindingVIFType, p.Status, p.BindingOFPort = b.Chassis, VIFTypeOVS, PortStatusActive, b.OFPort
+			p.BindingHostID, p.BindingVIFType, p.BindingOFPort = b.Chassis, VIFTypeOVS, b.OFPort
+			if p.BindingHostID != cur.BindingHostID || p.BindingVIFType != cur.BindingVIFType ||
+				p.BindingOFPort != cur.BindingOFPort {
+				p.Status = PortStatusDown
+			}
 		} else {
 			if cur.BindingHostID != b.FromChassis {
 				continue
@@ -197,6 +225,39 @@ func applyPortBind(txn *memdb.Txn, body []byte, index uint64) error {
 		}
 		p.RevisionNumber++
 		p.UpdatedAt = req.At
+		p.ModifyIndex = index
+		insert(txn, TablePorts, p, index)
+	}
+	return nil
+}
+
+var validPortStatus = map[string]bool{
+	PortStatusActive: true, PortStatusDown: true, PortStatusBuild: true, PortStatusError: true,
+}
+
+// applyPortStatus sets the status of ports still bound to the chassis the
+// request names; the others are skipped. A request that changes nothing
+// succeeds and changes nothing.
+func applyPortStatus(txn *memdb.Txn, body []byte, index uint64) error {
+	var req PortStatusRequest
+	mustDecode(body, &req, index)
+	for _, c := range req.Ports {
+		if !validPortStatus[c.Status] {
+			return Errorf(CodeBadRequest, ErrTypeInvalidInput, "Invalid input for operation: port status %q.", c.Status)
+		}
+	}
+	v := View{txn: txn}
+	for _, c := range req.Ports {
+		cur := v.Port(c.PortID)
+		if cur == nil || c.Chassis == "" || cur.BindingHostID != c.Chassis || cur.Status == c.Status {
+			continue
+		}
+		p := cur.Copy()
+		p.Status = c.Status
+		p.RevisionNumber++
+		if req.At != "" {
+			p.UpdatedAt = req.At
+		}
 		p.ModifyIndex = index
 		insert(txn, TablePorts, p, index)
 	}

@@ -36,6 +36,10 @@ const (
 	CmdChassisSetState CommandType = 41
 	CmdChassisDelete   CommandType = 42
 	CmdPortBind        CommandType = 43
+	// CmdPortStatus sets the status of bound ports once the leader's
+	// controller knows whether their chassis realized them
+	// (PortStatusRequest).
+	CmdPortStatus CommandType = 44
 
 	// Routers and floating IPs (60-79).
 	CmdRouterCreate          CommandType = 60
@@ -88,6 +92,8 @@ func (t CommandType) String() string {
 		return "ChassisDelete"
 	case CmdPortBind:
 		return "PortBind"
+	case CmdPortStatus:
+		return "PortStatus"
 	case CmdRouterCreate:
 		return "RouterCreate"
 	case CmdRouterUpdate:

@@ -8,6 +8,10 @@
 // reaches the proposer through ApplyFuture.Response(). A body that does not
 // decode, or an unknown type, panics: a replica that silently diverges is
 // worse than one that stops.
+//
+// Apply also keeps a bounded history of which objects each revision
+// changed (ChangesSince), so that consumers such as the flow compiler can
+// recompute only what changed.
 package fsm
 
 import (
@@ -37,6 +41,8 @@ type FSM struct {
 	mu       sync.RWMutex
 	state    *State
 	handlers map[CommandType]handler
+	// changes is the history of the latest revisions' changes.
+	changes changeLog
 }
 
 // New returns an FSM with an empty state.
@@ -67,6 +73,7 @@ func New(log *slog.Logger) *FSM {
 		CmdChassisSetState: applyChassisSetState,
 		CmdChassisDelete:   applyChassisDelete,
 		CmdPortBind:        applyPortBind,
+		CmdPortStatus:      applyPortStatus,
 
 		CmdRouterCreate:          applyRouterCreate,
 		CmdRouterUpdate:          applyRouterUpdate,
@@ -99,12 +106,19 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	st := f.State()
 	txn := st.db.Txn(true)
+	txn.TrackChanges()
 	if err := h(txn, l.Data[1:], l.Index); err != nil {
 		txn.Abort()
 		return &Result{Revision: st.Read().Revision(), Err: err}
 	}
 	setIndex(txn, indexRevision, l.Index)
+	changes := trackedChanges(txn)
+	// Commit and record under the history lock: whoever sees the revision
+	// in the state finds its changes in the history.
+	f.changes.mu.Lock()
 	txn.Commit()
+	f.changes.record(l.Index, changes)
+	f.changes.mu.Unlock()
 	return &Result{Revision: l.Index}
 }
 
@@ -168,10 +182,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
+	f.changes.mu.Lock()
 	f.mu.Lock()
 	old := f.state
 	f.state = st
 	f.mu.Unlock()
+	f.changes.reset(st.Read().Revision())
+	f.changes.mu.Unlock()
 	close(old.abandonCh)
 	return nil
 }

@@ -160,6 +160,19 @@ func (v *View) PortUsingSecurityGroup(sgID string) *Port {
 	return first[*Port](v.txn, TablePorts, "secgroup", sgID)
 }
 
+// PortsOfSecurityGroup returns the ports using the group, ordered by id.
+func (v *View) PortsOfSecurityGroup(sgID string) []*Port {
+	return all[*Port](v.txn, TablePorts, "secgroup", sgID)
+}
+
+// PortsOnChassis returns the ports bound to the chassis, ordered by id.
+func (v *View) PortsOnChassis(name string) []*Port {
+	if name == "" {
+		return nil
+	}
+	return all[*Port](v.txn, TablePorts, "host", name)
+}
+
 // CheckPort validates a port against the state: its network, subnets and
 // security groups exist, its addresses are inside their subnets and not
 // held by another port, and its MAC is unique on the network. The leader

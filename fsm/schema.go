@@ -70,6 +70,8 @@ func schema() *memdb.DBSchema {
 				"ip":       {Name: "ip", AllowMissing: true, Indexer: portIPIndexer{}},
 				"mac":      {Name: "mac", Indexer: portMACIndexer{}},
 				"secgroup": {Name: "secgroup", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "SecurityGroups"}},
+				// Unbound ports have no host.
+				"host": {Name: "host", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "BindingHostID"}},
 			},
 		},
 		TableSecurityGroups: {

@@ -163,6 +163,12 @@ func (v *View) RulesOfSecurityGroup(sgID string) []*SecurityGroupRule {
 	return all[*SecurityGroupRule](v.txn, TableSecurityGroupRules, "group", sgID)
 }
 
+// RulesWithRemoteGroup returns the rules whose remote group is sgID (whose
+// matches change with the group's members), ordered by id.
+func (v *View) RulesWithRemoteGroup(sgID string) []*SecurityGroupRule {
+	return all[*SecurityGroupRule](v.txn, TableSecurityGroupRules, "remote", sgID)
+}
+
 func sgNotFound(id string) *Error {
 	return Errorf(CodeNotFound, ErrTypeSecurityGroupNotFound, "Security group %s does not exist", id)
 }

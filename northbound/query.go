@@ -14,6 +14,8 @@ var reservedParams = map[string]bool{
 	"fields": true, "limit": true, "marker": true, "page_reverse": true,
 	"sort_key": true, "sort_dir": true, "tags": true, "tags-any": true,
 	"not-tags": true, "not-tags-any": true, "stale": true,
+	// wait=realized is for writes; a read ignores it.
+	"wait": true,
 }
 
 // listQuery is a parsed list request: filters, tag filters, sort, paging

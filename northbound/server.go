@@ -11,6 +11,11 @@
 // request asks for a stale read with the query parameter `stale` or the
 // header `X-Neutrino-Stale: true`, which any server answers from its own
 // replica.
+//
+// Realization: a write with the query parameter `wait=realized` or the
+// header `X-Neutrino-Wait: realized` answers only once every chassis the
+// leader programs realized the committed revision (see realization.go);
+// GET /v1/realization reports each chassis' realized revision.
 package northbound
 
 import (
@@ -85,7 +90,11 @@ type Config struct {
 	// Status and Members feed /v1/cluster; nil ones report nothing.
 	Status  func() ClusterStatus
 	Members func() []Member
-	Logger  *slog.Logger
+	// Realizer reports and waits for the realization of revisions on the
+	// chassis (the leader's southbound controller); nil when none, then
+	// GET /v1/realization lists no chassis and waiting writes are refused.
+	Realizer Realizer
+	Logger   *slog.Logger
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -150,6 +159,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
 	s.mux.HandleFunc("GET /v1/cluster/members", s.clusterMembers)
+	s.mux.HandleFunc("GET /v1/realization", s.realization)
 	s.mux.HandleFunc("GET /{$}", s.versions)
 	s.mux.HandleFunc("GET /v2.0/{$}", s.v2Root)
 	s.mux.HandleFunc("GET /v2.0/extensions", s.extensions)
@@ -179,8 +189,22 @@ type apiHandler func(w http.ResponseWriter, r *http.Request) error
 func (s *Server) neutron(pattern string, h apiHandler) {
 	write := !strings.HasPrefix(pattern, "GET ")
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		var wait *waitRequest
+		if write {
+			var err error
+			if wait, err = parseWait(r); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
 		needLeader := write || !staleRead(r)
+		// A forwarded write carries its wait parameter and headers: the
+		// leader, which programs the chassis, waits.
 		if needLeader && !s.be.IsLeader() && s.forward(w, r) {
+			return
+		}
+		if wait != nil && s.cfg.Realizer == nil {
+			writeError(w, badRequest("This server cannot wait for realization: it has no controller."))
 			return
 		}
 		if needLeader && !write {
@@ -197,12 +221,19 @@ func (s *Server) neutron(pattern string, h apiHandler) {
 		}
 		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, ident))
 		w.Header().Set(HeaderServedBy, s.cfg.NodeName)
-		if err := h(w, r); err != nil {
-			if ae := toAPIError(err); ae.Status >= 500 {
-				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		run := func(w http.ResponseWriter) {
+			if err := h(w, r); err != nil {
+				if ae := toAPIError(err); ae.Status >= 500 {
+					s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+				}
+				writeError(w, err)
 			}
-			writeError(w, err)
 		}
+		if wait != nil {
+			s.serveWaiting(w, r, wait, run)
+			return
+		}
+		run(w)
 	})
 }
 

@@ -13,7 +13,10 @@ func newClusterCmd(a *app) *cobra.Command {
 		Use:   "cluster",
 		Short: "Inspect the controller cluster",
 	}
+	realization := newRealizationCmd(a)
+	realization.Short += " (as neutrino realization)"
 	cmd.AddCommand(
+		realization,
 		&cobra.Command{
 			Use:   "status",
 			Short: "Show the Raft status: leader, term, indexes, revision and servers",
@@ -83,6 +86,45 @@ func newClusterCmd(a *app) *cobra.Command {
 		},
 	)
 	return cmd
+}
+
+// newRealizationCmd shows how far each chassis realized the state.
+func newRealizationCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "realization",
+		Short: "Show the state revision each chassis realized, from the leader",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.Realization(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.opts.output == outputJSON {
+				return printJSON(a.stdout, st)
+			}
+			if err := printRows(a, [][]string{
+				{"Leader:", st.Leader},
+				{"Revision:", strconv.FormatUint(st.Revision, 10)},
+			}); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout)
+			rows := make([][]string, len(st.Chassis))
+			for i, ch := range st.Chassis {
+				behind := "0"
+				if ch.RealizedRevision < st.Revision {
+					behind = strconv.FormatUint(st.Revision-ch.RealizedRevision, 10)
+				}
+				rows[i] = []string{ch.Chassis, strconv.FormatUint(ch.RealizedRevision, 10), behind,
+					formatValue(ch.Connected), formatValue(ch.Master), ch.Error}
+			}
+			return printTable(a.stdout, []string{"Chassis", "Realized", "Behind", "Connected", "Master", "Error"}, rows)
+		},
+	}
 }
 
 // printRows prints label/value pairs aligned, without a header.

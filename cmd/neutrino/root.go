@@ -35,6 +35,8 @@ type globalOptions struct {
 	roles    []string
 	token    string
 	stale    bool
+	wait     bool
+	waitFor  time.Duration
 	timeout  time.Duration
 	debug    bool
 }
@@ -79,6 +81,8 @@ names. The command line wins over the environment, which wins over the file.`,
 	pf.StringSliceVar(&a.opts.roles, "roles", nil, "roles in the project (X-Roles), comma separated")
 	pf.StringVar(&a.opts.token, "token", "", "authentication token (X-Auth-Token)")
 	pf.BoolVar(&a.opts.stale, "stale", false, "let any server answer reads from its own replica, which may lag the leader")
+	pf.BoolVar(&a.opts.wait, "wait", false, "make writes answer only once every chassis realized them")
+	pf.DurationVar(&a.opts.waitFor, "wait-timeout", 0, "how long --wait waits (0: the server's default, 30s)")
 	pf.DurationVar(&a.opts.timeout, "timeout", client.DefaultTimeout, "time limit of one API request")
 	pf.BoolVar(&a.opts.debug, "debug", false, "log every API request to stderr")
 	_ = root.RegisterFlagCompletionFunc("output",
@@ -97,6 +101,9 @@ names. The command line wins over the environment, which wins over the file.`,
 	cluster := newClusterCmd(a)
 	cluster.GroupID = "operations"
 	root.AddCommand(cluster)
+	realization := newRealizationCmd(a)
+	realization.GroupID = "operations"
+	root.AddCommand(realization)
 	labCmd := newLabCmd(a) // lab.go
 	labCmd.GroupID = "operations"
 	root.AddCommand(labCmd)
@@ -120,6 +127,7 @@ func (a *app) client() (*client.Client, error) {
 	c.Roles = a.opts.roles
 	c.Token = a.opts.token
 	c.Stale = a.opts.stale
+	c.Wait, c.WaitTimeout = a.opts.wait, a.opts.waitFor
 	c.HTTPClient.Timeout = a.opts.timeout
 	c.UserAgent = "neutrino-cli"
 	if a.opts.debug {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,6 +27,21 @@ const (
 	HeaderRoles     = "X-Roles"
 	HeaderToken     = "X-Auth-Token"
 )
+
+// Headers of Neutrino's own.
+const (
+	HeaderRevision    = "X-Neutrino-Revision"
+	HeaderWait        = "X-Neutrino-Wait"
+	HeaderWaitTimeout = "X-Neutrino-Wait-Timeout"
+)
+
+// DefaultWaitTimeout is how long the server waits for realization when
+// WaitTimeout is 0.
+const DefaultWaitTimeout = 30 * time.Second
+
+// ErrTypeRealizationTimeout is the Error.Type of a write that was committed
+// (at Error.Revision) but not realized on every chassis in time.
+const ErrTypeRealizationTimeout = "RealizationTimeout"
 
 // neutronPrefix is where the Neutron v2.0 API lives under the endpoint.
 const neutronPrefix = "/v2.0/"
@@ -48,6 +64,15 @@ type Client struct {
 	Token string
 	// Stale lets any server answer reads from its own replica instead of the leader.
 	Stale bool
+	// Wait makes every write (POST, PUT, DELETE) answer only once every
+	// chassis realized it (X-Neutrino-Wait: realized). A write committed
+	// but not realized in time fails with an *Error of type
+	// RealizationTimeout and status 504 that carries the revision.
+	Wait bool
+	// WaitTimeout bounds the server's wait (X-Neutrino-Wait-Timeout);
+	// 0 is the server's default, DefaultWaitTimeout. The HTTP client's
+	// timeout is stretched to outlast it.
+	WaitTimeout time.Duration
 	// UserAgent is sent in User-Agent.
 	UserAgent string
 	// Logger receives one debug record per request; nil logs nothing.
@@ -75,6 +100,14 @@ func New(endpoint string) (*Client, error) {
 
 // Endpoint is the base URL requests go to.
 func (c *Client) Endpoint() string { return c.endpoint }
+
+// WithWait returns a copy of the client whose writes wait until every
+// chassis realized them, for at most timeout (0: the server's default).
+func (c *Client) WithWait(timeout time.Duration) *Client {
+	cp := *c
+	cp.Wait, cp.WaitTimeout = true, timeout
+	return &cp
+}
 
 // Do sends one request to path (relative to the endpoint, e.g.
 // "/v2.0/networks") with in encoded as the JSON body when non-nil, and
@@ -122,9 +155,24 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if c.Token != "" {
 		req.Header.Set(HeaderToken, c.Token)
 	}
+	hc := c.httpClient()
+	if c.Wait && method != http.MethodGet && method != http.MethodHead {
+		req.Header.Set(HeaderWait, "realized")
+		wait := DefaultWaitTimeout
+		if c.WaitTimeout > 0 {
+			wait = c.WaitTimeout
+			req.Header.Set(HeaderWaitTimeout, strconv.FormatFloat(c.WaitTimeout.Seconds(), 'f', -1, 64))
+		}
+		// Let the server answer 504 before the client gives up.
+		if least := wait + 10*time.Second; hc.Timeout != 0 && hc.Timeout < least {
+			cp := *hc
+			cp.Timeout = least
+			hc = &cp
+		}
+	}
 
 	start := time.Now()
-	resp, err := c.httpClient().Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, target, err)
 	}
@@ -138,7 +186,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("%s %s: read response: %w", method, target, err)
 	}
 	if resp.StatusCode >= 400 {
-		return decodeError(resp.StatusCode, raw)
+		e := decodeError(resp.StatusCode, raw)
+		e.Revision, _ = strconv.ParseUint(resp.Header.Get(HeaderRevision), 10, 64)
+		return e
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent || len(bytes.TrimSpace(raw)) == 0 {
 		return nil

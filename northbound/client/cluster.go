@@ -54,3 +54,30 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	}
 	return out.Members, nil
 }
+
+// ChassisRealization is one chassis in RealizationStatus.
+type ChassisRealization struct {
+	Chassis          string `json:"chassis"`
+	RealizedRevision uint64 `json:"realized_revision"`
+	Connected        bool   `json:"connected"`
+	Master           bool   `json:"master"`
+	Error            string `json:"error,omitempty"`
+}
+
+// RealizationStatus is the body of GET /v1/realization: the leader's state
+// revision and what each chassis realized of it.
+type RealizationStatus struct {
+	Revision uint64               `json:"revision"`
+	Leader   string               `json:"leader"`
+	Chassis  []ChassisRealization `json:"chassis"`
+}
+
+// Realization reads how far each chassis realized the state, from the
+// leader: GET /v1/realization.
+func (c *Client) Realization(ctx context.Context) (*RealizationStatus, error) {
+	var st RealizationStatus
+	if err := c.Do(ctx, http.MethodGet, "/v1/realization", nil, nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}

@@ -14,6 +14,9 @@ type Error struct {
 	Type    string
 	Message string
 	Detail  string
+	// Revision is the X-Neutrino-Revision of the answer, 0 when absent:
+	// a RealizationTimeout was committed at this revision.
+	Revision uint64
 }
 
 // Error reports the type and message, as the openstack CLI shows them.
@@ -36,6 +39,13 @@ func (e *Error) Error() string {
 func IsNotFound(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// IsRealizationTimeout reports whether err is a write that was committed
+// but not realized on every chassis within the wait timeout.
+func IsRealizationTimeout(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Type == ErrTypeRealizationTimeout
 }
 
 // maxErrorText caps how much of a non-JSON error body ends up in a message:

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"neutrino/fsm"
@@ -65,6 +66,10 @@ type Controller struct {
 
 	leaderCh chan leadership
 	done     chan struct{} // closed when Run returns
+
+	// compileMismatches counts periodic checks where the incremental
+	// compile differed from the full one (a bug).
+	compileMismatches atomic.Int64
 
 	mu    sync.Mutex
 	conns map[string]*openflow.Conn // chassis name -> latest connection
@@ -443,4 +448,45 @@ func (c *Controller) WaitRealized(ctx context.Context, chassis string, rev uint6
 		return fmt.Errorf("controller: no worker for chassis %s", chassis)
 	}
 	return sy.WaitRealized(ctx, rev)
+}
+
+// CompileMismatches is how many times the periodic check found the
+// incremental compile different from the full one (each one a bug).
+func (c *Controller) CompileMismatches() int64 { return c.compileMismatches.Load() }
+
+// WaitRealizedAll blocks until every chassis this leader runs a worker for
+// has realized revision rev (like ovn-nbctl --wait=hv). It fails at once
+// when this server does not lead. A chassis that goes down while waited
+// for stops being waited for: its worker is stopped.
+func (c *Controller) WaitRealizedAll(ctx context.Context, rev uint64) error {
+	for {
+		c.mu.Lock()
+		s := c.sess
+		var pending *worker
+		if s != nil {
+			for _, name := range sortedKeys(s.workers) {
+				if w := s.workers[name]; w.syncer.Realized() < rev {
+					pending = w
+					break
+				}
+			}
+		}
+		c.mu.Unlock()
+		if s == nil {
+			return fmt.Errorf("controller: not leading")
+		}
+		if pending == nil {
+			return nil
+		}
+		// Wait for that chassis, or for its worker to stop (chassis down).
+		wctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(pending.ctx, cancel)
+		err := pending.syncer.WaitRealized(wctx, rev)
+		stop()
+		cancel()
+		if ctx.Err() != nil {
+			return fmt.Errorf("controller: revision %d not realized on %s: %w", rev, pending.name, ctx.Err())
+		}
+		_ = err // realized, or the worker stopped: look again
+	}
 }

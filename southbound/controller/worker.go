@@ -35,6 +35,14 @@ type worker struct {
 
 	ovs *ovsdb.Client // owned by run
 
+	// Owned by run: the incremental compiler, the revision it compiled,
+	// and the ports waiting for their flows to be acknowledged before
+	// they are committed ACTIVE (port id -> revision of their flows).
+	compiler    *pipeline.Compiler
+	compiledRev uint64
+	pendingUp   map[string]uint64
+	verify      bool // the next pass checks incremental == full
+
 	mu  sync.Mutex
 	err error
 }
@@ -44,6 +52,8 @@ func (c *Controller) newWorker(s *session, name string) *worker {
 		log: c.log.With("chassis", name, "term", s.term)}
 	w.ctx, w.cancel = context.WithCancel(s.ctx)
 	w.syncer = flowsync.New(flowsync.Options{Round: s.round, Logger: w.log})
+	w.compiler = pipeline.NewCompiler()
+	w.pendingUp = map[string]uint64{}
 	return w
 }
 
@@ -103,6 +113,7 @@ func (w *worker) run() {
 		case <-w.kick:
 		case <-retry:
 		case <-tick.C:
+			w.verify = true
 		}
 	}
 }
@@ -166,10 +177,104 @@ func (w *worker) pass() (again bool, err error) {
 	if err := w.commitBindings(ctx, v, facts.Bindings); err != nil {
 		return false, err
 	}
-	if err := w.syncer.SetDesired(v.Revision(), pipeline.Compile(v, facts)); err != nil {
+	if err := w.compile(v, facts); err != nil {
+		return false, err
+	}
+	if err := w.commitStatus(ctx, v); err != nil {
 		return false, err
 	}
 	return again, nil
+}
+
+// compile brings the chassis' desired flows to state v: incrementally
+// from the changes since the last compile, fully on the first pass, when
+// the change history does not reach back, and (as a check) on the periodic
+// pass, where a difference between the incremental and the full result is
+// logged and counted as a bug.
+func (w *worker) compile(v *fsm.View, facts pipeline.Facts) error {
+	rev := v.Revision()
+	var changes []fsm.Change
+	if w.compiledRev != 0 {
+		if ch, ok := w.c.cfg.FSM.ChangesBetween(w.compiledRev, rev); ok {
+			changes = ch
+			if changes == nil {
+				changes = []fsm.Change{}
+			}
+		}
+	}
+	first := w.compiledRev == 0
+	add, remove := w.compiler.Update(v, changes, facts)
+	w.compiledRev = rev
+	if w.verify {
+		w.verify = false
+		full := pipeline.Compile(v, facts)
+		if diff := pipeline.Diff(w.compiler.Flows(), full); diff != "" {
+			w.c.compileMismatches.Add(1)
+			w.log.Error("BUG: incremental compile differs from full compile; replacing", "revision", rev, "diff", diff)
+			w.compiler = pipeline.NewCompiler()
+			w.compiler.Update(v, nil, facts)
+			first = true
+		}
+	}
+	if first {
+		return w.syncer.SetDesired(rev, w.compiler.Flows())
+	}
+	w.syncer.ApplyDelta(rev, add, remove)
+	return nil
+}
+
+// commitStatus commits ACTIVE for the ports plugged here once the switch
+// acknowledged their flows, and DOWN for ports bound here that have no
+// flows (unplugged, administratively down).
+func (w *worker) commitStatus(ctx context.Context, v *fsm.View) error {
+	realized := w.syncer.Realized()
+	var changes []fsm.PortStatusChange
+	waitFor := uint64(0)
+	for _, p := range v.PortsOnChassis(w.name) {
+		local := w.compiler.IsLocal(p.ID)
+		switch {
+		case local && p.Status != fsm.PortStatusActive:
+			at, ok := w.pendingUp[p.ID]
+			if !ok {
+				at = w.compiledRev
+				w.pendingUp[p.ID] = at
+			}
+			if realized >= at {
+				changes = append(changes, fsm.PortStatusChange{PortID: p.ID, Chassis: w.name, Status: fsm.PortStatusActive})
+				delete(w.pendingUp, p.ID)
+			} else {
+				waitFor = max(waitFor, at)
+			}
+		case !local && p.Status == fsm.PortStatusActive:
+			changes = append(changes, fsm.PortStatusChange{PortID: p.ID, Chassis: w.name, Status: fsm.PortStatusDown})
+			delete(w.pendingUp, p.ID)
+		case local:
+			delete(w.pendingUp, p.ID)
+		}
+	}
+	if waitFor > 0 {
+		// Look again once the switch acknowledged those flows.
+		go func() {
+			if w.syncer.WaitRealized(w.ctx, waitFor) == nil {
+				w.wake()
+			}
+		}()
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	cmd, err := fsm.Encode(fsm.CmdPortStatus, fsm.PortStatusRequest{Ports: changes, At: time.Now().UTC().Format(time.RFC3339)})
+	if err != nil {
+		return err
+	}
+	res, err := w.c.cfg.Apply(ctx, cmd)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return fmt.Errorf("commit status of %d ports: %w", len(changes), err)
+	}
+	return nil
 }
 
 // commitBindings proposes the bindings the chassis shows and the state
@@ -182,8 +287,7 @@ func (w *worker) commitBindings(ctx context.Context, v *fsm.View, local map[stri
 			continue
 		}
 		ofport := int(local[id])
-		if p.BindingHostID != w.name || p.BindingVIFType != fsm.VIFTypeOVS || p.Status != fsm.PortStatusActive ||
-			p.BindingOFPort != ofport {
+		if p.BindingHostID != w.name || p.BindingVIFType != fsm.VIFTypeOVS || p.BindingOFPort != ofport {
 			bs = append(bs, fsm.PortBinding{PortID: id, Chassis: w.name, OFPort: ofport})
 		}
 	}

@@ -3,6 +3,8 @@ package openflow
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -99,6 +101,33 @@ func SetReg(i int, v uint32) SetField {
 
 // SetTunID builds set_field:v->tun_id.
 func SetTunID(v uint64) SetField { return SetField{Field: FieldTunID, Value: be(8, v)} }
+
+// SetUint builds set_field:v->f for an integer field (v big-endian in the
+// field's width: reg, metadata, arp_op, icmp_type, ct_mark, ...).
+func SetUint(f Field, v uint64) SetField { return SetField{Field: f, Value: be(widthOf(f, 8), v)} }
+
+// SetMAC builds set_field:mac->f (eth_src, eth_dst, arp_sha, arp_tha,
+// nd_sll, nd_tll).
+func SetMAC(f Field, mac net.HardwareAddr) SetField {
+	return SetField{Field: f, Value: slices.Clone(mac[:6])}
+}
+
+// SetIP builds set_field:ip->f: a 4-byte field (ip_src, ip_dst, arp_spa,
+// arp_tpa, tun_dst, ...) takes ip's IPv4 form, a 16-byte one (ipv6_src,
+// ipv6_dst, nd_target) its 16-byte form.
+func SetIP(f Field, ip netip.Addr) SetField {
+	if widthOf(f, 16) == 4 && ip.Unmap().Is4() {
+		a := ip.Unmap().As4()
+		return SetField{Field: f, Value: a[:]}
+	}
+	// An IPv6 address for a 4-byte field keeps 16 bytes, which encoding
+	// refuses (ErrBadFlow).
+	a := ip.As16()
+	return SetField{Field: f, Value: a[:]}
+}
+
+// SetCtMark builds set_field:v->ct_mark (only valid inside CT.Actions).
+func SetCtMark(v uint32) SetField { return SetField{Field: FieldCtMark, Value: be(4, uint64(v))} }
 
 func (a SetField) String() string {
 	name := a.Field.Name()
@@ -367,6 +396,22 @@ func decodeActions(b []byte) ([]Action, error) {
 					act = Resubmit{Port: binary.BigEndian.Uint16(a[10:]), Table: a[12]}
 				case of13.NXAST_CONJUNCTION:
 					act = Conjunction{Clause: a[10] + 1, NClauses: a[11], ID: binary.BigEndian.Uint32(a[12:])}
+				case of13.NXAST_REG_MOVE:
+					if m := decodeMove(a); m != nil {
+						act = m
+					}
+				case of13.NXAST_NAT:
+					if n := decodeNAT(a); n != nil {
+						act = n
+					}
+				case of13.NXAST_CT:
+					c, err := decodeCT(a)
+					if err != nil {
+						return nil, err
+					}
+					if c != nil {
+						act = c
+					}
 				}
 			}
 		}
@@ -392,7 +437,7 @@ func decodeOXM(b []byte) (MatchField, error) {
 	if 4+plen > len(b) || class == of13.OXM_CLASS_EXPERIMENTER {
 		return MatchField{}, fmt.Errorf("%w: oxm payload", ErrDecode)
 	}
-	f := MatchField{Field: oxmField(class, code)}
+	f := MatchField{Field: canonicalField(oxmField(class, code))}
 	p := b[4 : 4+plen]
 	if hasMask {
 		f.Value, f.Mask = slices.Clone(p[:plen/2]), slices.Clone(p[plen/2:])

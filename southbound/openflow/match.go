@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,18 @@ var (
 	FieldCtState  = oxmField(of13.OXM_CLASS_NXM_1, of13.NXM_NX_CT_STATE)
 	FieldCtZone   = oxmField(of13.OXM_CLASS_NXM_1, of13.NXM_NX_CT_ZONE)
 	FieldCtMark   = oxmField(of13.OXM_CLASS_NXM_1, of13.NXM_NX_CT_MARK)
+
+	// IPv6 fields use their OXM codes, as OVS does in OpenFlow 1.3 dumps.
+	FieldIPv6Src    = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_IPV6_SRC)
+	FieldIPv6Dst    = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_IPV6_DST)
+	FieldICMPv6Type = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_ICMPV6_TYPE)
+	FieldICMPv6Code = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_ICMPV6_CODE)
+	FieldNDTarget   = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_IPV6_ND_TARGET)
+	FieldNDSLL      = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_IPV6_ND_SLL)
+	FieldNDTLL      = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_IPV6_ND_TLL)
+	// FieldIPTTL is the IPv4 TTL / IPv6 hop limit (nw_ttl; Nicira class,
+	// there is no OXM for it).
+	FieldIPTTL = oxmField(of13.OXM_CLASS_NXM_1, of13.NXM_NX_IP_TTL)
 )
 
 // FieldReg returns the Nicira register field reg<i> (0..15).
@@ -73,6 +86,7 @@ const (
 	kindIPv4
 	kindPort
 	kindCtState
+	kindIPv6
 )
 
 type fieldSpec struct {
@@ -116,6 +130,18 @@ var fieldSpecs = map[Field]fieldSpec{
 	FieldUDPSrc:   {"tp_src", "udp_src", 2, kindDec, true, 62},
 	FieldTCPDst:   {"tp_dst", "tcp_dst", 2, kindDec, true, 63},
 	FieldUDPDst:   {"tp_dst", "udp_dst", 2, kindDec, true, 63},
+
+	// IPv6: ipv6_src/dst take nw_src/nw_dst's place; under icmp6 OVS
+	// prints the ICMPv6 type and code as icmp_type/icmp_code, followed by
+	// the ND fields (lib/match.c).
+	FieldIPv6Src:    {"ipv6_src", "ipv6_src", 16, kindIPv6, true, 50},
+	FieldIPv6Dst:    {"ipv6_dst", "ipv6_dst", 16, kindIPv6, true, 51},
+	FieldIPTTL:      {"nw_ttl", "nw_ttl", 1, kindDec, false, 55},
+	FieldICMPv6Type: {"icmp_type", "icmpv6_type", 1, kindDec, false, 60},
+	FieldICMPv6Code: {"icmp_code", "icmpv6_code", 1, kindDec, false, 61},
+	FieldNDTarget:   {"nd_target", "nd_target", 16, kindIPv6, true, 64},
+	FieldNDSLL:      {"nd_sll", "nd_sll", 6, kindMAC, true, 65},
+	FieldNDTLL:      {"nd_tll", "nd_tll", 6, kindMAC, true, 66},
 }
 
 func init() {
@@ -248,6 +274,85 @@ func ARPSpa(ip net.IP) MatchField {
 	return MatchField{Field: FieldARPSpa, Value: slices.Clone(ip.To4())}
 }
 
+// ConjID matches the conjunction id a conjunctive match resolved to.
+func ConjID(id uint32) MatchField { return Exact(FieldConjID, uint64(id)) }
+
+func ipv6Field(f Field, p netip.Prefix) MatchField {
+	a := p.Addr().As16()
+	m := MatchField{Field: f, Value: a[:]}
+	bits := p.Bits() // -1 for an invalid prefix: an exact match
+	if p.Addr().Is4() && bits >= 0 {
+		bits += 96 // an IPv4 prefix means its IPv4-mapped range
+	}
+	if bits >= 0 && bits < 128 {
+		m.Mask = prefixMask16(bits)
+	}
+	return m
+}
+
+func prefixMask16(bits int) []byte {
+	mask := make([]byte, 16)
+	for i := range mask {
+		switch {
+		case bits >= 8:
+			mask[i] = 0xff
+			bits -= 8
+		case bits > 0:
+			mask[i] = byte(0xff << (8 - bits))
+			bits = 0
+		}
+	}
+	return mask
+}
+
+func ipNetPrefix(n net.IPNet) netip.Prefix {
+	a, _ := netip.AddrFromSlice(n.IP.To16())
+	ones, _ := n.Mask.Size()
+	if len(n.Mask) == net.IPv4len {
+		ones += 96
+	}
+	return netip.PrefixFrom(a, ones)
+}
+
+// IPv6Src matches the IPv6 source against a prefix (a /128 or a bare
+// address prefix is an exact match).
+func IPv6Src(p netip.Prefix) MatchField { return ipv6Field(FieldIPv6Src, p) }
+
+// IPv6Dst matches the IPv6 destination against a prefix.
+func IPv6Dst(p netip.Prefix) MatchField { return ipv6Field(FieldIPv6Dst, p) }
+
+// IPv6SrcNet is IPv6Src for a net.IPNet.
+func IPv6SrcNet(n net.IPNet) MatchField { return ipv6Field(FieldIPv6Src, ipNetPrefix(n)) }
+
+// IPv6DstNet is IPv6Dst for a net.IPNet.
+func IPv6DstNet(n net.IPNet) MatchField { return ipv6Field(FieldIPv6Dst, ipNetPrefix(n)) }
+
+// ICMPv6Type matches the ICMPv6 type (needs icmp6: EthType 0x86dd, IPProto 58).
+func ICMPv6Type(t uint8) MatchField { return Exact(FieldICMPv6Type, uint64(t)) }
+
+// ICMPv6Code matches the ICMPv6 code.
+func ICMPv6Code(c uint8) MatchField { return Exact(FieldICMPv6Code, uint64(c)) }
+
+// NDTarget matches the target address of a neighbour solicitation or
+// advertisement (needs ICMPv6Type 135 or 136).
+func NDTarget(a netip.Addr) MatchField {
+	b := a.As16()
+	return MatchField{Field: FieldNDTarget, Value: b[:]}
+}
+
+// NDSLL matches the source link-layer address option of a solicitation.
+func NDSLL(mac net.HardwareAddr) MatchField {
+	return MatchField{Field: FieldNDSLL, Value: slices.Clone(mac[:6])}
+}
+
+// NDTLL matches the target link-layer address option of an advertisement.
+func NDTLL(mac net.HardwareAddr) MatchField {
+	return MatchField{Field: FieldNDTLL, Value: slices.Clone(mac[:6])}
+}
+
+// IPTTL matches the IPv4 TTL or IPv6 hop limit.
+func IPTTL(ttl uint8) MatchField { return Exact(FieldIPTTL, uint64(ttl)) }
+
 // CtState matches conntrack state bits (see CtNew etc.) under mask.
 func CtState(v, mask uint32) MatchField { return Masked(FieldCtState, uint64(v), uint64(mask)) }
 
@@ -373,6 +478,18 @@ func (f MatchField) valueString() string {
 			return net.IP(f.Value).String() + "/" + net.IP(f.Mask).String()
 		}
 		return net.IP(f.Value).String()
+	case kindIPv6:
+		if len(f.Value) != 16 || (f.Mask != nil && len(f.Mask) != 16) {
+			return fmt.Sprintf("0x%x", f.Value) // malformed; Validate reports it
+		}
+		a := ipv6String(f.Value)
+		if f.Mask != nil {
+			if ones, bits := net.IPMask(f.Mask).Size(); bits != 0 {
+				return fmt.Sprintf("%s/%d", a, ones)
+			}
+			return a + "/" + ipv6String(f.Mask)
+		}
+		return a
 	case kindCtState:
 		v, mask := uint32(num(f.Value)), uint32(0xffffffff)
 		if f.Mask != nil {
@@ -406,6 +523,17 @@ func (f MatchField) valueString() string {
 	}
 }
 
+// ipv6String formats a 16-byte address as glibc's inet_ntop does (which
+// ovs-ofctl uses): like Go's, except that an IPv4-compatible address
+// (::a.b.c.d with a non-zero high half of the IPv4 part) keeps dotted quad.
+func ipv6String(b []byte) string {
+	a := netip.AddrFrom16([16]byte(b))
+	if !a.Is4In6() && slices.Equal(b[:12], make([]byte, 12)) && (b[12] != 0 || b[13] != 0) {
+		return "::" + net.IP(b[12:]).String()
+	}
+	return a.String()
+}
+
 // cHex formats like C's %#x, as ovs-ofctl does: zero is "0", not "0x0".
 func cHex(v uint64) string {
 	if v == 0 {
@@ -421,7 +549,10 @@ func (f MatchField) String() string { return f.Field.Name() + "=" + f.valueStrin
 // (ip, tcp, arp, ...) for eth_type/ip_proto, fields in ovs-ofctl's order.
 func (m Match) String() string { return strings.Join(m.ofctlParts(), ",") }
 
-var ipProtoNames = map[byte]string{1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}
+var (
+	ipProtoNames   = map[byte]string{1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}
+	ipv6ProtoNames = map[byte]string{58: "icmp6", 6: "tcp6", 17: "udp6", 132: "sctp6"}
+)
 
 func (m Match) ofctlParts() []string {
 	c := m.Canonical()
@@ -443,6 +574,12 @@ func (m Match) ofctlParts() []string {
 			shorthand = "ip"
 			if proto != nil && len(proto.Value) == 1 && ipProtoNames[proto.Value[0]] != "" {
 				shorthand = ipProtoNames[proto.Value[0]]
+				skip[FieldIPProto] = true
+			}
+		case 0x86dd:
+			shorthand = "ipv6"
+			if proto != nil && len(proto.Value) == 1 && ipv6ProtoNames[proto.Value[0]] != "" {
+				shorthand = ipv6ProtoNames[proto.Value[0]]
 				skip[FieldIPProto] = true
 			}
 		case 0x0806:
@@ -480,9 +617,31 @@ func (m Match) ofctlParts() []string {
 	return out
 }
 
-// codec converts the match to the wire codec's form.
+// prereqDepth is how many fields a field's prerequisites chain through
+// (eth_type ← ip_proto ← icmpv6_type ← nd_target). OVS checks a field's
+// prerequisites against the fields before it on the wire, so codec sends
+// shallower fields first: nw_ttl (Nicira class, which sorts before OXM
+// basic in Canonical) would otherwise precede eth_type and be refused
+// with BAD_MATCH/BAD_PREREQ.
+func prereqDepth(f Field) int {
+	switch f {
+	case FieldIPProto, FieldIPv4Src, FieldIPv4Dst, FieldIPv6Src, FieldIPv6Dst, FieldIPTTL,
+		FieldARPOp, FieldARPSpa, FieldARPTpa, FieldARPSha, FieldARPTha:
+		return 1
+	case FieldTCPSrc, FieldTCPDst, FieldUDPSrc, FieldUDPDst, FieldICMPType, FieldICMPCode,
+		FieldICMPv6Type, FieldICMPv6Code:
+		return 2
+	case FieldNDTarget, FieldNDSLL, FieldNDTLL:
+		return 3
+	}
+	return 0
+}
+
+// codec converts the match to the wire codec's form, prerequisites first.
 func (m Match) codec() *of13.Match {
 	om := of13.NewMatch()
+	m = slices.Clone(m)
+	slices.SortStableFunc(m, func(a, b MatchField) int { return prereqDepth(a.Field) - prereqDepth(b.Field) })
 	for _, f := range m {
 		mf := of13.MatchField{
 			Class: f.Field.Class(),
@@ -542,7 +701,7 @@ func decodeMatch(b []byte) (Match, int, error) {
 		if plen < 0 || n+plen > length {
 			return nil, 0, fmt.Errorf("%w: truncated oxm payload", ErrDecode)
 		}
-		f := MatchField{Field: oxmField(class, code)}
+		f := MatchField{Field: canonicalField(oxmField(class, code))}
 		if hasMask {
 			half := plen / 2
 			f.Value = slices.Clone(b[n : n+half])

@@ -82,6 +82,71 @@ func topology(t testing.TB) *fsm.View {
 	return s.f.State().Read()
 }
 
+func intp(i int) *int { return &i }
+
+// routedTopology: two tenant networks (VXLAN 10.0.1.0/24 and Geneve
+// 10.0.2.0/24) joined by a router with an extra route; a security group
+// "web" (ICMP, TCP 22, TCP 80 from its own members, any egress); a port
+// with an allowed address pair and one without port security.
+func routedTopology(t testing.TB) *fsm.View {
+	s := newState(t)
+	s.apply(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: []*fsm.Chassis{
+		chassis("ch1", "192.0.2.1"), chassis("ch2", "192.0.2.2"), chassis("ch3", "192.0.2.3"),
+	}})
+	s.apply(fsm.CmdNetworkCreate, fsm.NetworkCreateRequest{Networks: []*fsm.Network{
+		network("net-a", fsm.NetTypeVXLAN, 1001), network("net-b", fsm.NetTypeGeneve, 2002),
+	}})
+	subnet := func(id, netID, cidr, gw string) *fsm.Subnet {
+		return &fsm.Subnet{Meta: fsm.Meta{ID: id, ProjectID: "p"}, NetworkID: netID, IPVersion: 4, CIDR: cidr, GatewayIP: gw}
+	}
+	s.apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: []*fsm.Subnet{
+		subnet("sub-a", "net-a", "10.0.1.0/24", "10.0.1.1"), subnet("sub-b", "net-b", "10.0.2.0/24", "10.0.2.1"),
+	}})
+	rule := func(id, dir, proto string, lo, hi *int, remoteGroup string) *fsm.SecurityGroupRule {
+		return &fsm.SecurityGroupRule{Meta: fsm.Meta{ID: id, ProjectID: "p"}, SecurityGroupID: "web", Direction: dir,
+			EtherType: fsm.EtherTypeIPv4, Protocol: proto, PortRangeMin: lo, PortRangeMax: hi, RemoteGroupID: remoteGroup}
+	}
+	s.apply(fsm.CmdSecurityGroupCreate, fsm.SecurityGroupCreateRequest{Groups: []*fsm.SecurityGroupBundle{{
+		Group: &fsm.SecurityGroup{Meta: fsm.Meta{ID: "web", ProjectID: "p"}, Stateful: true},
+		Rules: []*fsm.SecurityGroupRule{
+			rule("r-icmp", fsm.DirectionIngress, "icmp", nil, nil, ""),
+			rule("r-ssh", fsm.DirectionIngress, "tcp", intp(22), intp(22), ""),
+			rule("r-web", fsm.DirectionIngress, "tcp", intp(80), intp(81), "web"),
+			rule("r-out", fsm.DirectionEgress, "", nil, nil, ""),
+		},
+	}}})
+	vm := func(id, netID, sub, ip, mac, host string, secured bool) *fsm.Port {
+		p := port(id, netID, mac, host)
+		p.FixedIPs = []fsm.FixedIP{{SubnetID: sub, IPAddress: ip}}
+		if secured {
+			p.PortSecurityEnabled, p.SecurityGroups = true, []string{"web"}
+		}
+		return p
+	}
+	pa1 := vm("pa1", "net-a", "sub-a", "10.0.1.10", "fa:16:3e:00:00:01", "ch1", true)
+	pa1.AllowedAddressPairs = []fsm.AddressPair{{IPAddress: "10.0.1.100"}}
+	s.apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: []*fsm.Port{
+		pa1,
+		vm("pa2", "net-a", "sub-a", "10.0.1.11", "fa:16:3e:00:00:02", "ch2", true),
+		vm("pb1", "net-b", "sub-b", "10.0.2.10", "fa:16:3e:00:01:01", "ch2", false),
+		vm("pb2", "net-b", "sub-b", "10.0.2.20", "fa:16:3e:00:01:02", "ch3", true),
+	}})
+	s.apply(fsm.CmdRouterCreate, fsm.RouterCreateRequest{Router: &fsm.Router{Meta: fsm.Meta{ID: "r1", ProjectID: "p"}, AdminStateUp: true}})
+	for i, sub := range []string{"sub-a", "sub-b"} {
+		net, ip := []string{"net-a", "net-b"}[i], []string{"10.0.1.1", "10.0.2.1"}[i]
+		r := s.f.State().Read().Router("r1")
+		p := port("ri-"+net, net, fmt.Sprintf("fa:16:3e:ff:00:0%d", i+1), "")
+		p.DeviceOwner, p.DeviceID = fsm.DeviceOwnerRouterInterface, "r1"
+		p.FixedIPs = []fsm.FixedIP{{SubnetID: sub, IPAddress: ip}}
+		s.apply(fsm.CmdRouterInterfaceAdd, fsm.RouterInterfaceAddRequest{Router: r.Copy(), PrevIndex: r.ModifyIndex, Port: p})
+	}
+	r := s.f.State().Read().Router("r1")
+	nr := r.Copy()
+	nr.Routes = []fsm.Route{{Destination: "192.168.0.0/24", NextHop: "10.0.2.20"}}
+	s.apply(fsm.CmdRouterUpdate, fsm.RouterUpdateRequest{Router: nr, PrevIndex: r.ModifyIndex})
+	return s.f.State().Read()
+}
+
 func render(flows []openflow.Flow) string {
 	var sb strings.Builder
 	for i := range flows {
@@ -93,7 +158,15 @@ func render(flows []openflow.Flow) string {
 
 func TestCompileGolden(t *testing.T) {
 	v := topology(t)
+	routed := routedTopology(t)
+	views := map[string]*fsm.View{}
 	cases := map[string]Facts{
+		// Routed: ch1 has pa1 (net-a) only, so net-b is present through
+		// the router; ch2 has pa2 (net-a) and pb1 (no port security).
+		"routed-ch1": {Chassis: "ch1", Bindings: map[string]uint32{"pa1": 5},
+			Tunnels: map[string]uint32{"vxlan": 1, "geneve": 3}},
+		"routed-ch2": {Chassis: "ch2", Bindings: map[string]uint32{"pa2": 5, "pb1": 6},
+			Tunnels: map[string]uint32{"vxlan": 1, "geneve": 3}},
 		"ch1": {Chassis: "ch1",
 			Bindings: map[string]uint32{"pa1": 1, "pa2": 2, "pb1": 3, "pv1": 4},
 			Tunnels:  map[string]uint32{"vxlan": 10, "gre": 11, "geneve": 12}},
@@ -106,7 +179,12 @@ func TestCompileGolden(t *testing.T) {
 		"ch3": {Chassis: "ch3", Bindings: map[string]uint32{"pa4": 1, "pc1": 2}},
 	}
 	for name, facts := range cases {
+		views[name] = v
+		if strings.HasPrefix(name, "routed") {
+			views[name] = routed
+		}
 		t.Run(name, func(t *testing.T) {
+			v := views[name]
 			flows := Compile(v, facts)
 			for i := range flows {
 				if err := flows[i].Validate(); err != nil {

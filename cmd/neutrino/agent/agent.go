@@ -18,6 +18,7 @@ import (
 	"neutrino/cluster"
 	"neutrino/fsm"
 	"neutrino/northbound"
+	"neutrino/southbound/controller"
 )
 
 // Config is an agent's configuration (flags, environment or config file).
@@ -134,6 +135,9 @@ func Start(cfg Config) (*Agent, error) {
 	api.Logger = log
 	api.Status = a.status
 	api.Members = a.members
+	if api.Realizer == nil && a.south != nil && a.south.ctrl != nil {
+		api.Realizer = realizer{a.south.ctrl}
+	}
 	srv := northbound.New(api, backend{c}, a.fsm)
 	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	for _, l := range append([]net.Listener{ln}, cfg.ExtraHTTP...) {
@@ -212,4 +216,26 @@ func (a *Agent) members() []northbound.Member {
 			Meta: map[string]any{"http": m.Meta.HTTPAddr, "raft": m.Meta.RaftAddr}})
 	}
 	return out
+}
+
+// realizer adapts the southbound controller to what the API needs to
+// report and wait for realization.
+type realizer struct{ c *controller.Controller }
+
+func (r realizer) Realization() []northbound.ChassisRealization {
+	st := r.c.Status()
+	out := make([]northbound.ChassisRealization, 0, len(st))
+	for _, cs := range st {
+		cr := northbound.ChassisRealization{Chassis: cs.Chassis, RealizedRevision: cs.Realized,
+			Connected: cs.Connected, Master: cs.Master}
+		if cs.Err != nil {
+			cr.Error = cs.Err.Error()
+		}
+		out = append(out, cr)
+	}
+	return out
+}
+
+func (r realizer) WaitRealized(ctx context.Context, rev uint64) error {
+	return r.c.WaitRealizedAll(ctx, rev)
 }

@@ -1,0 +1,107 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"testing"
+
+	"neutrino/fsm"
+	"neutrino/southbound/openflow"
+	"neutrino/southbound/pipeline"
+	"neutrino/southbound/pipeline/topology"
+)
+
+var tunnels = map[string]uint32{"vxlan": 1, "gre": 2, "geneve": 3}
+
+// chassisCompile is one chassis' incremental compiler and the flow set its
+// deltas describe (what a switch fed only the deltas would hold).
+type chassisCompile struct {
+	c      *pipeline.Compiler
+	mirror map[openflow.Key]openflow.Flow
+	rev    uint64
+}
+
+func (cc *chassisCompile) apply(add []openflow.Flow, remove []openflow.Key) {
+	for _, k := range remove {
+		delete(cc.mirror, k)
+	}
+	for _, f := range add {
+		cc.mirror[f.Key()] = f
+	}
+}
+
+func (cc *chassisCompile) mirrorFlows() []openflow.Flow {
+	out := make([]openflow.Flow, 0, len(cc.mirror))
+	for _, f := range cc.mirror {
+		out = append(out, f)
+	}
+	return out
+}
+
+// TestIncrementalEqualsFull applies random state changes (500 per seed)
+// and checks after each that every chassis' incremental flow set, and the
+// set its deltas build up, equal a full compile of the same state.
+func TestIncrementalEqualsFull(t *testing.T) {
+	for _, seed := range []int64{1, 2, 3} {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			f := fsm.New(nil)
+			ops := topology.NewOps(f, seed)
+			compilers := map[string]*chassisCompile{}
+			ok := 0
+			var hist []string
+			for step := 0; step < 500; step++ {
+				desc, err := ops.Step()
+				if err == nil {
+					ok++
+				}
+				hist = append(hist, desc)
+				v := f.State().Read()
+				for _, name := range ops.Chassis() {
+					cc := compilers[name]
+					if cc == nil {
+						cc = &chassisCompile{c: pipeline.NewCompiler(), mirror: map[openflow.Key]openflow.Flow{}}
+						compilers[name] = cc
+					}
+					facts := pipeline.Facts{Chassis: name, Bindings: topology.Bindings(v, name), Tunnels: tunnels}
+					var changes []fsm.Change
+					if cc.rev != 0 {
+						ch, ok := f.ChangesSince(cc.rev)
+						if !ok {
+							t.Fatalf("step %d: change history lost", step)
+						}
+						changes = append([]fsm.Change{}, ch...)
+					}
+					cc.apply(cc.c.Update(v, changes, facts))
+					cc.rev = v.Revision()
+					full := pipeline.Compile(v, facts)
+					if d := pipeline.Diff(cc.c.Flows(), full); d != "" {
+						t.Fatalf("step %d (%s), chassis %s: incremental != full: %s\nlast ops: %v", step, desc, name, d, tail(hist, 8))
+					}
+					if d := pipeline.Diff(cc.mirrorFlows(), full); d != "" {
+						t.Fatalf("step %d (%s), chassis %s: deltas != full: %s\nlast ops: %v", step, desc, name, d, tail(hist, 8))
+					}
+				}
+			}
+			if ok < 300 {
+				t.Fatalf("only %d of 500 operations succeeded", ok)
+			}
+			total := 0
+			for _, cc := range compilers {
+				total += len(cc.mirror)
+				if st := cc.c.Stats(); st.Incremental == 0 {
+					t.Fatalf("no incremental compile happened: %+v", st)
+				}
+			}
+			if total == 0 {
+				t.Fatal("no flows at all: the random topology never bound a port")
+			}
+			t.Logf("%d operations succeeded, %d chassis, %d flows in total", ok, len(compilers), total)
+		})
+	}
+}
+
+func tail(s []string, n int) []string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,447 @@
+package pipeline
+
+import (
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+
+	"neutrino/fsm"
+	"neutrino/southbound/flowsync"
+	"neutrino/southbound/openflow"
+)
+
+// Priorities used in the tables.
+const (
+	prioDefault   = 0
+	prioUnknown   = 50  // unknown unicast flood
+	prioLow       = 90  // per-port fallthrough
+	prioMatch     = 100 // ordinary match
+	prioFromTun   = 110 // flood of packets from a tunnel
+	prioOwner     = 110 // ARP from the owner of the address
+	prioCTState   = 190 // established / related
+	prioCTInvalid = 200 // invalid
+	prioEcho      = 300 // ICMP echo to a router address
+	prioRoute     = 100 // + 2*prefix length (+1 for a connected route)
+	macMulticast  = 0x010000000000
+)
+
+// unit names a group of flows compiled from one object.
+type unit struct {
+	kind uint8
+	id   string
+}
+
+func (u unit) cookie() uint64 { return flowsync.Cookie(u.kind, u.id) }
+
+// pipelineUnit holds the tables' fixed flows.
+var pipelineUnit = unit{KindPipeline, "pipeline"}
+
+// emitter collects one unit's flows, stamping its cookie.
+type emitter struct {
+	cookie uint64
+	flows  []openflow.Flow
+}
+
+func (e *emitter) add(table uint8, prio uint16, m openflow.Match, acts ...openflow.Action) {
+	e.flows = append(e.flows, openflow.Flow{Table: table, Priority: uint16(prio), Cookie: e.cookie, Match: m, Actions: acts})
+}
+
+// compileUnit returns the flows of u on this chassis (none when the object
+// is gone or has no flows here).
+func (c *Compiler) compileUnit(u unit) []openflow.Flow {
+	e := &emitter{cookie: u.cookie()}
+	switch u.kind {
+	case KindPipeline:
+		c.pipelineFlows(e)
+	case KindPort:
+		c.portFlows(e, c.v.Port(u.id))
+	case KindNetwork:
+		c.networkFlows(e, c.v.Network(u.id))
+	case KindRule:
+		c.ruleFlows(e, c.v.SecurityGroupRule(u.id))
+	case KindRouter:
+		c.routerFlows(e, c.v.Router(u.id))
+	}
+	return e.flows
+}
+
+func goTo(t uint8) openflow.GotoTable { return openflow.GotoTable{Table: t} }
+
+var (
+	matchFromTunnel = openflow.RegMasked(RegFlags, FlagFromTunnel, FlagFromTunnel)
+	matchFromLocal  = openflow.RegMasked(RegFlags, 0, FlagFromTunnel)
+	matchMulticast  = openflow.Masked(openflow.FieldEthDst, macMulticast, macMulticast)
+)
+
+func netMeta(key uint64) openflow.MatchField { return openflow.Metadata(key, MetadataNetworkMask) }
+func writeNet(key uint64) openflow.WriteMetadata {
+	return openflow.WriteMetadata{Value: key, Mask: MetadataNetworkMask}
+}
+
+// pipelineFlows are the fixed flows: table defaults and the conntrack
+// dispatch shared by every port.
+func (c *Compiler) pipelineFlows(e *emitter) {
+	for _, t := range []uint8{TableClassify, TablePortSecurity, TableEgressACL, TableL2Lookup,
+		TableRouting, TableNextHop, TableIngressCT, TableIngressACL, TableOutput} {
+		e.add(t, prioDefault, nil) // drop
+	}
+	// Egress: only ports with port security reach table 20. IP goes
+	// through conntrack in the port's zone; anything else (ARP) passes.
+	for _, et := range []uint16{ethIPv4, ethIPv6} {
+		e.add(TableEgressCT, prioMatch, openflow.Match{openflow.EthType(et)}, ctRecirc(RegInPort, TableEgressACL))
+	}
+	e.add(TableEgressCT, prioDefault, nil, goTo(TableARPResponder))
+	e.add(TableARPResponder, prioDefault, nil, goTo(TableL2Lookup))
+	for _, acl := range []struct{ table, next uint8 }{{TableEgressACL, TableARPResponder}, {TableIngressACL, TableOutput}} {
+		e.add(acl.table, prioCTInvalid, openflow.Match{openflow.CtState(openflow.CtInv|openflow.CtTrk, openflow.CtInv|openflow.CtTrk)})
+		e.add(acl.table, prioCTState, openflow.Match{openflow.CtState(openflow.CtEst|openflow.CtTrk, openflow.CtNew|openflow.CtEst|openflow.CtInv|openflow.CtTrk)}, goTo(acl.next))
+		e.add(acl.table, prioCTState, openflow.Match{openflow.CtState(openflow.CtRel|openflow.CtTrk, openflow.CtNew|openflow.CtRel|openflow.CtInv|openflow.CtTrk)}, goTo(acl.next))
+	}
+}
+
+const (
+	ethIPv4 = 0x0800
+	ethIPv6 = 0x86dd
+	ethARP  = 0x0806
+)
+
+// portView is what the compiler derives from a port.
+type portView struct {
+	p      *fsm.Port
+	key    uint64 // network key
+	mac    net.HardwareAddr
+	ofport uint32 // local ofport, 0 if not local
+	// remote: the chassis it is bound to, reachable over tunnel port tun.
+	remoteIP net.IP
+	tun      uint32
+}
+
+func isRouterInterface(p *fsm.Port) bool { return p.DeviceOwner == fsm.DeviceOwnerRouterInterface }
+
+// ipv4s returns a port's fixed IPv4 addresses.
+func ipv4s(p *fsm.Port) []netip.Addr {
+	var out []netip.Addr
+	for _, f := range p.FixedIPs {
+		if a, err := netip.ParseAddr(f.IPAddress); err == nil && a.Is4() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// portFlows compiles a port as this chassis sees it: local (plugged here),
+// remote (bound elsewhere, on a network present here), a router interface
+// (distributed: present wherever its network is), or nothing.
+func (c *Compiler) portFlows(e *emitter, p *fsm.Port) {
+	if p == nil || !c.presentNet[p.NetworkID] {
+		return
+	}
+	key := NetworkKey(c.v.Network(p.NetworkID))
+	mac, err := net.ParseMAC(p.MACAddress)
+	if key == 0 || err != nil || len(mac) != 6 {
+		return
+	}
+	meta := netMeta(key)
+	ofport := c.localOfport(p)
+	switch {
+	case isRouterInterface(p):
+		// The router's MAC on this network: route.
+		e.add(TableL2Lookup, prioMatch, openflow.Match{meta, matchFromLocal, openflow.EthDst(mac)},
+			openflow.SetReg(RegRouter, RouterKey(p.DeviceID)), goTo(TableRouting))
+	case ofport != 0:
+		c.localPortFlows(e, p, key, mac, ofport)
+	default:
+		ip, tun := c.remoteOf(p)
+		if ip == nil {
+			return
+		}
+		seg := uint64(uint32(key))
+		for _, m := range portMACs(p, mac) {
+			e.add(TableL2Lookup, prioMatch, openflow.Match{meta, matchFromLocal, openflow.EthDst(m)},
+				openflow.SetTunID(seg), setTunDst(ip), openflow.Output{Port: tun})
+		}
+	}
+	// ARP responder: known addresses are answered on the asking chassis.
+	for _, a := range ipv4s(p) {
+		if ofport != 0 {
+			// The owner asking for its own address (gratuitous ARP, a
+			// duplicate address probe) is not answered: it floods.
+			e.add(TableARPResponder, prioOwner, openflow.Match{openflow.Reg(RegInPort, ofport), openflow.EthType(ethARP), arpTpa(a)}, goTo(TableL2Lookup))
+		}
+		e.add(TableARPResponder, prioMatch, openflow.Match{meta, openflow.EthType(ethARP), openflow.ARPOp(1), arpTpa(a)}, arpReply(mac, a)...)
+	}
+	// Next hop entries for networks routed to from here.
+	if len(c.netRouters[p.NetworkID]) > 0 && !isRouterInterface(p) {
+		for _, a := range ipv4s(p) {
+			e.add(TableNextHop, prioMatch, openflow.Match{meta, openflow.Reg(RegNextHop, ip4u32(a))},
+				openflow.SetField{Field: openflow.FieldEthDst, Value: slices.Clone(mac)}, goTo(TableL2Lookup))
+		}
+	}
+}
+
+// portMACs are the MACs a port receives on: its own and those of its
+// allowed address pairs.
+func portMACs(p *fsm.Port, mac net.HardwareAddr) []net.HardwareAddr {
+	out := []net.HardwareAddr{mac}
+	for _, ap := range p.AllowedAddressPairs {
+		if m, err := net.ParseMAC(ap.MACAddress); err == nil && len(m) == 6 && !slices.ContainsFunc(out, func(x net.HardwareAddr) bool { return x.String() == m.String() }) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// portSecured reports whether a port's traffic is filtered (port security
+// and security groups).
+func portSecured(p *fsm.Port) bool { return p.PortSecurityEnabled }
+
+func (c *Compiler) localPortFlows(e *emitter, p *fsm.Port, key uint64, mac net.HardwareAddr, ofport uint32) {
+	meta := netMeta(key)
+	inPort := openflow.Reg(RegInPort, ofport)
+	outPort := openflow.Reg(RegOutPort, ofport)
+	e.add(TableClassify, prioMatch, openflow.Match{openflow.InPort(ofport)},
+		openflow.SetReg(RegInPort, ofport), writeNet(key), goTo(TablePortSecurity))
+	for _, m := range portMACs(p, mac) {
+		e.add(TableL2Lookup, prioMatch, openflow.Match{meta, openflow.EthDst(m)},
+			openflow.SetReg(RegOutPort, ofport), goTo(TableIngressCT))
+	}
+	e.add(TableOutput, prioMatch, openflow.Match{outPort}, openflow.Output{Port: ofport})
+	if !portSecured(p) {
+		e.add(TablePortSecurity, prioMatch, openflow.Match{inPort}, goTo(TableARPResponder))
+		e.add(TableIngressCT, prioLow, openflow.Match{outPort}, goTo(TableOutput))
+		return
+	}
+	// Port security: the source MAC and IP must be the port's (or an
+	// allowed address pair's); ARP must not lie about either.
+	for _, sp := range sourcePairs(p, mac) {
+		e.add(TablePortSecurity, prioMatch, openflow.Match{inPort, openflow.EthSrc(sp.mac), openflow.EthType(ethIPv4), openflow.IPv4Src(sp.prefix)}, goTo(TableEgressCT))
+		e.add(TablePortSecurity, prioMatch, openflow.Match{inPort, openflow.EthSrc(sp.mac), openflow.EthType(ethARP),
+			openflow.MatchField{Field: openflow.FieldARPSha, Value: slices.Clone(sp.mac)}, arpSpaPrefix(sp.prefix)}, goTo(TableEgressCT))
+	}
+	// DHCP discovery comes from 0.0.0.0.
+	e.add(TablePortSecurity, prioMatch, openflow.Match{inPort, openflow.EthSrc(mac), openflow.EthType(ethIPv4), openflow.IPProto(17),
+		openflow.IPv4Src(net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(32, 32)}), openflow.Exact(openflow.FieldUDPSrc, 68), openflow.Exact(openflow.FieldUDPDst, 67)}, goTo(TableEgressCT))
+
+	// Security groups: IP to and from the port goes through conntrack in
+	// the port's zone (its ofport); the first clause of every rule of the
+	// port's groups names the port.
+	for _, et := range []uint16{ethIPv4, ethIPv6} {
+		e.add(TableIngressCT, prioMatch, openflow.Match{outPort, openflow.EthType(et)}, ctRecirc(RegOutPort, TableIngressACL))
+	}
+	e.add(TableIngressCT, prioLow, openflow.Match{outPort}, goTo(TableOutput))
+	var egress, ingress []openflow.Action
+	for _, sg := range p.SecurityGroups {
+		for _, r := range c.v.RulesOfSecurityGroup(sg) {
+			if _, ok := ruleMatches(r); !ok {
+				continue
+			}
+			cj := openflow.Conjunction{ID: ConjID(r.ID), Clause: 1, NClauses: 2}
+			if r.Direction == fsm.DirectionEgress {
+				egress = append(egress, cj)
+			} else {
+				ingress = append(ingress, cj)
+			}
+		}
+	}
+	if len(egress) > 0 {
+		e.add(TableEgressACL, prioMatch, openflow.Match{inPort}, sortConj(egress)...)
+	}
+	if len(ingress) > 0 {
+		e.add(TableIngressACL, prioMatch, openflow.Match{outPort}, sortConj(ingress)...)
+	}
+}
+
+// sourcePair is a (MAC, IPv4 prefix) a port may send from.
+type sourcePair struct {
+	mac    net.HardwareAddr
+	prefix net.IPNet
+}
+
+func sourcePairs(p *fsm.Port, mac net.HardwareAddr) []sourcePair {
+	var out []sourcePair
+	seen := map[string]bool{}
+	addPair := func(m net.HardwareAddr, pfx netip.Prefix) {
+		if !pfx.Addr().Is4() {
+			return
+		}
+		k := m.String() + "|" + pfx.String()
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		out = append(out, sourcePair{mac: m, prefix: ipNet(pfx)})
+	}
+	for _, a := range ipv4s(p) {
+		addPair(mac, netip.PrefixFrom(a, 32))
+	}
+	for _, ap := range p.AllowedAddressPairs {
+		m := mac
+		if ap.MACAddress != "" {
+			pm, err := net.ParseMAC(ap.MACAddress)
+			if err != nil || len(pm) != 6 {
+				continue
+			}
+			m = pm
+		}
+		if pfx, ok := parsePrefix(ap.IPAddress); ok {
+			addPair(m, pfx.Masked())
+		}
+	}
+	return out
+}
+
+// parsePrefix parses "a.b.c.d" or "a.b.c.d/n".
+func parsePrefix(s string) (netip.Prefix, bool) {
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		return pfx, true
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
+}
+
+func ipNet(p netip.Prefix) net.IPNet {
+	return net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func arpTpa(a netip.Addr) openflow.MatchField { return openflow.ARPTpa(net.IP(a.AsSlice())) }
+
+func arpSpaPrefix(p net.IPNet) openflow.MatchField {
+	m := openflow.ARPSpa(p.IP)
+	if ones, bits := p.Mask.Size(); ones != bits {
+		m.Mask = slices.Clone([]byte(p.Mask))
+	}
+	return m
+}
+
+func ip4u32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+// arpReply turns an ARP request for ip into the reply from mac, sent back
+// out of the port it came in on.
+func arpReply(mac net.HardwareAddr, ip netip.Addr) []openflow.Action {
+	return []openflow.Action{
+		move(openflow.FieldEthSrc, openflow.FieldEthDst),
+		openflow.SetField{Field: openflow.FieldEthSrc, Value: slices.Clone(mac)},
+		openflow.SetField{Field: openflow.FieldARPOp, Value: []byte{0, 2}},
+		move(openflow.FieldARPSha, openflow.FieldARPTha),
+		openflow.SetField{Field: openflow.FieldARPSha, Value: slices.Clone(mac)},
+		move(openflow.FieldARPSpa, openflow.FieldARPTpa),
+		openflow.SetField{Field: openflow.FieldARPSpa, Value: ip.AsSlice()},
+		openflow.Output{Port: openflow.PortInPort},
+	}
+}
+
+// networkFlows: tunnel classify and flooding, on chassis with a local port
+// of the network.
+func (c *Compiler) networkFlows(e *emitter, n *fsm.Network) {
+	if n == nil || len(c.localNet[n.ID]) == 0 {
+		return
+	}
+	key := NetworkKey(n)
+	if key == 0 {
+		return
+	}
+	meta := netMeta(key)
+	seg := uint64(uint32(n.SegmentationID))
+	var localOut []openflow.Action
+	for _, ofport := range slices.Sorted(maps.Values(c.localNet[n.ID])) {
+		localOut = append(localOut, openflow.Output{Port: ofport})
+	}
+	flood := slices.Clone(localOut)
+	tun := c.f.Tunnels[n.NetworkType]
+	if tun != 0 {
+		e.add(TableClassify, prioMatch, openflow.Match{openflow.InPort(tun), openflow.TunID(seg)},
+			openflow.SetReg(RegFlags, FlagFromTunnel), writeNet(key), goTo(TableL2Lookup))
+		var ips []net.IP
+		for _, name := range c.remoteChassisOf(n) {
+			ips = append(ips, tunnelIP(c.v.Chassis(name)))
+		}
+		if len(ips) > 0 {
+			flood = append(flood, openflow.SetTunID(seg))
+			for _, ip := range ips {
+				flood = append(flood, setTunDst(ip), openflow.Output{Port: tun})
+			}
+		}
+	}
+	// Broadcast, multicast and unknown unicast: from a tunnel to the local
+	// ports only; from a local port also to every other chassis with a
+	// port on the network.
+	e.add(TableL2Lookup, prioFromTun, openflow.Match{meta, matchFromTunnel, matchMulticast}, localOut...)
+	e.add(TableL2Lookup, prioMatch, openflow.Match{meta, matchMulticast}, flood...)
+	e.add(TableL2Lookup, prioUnknown, openflow.Match{meta, matchFromTunnel}, localOut...)
+	e.add(TableL2Lookup, prioUnknown-1, openflow.Match{meta}, flood...)
+}
+
+// remoteChassisOf lists, sorted, the other chassis with a bound port of
+// the network that this chassis can tunnel to with its encapsulation.
+func (c *Compiler) remoteChassisOf(n *fsm.Network) []string {
+	var out []string
+	for _, p := range c.v.PortsOfNetwork(n.ID) {
+		if c.localOfport(p) != 0 || !p.AdminStateUp || isRouterInterface(p) {
+			continue
+		}
+		if ip, _ := c.remoteOf(p); ip == nil {
+			continue
+		}
+		out = append(out, p.BindingHostID)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// localOfport is the ofport a port is plugged on here, or 0.
+func (c *Compiler) localOfport(p *fsm.Port) uint32 {
+	if l, ok := c.local[p.ID]; ok {
+		return l.ofport
+	}
+	return 0
+}
+
+// remoteOf returns the tunnel endpoint and local tunnel port through which
+// a port bound to another chassis is reached, or nil.
+func (c *Compiler) remoteOf(p *fsm.Port) (net.IP, uint32) {
+	if !p.AdminStateUp || p.BindingHostID == "" || p.BindingHostID == c.f.Chassis || isRouterInterface(p) {
+		return nil, 0
+	}
+	n := c.v.Network(p.NetworkID)
+	if n == nil {
+		return nil, 0
+	}
+	tun := c.f.Tunnels[n.NetworkType]
+	ch := c.v.Chassis(p.BindingHostID)
+	if tun == 0 || ch == nil || !supports(ch, n.NetworkType) {
+		return nil, 0
+	}
+	ip := tunnelIP(ch)
+	if ip == nil {
+		return nil, 0
+	}
+	return ip, tun
+}
+
+func setTunDst(ip net.IP) openflow.SetField {
+	return openflow.SetField{Field: openflow.FieldTunDst, Value: slices.Clone(ip.To4())}
+}
+
+// tunnelIP is a chassis' IPv4 tunnel endpoint, or nil.
+func tunnelIP(c *fsm.Chassis) net.IP {
+	if c == nil {
+		return nil
+	}
+	ip := net.ParseIP(c.TunnelIP)
+	if ip == nil || ip.To4() == nil {
+		return nil
+	}
+	return ip.To4()
+}
+
+// supports says whether a chassis announced the encapsulation; one that
+// announced none is taken to support every one.
+func supports(c *fsm.Chassis, encap string) bool {
+	return len(c.Encaps) == 0 || slices.Contains(c.Encaps, encap)
+}
