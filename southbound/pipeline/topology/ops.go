@@ -210,7 +210,7 @@ func (o *Ops) freeIP(s *fsm.Subnet) string {
 	return ""
 }
 
-// freeOFPorts hands out the lowest ofports from 10 not bound on a chassis.
+// ofAlloc hands out the lowest ofports from 10 not bound on a chassis.
 type ofAlloc struct {
 	used map[string]map[int]bool
 	v    *fsm.View
@@ -223,10 +223,8 @@ func (a *ofAlloc) next(chassis string) int {
 	u, ok := a.used[chassis]
 	if !ok {
 		u = map[int]bool{}
-		for _, p := range a.v.Ports() {
-			if p.BindingHostID == chassis {
-				u[p.BindingOFPort] = true
-			}
+		for _, p := range a.v.PortsOnChassis(chassis) {
+			u[p.BindingOFPort] = true
 		}
 		a.used[chassis] = u
 	}

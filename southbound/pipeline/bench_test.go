@@ -1,0 +1,134 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/hashicorp/raft"
+
+	"neutrino/fsm"
+	"neutrino/southbound/pipeline"
+	"neutrino/southbound/pipeline/topology"
+)
+
+// benchTopology builds topology.DefaultSpec(ports) (10 ports per network,
+// 10 networks per router, 3 rules + a remote-group rule per group) with
+// every port on one chassis: the worst case for a chassis, every network,
+// router and rule present.
+func benchTopology(b *testing.B, ports int) (*fsm.FSM, pipeline.Facts) {
+	b.Helper()
+	spec := topology.DefaultSpec(ports)
+	spec.Chassis = 1
+	f, err := topology.Build(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := f.State().Read()
+	name := topology.ChassisName(0)
+	return f, pipeline.Facts{Chassis: name, Bindings: topology.Bindings(v, name), Tunnels: tunnels}
+}
+
+// BenchmarkCompileFull compiles one chassis fully (see benchTopology).
+func BenchmarkCompileFull(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("ports=%d", n), func(b *testing.B) {
+			f, facts := benchTopology(b, n)
+			v := f.State().Read()
+			b.ResetTimer()
+			var flows int
+			for i := 0; i < b.N; i++ {
+				flows = len(pipeline.Compile(v, facts))
+			}
+			b.ReportMetric(float64(flows), "flows")
+		})
+	}
+}
+
+// BenchmarkCompileIncremental adds one port (bound to the chassis, in the
+// default security group of its network) to a 10k-port topology and
+// measures the incremental compile of that change; the port is deleted
+// again outside the timer.
+func BenchmarkCompileIncremental(b *testing.B) {
+	f, facts := benchTopology(b, 10000)
+	v := f.State().Read()
+	c := pipeline.NewCompiler()
+	c.Update(v, nil, facts)
+	tmpl := v.Ports()[0]
+	for _, p := range v.Ports() {
+		if p.DeviceOwner == "compute:nova" && p.PortSecurityEnabled {
+			tmpl = p
+			break
+		}
+	}
+	index := v.Revision()
+	apply := func(t fsm.CommandType, body any) {
+		buf, err := fsm.Encode(t, body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		index++
+		if r := f.Apply(&raft.Log{Index: index, Data: buf}).(*fsm.Result); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+	rev := index
+	var delta int
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		p := tmpl.Copy()
+		p.ID, p.MACAddress = "bench-port", "fa:16:3e:ff:ff:fe"
+		p.FixedIPs = []fsm.FixedIP{{SubnetID: tmpl.FixedIPs[0].SubnetID, IPAddress: benchIP(tmpl.FixedIPs[0].IPAddress)}}
+		p.BindingOFPort = 60000
+		apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: []*fsm.Port{p}})
+		facts.Bindings[p.ID] = 60000
+		nv := f.State().Read()
+		changes, ok := f.ChangesSince(rev)
+		if !ok {
+			b.Fatal("history lost")
+		}
+		b.StartTimer()
+		add, remove := c.Update(nv, changes, facts)
+		b.StopTimer()
+		delta = len(add) + len(remove)
+		rev = nv.Revision()
+		apply(fsm.CmdPortDelete, fsm.PortDeleteRequest{ID: p.ID})
+		delete(facts.Bindings, p.ID)
+		changes, _ = f.ChangesSince(rev)
+		nv = f.State().Read()
+		c.Update(nv, changes, facts)
+		rev = nv.Revision()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(delta), "flows/delta")
+}
+
+// benchIP is an address of the template's subnet no port uses (.250).
+func benchIP(ip string) string {
+	var a, b2, c, d int
+	fmt.Sscanf(ip, "%d.%d.%d.%d", &a, &b2, &c, &d)
+	return fmt.Sprintf("%d.%d.%d.250", a, b2, c)
+}
+
+// BenchmarkLeaderMemory reports the heap of a leader's state at 100k ports
+// (the FSM) and of one chassis' compiled flows with all of them present.
+func BenchmarkLeaderMemory(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var m0, m1, m2 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		f, facts := benchTopology(b, 100000)
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		c := pipeline.NewCompiler()
+		c.Update(f.State().Read(), nil, facts)
+		runtime.GC()
+		runtime.ReadMemStats(&m2)
+		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/(1<<20), "MiB-state")
+		b.ReportMetric(float64(m2.HeapAlloc-m1.HeapAlloc)/(1<<20), "MiB-compiled")
+		b.ReportMetric(float64(c.Stats().Flows), "flows")
+		runtime.KeepAlive(c)
+		runtime.KeepAlive(f)
+	}
+}
