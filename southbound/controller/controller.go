@@ -417,6 +417,9 @@ func (c *Controller) Status() []ChassisStatus {
 		for n, w := range c.sess.workers {
 			st := get(n)
 			st.Round, st.Realized, st.Err = c.sess.round, w.syncer.Realized(), w.lastErr()
+			if st.Err == nil {
+				st.Err = w.syncer.Err() // the last flow sync's failure
+			}
 		}
 	}
 	out := make([]ChassisStatus, 0, len(byName))

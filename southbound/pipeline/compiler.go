@@ -27,7 +27,7 @@ type Compiler struct {
 	presentNet    map[string]bool              // networks with flows here
 	presentRouter map[string]bool              // routers routing here
 
-	units map[unit][]openflow.Flow
+	units map[unit][]openflow.Key // the keys of each unit's flows
 	slots map[openflow.Key]*slot
 
 	stats Stats
@@ -70,7 +70,7 @@ type Stats struct {
 
 // NewCompiler returns an empty compiler; its first Update compiles fully.
 func NewCompiler() *Compiler {
-	return &Compiler{units: map[unit][]openflow.Flow{}, slots: map[openflow.Key]*slot{}}
+	return &Compiler{units: map[unit][]openflow.Key{}, slots: map[openflow.Key]*slot{}}
 }
 
 // Stats returns the compiler's counters.
@@ -463,8 +463,7 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 	c.stats.Units = len(units)
 	touched := map[openflow.Key]bool{}
 	for u := range units {
-		for _, f := range c.units[u] {
-			k := f.Key()
+		for _, k := range c.units[u] {
 			touched[k] = true
 			s := c.slots[k]
 			s.owners = slices.DeleteFunc(s.owners, func(o owned) bool { return o.u == u })
@@ -472,11 +471,11 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 		flows := c.compileUnit(u)
 		if len(flows) == 0 {
 			delete(c.units, u)
-		} else {
-			c.units[u] = flows
 		}
-		for _, f := range flows {
+		keys := make([]openflow.Key, len(flows))
+		for i, f := range flows {
 			k := f.Key()
+			keys[i] = k
 			touched[k] = true
 			s := c.slots[k]
 			if s == nil {
@@ -484,6 +483,9 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 				c.slots[k] = s
 			}
 			s.owners = append(s.owners, owned{u: u, f: f})
+		}
+		if len(keys) > 0 {
+			c.units[u] = keys
 		}
 	}
 	for k := range touched {

@@ -175,7 +175,8 @@ func (c *Compiler) portFlows(e *emitter, p *fsm.Port) {
 	if len(c.netRouters[p.NetworkID]) > 0 && !isRouterInterface(p) {
 		for _, a := range ipv4s(p) {
 			e.add(TableNextHop, prioMatch, openflow.Match{meta, openflow.Reg(RegNextHop, ip4u32(a))},
-				openflow.SetField{Field: openflow.FieldEthDst, Value: slices.Clone(mac)}, goTo(TableL2Lookup))
+				// Back to an earlier table: resubmit (goto_table only goes forward).
+				openflow.SetField{Field: openflow.FieldEthDst, Value: slices.Clone(mac)}, openflow.Resubmit{Table: TableL2Lookup})
 		}
 	}
 }
