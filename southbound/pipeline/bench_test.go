@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
 	"testing"
 
@@ -82,6 +83,7 @@ func BenchmarkCompileIncremental(b *testing.B) {
 		p.FixedIPs = []fsm.FixedIP{{SubnetID: tmpl.FixedIPs[0].SubnetID, IPAddress: benchIP(tmpl.FixedIPs[0].IPAddress)}}
 		p.BindingOFPort = 60000
 		apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: []*fsm.Port{p}})
+		facts.Bindings = maps.Clone(facts.Bindings)
 		facts.Bindings[p.ID] = 60000
 		nv := f.State().Read()
 		changes, ok := f.ChangesSince(rev)
@@ -94,6 +96,7 @@ func BenchmarkCompileIncremental(b *testing.B) {
 		delta = len(add) + len(remove)
 		rev = nv.Revision()
 		apply(fsm.CmdPortDelete, fsm.PortDeleteRequest{ID: p.ID})
+		facts.Bindings = maps.Clone(facts.Bindings)
 		delete(facts.Bindings, p.ID)
 		changes, _ = f.ChangesSince(rev)
 		nv = f.State().Read()

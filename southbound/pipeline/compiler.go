@@ -107,14 +107,15 @@ func (c *Compiler) Flows() []openflow.Flow {
 // Update brings the flow set to state v with facts f, given the changes
 // since the state last compiled (fsm.FSM.ChangesSince). changes == nil, a
 // first call, or changed tunnel ports compile fully. It returns the flows
-// to add or replace and the keys to remove.
+// to add or replace and the keys to remove. The compiler keeps f: the
+// caller passes fresh maps to every Update and does not change them.
 func (c *Compiler) Update(v *fsm.View, changes []fsm.Change, f Facts) (add []openflow.Flow, remove []openflow.Key) {
 	if c.v == nil || changes == nil || !maps.Equal(c.f.Tunnels, f.Tunnels) || c.f.Chassis != f.Chassis {
 		return c.full(v, f)
 	}
 	c.stats.Incremental++
 	old, oldFacts := c.v, c.f
-	c.v, c.f = v, cloneFacts(f)
+	c.v, c.f = v, f
 	d := newDirty()
 
 	ports := map[string]bool{}
@@ -193,9 +194,6 @@ func newDirty() *dirty {
 		sgs: map[string]bool{}, routed: map[string]bool{}}
 }
 
-func cloneFacts(f Facts) Facts {
-	return Facts{Chassis: f.Chassis, Bindings: maps.Clone(f.Bindings), Tunnels: maps.Clone(f.Tunnels)}
-}
 
 // isLocal says whether port p is plugged here and carried.
 func (c *Compiler) isLocal(p *fsm.Port) (localPort, bool) {
@@ -397,7 +395,7 @@ func (c *Compiler) netPresent(n string) bool {
 // the previous flow set.
 func (c *Compiler) full(v *fsm.View, f Facts) (add []openflow.Flow, remove []openflow.Key) {
 	c.stats.Full++
-	c.v, c.f = v, cloneFacts(f)
+	c.v, c.f = v, f
 	c.local = map[string]localPort{}
 	c.localNet = map[string]map[string]uint32{}
 	c.sgLocal = map[string]int{}
