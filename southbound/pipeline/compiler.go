@@ -194,7 +194,6 @@ func newDirty() *dirty {
 		sgs: map[string]bool{}, routed: map[string]bool{}}
 }
 
-
 // isLocal says whether port p is plugged here and carried.
 func (c *Compiler) isLocal(p *fsm.Port) (localPort, bool) {
 	if p == nil || !p.AdminStateUp || isRouterInterface(p) {
