@@ -55,6 +55,10 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ResyncInterval is a worker's periodic full pass (10 s).
 	ResyncInterval time.Duration
+	// VerifyInterval is how often a worker checks its incremental flow
+	// set against a full compile (60 s; a full compile of a chassis with
+	// 150k flows costs about a second of CPU).
+	VerifyInterval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -94,6 +98,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = 10 * time.Second
+	}
+	if cfg.VerifyInterval <= 0 {
+		cfg.VerifyInterval = time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -89,6 +89,8 @@ func (w *worker) run() {
 	backoff := w.c.cfg.MinBackoff
 	tick := time.NewTicker(w.c.cfg.ResyncInterval)
 	defer tick.Stop()
+	verify := time.NewTicker(w.c.cfg.VerifyInterval)
+	defer verify.Stop()
 	for {
 		again, err := w.pass()
 		w.setErr(err)
@@ -113,6 +115,7 @@ func (w *worker) run() {
 		case <-w.kick:
 		case <-retry:
 		case <-tick.C:
+		case <-verify.C:
 			w.verify = true
 		}
 	}

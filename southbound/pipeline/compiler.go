@@ -458,7 +458,7 @@ func (c *Compiler) full(v *fsm.View, f Facts) (add []openflow.Flow, remove []ope
 // the merged flow set.
 func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove []openflow.Key) {
 	c.stats.Units = len(units)
-	touched := map[openflow.Key]bool{}
+	touched := make(map[openflow.Key]bool, 8*len(units))
 	for u := range units {
 		for _, k := range c.units[u] {
 			touched[k] = true
@@ -485,6 +485,7 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 			c.units[u] = keys
 		}
 	}
+	add = make([]openflow.Flow, 0, len(touched))
 	for k := range touched {
 		s := c.slots[k]
 		if len(s.owners) == 0 {
