@@ -106,17 +106,6 @@ const (
 	ethARP  = 0x0806
 )
 
-// portView is what the compiler derives from a port.
-type portView struct {
-	p      *fsm.Port
-	key    uint64 // network key
-	mac    net.HardwareAddr
-	ofport uint32 // local ofport, 0 if not local
-	// remote: the chassis it is bound to, reachable over tunnel port tun.
-	remoteIP net.IP
-	tun      uint32
-}
-
 func isRouterInterface(p *fsm.Port) bool { return p.DeviceOwner == fsm.DeviceOwnerRouterInterface }
 
 // ipv4s returns a port's fixed IPv4 addresses.
