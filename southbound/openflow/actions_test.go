@@ -136,6 +136,23 @@ func extFlows() []extFlow {
 		of.NDTLL(mac2)},
 		"set_field:02:00:00:00:00:01->nd_tll,move:NXM_NX_ND_TLL[]->NXM_OF_ETH_DST[]",
 		of.SetMAC(of.FieldNDTLL, mac1), of.MoveField(of.FieldNDTLL, of.FieldEthDst))
+	// An NS turned into the NA in place (the pipeline's ND responder). OVS
+	// checks set_field and move prerequisites against the match, not the
+	// packet as rewritten: nd_tll (ND_NA) is written by a second flow that
+	// matches the advertisement.
+	add(50, 10, of.Match{ip6, icmp6, of.ICMPv6Type(135), of.NDTarget(addr("fd00::5"))},
+		"move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:01->eth_src,"+
+			"move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:fd00::5->ipv6_src,set_field:136->icmpv6_type,"+
+			"set_field:1610612736->nd_reserved,set_field:2->nd_options_type,resubmit(,51)",
+		of.MoveField(of.FieldEthSrc, of.FieldEthDst), of.SetMAC(of.FieldEthSrc, mac1),
+		of.MoveField(of.FieldIPv6Src, of.FieldIPv6Dst), of.SetIP(of.FieldIPv6Src, addr("fd00::5")),
+		of.SetUint(of.FieldICMPv6Type, 136), of.SetUint(of.FieldNDReserved, 0x60000000), of.SetUint(of.FieldNDOptionsType, 2),
+		of.Resubmit{Table: 51})
+	add(51, 10, of.Match{ip6, icmp6, of.ICMPv6Type(136)},
+		"move:NXM_OF_ETH_SRC[]->NXM_NX_ND_TLL[],move:ERICOXM_OF_ICMPV6_ND_RESERVED[]->NXM_NX_REG3[],"+
+			"move:ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE[]->NXM_NX_REG4[0..7],IN_PORT",
+		of.MoveField(of.FieldEthSrc, of.FieldNDTLL), of.MoveField(of.FieldNDReserved, of.FieldReg(3)),
+		of.Move{Src: of.FieldNDOptionsType, Dst: of.FieldReg(4), NBits: 8}, of.Output{Port: of.PortInPort})
 	add(50, 7, of.Match{ip6, of.IPProto(132)}, "drop")
 	add(50, 8, of.Match{ip6, of.IPProto(47)}, "drop")
 	add(50, 9, of.Match{ip4, of.IPTTL(64)}, "set_field:9->nw_ttl", of.SetUint(of.FieldIPTTL, 9))

@@ -64,10 +64,21 @@ var (
 	FieldNDTarget   = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_IPV6_ND_TARGET)
 	FieldNDSLL      = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_IPV6_ND_SLL)
 	FieldNDTLL      = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_IPV6_ND_TLL)
+	// FieldNDReserved is the 32-bit reserved word of a neighbour
+	// solicitation or advertisement (an advertisement's R, S and O flags
+	// are its top bits); FieldNDOptionsType is the type of its first
+	// option (1 source, 2 target link-layer address). OVS 2.11+ has them
+	// in the Ericsson class (ERICOXM_OF_*, class 0x1000), read/write, not
+	// maskable: with them an NS can be turned into an NA in place.
+	FieldNDReserved    = oxmField(oxmClassEricsson, 1)
+	FieldNDOptionsType = oxmField(oxmClassEricsson, 2)
 	// FieldIPTTL is the IPv4 TTL / IPv6 hop limit (nw_ttl; Nicira class,
 	// there is no OXM for it).
 	FieldIPTTL = oxmField(of13.OXM_CLASS_NXM_1, of13.NXM_NX_IP_TTL)
 )
+
+// oxmClassEricsson is OVS's ERICOXM_OF_ class.
+const oxmClassEricsson = 0x1000
 
 // FieldReg returns the Nicira register field reg<i> (0..15).
 func FieldReg(i int) Field {
@@ -142,6 +153,9 @@ var fieldSpecs = map[Field]fieldSpec{
 	FieldNDTarget:   {"nd_target", "nd_target", 16, kindIPv6, true, 64},
 	FieldNDSLL:      {"nd_sll", "nd_sll", 6, kindMAC, true, 65},
 	FieldNDTLL:      {"nd_tll", "nd_tll", 6, kindMAC, true, 66},
+	// OVS prints both in decimal.
+	FieldNDReserved:    {"nd_reserved", "nd_reserved", 4, kindDec, false, 67},
+	FieldNDOptionsType: {"nd_options_type", "nd_options_type", 1, kindDec, false, 68},
 }
 
 func init() {
@@ -631,7 +645,7 @@ func prereqDepth(f Field) int {
 	case FieldTCPSrc, FieldTCPDst, FieldUDPSrc, FieldUDPDst, FieldICMPType, FieldICMPCode,
 		FieldICMPv6Type, FieldICMPv6Code:
 		return 2
-	case FieldNDTarget, FieldNDSLL, FieldNDTLL:
+	case FieldNDTarget, FieldNDSLL, FieldNDTLL, FieldNDReserved, FieldNDOptionsType:
 		return 3
 	}
 	return 0
