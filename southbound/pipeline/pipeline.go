@@ -21,7 +21,8 @@ import (
 )
 
 // Tables, in packet order. A packet from a local VIF walks 0, 10, 20/21
-// (egress security groups), 30 (ARP responder), 40 (L2 lookup); for a
+// (egress security groups), 30 (ARP and ND responder; 31 finishes a
+// neighbour advertisement), 40 (L2 lookup); for a
 // router MAC 50 (routing) and 55 (next hop) and back to 40; delivered
 // locally through 60/61 (ingress security groups) and 65 (output), or
 // tunnelled from 40. A packet from a tunnel starts at 40.
@@ -31,6 +32,7 @@ const (
 	TableEgressCT     uint8 = 20
 	TableEgressACL    uint8 = 21
 	TableARPResponder uint8 = 30
+	TableNDReply      uint8 = 31
 	TableL2Lookup     uint8 = 40
 	TableRouting      uint8 = 50
 	TableNextHop      uint8 = 55

@@ -87,7 +87,8 @@ func intp(i int) *int { return &i }
 // routedTopology: two tenant networks (VXLAN 10.0.1.0/24 and Geneve
 // 10.0.2.0/24) joined by a router with an extra route; a security group
 // "web" (ICMP, TCP 22, TCP 80 from its own members, any egress); a port
-// with an allowed address pair and one without port security.
+// with an allowed address pair and one without port security; net-a also
+// has an IPv6 subnet (fd00:a::/64) on which pa2 has an address.
 func routedTopology(t testing.TB) *fsm.View {
 	s := newState(t)
 	s.apply(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: []*fsm.Chassis{
@@ -102,6 +103,9 @@ func routedTopology(t testing.TB) *fsm.View {
 	s.apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: []*fsm.Subnet{
 		subnet("sub-a", "net-a", "10.0.1.0/24", "10.0.1.1"), subnet("sub-b", "net-b", "10.0.2.0/24", "10.0.2.1"),
 	}})
+	sub6 := subnet("sub-a6", "net-a", "fd00:a::/64", "")
+	sub6.IPVersion = 6
+	s.apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: []*fsm.Subnet{sub6}})
 	rule := func(id, dir, proto string, lo, hi *int, remoteGroup string) *fsm.SecurityGroupRule {
 		return &fsm.SecurityGroupRule{Meta: fsm.Meta{ID: id, ProjectID: "p"}, SecurityGroupID: "web", Direction: dir,
 			EtherType: fsm.EtherTypeIPv4, Protocol: proto, PortRangeMin: lo, PortRangeMax: hi, RemoteGroupID: remoteGroup}
@@ -125,9 +129,12 @@ func routedTopology(t testing.TB) *fsm.View {
 	}
 	pa1 := vm("pa1", "net-a", "sub-a", "10.0.1.10", "fa:16:3e:00:00:01", "ch1", true)
 	pa1.AllowedAddressPairs = []fsm.AddressPair{{IPAddress: "10.0.1.100"}}
+	// pa2 also has an IPv6 address (port security, ND responder).
+	pa2 := vm("pa2", "net-a", "sub-a", "10.0.1.11", "fa:16:3e:00:00:02", "ch2", true)
+	pa2.FixedIPs = append(pa2.FixedIPs, fsm.FixedIP{SubnetID: "sub-a6", IPAddress: "fd00:a::11"})
 	s.apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: []*fsm.Port{
 		pa1,
-		vm("pa2", "net-a", "sub-a", "10.0.1.11", "fa:16:3e:00:00:02", "ch2", true),
+		pa2,
 		vm("pb1", "net-b", "sub-b", "10.0.2.10", "fa:16:3e:00:01:01", "ch2", false),
 		vm("pb2", "net-b", "sub-b", "10.0.2.20", "fa:16:3e:00:01:02", "ch3", true),
 	}})

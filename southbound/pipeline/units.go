@@ -19,6 +19,8 @@ const (
 	prioMatch     = 100 // ordinary match
 	prioFromTun   = 110 // flood of packets from a tunnel
 	prioOwner     = 110 // ARP from the owner of the address
+	prioNDDrop    = 110 // ND from a secured port that no check admitted
+	prioNDCheck   = 120 // ND from a secured port with its own addresses
 	prioCTState   = 190 // established / related
 	prioCTInvalid = 200 // invalid
 	prioEcho      = 300 // ICMP echo to a router address
@@ -92,7 +94,26 @@ func (c *Compiler) pipelineFlows(e *emitter) {
 		e.add(TableEgressCT, prioMatch, openflow.Match{openflow.EthType(et)}, ctRecirc(RegInPort, TableEgressACL))
 	}
 	e.add(TableEgressCT, prioDefault, nil, goTo(TableARPResponder))
+	// Neighbour discovery bypasses conntrack (the kernel does not track
+	// it: +inv): router and neighbour solicitations and advertisements
+	// were checked by port security; a VM's router advertisement is
+	// dropped. Towards a port, solicitations and advertisements pass.
+	for _, t := range []uint8{133, 135, 136} {
+		e.add(TableEgressCT, prioOwner, icmp6Type(t), goTo(TableARPResponder))
+	}
+	e.add(TableEgressCT, prioOwner, icmp6Type(134))
+	for _, t := range []uint8{135, 136} {
+		e.add(TableIngressCT, prioOwner, icmp6Type(t), goTo(TableOutput))
+	}
 	e.add(TableARPResponder, prioDefault, nil, goTo(TableL2Lookup))
+	// A duplicate address probe (from ::) is never answered: it floods.
+	e.add(TableARPResponder, prioOwner, append(icmp6Type(135), openflow.IPv6Src(netip.PrefixFrom(netip.IPv6Unspecified(), 128))), goTo(TableL2Lookup))
+	// ND responder, second step: the packet is now an advertisement from
+	// the answering MAC (table 30); its target link-layer address option
+	// gets that MAC (OVS checks nd_tll's prerequisite, an advertisement,
+	// against the match, so this cannot be done in the NS flow).
+	e.add(TableNDReply, prioDefault, nil)
+	e.add(TableNDReply, prioMatch, icmp6Type(136), move(openflow.FieldEthSrc, openflow.FieldNDTLL), openflow.Output{Port: openflow.PortInPort})
 	for _, acl := range []struct{ table, next uint8 }{{TableEgressACL, TableARPResponder}, {TableIngressACL, TableOutput}} {
 		e.add(acl.table, prioCTInvalid, openflow.Match{openflow.CtState(openflow.CtInv|openflow.CtTrk, openflow.CtInv|openflow.CtTrk)})
 		e.add(acl.table, prioCTState, openflow.Match{openflow.CtState(openflow.CtEst|openflow.CtTrk, openflow.CtNew|openflow.CtEst|openflow.CtInv|openflow.CtTrk)}, goTo(acl.next))
@@ -107,6 +128,32 @@ const (
 )
 
 func isRouterInterface(p *fsm.Port) bool { return p.DeviceOwner == fsm.DeviceOwnerRouterInterface }
+
+// icmp6Type matches ICMPv6 messages of type t.
+func icmp6Type(t uint8) openflow.Match {
+	return openflow.Match{openflow.EthType(ethIPv6), openflow.IPProto(58), openflow.ICMPv6Type(t)}
+}
+
+// ipv6s returns a port's fixed IPv6 addresses.
+func ipv6s(p *fsm.Port) []netip.Addr {
+	var out []netip.Addr
+	for _, f := range p.FixedIPs {
+		if a, err := netip.ParseAddr(f.IPAddress); err == nil && a.Is6() && !a.Is4In6() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// linkLocal is the EUI-64 link-local address of a MAC (fe80::/64).
+func linkLocal(mac net.HardwareAddr) netip.Addr {
+	var b [16]byte
+	b[0], b[1] = 0xfe, 0x80
+	b[8], b[9], b[10] = mac[0]^0x02, mac[1], mac[2]
+	b[11], b[12] = 0xff, 0xfe
+	b[13], b[14], b[15] = mac[3], mac[4], mac[5]
+	return netip.AddrFrom16(b)
+}
 
 // ipv4s returns a port's fixed IPv4 addresses.
 func ipv4s(p *fsm.Port) []netip.Addr {
@@ -160,6 +207,14 @@ func (c *Compiler) portFlows(e *emitter, p *fsm.Port) {
 		}
 		e.add(TableARPResponder, prioMatch, openflow.Match{meta, openflow.EthType(ethARP), openflow.ARPOp(1), arpTpa(a)}, arpReply(mac, a)...)
 	}
+	// ND responder: a neighbour solicitation for a known IPv6 address is
+	// answered the same way.
+	for _, a := range ipv6s(p) {
+		if ofport != 0 {
+			e.add(TableARPResponder, prioOwner, append(icmp6Type(135), openflow.Reg(RegInPort, ofport), openflow.NDTarget(a)), goTo(TableL2Lookup))
+		}
+		e.add(TableARPResponder, prioMatch, append(icmp6Type(135), meta, openflow.NDTarget(a)), ndAdvert(mac, a)...)
+	}
 	// Next hop entries for networks routed to from here.
 	if len(c.netRouters[p.NetworkID]) > 0 && !isRouterInterface(p) {
 		for _, a := range ipv4s(p) {
@@ -209,6 +264,7 @@ func (c *Compiler) localPortFlows(e *emitter, p *fsm.Port, key uint64, mac net.H
 		e.add(TablePortSecurity, prioMatch, openflow.Match{inPort, openflow.EthSrc(sp.mac), openflow.EthType(ethARP),
 			openflow.MatchField{Field: openflow.FieldARPSha, Value: slices.Clone(sp.mac)}, arpSpaPrefix(sp.prefix)}, goTo(TableEgressCT))
 	}
+	c.ipv6PortSecurity(e, p, mac, inPort)
 	// DHCP discovery comes from 0.0.0.0.
 	e.add(TablePortSecurity, prioMatch, openflow.Match{inPort, openflow.EthSrc(mac), openflow.EthType(ethIPv4), openflow.IPProto(17),
 		openflow.IPv4Src(net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(32, 32)}), openflow.Exact(openflow.FieldUDPSrc, 68), openflow.Exact(openflow.FieldUDPDst, 67)}, goTo(TableEgressCT))
@@ -240,6 +296,76 @@ func (c *Compiler) localPortFlows(e *emitter, p *fsm.Port, key uint64, mac net.H
 	if len(ingress) > 0 {
 		e.add(TableIngressACL, prioMatch, openflow.Match{outPort}, sortConj(ingress)...)
 	}
+}
+
+// ipv6PortSecurity admits IPv6 from the port's MAC and addresses (fixed
+// IPv6 addresses, the MAC's EUI-64 link-local address, IPv6 allowed
+// address pairs) and checks neighbour discovery: a solicitation's source
+// link-layer address and an advertisement's target and target link-layer
+// address must be the port's (or zero: no option); a duplicate address
+// probe comes from ::, a router solicitation may come from :: too.
+func (c *Compiler) ipv6PortSecurity(e *emitter, p *fsm.Port, mac net.HardwareAddr, inPort openflow.MatchField) {
+	var zero net.HardwareAddr = make([]byte, 6)
+	pairs := sourcePairs6(p, mac)
+	for _, sp := range pairs {
+		e.add(TablePortSecurity, prioMatch, openflow.Match{inPort, openflow.EthSrc(sp.mac), openflow.EthType(ethIPv6), openflow.IPv6Src(sp.prefix)}, goTo(TableEgressCT))
+	}
+	unspec := sourcePair6{mac: mac, prefix: netip.PrefixFrom(netip.IPv6Unspecified(), 128)}
+	for _, sp := range append(slices.Clone(pairs), unspec) {
+		for _, ll := range []net.HardwareAddr{sp.mac, zero} {
+			e.add(TablePortSecurity, prioNDCheck, append(icmp6Type(135), inPort, openflow.EthSrc(sp.mac), openflow.IPv6Src(sp.prefix), openflow.NDSLL(ll)), goTo(TableEgressCT))
+		}
+	}
+	for _, sp := range pairs {
+		target := openflow.MatchField{Field: openflow.FieldNDTarget, Value: openflow.IPv6Src(sp.prefix).Value, Mask: openflow.IPv6Src(sp.prefix).Mask}
+		for _, ll := range []net.HardwareAddr{sp.mac, zero} {
+			e.add(TablePortSecurity, prioNDCheck, append(icmp6Type(136), inPort, openflow.EthSrc(sp.mac), target, openflow.NDTLL(ll)), goTo(TableEgressCT))
+		}
+	}
+	e.add(TablePortSecurity, prioNDCheck, append(icmp6Type(133), inPort, openflow.EthSrc(mac)), goTo(TableEgressCT))
+	for _, t := range []uint8{135, 136} {
+		e.add(TablePortSecurity, prioNDDrop, append(icmp6Type(t), inPort))
+	}
+}
+
+// sourcePair6 is a (MAC, IPv6 prefix) a port may send from.
+type sourcePair6 struct {
+	mac    net.HardwareAddr
+	prefix netip.Prefix
+}
+
+func sourcePairs6(p *fsm.Port, mac net.HardwareAddr) []sourcePair6 {
+	var out []sourcePair6
+	seen := map[string]bool{}
+	add := func(m net.HardwareAddr, pfx netip.Prefix) {
+		if !pfx.Addr().Is6() || pfx.Addr().Is4In6() {
+			return
+		}
+		k := m.String() + "|" + pfx.String()
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		out = append(out, sourcePair6{mac: m, prefix: pfx})
+	}
+	for _, a := range ipv6s(p) {
+		add(mac, netip.PrefixFrom(a, 128))
+	}
+	add(mac, netip.PrefixFrom(linkLocal(mac), 128))
+	for _, ap := range p.AllowedAddressPairs {
+		m := mac
+		if ap.MACAddress != "" {
+			pm, err := net.ParseMAC(ap.MACAddress)
+			if err != nil || len(pm) != 6 {
+				continue
+			}
+			m = pm
+		}
+		if pfx, ok := parsePrefix(ap.IPAddress); ok {
+			add(m, pfx.Masked())
+		}
+	}
+	return out
 }
 
 // sourcePair is a (MAC, IPv4 prefix) a port may send from.
@@ -325,6 +451,29 @@ func arpReply(mac net.HardwareAddr, ip netip.Addr) []openflow.Action {
 		openflow.Output{Port: openflow.PortInPort},
 	}
 }
+
+// ndAdvert turns a neighbour solicitation for ip into the solicited
+// advertisement from mac (flags solicited and override, the source
+// link-layer address option turned into the target one), finished by
+// table 31 and sent back out of the port it came in on. The solicitation
+// came from a host with an address (DAD probes from :: are not answered),
+// so the advertisement goes to the solicitor's address and MAC.
+func ndAdvert(mac net.HardwareAddr, ip netip.Addr) []openflow.Action {
+	return []openflow.Action{
+		move(openflow.FieldEthSrc, openflow.FieldEthDst),
+		openflow.SetField{Field: openflow.FieldEthSrc, Value: slices.Clone(mac)},
+		move(openflow.FieldIPv6Src, openflow.FieldIPv6Dst),
+		openflow.SetIP(openflow.FieldIPv6Src, ip),
+		openflow.SetUint(openflow.FieldICMPv6Type, 136),
+		openflow.SetUint(openflow.FieldNDReserved, ndFlagsSolicitedOverride),
+		openflow.SetUint(openflow.FieldNDOptionsType, 2),
+		goTo(TableNDReply),
+	}
+}
+
+// ndFlagsSolicitedOverride are the S and O flags of a neighbour
+// advertisement in its reserved word.
+const ndFlagsSolicitedOverride = 0x60000000
 
 // networkFlows: tunnel classify and flooding, on chassis with a local port
 // of the network.
