@@ -354,6 +354,10 @@ func NDTarget(a netip.Addr) MatchField {
 	return MatchField{Field: FieldNDTarget, Value: b[:]}
 }
 
+// NDTargetPrefix matches the target address of a neighbour solicitation
+// or advertisement against a prefix.
+func NDTargetPrefix(p netip.Prefix) MatchField { return ipv6Field(FieldNDTarget, p) }
+
 // NDSLL matches the source link-layer address option of a solicitation.
 func NDSLL(mac net.HardwareAddr) MatchField {
 	return MatchField{Field: FieldNDSLL, Value: slices.Clone(mac[:6])}

@@ -317,7 +317,7 @@ func (c *Compiler) ipv6PortSecurity(e *emitter, p *fsm.Port, mac net.HardwareAdd
 		}
 	}
 	for _, sp := range pairs {
-		target := openflow.MatchField{Field: openflow.FieldNDTarget, Value: openflow.IPv6Src(sp.prefix).Value, Mask: openflow.IPv6Src(sp.prefix).Mask}
+		target := openflow.NDTargetPrefix(sp.prefix)
 		for _, ll := range []net.HardwareAddr{sp.mac, zero} {
 			e.add(TablePortSecurity, prioNDCheck, append(icmp6Type(136), inPort, openflow.EthSrc(sp.mac), target, openflow.NDTLL(ll)), goTo(TableEgressCT))
 		}
