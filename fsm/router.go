@@ -60,6 +60,13 @@ type Router struct {
 	HA                    bool
 	Routes                []Route
 	AvailabilityZoneHints []string
+	// GatewayChassis is the priority list of gateway chassis for the
+	// router's gateway port (extension attribute neutrino:gateway_chassis).
+	GatewayChassis []string
+	// GatewayPreempt moves the gateway back to a higher-priority chassis
+	// when it comes back up (neutrino:gateway_preempt; default false: a
+	// chassis that comes back takes nothing back).
+	GatewayPreempt bool
 }
 
 // Copy returns a deep copy that may be changed.
@@ -68,6 +75,7 @@ func (r *Router) Copy() *Router {
 	c.Tags = append([]string(nil), r.Tags...)
 	c.Routes = append([]Route(nil), r.Routes...)
 	c.AvailabilityZoneHints = append([]string(nil), r.AvailabilityZoneHints...)
+	c.GatewayChassis = append([]string(nil), r.GatewayChassis...)
 	if r.Gateway != nil {
 		g := *r.Gateway
 		c.Gateway = &g

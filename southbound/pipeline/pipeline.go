@@ -135,6 +135,9 @@ type Facts struct {
 	// Tunnels maps an encapsulation (vxlan, gre, geneve) to the ofport of
 	// this chassis' flow-based tunnel port for it.
 	Tunnels map[string]uint32
+	// Physnets maps a physical network name to the ofport of the patch
+	// port on br-int toward the bridge this chassis maps it to.
+	Physnets map[string]uint32
 }
 
 // Compile returns the flows of chassis f.Chassis for state v, in a fixed
