@@ -16,6 +16,8 @@ import (
 type Compiler struct {
 	v *fsm.View
 	f Facts
+	// prev is the view before the change, during an incremental Update.
+	prev *fsm.View
 
 	// Derived state, maintained incrementally.
 	local         map[string]localPort         // ports plugged here, as compiled
@@ -110,12 +112,13 @@ func (c *Compiler) Flows() []openflow.Flow {
 // to add or replace and the keys to remove. The compiler keeps f: the
 // caller passes fresh maps to every Update and does not change them.
 func (c *Compiler) Update(v *fsm.View, changes []fsm.Change, f Facts) (add []openflow.Flow, remove []openflow.Key) {
-	if c.v == nil || changes == nil || !maps.Equal(c.f.Tunnels, f.Tunnels) || c.f.Chassis != f.Chassis {
+	if c.v == nil || changes == nil || !maps.Equal(c.f.Tunnels, f.Tunnels) || !maps.Equal(c.f.Physnets, f.Physnets) || c.f.Chassis != f.Chassis {
 		return c.full(v, f)
 	}
 	c.stats.Incremental++
 	old, oldFacts := c.v, c.f
-	c.v, c.f = v, f
+	c.v, c.f, c.prev = v, f, old
+	defer func() { c.prev = nil }()
 	d := newDirty()
 
 	ports := map[string]bool{}
@@ -134,13 +137,25 @@ func (c *Compiler) Update(v *fsm.View, changes []fsm.Change, f Facts) (add []ope
 			for r := range c.netRouters[ch.ID] {
 				d.units[unit{KindRouter, r}] = true
 			}
+			c.markGatewayRouters(d, old, v, ch.ID)
 		case fsm.TableSubnets:
 			for _, view := range []*fsm.View{old, v} {
 				if s := view.Subnet(ch.ID); s != nil {
 					for r := range c.netRouters[s.NetworkID] {
 						d.units[unit{KindRouter, r}] = true
 					}
+					c.markGatewayRouters(d, old, v, s.NetworkID)
 				}
+			}
+		case fsm.TableFloatingIPs:
+			for _, view := range []*fsm.View{old, v} {
+				if f := view.FloatingIP(ch.ID); f != nil && f.RouterID != "" {
+					d.units[unit{KindRouter, f.RouterID}] = true
+				}
+			}
+		case fsm.TableMacBindings:
+			if n, _, ok := strings.Cut(ch.ID, "/"); ok {
+				d.units[unit{KindNetwork, n}] = true
 			}
 		case fsm.TableSecurityGroupRules:
 			d.units[unit{KindRule, ch.ID}] = true
@@ -178,6 +193,18 @@ func (c *Compiler) Update(v *fsm.View, changes []fsm.Change, f Facts) (add []ope
 	}
 	c.propagate(d)
 	return c.recompile(d.units)
+}
+
+// markGatewayRouters marks the routers with their gateway on network n
+// (before or after the change).
+func (c *Compiler) markGatewayRouters(d *dirty, old, v *fsm.View, n string) {
+	for _, view := range []*fsm.View{old, v} {
+		for _, r := range view.Routers() {
+			if r.Gateway != nil && r.Gateway.NetworkID == n {
+				d.units[unit{KindRouter, r.ID}] = true
+			}
+		}
+	}
 }
 
 // dirty collects what an update touches.
@@ -229,6 +256,22 @@ func (c *Compiler) portChanged(d *dirty, op, np *fsm.Port, id string) {
 		}
 		if isRouterInterface(p) {
 			d.units[unit{KindRouter, p.DeviceID}] = true
+		}
+		if p.DeviceOwner == fsm.DeviceOwnerRouterGateway && p.DeviceID != "" {
+			// The active gateway may have moved: presence and flows.
+			d.units[unit{KindRouter, p.DeviceID}] = true
+			d.routers[p.DeviceID] = true
+		}
+	}
+	// Where a floating IP is served depends on its port's binding.
+	for _, view := range []*fsm.View{c.prev, c.v} {
+		if view == nil {
+			continue
+		}
+		for _, f := range view.FloatingIPsOfPort(id) {
+			if f.RouterID != "" {
+				d.units[unit{KindRouter, f.RouterID}] = true
+			}
 		}
 	}
 	// Local presence.
@@ -329,7 +372,7 @@ func (c *Compiler) attach(d *dirty, a routerAttachment, delta int) {
 // and marks the units whose presence changed.
 func (c *Compiler) propagate(d *dirty) {
 	for r := range d.routers {
-		present := false
+		present := c.gwHere(r)
 		for n := range c.routerNets[r] {
 			if len(c.localNet[n]) > 0 {
 				present = true
@@ -427,11 +470,19 @@ func (c *Compiler) full(v *fsm.View, f Facts) (add []openflow.Flow, remove []ope
 			}
 		}
 	}
+	for _, r := range v.Routers() {
+		if r.Gateway != nil && c.gwHere(r.ID) {
+			c.presentRouter[r.ID] = true
+		}
+	}
 	all := map[unit]bool{pipelineUnit: true}
 	for n := range c.localNet {
 		all[unit{KindNetwork, n}] = true
 	}
 	for _, n := range v.Networks() {
+		if _, ok := c.localnetOf(n); ok {
+			all[unit{KindNetwork, n.ID}] = true
+		}
 		if c.netPresent(n.ID) {
 			c.presentNet[n.ID] = true
 			for _, p := range v.PortsOfNetwork(n.ID) {

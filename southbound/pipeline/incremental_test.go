@@ -61,7 +61,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 						cc = &chassisCompile{c: pipeline.NewCompiler(), mirror: map[openflow.Key]openflow.Flow{}}
 						compilers[name] = cc
 					}
-					facts := pipeline.Facts{Chassis: name, Bindings: topology.Bindings(v, name), Tunnels: tunnels}
+					facts := pipeline.Facts{Chassis: name, Bindings: topology.Bindings(v, name), Tunnels: tunnels, Physnets: topology.Physnets(v, name)}
 					var changes []fsm.Change
 					if cc.rev != 0 {
 						ch, ok := f.ChangesSince(cc.rev)

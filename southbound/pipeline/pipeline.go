@@ -34,7 +34,9 @@ const (
 	TableARPResponder uint8 = 30
 	TableNDReply      uint8 = 31
 	TableL2Lookup     uint8 = 40
+	TableGatewayIn    uint8 = 46
 	TableRouting      uint8 = 50
+	TableExternal     uint8 = 51
 	TableNextHop      uint8 = 55
 	TableIngressCT    uint8 = 60
 	TableIngressACL   uint8 = 61
@@ -91,12 +93,15 @@ var encapCode = map[string]uint64{
 	fsm.NetTypeVXLAN:  1,
 	fsm.NetTypeGRE:    2,
 	fsm.NetTypeGeneve: 3,
+	fsm.NetTypeFlat:   4,
+	fsm.NetTypeVLAN:   5,
 }
 
 // NetworkKey is the value a network's packets carry in metadata: the
-// overlay type code in bits 32-39 and the segmentation id in bits 0-31.
-// It is 0 (no flows) for network types this pipeline does not carry yet
-// (VLAN, flat) and for a nil network.
+// type code in bits 32-39 and, for overlays, the segmentation id in bits
+// 0-31; for a flat network the FNV-1a-32 hash of its physical network, for
+// a VLAN network 20 bits of that hash and the VLAN id in bits 0-11. It is
+// 0 (no flows) for a nil network or an unknown type.
 func NetworkKey(n *fsm.Network) uint64 {
 	if n == nil {
 		return 0
@@ -104,6 +109,12 @@ func NetworkKey(n *fsm.Network) uint64 {
 	code, ok := encapCode[n.NetworkType]
 	if !ok {
 		return 0
+	}
+	switch n.NetworkType {
+	case fsm.NetTypeFlat:
+		return code<<32 | uint64(hash32(n.PhysicalNetwork))
+	case fsm.NetTypeVLAN:
+		return code<<32 | uint64(hash32(n.PhysicalNetwork)&0xfffff)<<12 | uint64(n.SegmentationID&0xfff)
 	}
 	return code<<32 | uint64(uint32(n.SegmentationID))
 }

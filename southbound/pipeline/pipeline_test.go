@@ -91,6 +91,11 @@ func intp(i int) *int { return &i }
 // has an IPv6 subnet (fd00:a::/64) on which pa2 has an address.
 func routedTopology(t testing.TB) *fsm.View {
 	s := newState(t)
+	buildRouted(s)
+	return s.f.State().Read()
+}
+
+func buildRouted(s *state) {
 	s.apply(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: []*fsm.Chassis{
 		chassis("ch1", "192.0.2.1"), chassis("ch2", "192.0.2.2"), chassis("ch3", "192.0.2.3"),
 	}})
@@ -151,6 +156,56 @@ func routedTopology(t testing.TB) *fsm.View {
 	nr := r.Copy()
 	nr.Routes = []fsm.Route{{Destination: "192.168.0.0/24", NextHop: "10.0.2.20"}}
 	s.apply(fsm.CmdRouterUpdate, fsm.RouterUpdateRequest{Router: nr, PrevIndex: r.ModifyIndex})
+}
+
+// externalTopology is routedTopology with an external flat network
+// (physnet "external", 198.51.100.0/24 via 198.51.100.1) as r1's gateway
+// (SNAT on), bound to gateway chassis gw1; ch1 maps the physnet too, so
+// pa1's floating IP is distributed (NAT on ch1) while pb1's (on ch2, which
+// does not map it) is served by gw1. A VLAN external network (physnet
+// "external-vlan", VLAN 101) has a port of a VM on ch1.
+func externalTopology(t testing.TB) *fsm.View {
+	s := newState(t)
+	buildRouted(s)
+	gw := chassis("gw1", "192.0.2.9")
+	gw.Roles = []string{"gateway"}
+	gw.BridgeMappings = map[string]string{"external": "br-ex", "external-vlan": "br-vlan"}
+	ch1 := chassis("ch1", "192.0.2.1")
+	ch1.BridgeMappings = map[string]string{"external": "br-ex", "external-vlan": "br-vlan"}
+	s.apply(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: []*fsm.Chassis{gw, ch1}})
+	ext := network("ext", fsm.NetTypeFlat, 0)
+	ext.PhysicalNetwork, ext.External = "external", true
+	extv := network("extv", fsm.NetTypeVLAN, 101)
+	extv.PhysicalNetwork = "external-vlan"
+	s.apply(fsm.CmdNetworkCreate, fsm.NetworkCreateRequest{Networks: []*fsm.Network{ext, extv}})
+	s.apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: []*fsm.Subnet{
+		{Meta: fsm.Meta{ID: "sub-ext", ProjectID: "p"}, NetworkID: "ext", IPVersion: 4, CIDR: "198.51.100.0/24", GatewayIP: "198.51.100.1"},
+		{Meta: fsm.Meta{ID: "sub-extv", ProjectID: "p"}, NetworkID: "extv", IPVersion: 4, CIDR: "203.0.113.0/24", GatewayIP: "203.0.113.1"},
+	}})
+	pv := port("pv1", "extv", "fa:16:3e:00:03:01", "ch1")
+	pv.FixedIPs = []fsm.FixedIP{{SubnetID: "sub-extv", IPAddress: "203.0.113.10"}}
+	s.apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: []*fsm.Port{pv}})
+	r := s.f.State().Read().Router("r1")
+	nr := r.Copy()
+	nr.Gateway = &fsm.ExternalGateway{NetworkID: "ext", EnableSNAT: true}
+	gp := port("gw-r1", "ext", "fa:16:3e:ee:00:01", "")
+	gp.DeviceOwner, gp.DeviceID = fsm.DeviceOwnerRouterGateway, "r1"
+	gp.FixedIPs = []fsm.FixedIP{{SubnetID: "sub-ext", IPAddress: "198.51.100.2"}}
+	s.apply(fsm.CmdRouterUpdate, fsm.RouterUpdateRequest{Router: nr, PrevIndex: r.ModifyIndex, GatewayPort: gp})
+	if got := s.f.State().Read().Port("gw-r1"); got.BindingHostID == "" {
+		s.apply(fsm.CmdPortBind, fsm.PortBindRequest{Bindings: []fsm.PortBinding{{PortID: "gw-r1", Chassis: "gw1"}}})
+	}
+	for i, fp := range []struct{ vm, fixed string }{{"pa1", "10.0.1.10"}, {"pb1", "10.0.2.10"}} {
+		id := fmt.Sprintf("fip%d", i+1)
+		addr := fmt.Sprintf("198.51.100.%d", 51+i)
+		p := port("fp-"+id, "ext", fmt.Sprintf("fa:16:3e:ee:01:0%d", i+1), "")
+		p.DeviceOwner, p.DeviceID = fsm.DeviceOwnerFloatingIP, id
+		p.FixedIPs = []fsm.FixedIP{{SubnetID: "sub-ext", IPAddress: addr}}
+		s.apply(fsm.CmdFloatingIPCreate, fsm.FloatingIPCreateRequest{Port: p, FloatingIP: &fsm.FloatingIP{
+			Meta: fsm.Meta{ID: id, ProjectID: "p"}, FloatingNetworkID: "ext", FloatingSubnetID: "sub-ext",
+			FloatingIPAddress: addr, FloatingPortID: p.ID, PortID: fp.vm, FixedIPAddress: fp.fixed}})
+	}
+	// MERGE-H2: s.apply(fsm.CmdMacBindingSet, fsm.MacBindingSetRequest{Bindings: []fsm.MacBinding{{NetworkID: "ext", IP: "198.51.100.1", MAC: "02:00:00:00:01:01"}}})
 	return s.f.State().Read()
 }
 
@@ -184,11 +239,24 @@ func TestCompileGolden(t *testing.T) {
 			Tunnels:  map[string]uint32{"vxlan": 1, "gre": 2}},
 		// ch3 has no tunnel ports yet: local delivery only.
 		"ch3": {Chassis: "ch3", Bindings: map[string]uint32{"pa4": 1, "pc1": 2}},
+		// External: gw1 is r1's gateway and serves pb1's floating IP; ch1
+		// does pa1's floating IP itself and has a VM on the VLAN network;
+		// ch2 sends what leaves through the gateway to gw1.
+		"external-gw1": {Chassis: "gw1", Bindings: map[string]uint32{},
+			Tunnels: map[string]uint32{"vxlan": 1, "geneve": 3}, Physnets: map[string]uint32{"external": 9, "external-vlan": 10}},
+		"external-ch1": {Chassis: "ch1", Bindings: map[string]uint32{"pa1": 5, "pv1": 6},
+			Tunnels: map[string]uint32{"vxlan": 1, "geneve": 3}, Physnets: map[string]uint32{"external": 9, "external-vlan": 10}},
+		"external-ch2": {Chassis: "ch2", Bindings: map[string]uint32{"pa2": 5, "pb1": 6},
+			Tunnels: map[string]uint32{"vxlan": 1, "geneve": 3}},
 	}
+	external := externalTopology(t)
 	for name, facts := range cases {
 		views[name] = v
 		if strings.HasPrefix(name, "routed") {
 			views[name] = routed
+		}
+		if strings.HasPrefix(name, "external") {
+			views[name] = external
 		}
 		t.Run(name, func(t *testing.T) {
 			v := views[name]

@@ -25,6 +25,7 @@ import (
 type routerIface struct {
 	mac    net.HardwareAddr
 	key    uint64
+	net    string
 	ip     netip.Addr
 	subnet netip.Prefix
 }
@@ -50,7 +51,7 @@ func (c *Compiler) routerIfaces(r *fsm.Router) []routerIface {
 			if !pfx.IsValid() || !pfx.Contains(a) {
 				continue
 			}
-			out = append(out, routerIface{mac: mac, key: key, ip: a, subnet: pfx.Masked()})
+			out = append(out, routerIface{mac: mac, key: key, net: p.NetworkID, ip: a, subnet: pfx.Masked()})
 		}
 	}
 	slices.SortFunc(out, func(a, b routerIface) int { return a.ip.Compare(b.ip) })
@@ -99,6 +100,7 @@ func (c *Compiler) routerFlows(e *emitter, r *fsm.Router) {
 			openflow.DecTTL{}, openflow.SetReg(RegNextHop, ip4u32(nh)),
 			openflow.SetField{Field: openflow.FieldEthSrc, Value: slices.Clone(ifc.mac)}, writeNet(ifc.key), goTo(TableNextHop))
 	}
+	c.externalFlows(e, r, ifaces, seen)
 }
 
 // echoReply turns an ICMP echo request to ip into the reply, sent back out

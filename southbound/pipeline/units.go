@@ -85,9 +85,12 @@ func writeNet(key uint64) openflow.WriteMetadata {
 // dispatch shared by every port.
 func (c *Compiler) pipelineFlows(e *emitter) {
 	for _, t := range []uint8{TableClassify, TablePortSecurity, TableEgressACL, TableL2Lookup,
-		TableRouting, TableNextHop, TableIngressCT, TableIngressACL, TableOutput} {
+		TableRouting, TableExternal, TableNextHop, TableIngressCT, TableIngressACL, TableOutput} {
 		e.add(t, prioDefault, nil) // drop
 	}
+	// From the external network to a gateway or floating IP MAC, after
+	// un-NAT: route.
+	e.add(TableGatewayIn, prioDefault, nil, goTo(TableRouting))
 	// Egress: only ports with port security reach table 20. IP goes
 	// through conntrack in the port's zone; anything else (ARP) passes.
 	for _, et := range []uint16{ethIPv4, ethIPv6} {
@@ -128,6 +131,13 @@ const (
 )
 
 func isRouterInterface(p *fsm.Port) bool { return p.DeviceOwner == fsm.DeviceOwnerRouterInterface }
+
+// isExternalAddressPort: a router's gateway port and a floating IP's port
+// hold addresses that only the chassis serving them answers for; their
+// flows are the router's (external.go).
+func isExternalAddressPort(p *fsm.Port) bool {
+	return p.DeviceOwner == fsm.DeviceOwnerRouterGateway || p.DeviceOwner == fsm.DeviceOwnerFloatingIP
+}
 
 // icmp6Type matches ICMPv6 messages of type t.
 func icmp6Type(t uint8) openflow.Match {
@@ -170,7 +180,7 @@ func ipv4s(p *fsm.Port) []netip.Addr {
 // remote (bound elsewhere, on a network present here), a router interface
 // (distributed: present wherever its network is), or nothing.
 func (c *Compiler) portFlows(e *emitter, p *fsm.Port) {
-	if p == nil || !c.presentNet[p.NetworkID] {
+	if p == nil || !c.presentNet[p.NetworkID] || isExternalAddressPort(p) {
 		return
 	}
 	key := NetworkKey(c.v.Network(p.NetworkID))
@@ -188,6 +198,17 @@ func (c *Compiler) portFlows(e *emitter, p *fsm.Port) {
 	case ofport != 0:
 		c.localPortFlows(e, p, key, mac, ofport)
 	default:
+		if ln, ok := c.localnetOf(c.v.Network(p.NetworkID)); ok {
+			// A provider network reaches remote ports through the
+			// physical network.
+			if !p.AdminStateUp || p.BindingHostID == "" || p.BindingHostID == c.f.Chassis {
+				return
+			}
+			for _, m := range portMACs(p, mac) {
+				e.add(TableL2Lookup, prioMatch, openflow.Match{meta, matchFromLocal, openflow.EthDst(m)}, ln.out(ln.ofport)...)
+			}
+			break
+		}
 		ip, tun := c.remoteOf(p)
 		if ip == nil {
 			return
@@ -478,12 +499,19 @@ const ndFlagsSolicitedOverride = 0x60000000
 // networkFlows: tunnel classify and flooding, on chassis with a local port
 // of the network.
 func (c *Compiler) networkFlows(e *emitter, n *fsm.Network) {
-	if n == nil || len(c.localNet[n.ID]) == 0 {
+	if n == nil {
+		return
+	}
+	ln, mapped := c.localnetOf(n)
+	if len(c.localNet[n.ID]) == 0 && !mapped {
 		return
 	}
 	key := NetworkKey(n)
 	if key == 0 {
 		return
+	}
+	if mapped {
+		c.localnetFlows(e, n, key, ln)
 	}
 	meta := netMeta(key)
 	seg := uint64(uint32(n.SegmentationID))
@@ -507,9 +535,13 @@ func (c *Compiler) networkFlows(e *emitter, n *fsm.Network) {
 			}
 		}
 	}
-	// Broadcast, multicast and unknown unicast: from a tunnel to the local
-	// ports only; from a local port also to every other chassis with a
-	// port on the network.
+	if mapped {
+		flood = append(flood, ln.out(ln.ofport)...)
+	}
+	// Broadcast, multicast and unknown unicast: from a tunnel (or the
+	// localnet port) to the local ports only; from a local port also to
+	// every other chassis with a port on the network (or the localnet
+	// port).
 	e.add(TableL2Lookup, prioFromTun, openflow.Match{meta, matchFromTunnel, matchMulticast}, localOut...)
 	e.add(TableL2Lookup, prioMatch, openflow.Match{meta, matchMulticast}, flood...)
 	e.add(TableL2Lookup, prioUnknown, openflow.Match{meta, matchFromTunnel}, localOut...)

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 
 	"github.com/hashicorp/raft"
 
@@ -224,12 +226,25 @@ func chassisRecord(i int, ts string) *fsm.Chassis {
 	if i%16 == 15 {
 		encaps = encaps[:2]
 	}
+	// Every fourth chassis is a gateway; gateways and every other chassis
+	// map the external physical networks (ext0-ext7) too: those do
+	// distributed floating IPs.
+	roles := []string{"compute"}
+	mappings := map[string]string{"physnet1": "br-ex"}
+	if i%2 == 1 {
+		for j := 0; j < 8; j++ {
+			mappings[fmt.Sprintf("ext%d", j)] = fmt.Sprintf("br-ext%d", j)
+		}
+	}
+	if i%4 == 3 {
+		roles = []string{"gateway"}
+	}
 	return &fsm.Chassis{
 		Meta:           fsm.Meta{ID: name, Name: name, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
 		TunnelIP:       fmt.Sprintf("10.250.%d.%d", i/250, i%250+1),
 		OVSDB:          "unix:/var/run/openvswitch/db.sock",
-		Roles:          []string{"compute"},
-		BridgeMappings: map[string]string{"physnet1": "br-ex"},
+		Roles:          roles,
+		BridgeMappings: mappings,
 		Encaps:         encaps,
 		DatapathType:   "system",
 		DatapathID:     fsm.ChassisDatapathID(name),
@@ -555,6 +570,21 @@ func AllBindings(v *fsm.View) map[string]map[string]uint32 {
 			out[p.BindingHostID] = m
 		}
 		m[p.ID] = uint32(p.BindingOFPort)
+	}
+	return out
+}
+
+// Physnets returns the localnet ports a chassis would have for its bridge
+// mappings in v: physnet -> ofport (60000 up, in name order, clear of the
+// ofports Build gives VIFs).
+func Physnets(v *fsm.View, chassis string) map[string]uint32 {
+	out := map[string]uint32{}
+	c := v.Chassis(chassis)
+	if c == nil {
+		return out
+	}
+	for i, name := range slices.Sorted(maps.Keys(c.BridgeMappings)) {
+		out[name] = uint32(60000 + i)
 	}
 	return out
 }
