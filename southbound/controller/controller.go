@@ -59,6 +59,12 @@ type Config struct {
 	// set against a full compile (60 s; a full compile of a chassis with
 	// 150k flows costs about a second of CPU).
 	VerifyInterval time.Duration
+	// OnPacketIn, if set, gets every packet-in a chassis sends over this
+	// server's MASTER connection, with the chassis' name. It runs on one
+	// goroutine per connection (in order), not on the connection's reader:
+	// it may block briefly; while it does, further packet-ins queue up to
+	// openflow.Options.PacketInQueue and then are dropped.
+	OnPacketIn func(chassis string, pi openflow.PacketIn)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -313,6 +319,7 @@ func (c *Controller) handleConn(ctx context.Context, conn *openflow.Conn) {
 		old.Close()
 	}
 	c.log.Info("chassis connected over openflow", "chassis", name, "dpid", fmt.Sprintf("%016x", dpid))
+	go c.packetIns(name, conn)
 	c.assign(name, conn)
 	select {
 	case <-conn.Done():

@@ -30,6 +30,9 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Logger for connection events (slog.Default()).
 	Logger *slog.Logger
+	// PacketInQueue is how many packet-ins wait for the reader of
+	// PacketIns before new ones are dropped (DefaultPacketInQueue).
+	PacketInQueue int
 }
 
 func (o Options) withDefaults() Options {
@@ -44,6 +47,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.PacketInQueue <= 0 {
+		o.PacketInQueue = DefaultPacketInQueue
 	}
 	return o
 }
@@ -109,6 +115,10 @@ type Conn struct {
 	// we lost it (STALE, IS_SLAVE, Demote). Writes check it.
 	master atomic.Bool
 
+	// packetIns is written only by the read loop, which closes it.
+	packetIns chan PacketIn
+	piDrops   atomic.Uint64
+
 	mu      sync.Mutex
 	pending map[uint32]*call
 	ranges  []*xidRange
@@ -141,12 +151,13 @@ type xidRange struct {
 func Handshake(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 	opts = opts.withDefaults()
 	c := &Conn{
-		nc:      nc,
-		opts:    opts,
-		log:     opts.Logger,
-		bw:      bufio.NewWriterSize(nc, 256<<10),
-		pending: map[uint32]*call{},
-		done:    make(chan struct{}),
+		nc:        nc,
+		opts:      opts,
+		log:       opts.Logger,
+		bw:        bufio.NewWriterSize(nc, 256<<10),
+		pending:   map[uint32]*call{},
+		done:      make(chan struct{}),
+		packetIns: make(chan PacketIn, opts.PacketInQueue),
 	}
 	c.lastRead.Store(time.Now().UnixNano())
 	br := bufio.NewReaderSize(nc, 256<<10)
@@ -347,6 +358,7 @@ func (c *Conn) request(ctx context.Context, xid uint32, msg []byte) (reply, erro
 }
 
 func (c *Conn) readLoop(br *bufio.Reader) {
+	defer close(c.packetIns)
 	for {
 		msg, err := readMsg(br)
 		if err != nil {
@@ -388,7 +400,10 @@ func (c *Conn) dispatch(msg []byte) {
 	case of13.Type_RoleReply:
 		// Trust a ROLE_REPLY only as the answer to our request; the
 		// requester updates c.master.
-	case of13.Type_PacketIn, of13.Type_PortStatus, of13.Type_FlowRemoved:
+	case of13.Type_PacketIn:
+		c.handlePacketIn(msg)
+		return
+	case of13.Type_PortStatus, of13.Type_FlowRemoved:
 		return
 	}
 	c.mu.Lock()
