@@ -81,6 +81,8 @@ type Controller struct {
 	// compile differed from the full one (a bug).
 	compileMismatches atomic.Int64
 
+	ext externalState
+
 	mu    sync.Mutex
 	conns map[string]*openflow.Conn // chassis name -> latest connection
 	sess  *session                  // non-nil while leading
@@ -123,6 +125,7 @@ func New(cfg Config) *Controller {
 		leaderCh: make(chan leadership, 16),
 		done:     make(chan struct{}),
 		conns:    map[string]*openflow.Conn{},
+		ext:      externalState{arpSent: map[string]time.Time{}, learned: map[string]time.Time{}},
 	}
 }
 

@@ -35,7 +35,11 @@ func (c *Controller) PacketOut(ctx context.Context, chassis string, po openflow.
 // connection's bounded queue; the switch is still read.
 func (c *Controller) packetIns(chassis string, conn *openflow.Conn) {
 	for pi := range conn.PacketIns() {
-		if c.cfg.OnPacketIn != nil && conn.IsMaster() {
+		if !conn.IsMaster() {
+			continue
+		}
+		c.onPacketIn(chassis, pi)
+		if c.cfg.OnPacketIn != nil {
 			c.cfg.OnPacketIn(chassis, pi)
 		}
 	}

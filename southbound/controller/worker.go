@@ -42,6 +42,7 @@ type worker struct {
 	compiledRev uint64
 	pendingUp   map[string]uint64
 	verify      bool // the next pass checks incremental == full
+	announced   map[string]bool // external addresses announced from here
 
 	mu  sync.Mutex
 	err error
@@ -186,6 +187,7 @@ func (w *worker) pass() (again bool, err error) {
 	if err := w.commitStatus(ctx, v); err != nil {
 		return false, err
 	}
+	w.announce(v, facts, w.compiledRev)
 	return again, nil
 }
 

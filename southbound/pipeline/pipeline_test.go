@@ -205,7 +205,7 @@ func externalTopology(t testing.TB) *fsm.View {
 			Meta: fsm.Meta{ID: id, ProjectID: "p"}, FloatingNetworkID: "ext", FloatingSubnetID: "sub-ext",
 			FloatingIPAddress: addr, FloatingPortID: p.ID, PortID: fp.vm, FixedIPAddress: fp.fixed}})
 	}
-	// MERGE-H2: s.apply(fsm.CmdMacBindingSet, fsm.MacBindingSetRequest{Bindings: []fsm.MacBinding{{NetworkID: "ext", IP: "198.51.100.1", MAC: "02:00:00:00:01:01"}}})
+	s.apply(fsm.CmdMacBindingSet, fsm.MacBindingSetRequest{Bindings: []fsm.MacBinding{{NetworkID: "ext", IP: "198.51.100.1", MAC: "02:00:00:00:01:01"}}})
 	return s.f.State().Read()
 }
 
