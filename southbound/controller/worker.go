@@ -41,7 +41,7 @@ type worker struct {
 	compiler    *pipeline.Compiler
 	compiledRev uint64
 	pendingUp   map[string]uint64
-	verify      bool // the next pass checks incremental == full
+	verify      bool            // the next pass checks incremental == full
 	announced   map[string]bool // external addresses announced from here
 
 	mu  sync.Mutex
