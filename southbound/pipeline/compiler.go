@@ -485,6 +485,7 @@ func (c *Compiler) full(v *fsm.View, f Facts) (add []openflow.Flow, remove []ope
 		}
 		if c.netPresent(n.ID) {
 			c.presentNet[n.ID] = true
+			all[unit{KindNetwork, n.ID}] = true
 			for _, p := range v.PortsOfNetwork(n.ID) {
 				all[unit{KindPort, p.ID}] = true
 			}

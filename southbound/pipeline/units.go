@@ -503,27 +503,36 @@ func (c *Compiler) networkFlows(e *emitter, n *fsm.Network) {
 		return
 	}
 	ln, mapped := c.localnetOf(n)
-	if len(c.localNet[n.ID]) == 0 && !mapped {
+	local := len(c.localNet[n.ID]) > 0
+	if !local && !mapped && !c.presentNet[n.ID] {
 		return
 	}
 	key := NetworkKey(n)
 	if key == 0 {
 		return
 	}
+	seg := uint64(uint32(n.SegmentationID))
+	tun := c.f.Tunnels[n.NetworkType]
+	if tun != 0 {
+		// Routed to from here (present) is enough to receive: the gateway
+		// chassis of a router gets its networks' packets that leave
+		// through it.
+		e.add(TableClassify, prioMatch, openflow.Match{openflow.InPort(tun), openflow.TunID(seg)},
+			openflow.SetReg(RegFlags, FlagFromTunnel), writeNet(key), goTo(TableL2Lookup))
+	}
+	if !local && !mapped {
+		return
+	}
 	if mapped {
 		c.localnetFlows(e, n, key, ln)
 	}
 	meta := netMeta(key)
-	seg := uint64(uint32(n.SegmentationID))
 	var localOut []openflow.Action
 	for _, ofport := range slices.Sorted(maps.Values(c.localNet[n.ID])) {
 		localOut = append(localOut, openflow.Output{Port: ofport})
 	}
 	flood := slices.Clone(localOut)
-	tun := c.f.Tunnels[n.NetworkType]
 	if tun != 0 {
-		e.add(TableClassify, prioMatch, openflow.Match{openflow.InPort(tun), openflow.TunID(seg)},
-			openflow.SetReg(RegFlags, FlagFromTunnel), writeNet(key), goTo(TableL2Lookup))
 		var ips []net.IP
 		for _, name := range c.remoteChassisOf(n) {
 			ips = append(ips, tunnelIP(c.v.Chassis(name)))
