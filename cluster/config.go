@@ -24,11 +24,21 @@ const (
 )
 
 // Gossip defaults: memberlist's LAN profile declares a crashed node dead
-// after about 6 s; these figures (measured in lab-notes.md) bring it to about
-// 0.8-1 s for 5-10 nodes on a LAN.
+// after about 6 s. A gateway's death must cost at most about a second of
+// traffic, so detection has to be well under that: with these timings a
+// 7-node pool on loopback declares a crashed node dead in 376-574 ms (p50
+// 425 ms; BenchmarkGossipDetect), against 726-981 ms (p50 779 ms) for the
+// 200/100 ms figures in lab-notes.md, and an idle pool sees no false deaths
+// (TestGossipQuietNoFalseDeaths). SuspicionMult 2 keeps the suspicion
+// timeout at its minimum (2 probe intervals): memberlist waits for
+// SuspicionMult-2 independent confirmations, none here. Lifeguard (the
+// awareness multiplier, up to 8x) stretches the probe interval of a node
+// whose own probes fail, so an isolated node itself needs 0.8-2.3 s to
+// see the majority dead (BenchmarkGossipIsolated): the gateway self-fence
+// uses direct pings, not its own gossip view.
 const (
-	DefaultProbeInterval  = 200 * time.Millisecond
-	DefaultProbeTimeout   = 100 * time.Millisecond
+	DefaultProbeInterval  = 100 * time.Millisecond
+	DefaultProbeTimeout   = 50 * time.Millisecond
 	DefaultSuspicionMult  = 2
 	DefaultGossipInterval = 50 * time.Millisecond
 )

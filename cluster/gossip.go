@@ -160,6 +160,9 @@ func (c *Cluster) observe(n *memberlist.Node, status MemberStatus) {
 	prev, known := c.members[n.Name]
 	c.members[n.Name] = &Member{Name: n.Name, Addr: n.Address(), Status: status, Meta: meta}
 	c.mu.Unlock()
+	if status == StatusDead {
+		c.deadEvents.Add(1)
+	}
 	if !known || prev.Status != status {
 		c.log.Info("member "+string(status), "member", n.Name, "addr", n.Address(), "role", meta.Role)
 	}
@@ -308,3 +311,36 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// ErrUnknownMember means gossip has no address for the named node.
+var ErrUnknownMember = errors.New("cluster: unknown member")
+
+// Ping sends one direct gossip ping (UDP) to a member and waits up to the
+// gossip ProbeTimeout for its ack, returning the round-trip time. Unlike
+// this node's gossip view, it is not slowed down by memberlist's awareness
+// multiplier when this node is unhealthy (e.g. cut off), which is what the
+// gateway self-fence needs.
+func (c *Cluster) Ping(name string) (time.Duration, error) {
+	if c.gossip == nil {
+		return 0, fmt.Errorf("cluster: ping %s: gossip not started", name)
+	}
+	for _, n := range c.gossip.Members() {
+		if n.Name == name {
+			return c.gossip.Ping(name, &net.UDPAddr{IP: n.Addr, Port: int(n.Port)})
+		}
+	}
+	c.mu.Lock()
+	m, ok := c.members[name]
+	c.mu.Unlock()
+	if ok {
+		// Dead members leave memberlist's list after a while; ours keeps them.
+		addr, err := net.ResolveUDPAddr("udp", m.Addr)
+		if err == nil {
+			return c.gossip.Ping(name, addr)
+		}
+	}
+	return 0, fmt.Errorf("%w: %s", ErrUnknownMember, name)
+}
+
+// NodeName returns this node's name.
+func (c *Cluster) NodeName() string { return c.cfg.NodeName }

@@ -70,8 +70,10 @@ func (c *Cluster) leaderLoop(stop, done chan struct{}) {
 	defer t.Stop()
 	chassis := newChassisReconciler(c)
 	for {
-		c.reconcile()
+		// Chassis first: a dead gateway's routers move on its commit, while
+		// adding a Raft voter may block for seconds.
 		chassis.reconcile()
+		c.reconcile()
 		select {
 		case <-stop:
 			return

@@ -43,6 +43,8 @@ type worker struct {
 	pendingUp   map[string]uint64
 	verify      bool            // the next pass checks incremental == full
 	announced   map[string]bool // external addresses announced from here
+	// physnetSkipped is the last logged list of unrealizable mappings.
+	physnetSkipped string
 
 	mu  sync.Mutex
 	err error
@@ -137,8 +139,11 @@ func (w *worker) pass() (again bool, err error) {
 			return false, err
 		}
 		w.ovs = ovs
-		// Any binding change wakes a full pass.
+		// Any binding change wakes a full pass, and so does any change to
+		// the ports this controller owns (a fenced gateway's patch ports
+		// removed, a tunnel deleted by hand, a reconnect's cache rebuild).
 		ovs.WatchBindings(w.ctx, w.c.cfg.Bridge, func(ovsdb.BindingEvent) { w.wake() })
+		ovs.WatchOwnedPorts(w.ctx, w.wake)
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
 	defer cancel()
@@ -153,7 +158,8 @@ func (w *worker) pass() (again bool, err error) {
 	}); err != nil {
 		return false, err
 	}
-	facts := pipeline.Facts{Chassis: w.name, Bindings: map[string]uint32{}, Tunnels: map[string]uint32{}}
+	facts := pipeline.Facts{Chassis: w.name, Bindings: map[string]uint32{},
+		Tunnels: map[string]uint32{}, Physnets: map[string]uint32{}}
 	if ch.TunnelIP != "" {
 		spec := ovsdb.TunnelSpec{Bridge: br, LocalIP: ch.TunnelIP, Encaps: encaps(ch), Remotes: gatewayRemotes(v, ch)}
 		if _, err := w.ovs.EnsureTunnels(ctx, spec); err != nil {
@@ -171,6 +177,14 @@ func (w *worker) pass() (again bool, err error) {
 			facts.Tunnels[e] = uint32(n)
 		}
 	}
+	// Patch ports toward the chassis' physnet bridges, on every pass: a
+	// mapping dropped from the chassis' gossip is removed, and pairs a
+	// self-fenced gateway removed come back once it is up again.
+	physAgain, err := w.ensurePhysnets(ctx, ch, facts.Physnets)
+	if err != nil {
+		return false, err
+	}
+	again = again || physAgain
 	bindings, err := w.ovs.Bindings(ctx, br)
 	if err != nil {
 		return false, err
@@ -188,6 +202,45 @@ func (w *worker) pass() (again bool, err error) {
 		return false, err
 	}
 	w.announce(v, facts, w.compiledRev)
+	return again, nil
+}
+
+// ensurePhysnets converges the patch port pairs between br-int and the
+// chassis' mapped bridges and fills physnets with the ofport of each
+// physnet's br-int end; again is true while one is not numbered yet.
+// Mappings whose bridge does not exist on the chassis are skipped and
+// logged (once per change).
+func (w *worker) ensurePhysnets(ctx context.Context, ch *fsm.Chassis, physnets map[string]uint32) (again bool, err error) {
+	_, skipped, err := w.ovs.EnsurePhysnetPatches(ctx, ovsdb.PhysnetSpec{Bridge: w.c.cfg.Bridge, Mappings: ch.BridgeMappings})
+	if err != nil {
+		return false, err
+	}
+	var sk []string
+	skip := map[string]bool{}
+	for _, s := range skipped {
+		sk = append(sk, s.String())
+		skip[s.Physnet] = true
+	}
+	if msg := strings.Join(sk, "; "); msg != w.physnetSkipped {
+		w.physnetSkipped = msg
+		if msg != "" {
+			w.log.Warn("bridge mappings skipped", "skipped", msg)
+		}
+	}
+	for _, pn := range sortedKeys(ch.BridgeMappings) {
+		if skip[pn] {
+			continue
+		}
+		n, err := w.ofport(ctx, ovsdb.PhysnetPatchPort(ch.BridgeMappings[pn]))
+		if err != nil {
+			return false, err
+		}
+		if n <= 0 {
+			again = true
+			continue
+		}
+		physnets[pn] = uint32(n)
+	}
 	return again, nil
 }
 

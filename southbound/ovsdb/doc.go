@@ -29,4 +29,14 @@
 // Tunnel ports this package owns are marked external_ids:neutrino-tunnel
 // on the Port row; EnsureTunnels deletes only marked ports that are no
 // longer wanted, and never touches any other port.
+//
+// # Physnet patch ports
+//
+// For each bridge mapping (physnet -> bridge) whose bridge exists on the
+// chassis, EnsurePhysnetPatches keeps a patch pair: int-<bridge> on br-int
+// (options:peer=phy-<bridge>) and phy-<bridge> on the mapped bridge, both
+// marked external_ids:neutrino-physnet=<physnet>; mappings it cannot
+// realize are returned, not fatal. RemovePhysnetPatches removes every pair
+// (a partitioned gateway's self-fence). WatchOwnedPorts reports changes to
+// any port this package owns, so the controller re-ensures at once.
 package ovsdb

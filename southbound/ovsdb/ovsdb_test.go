@@ -578,3 +578,207 @@ func BenchmarkEnsureNoop(b *testing.B) {
 		b.Fatalf("no-op convergence wrote %d operations", w-writes)
 	}
 }
+
+func TestPhysnetPatchPortNames(t *testing.T) {
+	for _, c := range []struct{ bridge, in, out string }{
+		{"br-ex", "int-br-ex", "phy-br-ex"},
+		{"br-provider", "int-br-provider", "phy-br-provider"},
+	} {
+		if got := ovsdb.PhysnetPatchPort(c.bridge); got != c.in {
+			t.Errorf("PhysnetPatchPort(%q) = %q, want %q", c.bridge, got, c.in)
+		}
+		if got := ovsdb.PhysnetPeerPort(c.bridge); got != c.out {
+			t.Errorf("PhysnetPeerPort(%q) = %q, want %q", c.bridge, got, c.out)
+		}
+	}
+	long := ovsdb.PhysnetPatchPort("br-very-long-name")
+	if len(long) != 15 || !strings.HasPrefix(long, "int-") || long == ovsdb.PhysnetPatchPort("br-very-long-nam2") {
+		t.Errorf("long bridge name gives %q", long)
+	}
+	if p := ovsdb.PhysnetPeerPort("br-very-long-name"); len(p) != 15 || p[4:] != long[4:] {
+		t.Errorf("peer of a long bridge name %q vs %q", p, long)
+	}
+}
+
+func TestEnsurePhysnetPatches(t *testing.T) {
+	ch := newChassis(t)
+	ctx := testCtx(t)
+	if _, err := ch.c.EnsureIntegrationBridge(ctx, bridgeSpec); err != nil {
+		t.Fatal(err)
+	}
+	// The operator's physical bridges, with a NIC-like port each.
+	for _, br := range []string{"br-ex", "br-phys2"} {
+		vsctl(t, ch, "add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
+		vsctl(t, ch, "add-port", br, br+"-nic", "--", "set", "Interface", br+"-nic", "type=internal")
+	}
+	vsctl(t, ch, "add-port", "br-int", "keep0", "--", "set", "Interface", "keep0", "type=internal")
+
+	ports := func(br string) []string {
+		out := vsctl(t, ch, "list-ports", br)
+		if out == "" {
+			return nil
+		}
+		p := strings.Split(out, "\n")
+		slices.Sort(p)
+		return p
+	}
+	spec := ovsdb.PhysnetSpec{Bridge: "br-int", Mappings: map[string]string{
+		"external": "br-ex", "phys2": "br-phys2", "ghost": "br-missing",
+	}}
+	n, skipped, err := ch.c.EnsurePhysnetPatches(ctx, spec)
+	if err != nil || n == 0 {
+		t.Fatalf("ensure: %d ops, %v", n, err)
+	}
+	if len(skipped) != 1 || skipped[0].Physnet != "ghost" || skipped[0].Bridge != "br-missing" {
+		t.Errorf("skipped %v, want ghost -> br-missing", skipped)
+	}
+	if got, want := ports("br-int"), []string{"int-br-ex", "int-br-phys2", "keep0"}; !slices.Equal(got, want) {
+		t.Errorf("br-int ports %v, want %v", got, want)
+	}
+	if got, want := ports("br-ex"), []string{"br-ex-nic", "phy-br-ex"}; !slices.Equal(got, want) {
+		t.Errorf("br-ex ports %v, want %v", got, want)
+	}
+	for _, c := range []struct{ iface, col, want string }{
+		{"int-br-ex", "type", "patch"},
+		{"int-br-ex", "options", "{peer=phy-br-ex}"},
+		{"phy-br-ex", "type", "patch"},
+		{"phy-br-ex", "options", "{peer=int-br-ex}"},
+		{"int-br-ex", "external_ids", "{neutrino-physnet=external}"},
+		{"phy-br-phys2", "external_ids", "{neutrino-physnet=phys2}"},
+	} {
+		if got := vsctl(t, ch, "get", "Interface", c.iface, c.col); got != c.want {
+			t.Errorf("%s %s = %q, want %q", c.iface, c.col, got, c.want)
+		}
+	}
+	if got := vsctl(t, ch, "get", "Port", "int-br-ex", "external_ids"); got != "{neutrino-physnet=external}" {
+		t.Errorf("port int-br-ex external_ids %q", got)
+	}
+	// ovs-vswitchd accepted the pairs: ofports, no error.
+	eventually(t, 5*time.Second, func() error {
+		for _, p := range []string{"int-br-ex", "phy-br-ex", "int-br-phys2", "phy-br-phys2"} {
+			if got := vsctl(t, ch, "get", "Interface", p, "ofport"); got == "[]" || strings.HasPrefix(got, "-") {
+				return fmt.Errorf("%s ofport %s, error %s", p, got, vsctl(t, ch, "get", "Interface", p, "error"))
+			}
+		}
+		return nil
+	})
+	if err := ch.inst.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writes := ch.c.WriteOps()
+	if n, sk, err := ch.c.EnsurePhysnetPatches(ctx, spec); err != nil || n != 0 || len(sk) != 1 {
+		t.Errorf("converged: %d ops, skipped %v, %v; want 0 ops", n, sk, err)
+	}
+	if w := ch.c.WriteOps(); w != writes {
+		t.Errorf("no-op ensure wrote %d operations", w-writes)
+	}
+	if got, err := ch.c.PhysnetPorts(ctx, "br-int"); err != nil || !slices.Equal(got, []string{"int-br-ex", "int-br-phys2"}) {
+		t.Errorf("PhysnetPorts = %v, %v", got, err)
+	}
+
+	// The missing bridge appears: its pair follows.
+	vsctl(t, ch, "add-br", "br-missing", "--", "set", "Bridge", "br-missing", "datapath_type=netdev")
+	if _, sk, err := ch.c.EnsurePhysnetPatches(ctx, spec); err != nil || len(sk) != 0 {
+		t.Fatalf("ensure after add-br: skipped %v, %v", sk, err)
+	}
+	if got := ports("br-missing"); !slices.Equal(got, []string{"phy-br-missing"}) {
+		t.Errorf("br-missing ports %v", got)
+	}
+
+	// A mapping goes away, another moves to a new bridge: both ends of the
+	// old pairs go, the other bridges' own ports stay.
+	vsctl(t, ch, "add-br", "br-ex2", "--", "set", "Bridge", "br-ex2", "datapath_type=netdev")
+	spec.Mappings = map[string]string{"external": "br-ex2", "ghost": "br-missing"}
+	if _, _, err := ch.c.EnsurePhysnetPatches(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ports("br-int"), []string{"int-br-ex2", "int-br-missing", "keep0"}; !slices.Equal(got, want) {
+		t.Errorf("br-int ports %v, want %v", got, want)
+	}
+	if got := ports("br-ex"); !slices.Equal(got, []string{"br-ex-nic"}) {
+		t.Errorf("br-ex ports %v", got)
+	}
+	if got := ports("br-phys2"); !slices.Equal(got, []string{"br-phys2-nic"}) {
+		t.Errorf("br-phys2 ports %v", got)
+	}
+	if got := vsctl(t, ch, "--columns=name", "--bare", "find", "Interface", "name=phy-br-ex"); got != "" {
+		t.Errorf("orphan interface left: %q", got)
+	}
+
+	// Drift on our port is put back; a foreign port with our name is
+	// skipped, not taken over.
+	vsctl(t, ch, "set", "Interface", "int-br-ex2", "options:peer=elsewhere")
+	if n, _, err := ch.c.EnsurePhysnetPatches(ctx, spec); err != nil || n != 1 {
+		t.Errorf("fixing int-br-ex2: %d ops, %v; want 1", n, err)
+	}
+	vsctl(t, ch, "add-br", "br-p3", "--", "set", "Bridge", "br-p3", "datapath_type=netdev")
+	vsctl(t, ch, "add-port", "br-int", "int-br-p3", "--", "set", "Interface", "int-br-p3", "type=internal")
+	spec.Mappings["p3"] = "br-p3"
+	_, sk, err := ch.c.EnsurePhysnetPatches(ctx, spec)
+	if err != nil || len(sk) != 1 || sk[0].Physnet != "p3" {
+		t.Errorf("foreign int-br-p3: skipped %v, %v", sk, err)
+	}
+	if got := vsctl(t, ch, "get", "Interface", "int-br-p3", "type"); got != "internal" {
+		t.Errorf("foreign int-br-p3 changed to %q", got)
+	}
+	if got := ports("br-p3"); got != nil {
+		t.Errorf("br-p3 ports %v", got)
+	}
+
+	// Self-fencing: every pair goes, on both ends; the foreign port stays.
+	if err := ch.c.RemovePhysnetPatches(ctx, "br-int"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ports("br-int"), []string{"int-br-p3", "keep0"}; !slices.Equal(got, want) {
+		t.Errorf("br-int ports after remove %v, want %v", got, want)
+	}
+	for _, br := range []string{"br-ex2", "br-missing"} {
+		if got := ports(br); got != nil {
+			t.Errorf("%s ports after remove %v", br, got)
+		}
+	}
+	if n, _, err := ch.c.EnsurePhysnetPatches(ctx, ovsdb.PhysnetSpec{Bridge: "br-int"}); err != nil || n != 0 {
+		t.Errorf("remove twice: %d ops, %v", n, err)
+	}
+}
+
+func TestWatchOwnedPorts(t *testing.T) {
+	ch := newChassis(t)
+	ctx := testCtx(t)
+	if _, err := ch.c.EnsureIntegrationBridge(ctx, bridgeSpec); err != nil {
+		t.Fatal(err)
+	}
+	vsctl(t, ch, "add-br", "br-ex", "--", "set", "Bridge", "br-ex", "datapath_type=netdev")
+	spec := ovsdb.PhysnetSpec{Bridge: "br-int", Mappings: map[string]string{"external": "br-ex"}}
+	if _, _, err := ch.c.EnsurePhysnetPatches(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	ch.c.WatchOwnedPorts(ctx, func() { calls.Add(1) })
+	eventually(t, 5*time.Second, func() error { // wait for ofports to settle
+		if got := vsctl(t, ch, "get", "Interface", "int-br-ex", "ofport"); got == "[]" {
+			return errors.New("no ofport")
+		}
+		return nil
+	})
+	// A port that is not ours: no call.
+	vsctl(t, ch, "add-port", "br-int", "other0", "--", "set", "Interface", "other0", "type=internal")
+	calls.Store(0)
+	// What a fenced gateway does, from another session.
+	c2, err := ovsdb.Connect(ctx, ch.inst.DBEndpoint(), ovsdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	start := time.Now()
+	if err := c2.RemovePhysnetPatches(ctx, "br-int"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, func() error {
+		if calls.Load() == 0 {
+			return errors.New("no call after the patch ports were removed")
+		}
+		return nil
+	})
+	t.Logf("owned-port change reported %v after the removal", time.Since(start))
+}

@@ -66,7 +66,8 @@ func GatewayTunnelPort(chassis string) string {
 	return "tgw-" + hex.EncodeToString(sum[:])[:10]
 }
 
-// tunnelPort is one desired tunnel port.
+// tunnelPort is one desired port this package owns (a tunnel, or a patch
+// port); encap is the Interface type.
 type tunnelPort struct {
 	name, encap string
 	options     map[string]string
@@ -168,20 +169,33 @@ func (c *Client) planTunnels(ctx context.Context, bridge string, want map[string
 	if br == nil {
 		return nil, fmt.Errorf("bridge %s does not exist", bridge)
 	}
+	seq := 0
+	return c.planOwnedPorts(ctx, br, want, TunnelOwnerKey, "tun", &seq)
+}
+
+// planOwnedPorts plans the operations that make the ports of br marked
+// with ownerKey exactly want (by port name): it creates missing ports,
+// fixes the type, options and external_ids of changed ones (columns of our
+// own rows are set whole) and deletes marked ports that are not wanted. A
+// wanted name held by a port without the mark is an error: never a
+// takeover. Named UUIDs are prefix_<n> with n from seq, so several calls
+// can share one transaction.
+func (c *Client) planOwnedPorts(ctx context.Context, br *vswitchd.Bridge, want map[string]tunnelPort,
+	ownerKey, prefix string, seq *int) ([]libovsdb.Operation, error) {
+	bridge := br.Name
 	have, err := c.bridgePorts(ctx, br)
 	if err != nil {
 		return nil, err
 	}
 
 	var (
-		ops        []libovsdb.Operation
-		addPorts   []string
-		delPorts   []string
-		namesInTxn int
+		ops      []libovsdb.Operation
+		addPorts []string
+		delPorts []string
 	)
 	for _, name := range slices.Sorted(maps.Keys(have)) {
 		bp := have[name]
-		if _, owned := bp.port.ExternalIDs[TunnelOwnerKey]; owned {
+		if _, owned := bp.port.ExternalIDs[ownerKey]; owned {
 			if _, wanted := want[name]; !wanted {
 				// Port and Interface rows go with the reference: ovsdb-server
 				// garbage-collects non-root rows nobody points at.
@@ -193,16 +207,16 @@ func (c *Client) planTunnels(ctx context.Context, bridge string, want map[string
 		tp := want[name]
 		bp, exists := have[name]
 		if !exists {
-			namesInTxn++
+			*seq++
 			iface := &vswitchd.Interface{
-				UUID:        fmt.Sprintf("new_tun_iface_%d", namesInTxn),
+				UUID:        fmt.Sprintf("new_%s_iface_%d", prefix, *seq),
 				Name:        tp.name,
 				Type:        tp.encap,
 				Options:     tp.options,
 				ExternalIDs: tp.externalIDs,
 			}
 			port := &vswitchd.Port{
-				UUID:        fmt.Sprintf("new_tun_port_%d", namesInTxn),
+				UUID:        fmt.Sprintf("new_%s_port_%d", prefix, *seq),
 				Name:        tp.name,
 				Interfaces:  []string{iface.UUID},
 				ExternalIDs: tp.externalIDs,
@@ -210,25 +224,24 @@ func (c *Client) planTunnels(ctx context.Context, bridge string, want map[string
 			for _, m := range []model.Model{iface, port} {
 				o, err := c.ovs.Create(m)
 				if err != nil {
-					return nil, fmt.Errorf("create tunnel %s: %w", tp.name, err)
+					return nil, fmt.Errorf("create port %s: %w", tp.name, err)
 				}
 				ops = append(ops, o...)
 			}
 			addPorts = append(addPorts, port.UUID)
 			continue
 		}
-		if _, owned := bp.port.ExternalIDs[TunnelOwnerKey]; !owned {
-			return nil, fmt.Errorf("port %s exists on %s and is not a neutrino tunnel: not touching it", name, bridge)
+		if _, owned := bp.port.ExternalIDs[ownerKey]; !owned {
+			return nil, fmt.Errorf("port %s exists on %s and is not marked %s: not touching it", name, bridge, ownerKey)
 		}
 		if bp.iface == nil {
-			return nil, fmt.Errorf("tunnel port %s: interface not in cache yet", name)
+			return nil, fmt.Errorf("port %s: interface not in cache yet", name)
 		}
-		// Our own rows: columns are set whole, not merged.
 		if !maps.Equal(bp.port.ExternalIDs, tp.externalIDs) {
 			upd := vswitchd.Port{UUID: bp.port.UUID, ExternalIDs: tp.externalIDs}
 			o, err := c.ovs.Where(&upd).Update(&upd, &upd.ExternalIDs)
 			if err != nil {
-				return nil, fmt.Errorf("update tunnel %s: %w", name, err)
+				return nil, fmt.Errorf("update port %s: %w", name, err)
 			}
 			ops = append(ops, o...)
 		}
@@ -249,7 +262,7 @@ func (c *Client) planTunnels(ctx context.Context, bridge string, want map[string
 		if len(fields) > 0 {
 			o, err := c.ovs.Where(&upd).Update(&upd, fields...)
 			if err != nil {
-				return nil, fmt.Errorf("update tunnel %s: %w", name, err)
+				return nil, fmt.Errorf("update interface %s: %w", name, err)
 			}
 			ops = append(ops, o...)
 		}
@@ -266,7 +279,7 @@ func (c *Client) planTunnels(ctx context.Context, bridge string, want map[string
 	if len(muts) > 0 {
 		o, err := c.ovs.Where(&mut).Mutate(&mut, muts...)
 		if err != nil {
-			return nil, fmt.Errorf("tunnel ports of %s: %w", bridge, err)
+			return nil, fmt.Errorf("ports of %s: %w", bridge, err)
 		}
 		ops = append(ops, o...)
 	}

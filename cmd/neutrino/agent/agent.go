@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,6 +61,11 @@ type Agent struct {
 	once    sync.Once
 
 	south *southbound // nil on a chassis agent
+
+	// The gateway self-fence (fence.go); nil unless a gateway chassis.
+	fence       *fence
+	fenceCancel context.CancelFunc
+	fenceDone   chan struct{}
 }
 
 // Start starts an agent and returns once its API listens.
@@ -129,6 +135,7 @@ func Start(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: start cluster: %w", err)
 	}
 	a.south.start(a)
+	a.startFence()
 
 	api := cfg.API
 	api.NodeName = cfg.Node
@@ -156,6 +163,31 @@ func Start(cfg Config) (*Agent, error) {
 	return a, nil
 }
 
+// startFence starts the self-fence of a gateway chassis (fence.go).
+func (a *Agent) startFence() {
+	if !slices.Contains(a.cfg.Chassis.Roles, "gateway") || a.cfg.Chassis.OVSDB == "" {
+		return
+	}
+	a.fence = newFence(fenceConfig{Cluster: a.cluster, OVSDB: a.cfg.Chassis.OVSDB, Logger: a.log})
+	ctx, cancel := context.WithCancel(context.Background())
+	a.fenceCancel, a.fenceDone = cancel, make(chan struct{})
+	go func() {
+		defer close(a.fenceDone)
+		a.fence.run(ctx)
+	}()
+}
+
+func (a *Agent) stopFence() {
+	if a.fenceCancel != nil {
+		a.fenceCancel()
+		<-a.fenceDone
+	}
+}
+
+// Fenced reports whether this gateway chassis has fenced itself off its
+// physical networks (always false on other nodes).
+func (a *Agent) Fenced() bool { return a.fence != nil && a.fence.Fenced() }
+
 // HTTPAddr is the address the API listens on.
 func (a *Agent) HTTPAddr() string { return a.ln.Addr().String() }
 
@@ -172,6 +204,7 @@ func (a *Agent) Done() <-chan error { return a.done }
 func (a *Agent) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
+		a.stopFence()
 		err = errors.Join(a.http.Shutdown(ctx), a.south.stop(), a.cluster.Shutdown())
 	})
 	return err
