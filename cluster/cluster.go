@@ -160,8 +160,9 @@ func (c *Cluster) Start() (err error) {
 	if err := c.startGossip(); err != nil {
 		return err
 	}
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.joinLoop()
+	go c.reconnectLoop()
 	if c.cfg.Server {
 		c.wg.Add(2)
 		go c.serverLoop()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -233,6 +234,50 @@ func (c *Cluster) joinLoop() {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// reconnectInterval is how often a node tries to reach the members gossip
+// declared dead. memberlist alone never heals a partition: once both sides
+// have declared each other dead and the dead messages have been
+// retransmitted (into the void), neither side probes or gossips to the
+// other again. Serf heals the same way (its reconnect interval).
+const reconnectInterval = 2 * time.Second
+
+// reconnectLoop pushes/pulls state with dead members now and then; once
+// their link is back, the exchange makes each side refute its own death.
+func (c *Cluster) reconnectLoop() {
+	defer c.wg.Done()
+	var busy atomic.Bool
+	t := time.NewTicker(reconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.shutdownCh:
+			return
+		case <-t.C:
+		}
+		var dead []string
+		c.mu.Lock()
+		for _, m := range c.members {
+			if m.Status == StatusDead && m.Name != c.cfg.NodeName {
+				dead = append(dead, m.Addr)
+			}
+		}
+		c.mu.Unlock()
+		if len(dead) == 0 || !busy.CompareAndSwap(false, true) {
+			continue
+		}
+		// Not waited for on shutdown: a dial to a dead address can take
+		// memberlist's TCPTimeout, and a failed Join changes nothing.
+		go func() {
+			defer busy.Store(false)
+			if n, err := c.gossip.Join(dead); n > 0 {
+				c.log.Info("reached members gossip had declared dead", "contacted", n, "targets", dead)
+			} else {
+				c.log.Debug("dead members still unreachable", "targets", dead, "err", err)
+			}
+		}()
 	}
 }
 

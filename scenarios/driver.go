@@ -20,8 +20,12 @@ type Topology struct {
 	Servers int `json:"servers"`
 	// Chassis are compute nodes with Open vSwitch.
 	Chassis int `json:"chassis"`
-	// Gateways are chassis with the gateway role.
+	// Gateways are chassis with the gateway role. Every gateway is plugged
+	// into the physical networks (External).
 	Gateways int `json:"gateways"`
+	// ExternalChassis is how many chassis, from chassis-1 upward, are also
+	// plugged into the physical networks (distributed floating IPs).
+	ExternalChassis int `json:"external_chassis,omitempty"`
 }
 
 // Node is one lab node as a scenario sees it.
@@ -39,6 +43,40 @@ type Node struct {
 // Lab is a running lab.
 type Lab struct {
 	Nodes []Node `json:"nodes"`
+	// External describes the physical networks and the upstream router
+	// behind them (nil if the driver has none).
+	External *External `json:"external,omitempty"`
+}
+
+// External is the lab's provider side: two physical networks that every
+// gateway (and Topology.ExternalChassis chassis) maps, and a node outside
+// the cloud on them that plays the upstream router. The outside node is
+// no chassis: it runs no agent and has no underlay link, but Exec reaches it.
+type External struct {
+	// Physnet is the flat (untagged) physical network, e.g. "external",
+	// mapped to Bridge on the chassis.
+	Physnet string `json:"physnet"`
+	Bridge  string `json:"bridge"`
+	// VLANPhysnet carries 802.1Q-tagged frames, e.g. "external-vlan",
+	// mapped to VLANBridge; VLANMin-VLANMax is the servers' --vlan-ranges.
+	VLANPhysnet string `json:"vlan_physnet"`
+	VLANBridge  string `json:"vlan_bridge"`
+	VLANMin     int    `json:"vlan_min"`
+	VLANMax     int    `json:"vlan_max"`
+	// Node is the outside node's name for Exec.
+	Node string `json:"node"`
+	// CIDR is the external subnet on Physnet; Gateway is the outside
+	// node's address in it (on its NIC NIC), the subnet's gateway_ip.
+	CIDR    string `json:"cidr"`
+	Gateway string `json:"gateway"`
+	NIC     string `json:"nic"`
+	MAC     string `json:"mac"`
+	// VLANNIC is the outside node's NIC on VLANPhysnet (no address: a
+	// scenario adds VLANNIC.<vid> itself).
+	VLANNIC string `json:"vlan_nic"`
+	VLANMAC string `json:"vlan_mac"`
+	// Chassis are the nodes that map both physical networks.
+	Chassis []string `json:"chassis"`
 }
 
 // ByKind returns the nodes of one kind, in name order.
@@ -76,4 +114,16 @@ type Driver interface {
 	KillAgent(ctx context.Context, node string) error
 	// StartAgent starts a node's agent again after KillAgent.
 	StartAgent(ctx context.Context, node string) error
+	// KillNode kills a node as a machine dies: its agent and OVS daemons
+	// at once, and every link of it down.
+	KillNode(ctx context.Context, node string) error
+	// ReviveNode boots a killed node again: links up, OVS with its
+	// database, the agent; it returns once gossip sees the node alive.
+	ReviveNode(ctx context.Context, node string) error
+	// Partition cuts a node's underlay link (its processes keep running,
+	// its physical network links stay up): a split brain.
+	Partition(ctx context.Context, node string) error
+	// Heal restores the underlay link and returns once gossip sees the
+	// node alive.
+	Heal(ctx context.Context, node string) error
 }

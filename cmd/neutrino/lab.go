@@ -39,6 +39,18 @@ runs 'neutrino agent' in its namespace. Each server's API is also served on
 http://127.0.0.1:PORT in this (root) namespace: see 'neutrino lab status'.
 No lab address is ever configured outside the lab's namespaces.
 
+Two physical networks are linux bridges in the underlay namespace too:
+'` + lab.PhysnetExternal + `' (flat) and '` + lab.PhysnetExternalVLAN + `' (802.1Q tags pass). Every gateway and
+the first --external-chassis chassis have a veth into each (ext0, extv0),
+a port of a standalone netdev OVS bridge (br-ex, br-vlan) the agent maps
+with --bridge-mappings. The node 'outside' (namespace ` + lab.DefaultPrefix + `outside, no
+agent, no underlay link) is on both: eth0 ` + lab.ExternalGateway + ` in ` + lab.ExternalCIDR + `, the
+upstream router, and eth1 without an address for VLAN tests.
+
+'lab kill NODE' kills a node as a machine dies (agent and OVS SIGKILLed,
+links down); 'lab revive NODE' boots it again. 'lab partition NODE' cuts
+only its underlay link; 'lab heal NODE' restores it.
+
 State, logs and data live in --dir (default ` + lab.DefaultDir + `); 'lab down'
 removes every namespace, process and file the lab made, also after a crash.`,
 	}
@@ -52,6 +64,10 @@ removes every namespace, process and file the lab made, also after a crash.`,
 		newLabVMCmd(a, &o),
 		newLabExecCmd(a, &o),
 		newLabAgentCmd(a, &o),
+		newLabKillCmd(a, &o),
+		newLabReviveCmd(a, &o),
+		newLabPartitionCmd(a, &o),
+		newLabHealCmd(a, &o),
 	)
 	return cmd
 }
@@ -85,15 +101,16 @@ func newLabUpCmd(a *app, o *labOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stderr, "lab up in %s (%d servers, %d chassis, %d gateways)\n",
-				time.Since(start).Round(10*time.Millisecond), t.Servers, t.Chassis, t.Gateways)
+			fmt.Fprintf(a.stderr, "lab up in %s (%d servers, %d chassis (%d external), %d gateways)\n",
+				time.Since(start).Round(10*time.Millisecond), t.Servers, t.Chassis, t.ExternalChassis, t.Gateways)
 			return a.printLabStatus(st)
 		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&t.Servers, "servers", 3, "controller servers (Raft voters)")
 	f.IntVar(&t.Chassis, "chassis", 3, "compute chassis")
-	f.IntVar(&t.Gateways, "gateways", 2, "gateway chassis")
+	f.IntVar(&t.Gateways, "gateways", 2, "gateway chassis (all plugged into the physical networks)")
+	f.IntVar(&t.ExternalChassis, "external-chassis", 0, "how many chassis, from chassis-1 up, are also plugged into the physical networks (distributed floating IPs)")
 	f.DurationVar(&timeout, "ready-timeout", lab.DefaultReadyTimeout, "how long to wait for a leader and full gossip membership")
 	f.StringVar(&binary, "agent-binary", "", "neutrino binary the agents run (default: this one)")
 	f.BoolVar(&keep, "keep-on-failure", false, "leave a lab that failed to come up in place for inspection")
@@ -156,11 +173,17 @@ type labStatus struct {
 	Endpoints []string           `json:"endpoints"`
 	Nodes     []labNodeStatus    `json:"nodes"`
 	VMs       []*lab.VM          `json:"vms"`
+	Physnets  []lab.Physnet      `json:"physnets"`
+	Outside   *lab.Outside       `json:"outside,omitempty"`
 }
 
 func (a *app) printLabStatus(st *lab.State) error {
 	s := labStatus{Dir: st.Dir, Prefix: st.Prefix, Phase: st.Phase, Created: st.Created,
-		Topology: st.Topology, Underlay: st.Underlay, Endpoints: []string{}, VMs: st.VMs}
+		Topology: st.Topology, Underlay: st.Underlay, Endpoints: []string{}, VMs: st.VMs,
+		Physnets: st.Physnets, Outside: st.Outside}
+	if s.Physnets == nil {
+		s.Physnets = []lab.Physnet{}
+	}
 	if s.VMs == nil {
 		s.VMs = []*lab.VM{}
 	}
@@ -181,14 +204,38 @@ func (a *app) printLabStatus(st *lab.State) error {
 		if n.AgentAlive {
 			agent = "pid " + strconv.Itoa(n.AgentPID)
 		}
+		switch {
+		case n.Killed:
+			agent = "killed"
+		case n.Partitioned:
+			agent += " (partitioned)"
+		}
 		ep := n.API
 		if ep == "" {
 			ep = n.OVSDB
 		}
-		rows = append(rows, []string{n.Name, n.Kind, n.Namespace, n.IP, agent, ep})
+		var maps []string
+		for _, l := range n.Physnets {
+			maps = append(maps, l.Physnet+":"+l.OVSBridge)
+		}
+		rows = append(rows, []string{n.Name, n.Kind, n.Namespace, n.IP, agent, ep, strings.Join(maps, ",")})
 	}
-	if err := printTable(a.stdout, []string{"Node", "Kind", "Namespace", "IP", "Agent", "API / OVSDB"}, rows); err != nil {
+	if err := printTable(a.stdout, []string{"Node", "Kind", "Namespace", "IP", "Agent", "API / OVSDB", "Bridge mappings"}, rows); err != nil {
 		return err
+	}
+	if o := st.Outside; o != nil {
+		fmt.Fprintln(a.stdout)
+		rows = rows[:0]
+		for _, nic := range o.NICs {
+			addr := nic.Address
+			if addr == "" {
+				addr = "-"
+			}
+			rows = append(rows, []string{o.Name, o.Namespace, nic.Name, nic.Physnet, addr, nic.MAC})
+		}
+		if err := printTable(a.stdout, []string{"Outside", "Namespace", "NIC", "Physnet", "Address", "MAC"}, rows); err != nil {
+			return err
+		}
 	}
 	if len(s.VMs) > 0 {
 		fmt.Fprintln(a.stdout)
@@ -273,7 +320,7 @@ func newLabVMCmd(a *app, o *labOptions) *cobra.Command {
 func newLabExecCmd(_ *app, o *labOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "exec NAME -- CMD [ARG...]",
-		Short: "Run a command on a lab node or VM (inside its namespace; OVS_RUNDIR set on chassis)",
+		Short: "Run a command on a lab node, VM, outside or underlay (inside its namespace; OVS_RUNDIR set on chassis)",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := lab.LoadState(o.dir)
@@ -323,4 +370,52 @@ func newLabAgentCmd(a *app, o *labOptions) *cobra.Command {
 	cmd.AddCommand(start, kill)
 	_ = a
 	return cmd
+}
+
+// labNodeCmd is a `neutrino lab VERB NODE` command.
+func labNodeCmd(use, short, long string, run func(ctx context.Context, node string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " NODE",
+		Short: short,
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return run(cmd.Context(), args[0])
+		},
+	}
+}
+
+func newLabKillCmd(_ *app, o *labOptions) *cobra.Command {
+	return labNodeCmd("kill", "Kill a node as a machine dies: agent and OVS SIGKILLed, every link down",
+		`Kill a node as a machine dies: SIGKILL to its agent, ovs-vswitchd and
+ovsdb-server, and every link of it (underlay and physical networks) down
+on both ends. 'neutrino lab revive NODE' boots it again.`,
+		func(ctx context.Context, node string) error { return lab.Kill(ctx, o.dir, node) })
+}
+
+func newLabReviveCmd(_ *app, o *labOptions) *cobra.Command {
+	var binary string
+	cmd := labNodeCmd("revive", "Boot a killed node again and wait until gossip sees it alive",
+		`Boot a killed node again: links up, OVS restarted on the database it had
+(bridges and ports come back; the controller resyncs the flows), the
+tunnel endpoint set up again, the agent started; returns once every live
+server sees the node alive in gossip.`,
+		func(ctx context.Context, node string) error { return lab.Revive(ctx, o.dir, node, binary) })
+	cmd.Flags().StringVar(&binary, "agent-binary", "", "neutrino binary the agent runs (default: this one)")
+	return cmd
+}
+
+func newLabPartitionCmd(_ *app, o *labOptions) *cobra.Command {
+	return labNodeCmd("partition", "Cut a node's underlay link (processes and physnet links stay): a split brain",
+		`Cut a node off the underlay: its underlay link goes down, its processes
+keep running and its physical network links stay up. 'neutrino lab heal
+NODE' restores the link.`,
+		func(ctx context.Context, node string) error { return lab.Partition(ctx, o.dir, node) })
+}
+
+func newLabHealCmd(_ *app, o *labOptions) *cobra.Command {
+	return labNodeCmd("heal", "Restore a partitioned node's underlay link and wait until gossip sees it alive",
+		`Bring a partitioned node's underlay link back up; returns once every
+live server sees the node alive in gossip.`,
+		func(ctx context.Context, node string) error { return lab.Heal(ctx, o.dir, node) })
 }

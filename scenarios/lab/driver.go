@@ -50,6 +50,30 @@ func (st *State) Lab() *scenarios.Lab {
 	for _, n := range st.Nodes {
 		l.Nodes = append(l.Nodes, scenarios.Node{Name: n.Name, Kind: n.Kind, Address: n.IP, API: n.API})
 	}
+	if st.Outside == nil {
+		return l
+	}
+	x := &scenarios.External{Node: st.Outside.Name, VLANMin: VLANMin, VLANMax: VLANMax}
+	for _, pn := range st.Physnets {
+		var nic OutsideNIC
+		for _, c := range st.Outside.NICs {
+			if c.Physnet == pn.Name {
+				nic = c
+			}
+		}
+		if pn.VLAN {
+			x.VLANPhysnet, x.VLANBridge, x.VLANNIC, x.VLANMAC = pn.Name, pn.OVSBridge, nic.Name, nic.MAC
+		} else {
+			x.Physnet, x.Bridge, x.NIC, x.MAC = pn.Name, pn.OVSBridge, nic.Name, nic.MAC
+			x.CIDR, x.Gateway = pn.CIDR, pn.Gateway
+		}
+	}
+	for _, n := range st.Nodes {
+		if len(n.Physnets) > 0 {
+			x.Chassis = append(x.Chassis, n.Name)
+		}
+	}
+	l.External = x
 	return l
 }
 
@@ -135,6 +159,26 @@ func (d *Driver) KillAgent(ctx context.Context, node string) error {
 // StartAgent starts a node's agent again.
 func (d *Driver) StartAgent(ctx context.Context, node string) error {
 	return StartAgent(ctx, d.Options.Dir, node, d.Options.Binary)
+}
+
+// KillNode kills a node as a machine dies (see Kill).
+func (d *Driver) KillNode(ctx context.Context, node string) error {
+	return Kill(ctx, d.Options.Dir, node)
+}
+
+// ReviveNode boots a killed node again (see Revive).
+func (d *Driver) ReviveNode(ctx context.Context, node string) error {
+	return Revive(ctx, d.Options.Dir, node, d.Options.Binary)
+}
+
+// Partition cuts a node's underlay link (see Partition).
+func (d *Driver) Partition(ctx context.Context, node string) error {
+	return Partition(ctx, d.Options.Dir, node)
+}
+
+// Heal restores a partitioned node's underlay link (see Heal).
+func (d *Driver) Heal(ctx context.Context, node string) error {
+	return Heal(ctx, d.Options.Dir, node)
 }
 
 // State returns the lab's current state (nil before Up).

@@ -245,7 +245,7 @@ func (p *pipeLab) kill(node string) {
 	p.tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := p.d.Kill(ctx, node); err != nil {
+	if err := p.d.KillNode(ctx, node); err != nil {
 		p.tb.Fatalf("kill %s: %v", node, err)
 	}
 }
@@ -254,7 +254,7 @@ func (p *pipeLab) revive(node string) {
 	p.tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := p.d.Revive(ctx, node); err != nil {
+	if err := p.d.ReviveNode(ctx, node); err != nil {
 		p.tb.Fatalf("revive %s: %v", node, err)
 	}
 }

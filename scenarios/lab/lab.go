@@ -141,7 +141,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		}
 	}
 	underlayNS := o.Prefix + "underlay"
-	for _, ns := range append([]string{underlayNS}, nodeNamespaces(o.Prefix, planned)...) {
+	for _, ns := range append([]string{underlayNS, o.Prefix + OutsideName}, nodeNamespaces(o.Prefix, planned)...) {
 		if hostnet.NamespaceExists(ns) {
 			return nil, fmt.Errorf("lab: namespace %s exists (another lab with prefix %q?); take it down or choose another --prefix", ns, o.Prefix)
 		}
@@ -194,6 +194,9 @@ func nodeNamespaces(prefix string, planned []plannedNode) []string {
 func (b *builder) build(ctx context.Context, planned []plannedNode) (*State, error) {
 	start := time.Now()
 	if err := b.underlay(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.outside(ctx); err != nil {
 		return nil, err
 	}
 	var (
@@ -250,17 +253,111 @@ func (b *builder) createNamespace(ctx context.Context, ns string) error {
 	return hostnet.CreateNamespace(ctx, ns)
 }
 
-// underlay creates the underlay namespace and its bridge.
+// underlay creates the underlay namespace, its bridge and a bridge per
+// physnet (vlan_filtering off, the default and all this kernel supports:
+// 802.1Q frames pass as they are).
 func (b *builder) underlay(ctx context.Context) error {
 	ns := b.o.Prefix + "underlay"
 	if err := b.createNamespace(ctx, ns); err != nil {
 		return err
 	}
-	if _, err := hostnet.Exec(ctx, "", "ip", "-n", ns, "link", "add", underlayBridge,
-		"mtu", strconv.Itoa(UnderlayMTU), "type", "bridge"); err != nil {
-		return fmt.Errorf("underlay bridge: %w", err)
+	if err := b.store.update(func(st *State) { st.Physnets = slices.Clone(physnets) }); err != nil {
+		return err
 	}
-	return hostnet.SetLinkUp(ns, underlayBridge)
+	bridges := []string{underlayBridge}
+	for _, pn := range physnets {
+		bridges = append(bridges, pn.Bridge)
+	}
+	for _, br := range bridges {
+		if _, err := hostnet.Exec(ctx, "", "ip", "-n", ns, "link", "add", br,
+			"mtu", strconv.Itoa(UnderlayMTU), "type", "bridge"); err != nil {
+			return fmt.Errorf("bridge %s: %w", br, err)
+		}
+		if err := hostnet.SetLinkUp(ns, br); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// physnetVeth creates a veth from the underlay namespace (ulName, made a
+// port of the physnet's bridge) to nodeNS (nodeName), with TX offload off
+// on both ends: the node end is a netdev OVS port, or faces one.
+func (b *builder) physnetVeth(ctx context.Context, pn Physnet, ulName, nodeNS, nodeName, mac string) error {
+	ulNS := b.o.Prefix + "underlay"
+	if err := hostnet.CreateVeth(hostnet.VethSpec{
+		Name: ulName, Namespace: ulNS, PeerName: nodeName, PeerNS: nodeNS, PeerMAC: mac, MTU: UnderlayMTU,
+	}); err != nil {
+		return err
+	}
+	if _, err := hostnet.Exec(ctx, "", "ip", "-n", ulNS, "link", "set", ulName, "master", pn.Bridge); err != nil {
+		return err
+	}
+	for _, end := range [][2]string{{ulNS, ulName}, {nodeNS, nodeName}} {
+		if err := hostnet.DisableTxOffload(ctx, end[0], end[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outside builds the outside node: a NIC in every physnet, the external
+// gateway address on the flat one, nothing on the underlay.
+func (b *builder) outside(ctx context.Context) error {
+	o := &Outside{Name: OutsideName, Namespace: b.o.Prefix + OutsideName}
+	for _, pn := range physnets {
+		nic := OutsideNIC{Name: pn.OutsideNIC, Physnet: pn.Name, MAC: pn.OutsideMAC,
+			UnderlayLink: OutsideName + pn.Suffix}
+		if pn.CIDR != "" {
+			nic.Address = fmt.Sprintf("%s/%d", pn.Gateway, netip.MustParsePrefix(pn.CIDR).Bits())
+		}
+		o.NICs = append(o.NICs, nic)
+	}
+	if err := b.store.update(func(st *State) { st.Outside = o }); err != nil {
+		return err
+	}
+	if err := b.createNamespace(ctx, o.Namespace); err != nil {
+		return err
+	}
+	for i, pn := range physnets {
+		nic := o.NICs[i]
+		if err := b.physnetVeth(ctx, pn, nic.UnderlayLink, o.Namespace, nic.Name, nic.MAC); err != nil {
+			return fmt.Errorf("%s: %w", OutsideName, err)
+		}
+		if nic.Address != "" {
+			if err := hostnet.AddAddress(o.Namespace, nic.Name, nic.Address); err != nil {
+				return fmt.Errorf("%s: %w", OutsideName, err)
+			}
+		}
+	}
+	return nil
+}
+
+// nodePhysnets plugs a node into every physnet: the veth, and a netdev
+// OVS bridge in standalone fail mode (a learning switch; no controller)
+// with the node end as its port. Patch ports to br-int are the
+// controller's business.
+func (b *builder) nodePhysnets(ctx context.Context, n *Node, save func() error) error {
+	for _, pn := range physnets {
+		n.Physnets = append(n.Physnets, PhysnetLink{Physnet: pn.Name, OVSBridge: pn.OVSBridge,
+			NIC: pn.NIC, UnderlayLink: n.Name + pn.Suffix})
+	}
+	if err := save(); err != nil {
+		return err
+	}
+	for i, pn := range physnets {
+		l := n.Physnets[i]
+		if err := b.physnetVeth(ctx, pn, l.UnderlayLink, n.Namespace, l.NIC, ""); err != nil {
+			return err
+		}
+		if _, err := vsctl(ctx, n,
+			"--may-exist", "add-br", l.OVSBridge, "--", "set", "Bridge", l.OVSBridge,
+			"datapath_type=netdev", "fail_mode=standalone",
+			"--", "--may-exist", "add-port", l.OVSBridge, l.NIC); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // node builds one node: namespace, underlay link, OVS for chassis, agent.
@@ -324,9 +421,25 @@ func (b *builder) node(ctx context.Context, p plannedNode, all []plannedNode, se
 		n.UnderlayAPI = net.JoinHostPort(p.ip.String(), strconv.Itoa(httpPort))
 		args = append(args, "--server", "--bootstrap-expect", strconv.Itoa(len(servers)),
 			"--http", n.UnderlayAPI, "--http-fd", "3")
+		// The API accepts provider networks on the lab's physnets.
+		for _, pn := range physnets {
+			if pn.VLAN {
+				args = append(args, "--vlan-ranges", fmt.Sprintf("%s:%d:%d", pn.Name, VLANMin, VLANMax))
+			} else {
+				args = append(args, "--flat-networks", pn.Name)
+			}
+		}
 	} else {
 		if err := b.chassisOVS(ctx, n, cidr, all); err != nil {
 			return err
+		}
+		if err := save(); err != nil {
+			return err
+		}
+		if p.external {
+			if err := b.nodePhysnets(ctx, n, save); err != nil {
+				return err
+			}
 		}
 		role := "compute"
 		if p.kind == scenarios.KindGateway {
@@ -334,6 +447,9 @@ func (b *builder) node(ctx context.Context, p plannedNode, all []plannedNode, se
 		}
 		args = append(args, "--http", net.JoinHostPort(p.ip.String(), strconv.Itoa(httpPort)),
 			"--tunnel-ip", n.IP, "--ovsdb", n.OVSDB, "--chassis-roles", role, "--datapath-type", "netdev")
+		for _, l := range n.Physnets {
+			args = append(args, "--bridge-mappings", l.Physnet+":"+l.OVSBridge)
+		}
 	}
 	n.Args = append(args, b.o.AgentArgs...)
 	if err := save(); err != nil {
@@ -360,10 +476,11 @@ func (b *builder) chassisOVS(ctx context.Context, n *Node, cidr string, all []pl
 	n.OVSDir = inst.RunDir()
 	n.OVSDBUnix = inst.DBEndpoint()
 	n.OVSDB = fmt.Sprintf("tcp:%s", net.JoinHostPort(n.IP, strconv.Itoa(ovsdbPort)))
+	n.OVSDBPID, n.VswitchdPID = inst.DBPID(), inst.VswitchdPID()
 	if err := b.store.update(func(st *State) {
 		st.Processes = append(st.Processes,
-			processOf(inst.DBPID(), "ovsdb-server "+n.Name),
-			processOf(inst.VswitchdPID(), "ovs-vswitchd "+n.Name))
+			processOf(n.OVSDBPID, "ovsdb-server "+n.Name),
+			processOf(n.VswitchdPID, "ovs-vswitchd "+n.Name))
 	}); err != nil {
 		return err
 	}
@@ -375,7 +492,23 @@ func (b *builder) chassisOVS(ctx context.Context, n *Node, cidr string, all []pl
 		"--", "add-port", phyBridge, nodeNIC); err != nil {
 		return err
 	}
-	if err := hostnet.AddAddress(n.Namespace, phyBridge, cidr); err != nil {
+	var peers []peer
+	for _, o := range all {
+		if o.mac != "" && o.name != n.Name {
+			peers = append(peers, peer{ip: o.ip.String(), mac: o.mac})
+		}
+	}
+	return tunnelEndpoint(ctx, inst, n, cidr, peers)
+}
+
+// peer is another chassis' tunnel endpoint: br-phy's address and MAC.
+type peer struct{ ip, mac string }
+
+// tunnelEndpoint puts the tunnel IP on br-phy and pre-loads the tunnel
+// peers' MACs: what `up` does and a revived OVS has lost (the ARP
+// entries always, the address if br-phy's tap went with ovs-vswitchd).
+func tunnelEndpoint(ctx context.Context, inst *ovsproc.Instance, n *Node, cidr string, peers []peer) error {
+	if _, err := hostnet.Exec(ctx, n.Namespace, "ip", "addr", "replace", cidr, "dev", phyBridge); err != nil {
 		return err
 	}
 	if err := hostnet.SetLinkUp(n.Namespace, phyBridge); err != nil {
@@ -383,11 +516,8 @@ func (b *builder) chassisOVS(ctx context.Context, n *Node, cidr string, all []pl
 	}
 	// OVS resolves tunnel peers itself and drops the first packet to each
 	// while it does: pre-load every other chassis' br-phy MAC.
-	for _, o := range all {
-		if o.mac == "" || o.name == n.Name {
-			continue
-		}
-		if _, err := inst.Appctl(ctx, "tnl/arp/set", phyBridge, o.ip.String(), o.mac); err != nil {
+	for _, p := range peers {
+		if _, err := inst.Appctl(ctx, "tnl/arp/set", phyBridge, p.ip, p.mac); err != nil {
 			return err
 		}
 	}
@@ -599,7 +729,7 @@ func labNamespaceName(prefix, name string) bool {
 	kind, num, _ := strings.Cut(rest, "-")
 	_, numErr := strconv.Atoi(num)
 	switch {
-	case rest == "underlay", strings.HasPrefix(rest, "vm-"):
+	case rest == "underlay", rest == OutsideName, strings.HasPrefix(rest, "vm-"):
 		return true
 	case kind == scenarios.KindServer || kind == scenarios.KindChassis || kind == scenarios.KindGateway:
 		return numErr == nil

@@ -24,10 +24,41 @@ const (
 	// intBridge is where workloads are plugged (the controller creates it).
 	intBridge = "br-int"
 
+	// OutsideName is the node outside the cloud (the upstream router).
+	OutsideName = "outside"
+	// ExternalCIDR is the external subnet on the flat physnet; the outside
+	// node is its router at ExternalGateway.
+	ExternalCIDR    = "198.51.100.0/24"
+	ExternalGateway = "198.51.100.1"
+	// outsideMAC, outsideVLANMAC are the outside node's fixed NIC MACs.
+	outsideMAC     = "02:6e:6c:ff:00:01"
+	outsideVLANMAC = "02:6e:6c:ff:00:02"
+	// VLANMin, VLANMax are the ids the servers allocate on the VLAN physnet.
+	VLANMin = 100
+	VLANMax = 199
+
 	gossipPort = 7301 // Raft: gossipPort+1, OpenFlow: gossipPort+2
 	httpPort   = 9696
 	ovsdbPort  = 6640
 )
+
+// Physnet names.
+const (
+	PhysnetExternal     = "external"
+	PhysnetExternalVLAN = "external-vlan"
+)
+
+// physnets are the lab's physical networks: a linux bridge each in the
+// underlay namespace; on a node that maps them, a veth (underlay side
+// <node><Suffix>, node side NIC) whose node end is a port of a netdev OVS
+// bridge OVSBridge (standalone learning switch, no controller). The
+// outside node's NIC on them is OutsideNIC.
+var physnets = []Physnet{
+	{Name: PhysnetExternal, Bridge: "br-ext", OVSBridge: "br-ex", NIC: "ext0", Suffix: "-ex",
+		OutsideNIC: "eth0", OutsideMAC: outsideMAC, CIDR: ExternalCIDR, Gateway: ExternalGateway},
+	{Name: PhysnetExternalVLAN, Bridge: "br-extvlan", OVSBridge: "br-vlan", NIC: "extv0", Suffix: "-exv",
+		VLAN: true, OutsideNIC: "eth1", OutsideMAC: outsideVLANMAC},
+}
 
 // Limits of the plan: each kind has its own block of host addresses.
 const (
@@ -41,11 +72,13 @@ type plannedNode struct {
 	name, kind string
 	ip         netip.Addr
 	mac        string // br-phy MAC of chassis and gateways
+	external   bool   // plugged into the physnets
 }
 
 // plan lays out the nodes of a topology: servers 10.250.0.1x, chassis
 // 10.250.0.1xx, gateways 10.250.0.2xx; br-phy MACs 02:6e:6c:00:00:<last
 // octet> so every chassis can pre-load every other one's ARP entry.
+// Gateways and the first ExternalChassis chassis map the physnets.
 func plan(t scenarios.Topology) ([]plannedNode, error) {
 	switch {
 	case t.Servers < 1 || t.Servers > maxServers:
@@ -54,6 +87,8 @@ func plan(t scenarios.Topology) ([]plannedNode, error) {
 		return nil, fmt.Errorf("lab: --chassis %d: want 0-%d", t.Chassis, maxChassis)
 	case t.Gateways < 0 || t.Gateways > maxGateways:
 		return nil, fmt.Errorf("lab: --gateways %d: want 0-%d", t.Gateways, maxGateways)
+	case t.ExternalChassis < 0 || t.ExternalChassis > t.Chassis:
+		return nil, fmt.Errorf("lab: --external-chassis %d: want 0-%d (the number of chassis)", t.ExternalChassis, t.Chassis)
 	}
 	base := netip.MustParsePrefix(UnderlayCIDR).Addr().As4()
 	at := func(host int) netip.Addr {
@@ -69,6 +104,7 @@ func plan(t scenarios.Topology) ([]plannedNode, error) {
 			if kind != scenarios.KindServer {
 				p.mac = fmt.Sprintf("02:6e:6c:00:00:%02x", host)
 			}
+			p.external = kind == scenarios.KindGateway || (kind == scenarios.KindChassis && i <= t.ExternalChassis)
 			out = append(out, p)
 		}
 	}

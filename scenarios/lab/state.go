@@ -46,6 +46,65 @@ type State struct {
 	Processes []Process `json:"processes"`
 	Nodes     []*Node   `json:"nodes"`
 	VMs       []*VM     `json:"vms"`
+	// Physnets are the physical networks (linux bridges in the underlay
+	// namespace) gateways and external chassis are plugged into.
+	Physnets []Physnet `json:"physnets,omitempty"`
+	// Outside is the node outside the cloud on the physnets.
+	Outside *Outside `json:"outside,omitempty"`
+}
+
+// Physnet is one physical network of the lab.
+type Physnet struct {
+	// Name is the Neutron physical network name (provider:physical_network).
+	Name string `json:"name"`
+	// Bridge is the linux bridge in the underlay namespace (vlan_filtering
+	// off: tagged frames pass).
+	Bridge string `json:"bridge"`
+	// OVSBridge is the netdev OVS bridge on the nodes that map it, the
+	// agent's --bridge-mappings Name:OVSBridge.
+	OVSBridge string `json:"ovs_bridge"`
+	// NIC is the node-side veth, a port of OVSBridge.
+	NIC string `json:"nic"`
+	// Suffix makes the underlay-side veth name <node><Suffix>.
+	Suffix string `json:"suffix"`
+	// VLAN: the physnet carries 802.1Q-tagged frames (VLAN networks).
+	VLAN bool `json:"vlan,omitempty"`
+	// OutsideNIC, OutsideMAC: the outside node's NIC on it.
+	OutsideNIC string `json:"outside_nic"`
+	OutsideMAC string `json:"outside_mac"`
+	// CIDR, Gateway: the subnet on it the outside node routes (flat only).
+	CIDR    string `json:"cidr,omitempty"`
+	Gateway string `json:"gateway,omitempty"`
+}
+
+// Outside is the node outside the cloud: a namespace with a NIC in every
+// physnet and no underlay link, no agent, no OVS.
+type Outside struct {
+	Name      string       `json:"name"`
+	Namespace string       `json:"namespace"`
+	NICs      []OutsideNIC `json:"nics"`
+}
+
+// OutsideNIC is one NIC of the outside node.
+type OutsideNIC struct {
+	Name    string `json:"name"`
+	Physnet string `json:"physnet"`
+	MAC     string `json:"mac"`
+	// Address is in CIDR form, empty on the VLAN physnet.
+	Address string `json:"address,omitempty"`
+	// UnderlayLink is the veth end in the physnet's bridge.
+	UnderlayLink string `json:"underlay_link"`
+}
+
+// PhysnetLink is a node's link into one physnet.
+type PhysnetLink struct {
+	Physnet string `json:"physnet"`
+	// OVSBridge on the node, with NIC as a port.
+	OVSBridge string `json:"ovs_bridge"`
+	NIC       string `json:"nic"`
+	// UnderlayLink is the veth end in the physnet's bridge, in the
+	// underlay namespace.
+	UnderlayLink string `json:"underlay_link"`
 }
 
 // Underlay is the L2 segment between the nodes.
@@ -83,6 +142,17 @@ type Node struct {
 	Log      string   `json:"log"`
 	AgentPID int      `json:"agent_pid,omitempty"`
 	Args     []string `json:"args"`
+	// OVSDBPID, VswitchdPID are the chassis' current OVS daemons.
+	OVSDBPID    int `json:"ovsdb_pid,omitempty"`
+	VswitchdPID int `json:"vswitchd_pid,omitempty"`
+	// Physnets are the node's links into the lab's physnets (gateways and
+	// external chassis).
+	Physnets []PhysnetLink `json:"physnets,omitempty"`
+	// Killed: `lab kill` killed the node (processes gone, links down)
+	// and `lab revive` has not brought it back.
+	Killed bool `json:"killed,omitempty"`
+	// Partitioned: `lab partition` cut its underlay link.
+	Partitioned bool `json:"partitioned,omitempty"`
 }
 
 // VM is one workload namespace plugged into a chassis' br-int.

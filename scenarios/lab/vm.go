@@ -312,8 +312,8 @@ func openLab(dir string) (*store, *lock, error) {
 	return &store{path: filepath.Join(dir, stateFile), st: st}, lk, nil
 }
 
-// Command returns an unstarted command that runs args on a lab node or VM
-// (inside its namespace). On a chassis OVS_RUNDIR points at its OVS, so
+// Command returns an unstarted command that runs args on a lab node, VM,
+// the outside node or "underlay" (inside its namespace). On a chassis OVS_RUNDIR points at its OVS, so
 // ovs-vsctl and `ovs-ofctl dump-flows br-int` work as on a real one.
 func Command(ctx context.Context, st *State, name string, args ...string) (*exec.Cmd, error) {
 	if len(args) == 0 {
@@ -326,6 +326,8 @@ func Command(ctx context.Context, st *State, name string, args ...string) (*exec
 		ns = v.Namespace
 	} else if name == "underlay" {
 		ns = st.Underlay.Namespace
+	} else if st.Outside != nil && name == st.Outside.Name {
+		ns = st.Outside.Namespace
 	} else {
 		return nil, fmt.Errorf("lab: no node or VM %q (see `neutrino lab status`)", name)
 	}

@@ -74,6 +74,10 @@ type Options struct {
 	// DBRemotes are extra ovsdb-server --remote values (e.g. ptcp:6640:IP,
 	// opened inside the namespace); the unix socket is always there.
 	DBRemotes []string
+	// KeepDB starts on the database file already in Dir, if there is one,
+	// instead of a fresh one: bridges and ports come back (a machine
+	// rebooting). The lab's revive uses it.
+	KeepDB bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -102,9 +106,9 @@ type daemon struct {
 	done chan struct{}
 }
 
-// Start creates a fresh database from the schema, starts ovsdb-server and
-// ovs-vswitchd in the namespace and returns once ovs-vswitchd has applied
-// the database (or ctx ends). On failure everything started is undone.
+// Start creates a fresh database from the schema (or, with KeepDB, reuses
+// the one in Dir), starts ovsdb-server and ovs-vswitchd in the namespace
+// and returns once ovs-vswitchd has applied the database (or ctx ends). On failure everything started is undone.
 func Start(ctx context.Context, o Options) (_ *Instance, err error) {
 	if err := Available(); err != nil {
 		return nil, err
@@ -159,9 +163,11 @@ func Start(ctx context.Context, o Options) (_ *Instance, err error) {
 	}
 
 	dbFile := i.DBFile()
-	_ = os.Remove(dbFile)
-	if _, err := run(ctx, nil, "ovsdb-tool", "create", dbFile, SchemaPath); err != nil {
-		return nil, fmt.Errorf("ovsproc %s: create db: %w", o.Name, err)
+	if _, statErr := os.Stat(dbFile); !o.KeepDB || statErr != nil {
+		_ = os.Remove(dbFile)
+		if _, err := run(ctx, nil, "ovsdb-tool", "create", dbFile, SchemaPath); err != nil {
+			return nil, fmt.Errorf("ovsproc %s: create db: %w", o.Name, err)
+		}
 	}
 	if err := i.StartDB(ctx); err != nil {
 		return nil, err
