@@ -7,7 +7,8 @@ import (
 )
 
 // Change names one object that a revision created, changed or deleted.
-// Chassis are named by their ID, which is their name.
+// Chassis are named by their ID, which is their name; MAC bindings by
+// MacBinding.ID (network id, "/", IP address).
 type Change struct {
 	Table string
 	ID    string
@@ -113,11 +114,12 @@ func trackedChanges(txn *memdb.Txn) []Change {
 		if obj == nil {
 			obj = c.Before
 		}
-		o, ok := obj.(Object)
-		if !ok {
-			continue
+		switch o := obj.(type) {
+		case Object:
+			out = append(out, Change{Table: c.Table, ID: o.GetMeta().ID})
+		case *MacBinding:
+			out = append(out, Change{Table: c.Table, ID: o.ID()})
 		}
-		out = append(out, Change{Table: c.Table, ID: o.GetMeta().ID})
 	}
 	return out
 }

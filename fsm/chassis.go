@@ -74,9 +74,11 @@ type ChassisSetStateRequest struct {
 	At    string
 }
 
-// ChassisDeleteRequest deletes a chassis record.
+// ChassisDeleteRequest deletes a chassis record. At (RFC 3339, optional)
+// is the updated_at of the routers and gateway ports the deletion moves.
 type ChassisDeleteRequest struct {
 	Name string
+	At   string
 }
 
 // PortBinding binds a port to a chassis, or unbinds it when Chassis is
@@ -147,6 +149,7 @@ func applyChassisUpsert(txn *memdb.Txn, body []byte, index uint64) error {
 	var req ChassisUpsertRequest
 	mustDecode(body, &req, index)
 	v := View{txn: txn}
+	at := ""
 	for _, c := range req.Chassis {
 		if c.Name == "" || c.ID != c.Name {
 			return Errorf(CodeBadRequest, errTypeChassisInvalid, "chassis %q: ID and Name must be the node name", c.Name)
@@ -157,7 +160,11 @@ func applyChassisUpsert(txn *memdb.Txn, body []byte, index uint64) error {
 			c.RevisionNumber = cur.RevisionNumber + 1
 		}
 		insert(txn, TableChassis, c, index)
+		if c.UpdatedAt > at {
+			at = c.UpdatedAt
+		}
 	}
+	reconcileGateways(txn, at, index)
 	return nil
 }
 
@@ -176,6 +183,7 @@ func applyChassisSetState(txn *memdb.Txn, body []byte, index uint64) error {
 		c.ModifyIndex = index
 		insert(txn, TableChassis, c, index)
 	}
+	reconcileGateways(txn, req.At, index)
 	return nil
 }
 
@@ -188,12 +196,15 @@ func applyChassisDelete(txn *memdb.Txn, body []byte, index uint64) error {
 		return Errorf(CodeNotFound, ErrTypeChassisNotFound, "Chassis %s could not be found.", req.Name)
 	}
 	remove(txn, TableChassis, cur, index)
+	reconcileGateways(txn, req.At, index)
 	return nil
 }
 
 // applyPortBind sets binding:host_id, binding:vif_type and status. Ports
 // that no longer exist are skipped, not refused: a workload may outlive
 // its Neutron port, and one stale binding must not block the others.
+// Router gateway ports are bound by the scheduler, not here
+// (bindGatewayOFPort).
 //
 // A new or changed binding leaves the port DOWN until CmdPortStatus says
 // its chassis realized it; an unchanged one keeps its status.
@@ -204,6 +215,10 @@ func applyPortBind(txn *memdb.Txn, body []byte, index uint64) error {
 	for _, b := range req.Bindings {
 		cur := v.Port(b.PortID)
 		if cur == nil {
+			continue
+		}
+		if cur.DeviceOwner == DeviceOwnerRouterGateway {
+			bindGatewayOFPort(txn, cur, b, req.At, index)
 			continue
 		}
 		p := cur.Copy()
@@ -229,6 +244,27 @@ func applyPortBind(txn *memdb.Txn, body []byte, index uint64) error {
 		insert(txn, TablePorts, p, index)
 	}
 	return nil
+}
+
+// bindGatewayOFPort applies a binding a chassis reported for a router
+// gateway port. The state machine schedules gateway ports (see
+// gateway.go): a report only sets (or, unplugged, clears) the ofport on
+// the chassis the port is bound to; reports from other chassis are
+// ignored and an unplug does not unbind.
+func bindGatewayOFPort(txn *memdb.Txn, cur *Port, b PortBinding, at string, index uint64) {
+	host, ofport := b.Chassis, b.OFPort
+	if host == "" {
+		host, ofport = b.FromChassis, 0
+	}
+	if host == "" || host != cur.BindingHostID || ofport == cur.BindingOFPort {
+		return
+	}
+	p := cur.Copy()
+	p.BindingOFPort = ofport
+	p.RevisionNumber++
+	p.UpdatedAt = at
+	p.ModifyIndex = index
+	insert(txn, TablePorts, p, index)
 }
 
 var validPortStatus = map[string]bool{

@@ -40,6 +40,9 @@ const (
 	// controller knows whether their chassis realized them
 	// (PortStatusRequest).
 	CmdPortStatus CommandType = 44
+	// CmdMacBindingSet records MAC addresses learned on networks for
+	// addresses that are not Neutron ports (MacBindingSetRequest).
+	CmdMacBindingSet CommandType = 45
 
 	// Routers and floating IPs (60-79).
 	CmdRouterCreate          CommandType = 60
@@ -94,6 +97,8 @@ func (t CommandType) String() string {
 		return "PortBind"
 	case CmdPortStatus:
 		return "PortStatus"
+	case CmdMacBindingSet:
+		return "MacBindingSet"
 	case CmdRouterCreate:
 		return "RouterCreate"
 	case CmdRouterUpdate:

@@ -74,6 +74,7 @@ func New(log *slog.Logger) *FSM {
 		CmdChassisDelete:   applyChassisDelete,
 		CmdPortBind:        applyPortBind,
 		CmdPortStatus:      applyPortStatus,
+		CmdMacBindingSet:   applyMacBindingSet,
 
 		CmdRouterCreate:          applyRouterCreate,
 		CmdRouterUpdate:          applyRouterUpdate,
@@ -135,14 +136,14 @@ func setIndex(txn *memdb.Txn, key string, v uint64) {
 	}
 }
 
-func insert(txn *memdb.Txn, table string, obj Object, index uint64) {
+func insert(txn *memdb.Txn, table string, obj any, index uint64) {
 	if err := txn.Insert(table, obj); err != nil {
 		panic(fmt.Sprintf("fsm: insert into %s: %v", table, err))
 	}
 	setIndex(txn, table, index)
 }
 
-func remove(txn *memdb.Txn, table string, obj Object, index uint64) {
+func remove(txn *memdb.Txn, table string, obj any, index uint64) {
 	if err := txn.Delete(table, obj); err != nil {
 		panic(fmt.Sprintf("fsm: delete from %s: %v", table, err))
 	}
@@ -167,7 +168,7 @@ func applySetEpoch(txn *memdb.Txn, body []byte, index uint64) error {
 // Every new table must be added here (the round-trip test checks it).
 var snapshotTables = []string{tableIndex, TableNetworks,
 	TableSubnets, TablePorts, TableSecurityGroups, TableSecurityGroupRules,
-	TableChassis, TableRouters, TableFloatingIPs}
+	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.

@@ -147,6 +147,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	last := fillCoreTables(t, f, 3)
 	last = fillChassisTable(t, f, last+1)
 	last = fillL3Tables(t, f, last+1)
+	last = fillGatewayTables(t, f, last+1)
 
 	for table := range schema().Tables {
 		if it, _ := f.State().db.Txn(false).Get(table, "id"); it.Next() == nil {

@@ -418,6 +418,14 @@ func applyRouterCreate(txn *memdb.Txn, body []byte, index uint64) error {
 	if (r.Gateway == nil) != (req.GatewayPort == nil) {
 		return Errorf(CodeBadRequest, ErrTypeInvalidInput, "Invalid input for operation: a gateway needs exactly one gateway port.")
 	}
+	host, err := v.planGateway(nil, r, "")
+	if err != nil {
+		return err
+	}
+	if p := req.GatewayPort; p != nil {
+		p.BindingHostID = ""
+		setGatewayBinding(p, host)
+	}
 	if err := setGatewayPort(txn, r.ID, req.GatewayPort, index); err != nil {
 		return err
 	}
@@ -455,15 +463,35 @@ func applyRouterUpdate(txn *memdb.Txn, body []byte, index uint64) error {
 		return Errorf(CodeConflict, ErrTypeGatewayInUseByFloatingIP,
 			"Gateway %s of router %s cannot be updated, as it is required by one or more floating IPs.", cur.Gateway.NetworkID, r.ID)
 	}
+	// The gateway stays where it is active unless it moves to another
+	// network; the scheduler decides the list and the binding.
+	curPort := v.RouterGatewayPort(r.ID)
+	curHost := ""
+	if curPort != nil && !gatewayMoves && r.Gateway != nil {
+		curHost = curPort.BindingHostID
+	}
+	host, err := v.planGateway(cur, r, curHost)
+	if err != nil {
+		return err
+	}
 	switch {
 	case r.Gateway == nil:
 		if err := setGatewayPort(txn, r.ID, nil, index); err != nil {
 			return err
 		}
 	case req.GatewayPort != nil:
-		if err := setGatewayPort(txn, r.ID, req.GatewayPort, index); err != nil {
+		p := req.GatewayPort
+		// The binding is the state machine's, not the proposer's copy.
+		p.BindingHostID, p.BindingVIFType, p.BindingOFPort, p.Status = "", VIFTypeUnbound, 0, PortStatusDown
+		if old := v.Port(p.ID); old != nil && old.DeviceID == r.ID && old.DeviceOwner == DeviceOwnerRouterGateway {
+			p.BindingHostID, p.BindingVIFType, p.BindingOFPort, p.Status = old.BindingHostID, old.BindingVIFType, old.BindingOFPort, old.Status
+		}
+		setGatewayBinding(p, host)
+		if err := setGatewayPort(txn, r.ID, p, index); err != nil {
 			return err
 		}
+	case curPort != nil:
+		rebindGatewayPort(txn, curPort, host, r.UpdatedAt, index)
 	}
 	if err := checkRouterPorts(&v, r); err != nil {
 		return err

@@ -103,6 +103,13 @@ func schema() *memdb.DBSchema {
 				"project": {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 			},
 		},
+		TableMacBindings: {
+			Name: TableMacBindings,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":      {Name: "id", Unique: true, Indexer: macBindingIDIndexer{}},
+				"network": {Name: "network", Indexer: &memdb.StringFieldIndex{Field: "NetworkID"}},
+			},
+		},
 		TableFloatingIPs: {
 			Name: TableFloatingIPs,
 			Indexes: map[string]*memdb.IndexSchema{

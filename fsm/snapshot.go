@@ -83,6 +83,8 @@ func newRow(table string) (any, error) {
 		return &Router{}, nil
 	case TableFloatingIPs:
 		return &FloatingIP{}, nil
+	case TableMacBindings:
+		return &MacBinding{}, nil
 	}
 	return nil, fmt.Errorf("unknown table %q in snapshot", table)
 }

@@ -172,7 +172,8 @@ func (v *View) CheckNetworkDelete(id string) error {
 }
 
 // deleteNetworkChildren removes what a network takes with it (its service
-// ports and subnets), or refuses while other ports remain on it.
+// ports, subnets and MAC bindings), or refuses while other ports remain on
+// it.
 func deleteNetworkChildren(txn *memdb.Txn, id string, index uint64) error {
 	v := View{txn: txn}
 	if err := v.CheckNetworkDelete(id); err != nil {
@@ -183,6 +184,9 @@ func deleteNetworkChildren(txn *memdb.Txn, id string, index uint64) error {
 	}
 	for _, s := range v.SubnetsOfNetwork(id) {
 		remove(txn, TableSubnets, s, index)
+	}
+	for _, m := range v.MacBindingsOfNetwork(id) {
+		remove(txn, TableMacBindings, m, index)
 	}
 	return nil
 }

@@ -28,7 +28,22 @@ var routerAttrs = map[string]attrSpec{
 	"revision_number":         {Kind: attrInt},
 	"created_at":              {Kind: attrString},
 	"updated_at":              {Kind: attrString},
+	// The neutrino-gateway-chassis extension (admin only).
+	attrGatewayChassis:       {Kind: attrStrings, Post: true, Put: true, Nullable: true},
+	attrActiveGatewayChassis: {Kind: attrString},
+	attrGatewayPreempt:       {Kind: attrBool, Post: true, Put: true},
 }
+
+// Attributes of the neutrino-gateway-chassis extension: the priority list
+// of gateway chassis of the router's external gateway (settable by admins;
+// empty or null asks for a scheduled list), the chassis the gateway is
+// active on (read-only, null while unbound), and whether a recovered
+// chassis of higher priority takes the gateway back.
+const (
+	attrGatewayChassis       = "neutrino:gateway_chassis"
+	attrActiveGatewayChassis = "neutrino:active_gateway_chassis"
+	attrGatewayPreempt       = "neutrino:gateway_preempt"
+)
 
 // routerStructured: external_gateway_info (ext-gw-mode) and routes
 // (extraroute, settable by PUT only, as in Neutron).
@@ -74,12 +89,31 @@ func renderRouter(r *fsm.Router, gw *fsm.Port, ident Identity) map[string]any {
 		"created_at":              r.CreatedAt,
 		"updated_at":              r.UpdatedAt,
 	}
-	// Neutron's policy shows distributed and ha to admins only.
+	// Neutron's policy shows distributed and ha to admins only; where a
+	// router's gateway runs is the operator's business too.
 	if ident.Admin {
 		out["distributed"] = r.Distributed
 		out["ha"] = r.HA
+		var active any
+		if gw != nil && gw.BindingHostID != "" {
+			active = gw.BindingHostID
+		}
+		out[attrGatewayChassis] = nonNil(r.GatewayChassis)
+		out[attrActiveGatewayChassis] = active
+		out[attrGatewayPreempt] = r.GatewayPreempt
 	}
 	return out
+}
+
+// renderCommitted renders a router as the state machine stored it (the
+// scheduler chose its gateway chassis at apply time), or as proposed when
+// a later change already removed it.
+func (s *Server) renderCommitted(next *fsm.Router, gw *fsm.Port, ident Identity) map[string]any {
+	v := s.fsm.State().Read()
+	if rt := v.Router(next.ID); rt != nil {
+		return renderRouter(rt, v.RouterGatewayPort(rt.ID), ident)
+	}
+	return renderRouter(next, gw, ident)
 }
 
 func routerNotFound(id string) *apiError {
@@ -253,6 +287,32 @@ func (b *portBuild) setGateway(next *fsm.Router, g *gatewayRequest) (*fsm.Port, 
 	return b.gatewayPort(next, g, cur)
 }
 
+// gatewayChassisAttr reads neutrino:gateway_chassis (null: an empty list,
+// which asks for a scheduled one) and validates it against the state.
+// ok is false when the request does not set it.
+func gatewayChassisAttr(v *fsm.View, a attrs) (list []string, ok bool, err error) {
+	if _, ok = a[attrGatewayChassis]; !ok {
+		return nil, false, nil
+	}
+	list, _ = a.strings(attrGatewayChassis)
+	if list == nil {
+		list = []string{}
+	}
+	if err := v.CheckGatewayChassis(list); err != nil {
+		return nil, true, err
+	}
+	return list, true, nil
+}
+
+// checkGatewayChassisNeedsGateway: a gateway chassis list needs a gateway.
+func checkGatewayChassisNeedsGateway(rt *fsm.Router, list []string) error {
+	if rt.Gateway == nil && len(list) > 0 {
+		return newError(http.StatusBadRequest, fsm.ErrTypeInvalidGatewayChassis,
+			"Invalid input for %s. Reason: the router has no external gateway.", attrGatewayChassis)
+	}
+	return nil
+}
+
 // parseRoutes reads extraroute's routes: canonical, unique, at most
 // maxRoutes, destination and nexthop of one IP version.
 func parseRoutes(raw json.RawMessage) ([]fsm.Route, error) {
@@ -292,7 +352,7 @@ func checkRouterAdminAttrs(ident Identity, a attrs, action string) error {
 	if ident.Admin {
 		return nil
 	}
-	for _, k := range []string{"distributed", "ha"} {
+	for _, k := range []string{"distributed", "ha", attrGatewayChassis, attrGatewayPreempt} {
 		if _, ok := a[k]; ok {
 			return forbidden("(rule:%s_router and rule:%s_router:%s) is disallowed by policy", action, action, k)
 		}
@@ -342,6 +402,7 @@ func (s *Server) createRouter(w http.ResponseWriter, r *http.Request) error {
 	rt.Distributed, _ = a.boolean("distributed")
 	rt.HA, _ = a.boolean("ha")
 	rt.AvailabilityZoneHints, _ = a.strings("availability_zone_hints")
+	rt.GatewayPreempt, _ = a.boolean(attrGatewayPreempt)
 	if tags, ok := a.strings("tags"); ok {
 		if err := validTags(tags); err != nil {
 			return err
@@ -353,6 +414,13 @@ func (s *Server) createRouter(w http.ResponseWriter, r *http.Request) error {
 		b := &portBuild{s: s, v: s.fsm.State().Read(), lease: ls, ident: ident, ts: ts}
 		next := rt.Copy()
 		gw, err := b.setGateway(next, g)
+		if err == nil {
+			var list []string
+			if list, _, err = gatewayChassisAttr(b.v, a); err == nil {
+				next.GatewayChassis = list
+				err = checkGatewayChassisNeedsGateway(next, list)
+			}
+		}
 		if err != nil {
 			ls.release()
 			return err
@@ -367,7 +435,7 @@ func (s *Server) createRouter(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		setRevision(w, rev)
-		writeJSON(w, http.StatusCreated, map[string]any{"router": renderRouter(next, gw, ident)})
+		writeJSON(w, http.StatusCreated, map[string]any{"router": s.renderCommitted(next, gw, ident)})
 		return nil
 	}
 }
@@ -504,6 +572,19 @@ func (s *Server) updateRouter(w http.ResponseWriter, r *http.Request) error {
 		if routes != nil {
 			next.Routes = routes
 		}
+		if x, ok := a.boolean(attrGatewayPreempt); ok {
+			next.GatewayPreempt = x
+		}
+		list, ok, err := gatewayChassisAttr(b.v, a)
+		if err != nil {
+			return 0, nil, err
+		}
+		if ok {
+			if err := checkGatewayChassisNeedsGateway(next, list); err != nil {
+				return 0, nil, err
+			}
+			next.GatewayChassis = list
+		}
 		ports := []*fsm.Port{gwPort}
 		ports = append(ports, b.v.RouterInterfaces(cur.ID)...)
 		if err := b.v.CheckRoutes(next.Routes, ports); err != nil {
@@ -515,7 +596,7 @@ func (s *Server) updateRouter(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setRevision(w, rev)
-	writeJSON(w, http.StatusOK, map[string]any{"router": renderRouter(rt, gwPort, ident)})
+	writeJSON(w, http.StatusOK, map[string]any{"router": s.renderCommitted(rt, gwPort, ident)})
 	return nil
 }
 

@@ -9,6 +9,11 @@ import (
 const router1 = `{"id": "r1", "name": "edge", "project_id": "p1", "status": "ACTIVE", "admin_state_up": true,
 	"external_gateway_info": null, "routes": [], "tags": [], "revision_number": 1}`
 
+// router1gw is router1 as an admin sees it with a scheduled gateway.
+const router1gw = `{"id": "r1", "name": "edge", "project_id": "p1", "status": "ACTIVE", "admin_state_up": true,
+	"external_gateway_info": {"network_id": "n1", "enable_snat": true, "external_fixed_ips": []}, "routes": [], "tags": [], "revision_number": 2,
+	"neutrino:gateway_chassis": ["gw2", "gw1"], "neutrino:active_gateway_chassis": "gw2", "neutrino:gateway_preempt": false}`
+
 // TestL3Commands: router gateway, interfaces and routes, floating IPs,
 // and the security group rule's missing update, against a fake API.
 func TestL3Commands(t *testing.T) {
@@ -19,7 +24,8 @@ func TestL3Commands(t *testing.T) {
 		"GET /v2.0/networks":                           "200 {\"networks\": [" + net1 + "]}",
 		"GET /v2.0/subnets/s1":                         `200 {"subnet": {"id": "s1", "name": "sn"}}`,
 		"GET /v2.0/ports/p1":                           `200 {"port": {"id": "p1", "name": "vm"}}`,
-		"PUT /v2.0/routers/r1":                         `200 {"router": ` + router1 + `}`,
+		"PUT /v2.0/routers/r1":                         `200 {"router": ` + router1gw + `}`,
+		"POST /v2.0/routers":                           `201 {"router": ` + router1gw + `}`,
 		"POST /v2.0/floatingips":                       `201 {"floatingip": {"id": "f1", "floating_ip_address": "203.0.113.5", "status": "DOWN"}}`,
 		"GET /v2.0/floatingips/f1":                     `200 {"floatingip": {"id": "f1"}}`,
 		"PUT /v2.0/floatingips/f1":                     `200 {"floatingip": {"id": "f1", "port_id": null}}`,
@@ -41,6 +47,15 @@ func TestL3Commands(t *testing.T) {
 		{"routes", []string{"router", "set", "edge", "--route", "destination=10.9.0.0/16,gateway=10.0.0.9"},
 			"PUT /v2.0/routers/r1", `{"router": {"routes": [{"destination": "10.9.0.0/16", "nexthop": "10.0.0.9"}]}}`, "", ""},
 		{"bad route", []string{"router", "set", "edge", "--route", "destination=10.9.0.0/16"}, "", "", "", "gateway= is required"},
+		{"gateway chassis", []string{"router", "set", "edge", "--gateway-chassis", "gw2,gw1", "--gateway-chassis", "gw3", "--gateway-preempt"},
+			"PUT /v2.0/routers/r1", `{"router": {"neutrino:gateway_chassis": ["gw2", "gw1", "gw3"], "neutrino:gateway_preempt": true}}`,
+			"neutrino:active_gateway_chassis  gw2", ""},
+		{"scheduled gateway chassis", []string{"router", "set", "edge", "--no-gateway-chassis", "--no-gateway-preempt"},
+			"PUT /v2.0/routers/r1", `{"router": {"neutrino:gateway_chassis": null, "neutrino:gateway_preempt": false}}`, "", ""},
+		{"create with gateway chassis", []string{"router", "create", "edge2", "--external-gateway", "a", "--gateway-chassis", "gw1"},
+			"POST /v2.0/routers", `{"router": {"name": "edge2", "external_gateway_info": {"network_id": "n1"}, "neutrino:gateway_chassis": ["gw1"]}}`,
+			"neutrino:gateway_chassis         gw2, gw1", ""},
+		{"gateway preempt switches exclude each other", []string{"router", "set", "edge", "--gateway-preempt", "--no-gateway-preempt"}, "", "", "", "none of the others can be"},
 		{"add interface by subnet", []string{"router", "add", "interface", "edge", "--subnet", "s1"},
 			"PUT /v2.0/routers/r1/add_router_interface", `{"subnet_id": "s1"}`, "port_id     p9", ""},
 		{"remove interface by port", []string{"router", "remove", "interface", "edge", "--port", "p1"},

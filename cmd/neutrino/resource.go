@@ -71,6 +71,7 @@ const (
 	kindStrings                 // a repeatable flag: a list
 	kindRef                     // the id or name of a ref resource, sent as its id
 	kindClear                   // a bool flag: given, the attribute is sent as null
+	kindList                    // a list, comma-separated and/or repeated ("a,b")
 )
 
 // attrFlag maps one flag to one attribute of the request body (or, for
@@ -109,6 +110,8 @@ func defineAttrFlags(cmd *cobra.Command, flags []attrFlag) {
 			switches[f.key] = append(switches[f.key], f.name)
 		case kindStrings:
 			fs.StringArray(f.name, nil, f.usage+" (repeat for more)")
+		case kindList:
+			fs.StringSlice(f.name, nil, f.usage+" (comma-separated)")
 		}
 		markNoEnv(fs, f.name)
 	}
@@ -156,6 +159,12 @@ func attrValues(ctx context.Context, c *client.Client, fs *pflag.FlagSet, flags 
 			} else {
 				v = list
 			}
+		case kindList:
+			var list []string
+			if list, err = fs.GetStringSlice(f.name); err == nil && list == nil {
+				list = []string{}
+			}
+			v = list
 		case kindClear:
 			v = nil
 		case kindRef:

@@ -9,7 +9,8 @@ import (
 )
 
 // routerResource is Neutron's router with the ext-gw-mode, extraroute,
-// dvr and l3-ha extensions.
+// dvr, l3-ha and neutrino-gateway-chassis extensions. show prints the
+// neutrino:* gateway chassis attributes when the API shows them (admins).
 var routerResource = &resource{
 	collection: "routers",
 	singular:   "router",
@@ -26,6 +27,8 @@ var routerResource = &resource{
 		{"Distributed", "distributed"},
 		{"HA", "ha"},
 		{"External Gateway", "external_gateway_info"},
+		{"Gateway Chassis", "neutrino:gateway_chassis"},
+		{"Active Gateway", "neutrino:active_gateway_chassis"},
 		{"Routes", "routes"},
 		{"Tags", "tags"},
 	},
@@ -44,6 +47,9 @@ var routerResource = &resource{
 		{name: "centralized", key: "distributed", kind: kindSwitch, value: false, usage: "centralized router (admin only)"},
 		{name: "ha", key: "ha", kind: kindSwitch, value: true, usage: "highly available router (admin only)"},
 		{name: "no-ha", key: "ha", kind: kindSwitch, value: false, usage: "not highly available (admin only)"},
+		{name: "gateway-chassis", key: "neutrino:gateway_chassis", kind: kindList, usage: "gateway chassis of the external gateway, highest priority first (admin only; default: scheduled)"},
+		{name: "gateway-preempt", key: "neutrino:gateway_preempt", kind: kindSwitch, value: true, usage: "move the gateway back to a higher-priority chassis when it recovers (admin only)"},
+		{name: "no-gateway-preempt", key: "neutrino:gateway_preempt", kind: kindSwitch, value: false, usage: "leave the gateway where it is when a chassis recovers (default; admin only)"},
 		{name: "enable", key: "admin_state_up", kind: kindSwitch, value: true, usage: "administratively up (default)"},
 		{name: "disable", key: "admin_state_up", kind: kindSwitch, value: false, usage: "administratively down"},
 	},
@@ -60,6 +66,10 @@ var routerResource = &resource{
 		{name: "centralized", key: "distributed", kind: kindSwitch, value: false, usage: "centralized router (admin only)"},
 		{name: "ha", key: "ha", kind: kindSwitch, value: true, usage: "highly available router (admin only)"},
 		{name: "no-ha", key: "ha", kind: kindSwitch, value: false, usage: "not highly available (admin only)"},
+		{name: "gateway-chassis", key: "neutrino:gateway_chassis", kind: kindList, usage: "gateway chassis of the external gateway, highest priority first (admin only)"},
+		{name: "no-gateway-chassis", key: "neutrino:gateway_chassis", kind: kindClear, usage: "let the scheduler choose the gateway chassis (admin only)"},
+		{name: "gateway-preempt", key: "neutrino:gateway_preempt", kind: kindSwitch, value: true, usage: "move the gateway back to a higher-priority chassis when it recovers (admin only)"},
+		{name: "no-gateway-preempt", key: "neutrino:gateway_preempt", kind: kindSwitch, value: false, usage: "leave the gateway where it is when a chassis recovers (admin only)"},
 		{name: "enable", key: "admin_state_up", kind: kindSwitch, value: true, usage: "administratively up"},
 		{name: "disable", key: "admin_state_up", kind: kindSwitch, value: false, usage: "administratively down"},
 	},
