@@ -71,8 +71,8 @@ type External struct {
 	Gateway string `json:"gateway"`
 	NIC     string `json:"nic"`
 	MAC     string `json:"mac"`
-	// VLANNIC is the outside node's NIC on VLANPhysnet (no address: a
-	// scenario adds VLANNIC.<vid> itself).
+	// VLANNIC is the outside node's NIC on VLANPhysnet (no address; a
+	// trunk: Driver.OutsideVLAN gives the node an address on a VLAN).
 	VLANNIC string `json:"vlan_nic"`
 	VLANMAC string `json:"vlan_mac"`
 	// Chassis are the nodes that map both physical networks.
@@ -126,4 +126,8 @@ type Driver interface {
 	// Heal restores the underlay link and returns once gossip sees the
 	// node alive.
 	Heal(ctx context.Context, node string) error
+	// OutsideVLAN gives the outside node the address cidr on VLAN vid of
+	// VLANPhysnet (frames leave on VLANNIC tagged vid). Idempotent for the
+	// same vid (the address becomes cidr).
+	OutsideVLAN(ctx context.Context, vid int, cidr string) error
 }

@@ -45,7 +45,10 @@ the first --external-chassis chassis have a veth into each (ext0, extv0),
 a port of a standalone netdev OVS bridge (br-ex, br-vlan) the agent maps
 with --bridge-mappings. The node 'outside' (namespace ` + lab.DefaultPrefix + `outside, no
 agent, no underlay link) is on both: eth0 ` + lab.ExternalGateway + ` in ` + lab.ExternalCIDR + `, the
-upstream router, and eth1 without an address for VLAN tests.
+upstream router, and eth1 without an address for VLAN tests: the kernel
+here cannot tag 802.1Q, so outside runs an OVS of its own (netdev, no
+controller) with eth1 as a trunk port of br-out, and 'lab outside-vlan VID
+CIDR' gives it an address on a VLAN.
 
 'lab kill NODE' kills a node as a machine dies (agent and OVS SIGKILLed,
 links down); 'lab revive NODE' boots it again. 'lab partition NODE' cuts
@@ -68,6 +71,7 @@ removes every namespace, process and file the lab made, also after a crash.`,
 		newLabReviveCmd(a, &o),
 		newLabPartitionCmd(a, &o),
 		newLabHealCmd(a, &o),
+		newLabOutsideVLANCmd(a, &o),
 	)
 	return cmd
 }
@@ -232,6 +236,10 @@ func (a *app) printLabStatus(st *lab.State) error {
 				addr = "-"
 			}
 			rows = append(rows, []string{o.Name, o.Namespace, nic.Name, nic.Physnet, addr, nic.MAC})
+		}
+		for _, v := range o.VLANs {
+			rows = append(rows, []string{o.Name, o.Namespace, v.Port,
+				fmt.Sprintf("%s (VLAN %d)", lab.PhysnetExternalVLAN, v.VID), v.Address, v.MAC})
 		}
 		if err := printTable(a.stdout, []string{"Outside", "Namespace", "NIC", "Physnet", "Address", "MAC"}, rows); err != nil {
 			return err
@@ -418,4 +426,28 @@ func newLabHealCmd(_ *app, o *labOptions) *cobra.Command {
 		`Bring a partitioned node's underlay link back up; returns once every
 live server sees the node alive in gossip.`,
 		func(ctx context.Context, node string) error { return lab.Heal(ctx, o.dir, node) })
+}
+
+func newLabOutsideVLANCmd(a *app, o *labOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "outside-vlan VID CIDR",
+		Short: "Give the outside node an address on a VLAN of the VLAN physnet",
+		Long: `Give the outside node the address CIDR (e.g. 203.0.113.1/24) on VLAN VID
+of the physnet '` + lab.PhysnetExternalVLAN + `': an OVS internal port vlanVID with tag=VID on
+the outside node's bridge br-out, whose uplink eth1 is a trunk (this kernel
+cannot tag 802.1Q itself). TX checksum offload is off on it. Running it
+again for the same VID keeps the port and makes CIDR its address.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vid, err := strconv.Atoi(args[0])
+			if err != nil {
+				return fmt.Errorf("VID %q: %w", args[0], err)
+			}
+			if err := lab.OutsideVLAN(cmd.Context(), o.dir, vid, args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "%s: vlan%d (VLAN %d on %s) has %s\n", lab.OutsideName, vid, vid, lab.PhysnetExternalVLAN, args[1])
+			return nil
+		},
+	}
 }

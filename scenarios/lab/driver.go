@@ -181,5 +181,11 @@ func (d *Driver) Heal(ctx context.Context, node string) error {
 	return Heal(ctx, d.Options.Dir, node)
 }
 
+// OutsideVLAN gives the outside node an address on a VLAN of the VLAN
+// physnet (see OutsideVLAN).
+func (d *Driver) OutsideVLAN(ctx context.Context, vid int, cidr string) error {
+	return OutsideVLAN(ctx, d.Options.Dir, vid, cidr)
+}
+
 // State returns the lab's current state (nil before Up).
 func (d *Driver) State() *State { return d.state() }

@@ -331,11 +331,18 @@ func (p *pipeLab) start(node string, args ...string) *bgProc {
 	if st == nil {
 		p.tb.Fatal("lab: not up")
 	}
+	return startOn(p.tb, st, node, args...)
+}
+
+// startOn starts a long-running command on a node, VM, outside or
+// underlay of the lab st; the test's cleanup stops it.
+func startOn(tb testing.TB, st *lab.State, node string, args ...string) *bgProc {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd, err := lab.Command(ctx, st, node, args...)
 	if err != nil {
 		cancel()
-		p.tb.Fatal(err)
+		tb.Fatal(err)
 	}
 	bp := &bgProc{cmd: cmd, cancel: cancel, done: make(chan struct{})}
 	// `ip netns exec` execs in place: the PID is the command's. SIGTERM
@@ -345,17 +352,17 @@ func (p *pipeLab) start(node string, args ...string) *bgProc {
 	cmd.Stdout, cmd.Stderr = &bp.out, &bp.err
 	if bp.stdin, err = cmd.StdinPipe(); err != nil {
 		cancel()
-		p.tb.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
 		cancel()
-		p.tb.Fatalf("start %s on %s: %v", strings.Join(args, " "), node, err)
+		tb.Fatalf("start %s on %s: %v", strings.Join(args, " "), node, err)
 	}
 	go func() {
 		_ = cmd.Wait()
 		close(bp.done)
 	}()
-	p.tb.Cleanup(bp.stop)
+	tb.Cleanup(bp.stop)
 	return bp
 }
 

@@ -210,6 +210,16 @@ func (b *builder) build(ctx context.Context, planned []plannedNode) (*State, err
 			servers = append(servers, net.JoinHostPort(p.ip.String(), strconv.Itoa(gossipPort)))
 		}
 	}
+	// The outside node's OVS starts alongside the nodes.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := b.outsideOVS(ctx); err != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%s: %w", OutsideName, err))
+			mu.Unlock()
+		}
+	}()
 	for _, p := range planned {
 		wg.Add(1)
 		go func() {
@@ -302,7 +312,8 @@ func (b *builder) physnetVeth(ctx context.Context, pn Physnet, ulName, nodeNS, n
 }
 
 // outside builds the outside node: a NIC in every physnet, the external
-// gateway address on the flat one, nothing on the underlay.
+// gateway address on the flat one, nothing on the underlay. Its OVS (for
+// VLANs) is outsideOVS's.
 func (b *builder) outside(ctx context.Context) error {
 	o := &Outside{Name: OutsideName, Namespace: b.o.Prefix + OutsideName}
 	for _, pn := range physnets {

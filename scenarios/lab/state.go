@@ -78,11 +78,49 @@ type Physnet struct {
 }
 
 // Outside is the node outside the cloud: a namespace with a NIC in every
-// physnet and no underlay link, no agent, no OVS.
+// physnet and no underlay link, no agent. This kernel cannot tag 802.1Q
+// (no 8021q module, no tc classifiers), so it runs a small OVS of its own
+// (netdev datapath, no controller, no TCP listener) with a standalone
+// bridge Bridge whose only uplink is the VLAN physnet NIC (a trunk);
+// OutsideVLAN adds an access port per VLAN on it.
 type Outside struct {
 	Name      string       `json:"name"`
 	Namespace string       `json:"namespace"`
 	NICs      []OutsideNIC `json:"nics"`
+	// Bridge is the netdev OVS bridge with the VLAN physnet NIC as a port.
+	Bridge string `json:"bridge,omitempty"`
+	// OVSDir is its OVS_RUNDIR (sockets, pidfiles, logs, database);
+	// OVSDBUnix its database's unix socket (the only way in).
+	OVSDir    string `json:"ovs_dir,omitempty"`
+	OVSDBUnix string `json:"ovsdb_unix,omitempty"`
+	// OVSDBPID, VswitchdPID are its OVS daemons (also in Processes).
+	OVSDBPID    int `json:"ovsdb_pid,omitempty"`
+	VswitchdPID int `json:"vswitchd_pid,omitempty"`
+	// VLANs are the addresses OutsideVLAN put on VLANs of the VLAN physnet.
+	VLANs []OutsideVLANPort `json:"vlans,omitempty"`
+}
+
+// OutsideVLANPort is an address of the outside node on one VLAN: an OVS
+// internal port of Outside.Bridge with tag=VID (OVS pushes and pops the
+// 802.1Q header on the trunk NIC).
+type OutsideVLANPort struct {
+	VID int `json:"vid"`
+	// Port is the internal port (and the interface in the namespace),
+	// vlan<VID>.
+	Port string `json:"port"`
+	// Address is in CIDR form.
+	Address string `json:"address"`
+	MAC     string `json:"mac"`
+}
+
+// VLAN returns the outside node's port on VLAN vid, or nil.
+func (o *Outside) VLAN(vid int) *OutsideVLANPort {
+	for i := range o.VLANs {
+		if o.VLANs[i].VID == vid {
+			return &o.VLANs[i]
+		}
+	}
+	return nil
 }
 
 // OutsideNIC is one NIC of the outside node.

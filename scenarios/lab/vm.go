@@ -283,9 +283,14 @@ func (st *State) removeVM(name string) {
 
 // vsctl runs ovs-vsctl against a chassis' database (unix socket).
 func vsctl(ctx context.Context, n *Node, args ...string) (string, error) {
+	return vsctlDB(ctx, n.OVSDBUnix, args...)
+}
+
+// vsctlDB runs ovs-vsctl against the OVSDB endpoint db.
+func vsctlDB(ctx context.Context, db string, args ...string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	return hostnet.Exec(cctx, "", append([]string{"ovs-vsctl", "--db=" + n.OVSDBUnix, "--timeout=15"}, args...)...)
+	return hostnet.Exec(cctx, "", append([]string{"ovs-vsctl", "--db=" + db, "--timeout=15"}, args...)...)
 }
 
 // openLab locks the lab in dir and loads its state.
@@ -313,8 +318,9 @@ func openLab(dir string) (*store, *lock, error) {
 }
 
 // Command returns an unstarted command that runs args on a lab node, VM,
-// the outside node or "underlay" (inside its namespace). On a chassis OVS_RUNDIR points at its OVS, so
-// ovs-vsctl and `ovs-ofctl dump-flows br-int` work as on a real one.
+// the outside node or "underlay" (inside its namespace). On a chassis and
+// on the outside node OVS_RUNDIR points at its OVS, so ovs-vsctl and
+// `ovs-ofctl dump-flows br-int` work as on a real one.
 func Command(ctx context.Context, st *State, name string, args ...string) (*exec.Cmd, error) {
 	if len(args) == 0 {
 		return nil, errors.New("lab: exec: no command")
@@ -327,7 +333,7 @@ func Command(ctx context.Context, st *State, name string, args ...string) (*exec
 	} else if name == "underlay" {
 		ns = st.Underlay.Namespace
 	} else if st.Outside != nil && name == st.Outside.Name {
-		ns = st.Outside.Namespace
+		ns, ovsDir = st.Outside.Namespace, st.Outside.OVSDir
 	} else {
 		return nil, fmt.Errorf("lab: no node or VM %q (see `neutrino lab status`)", name)
 	}
