@@ -238,15 +238,20 @@ func TestExternal(t *testing.T) {
 	})
 	t.Run("vlan", func(t *testing.T) {
 		vid := strconv.Itoa(externalVLAN)
-		p.mustExec("outside", "ip", "link", "add", "link", "eth1", "name", "eth1."+vid, "type", "vlan", "id", vid)
-		p.mustExec("outside", "ip", "addr", "add", outsideVLANIP+"/24", "dev", "eth1."+vid)
-		p.mustExec("outside", "ip", "link", "set", "eth1."+vid, "up")
+		// The kernel here cannot tag: outside's own OVS puts an access
+		// port on VLAN vid (lab.OutsideVLAN).
+		ctx, cancel := p.ctx()
+		defer cancel()
+		if err := p.d.OutsideVLAN(ctx, externalVLAN, outsideVLANIP+"/24"); err != nil {
+			t.Fatal(err)
+		}
+		iface := "vlan" + vid
 		extv, _ := p.extNet(nc, "public-vlan", "vlan", "external-vlan", externalVLAN, "203.0.113.0/24", outsideVLANIP)
 		tv, tvsub := p.network(nc, "tenant-v", "10.20.0.0/24")
 		_, gwv := p.gatewayRouter(nc, "edge-v", extv, tvsub)
 		dPort := p.port(nc, withSG("xd", tv))
 		d := p.plug("xd", p.chassis[1], dPort)
-		cp := p.captureOn("outside", "eth1."+vid, "icmp")
+		cp := p.captureOn("outside", iface, "icmp")
 		p.pingOK(firstPacket, d.Name, outsideVLANIP)
 		if got := sources(cp.packets()); !slices.Contains(got, gwv) {
 			t.Errorf("outside (VLAN %s) saw ICMP from %v, want the router's gateway %s", vid, got, gwv)
@@ -255,10 +260,6 @@ func TestExternal(t *testing.T) {
 		out := p.pingOK(firstPacket, "outside", fd.FloatingIP)
 		if !strings.Contains(out, "from "+fd.FloatingIP) {
 			t.Errorf("outside's ping of %s (VLAN) answered by something else:\n%s", fd.FloatingIP, out)
-		}
-		// Tagged on the wire: the untagged interface sees nothing of it.
-		if out := p.mustExec("outside", "ip", "-s", "link", "show", "eth1."+vid); !strings.Contains(out, "RX") {
-			t.Errorf("eth1.%s: %s", vid, out)
 		}
 	})
 }

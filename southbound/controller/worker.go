@@ -289,6 +289,9 @@ func (w *worker) commitStatus(ctx context.Context, v *fsm.View) error {
 	var changes []fsm.PortStatusChange
 	waitFor := uint64(0)
 	for _, p := range v.PortsOnChassis(w.name) {
+		if p.DeviceOwner == fsm.DeviceOwnerRouterGateway {
+			continue // its status is the FSM's (bound: ACTIVE)
+		}
 		local := w.compiler.IsLocal(p.ID)
 		switch {
 		case local && p.Status != fsm.PortStatusActive:
@@ -349,7 +352,12 @@ func (w *worker) commitBindings(ctx context.Context, v *fsm.View, local map[stri
 			bs = append(bs, fsm.PortBinding{PortID: id, Chassis: w.name, OFPort: ofport})
 		}
 	}
-	for _, p := range v.Ports() {
+	for _, p := range v.PortsOnChassis(w.name) {
+		// A router gateway port is bound by the FSM (gateway scheduling),
+		// not plugged: never unbind it from here.
+		if p.DeviceOwner == fsm.DeviceOwnerRouterGateway {
+			continue
+		}
 		if _, ok := local[p.ID]; !ok && p.BindingHostID == w.name {
 			bs = append(bs, fsm.PortBinding{PortID: p.ID, FromChassis: w.name})
 		}

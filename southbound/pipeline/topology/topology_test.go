@@ -243,8 +243,8 @@ func runOps(t *testing.T, f *fsm.FSM, seed int64, n int) (descs []string, ok int
 		}
 		used := map[string]bool{}
 		for _, p := range v.Ports() {
-			if p.BindingHostID == "" {
-				continue
+			if p.BindingHostID == "" || p.DeviceOwner == fsm.DeviceOwnerRouterGateway {
+				continue // gateway ports are bound by scheduling, not plugged
 			}
 			key := fmt.Sprintf("%s/%d", p.BindingHostID, p.BindingOFPort)
 			if used[key] || p.BindingOFPort < 10 {
