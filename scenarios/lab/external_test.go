@@ -144,9 +144,21 @@ func (p *pipeLab) captureOn(node, iface, filter string) *capture {
 	return c
 }
 
+// seenFrom waits (up to 5 s: tcpdump prints asynchronously) until the
+// capture printed a packet from want, stops it and returns every source
+// address it saw, with the raw lines.
+func (c *capture) seenFrom(want string) ([]string, string) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && !slices.Contains(sources(strings.Split(c.proc.stdout(), "\n")), want) {
+		time.Sleep(20 * time.Millisecond) // polling tcpdump's output, bounded by the deadline
+	}
+	lines := c.packets()
+	return sources(lines), strings.Join(lines, "\n")
+}
+
 // sources returns the IPv4 source addresses of "IP a > b" capture lines.
 func sources(lines []string) []string {
-	re := regexp.MustCompile(`IP (\d+\.\d+\.\d+\.\d+)(\.\d+)? > `)
+	re := regexp.MustCompile(`(?:IP |: )(\d+\.\d+\.\d+\.\d+)(\.\d+)? > \d+\.\d+\.\d+\.\d+`)
 	var out []string
 	for _, l := range lines {
 		if m := re.FindStringSubmatch(l); m != nil && !slices.Contains(out, m[1]) {
@@ -186,10 +198,10 @@ func TestExternal(t *testing.T) {
 
 	t.Run("snat", func(t *testing.T) {
 		cp := p.captureOn("outside", "eth0", "icmp")
-		p.pingOK(firstPacket, a.Name, outsideIP)
-		got := sources(cp.packets())
+		out := p.pingOK(firstPacket, a.Name, outsideIP)
+		got, raw := cp.seenFrom(gwIP)
 		if !slices.Contains(got, gwIP) || slices.Contains(got, a.IP) {
-			t.Fatalf("outside saw ICMP from %v: want the router's gateway address %s, never %s", got, gwIP, a.IP)
+			t.Fatalf("outside saw ICMP from %v: want the router's gateway address %s, never %s\nping: %s\n%s", got, gwIP, a.IP, out, raw)
 		}
 	})
 	for _, tc := range []struct {
@@ -204,14 +216,14 @@ func TestExternal(t *testing.T) {
 			if !strings.Contains(out, "from "+tc.fip.FloatingIP) {
 				t.Errorf("outside's ping of %s answered by something else:\n%s", tc.fip.FloatingIP, out)
 			}
-			if got := sources(cp.packets()); !slices.Contains(got, outsideIP) {
-				t.Errorf("%s saw ICMP from %v, want %s", tc.vm.Name, got, outsideIP)
+			if got, raw := cp.seenFrom(outsideIP); !slices.Contains(got, outsideIP) {
+				t.Errorf("%s saw ICMP from %v, want %s\n%s", tc.vm.Name, got, outsideIP, raw)
 			}
 			// Outbound: the outside host sees the floating IP.
 			cp = p.captureOn("outside", "eth0", "icmp")
 			p.pingOK(firstPacket, tc.vm.Name, outsideIP)
-			if got := sources(cp.packets()); !slices.Contains(got, tc.fip.FloatingIP) || slices.Contains(got, gwIP) {
-				t.Errorf("outside saw ICMP from %v: want %s's floating IP %s only", got, tc.vm.Name, tc.fip.FloatingIP)
+			if got, raw := cp.seenFrom(tc.fip.FloatingIP); !slices.Contains(got, tc.fip.FloatingIP) || slices.Contains(got, gwIP) || slices.Contains(got, tc.vm.IP) {
+				t.Errorf("outside saw ICMP from %v: want %s's floating IP %s only\n%s", got, tc.vm.Name, tc.fip.FloatingIP, raw)
 			}
 			p.tcpExchange(tc.vm.Name, tc.fip.FloatingIP, "outside", 7001)
 		})
@@ -232,8 +244,8 @@ func TestExternal(t *testing.T) {
 		if out, err := p.ping("outside", fb.FloatingIP); err != nil {
 			t.Fatalf("first ping of %s after reassociation (realized): %v\n%s", fb.FloatingIP, err, out)
 		}
-		if got := sources(cp.packets()); !slices.Contains(got, outsideIP) {
-			t.Fatalf("%s (new owner of %s) saw ICMP from %v, want %s", a.Name, fb.FloatingIP, got, outsideIP)
+		if got, raw := cp.seenFrom(outsideIP); !slices.Contains(got, outsideIP) {
+			t.Fatalf("%s (new owner of %s) saw ICMP from %v, want %s\n%s", a.Name, fb.FloatingIP, got, outsideIP, raw)
 		}
 	})
 	t.Run("vlan", func(t *testing.T) {
@@ -253,8 +265,8 @@ func TestExternal(t *testing.T) {
 		d := p.plug("xd", p.chassis[1], dPort)
 		cp := p.captureOn("outside", iface, "icmp")
 		p.pingOK(firstPacket, d.Name, outsideVLANIP)
-		if got := sources(cp.packets()); !slices.Contains(got, gwv) {
-			t.Errorf("outside (VLAN %s) saw ICMP from %v, want the router's gateway %s", vid, got, gwv)
+		if got, raw := cp.seenFrom(gwv); !slices.Contains(got, gwv) {
+			t.Errorf("outside (VLAN %s) saw ICMP from %v, want the router's gateway %s\n%s", vid, got, gwv, raw)
 		}
 		fd := p.floatingIP(nc, extv, dPort.ID)
 		out := p.pingOK(firstPacket, "outside", fd.FloatingIP)

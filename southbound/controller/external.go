@@ -127,7 +127,7 @@ func (c *Controller) learn(v *fsm.View, n *fsm.Network, ip netip.Addr, mac net.H
 		c.log.Warn("commit MAC binding", "network", n.ID, "ip", ip, "mac", mac, "err", err)
 		return
 	}
-	c.log.Info("learned MAC binding", "network", n.ID, "ip", ip, "mac", mac)
+	c.log.Info("learned MAC binding", "network", n.ID, "ip", ip, "mac", mac.String())
 }
 
 // resolve sends an ARP request for the next hop of a packet table 55
