@@ -214,6 +214,14 @@ func TestGossipQuietNoFalseDeaths(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10 s soak")
 	}
+	if raceEnabled {
+		// Seven memberlists in one race-instrumented process on 2 cores
+		// miss 50 ms probe deadlines: that measures the race detector, not
+		// the LAN settings (which real agents, built without -race, use in
+		// the lab failover tests). Measured: fails under -race even with
+		// the 200/100 ms settings; passes without it.
+		t.Skip("timing soak: meaningless under the race detector; run without -race")
+	}
 	p := newGossipPool(t, 7, nil)
 	for _, c := range p.nodes {
 		c.deadEvents.Store(0)
