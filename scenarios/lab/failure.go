@@ -66,16 +66,11 @@ func nodeProcesses(st *State, n *Node) []Process {
 // down on both ends (underlay and physnet veths), so nothing reaches it
 // and it reaches nothing. Node.Killed records it; Revive undoes it.
 func Kill(ctx context.Context, dir, name string) error {
-	s, lk, err := openLab(dir)
+	s, lk, st, n, err := openNode(dir, name)
 	if err != nil {
 		return err
 	}
 	defer lk.release()
-	st := s.snapshot()
-	n := st.Node(name)
-	if n == nil {
-		return fmt.Errorf("lab: no node %s (see `neutrino lab status`)", name)
-	}
 	if n.Killed {
 		return fmt.Errorf("lab: %s is already killed (`neutrino lab revive %s` boots it)", name, name)
 	}
@@ -108,16 +103,11 @@ func Kill(ctx context.Context, dir, name string) error {
 // set up, and its agent (binary, default this executable). It returns once
 // every live server sees the node alive in gossip (AliveTimeout).
 func Revive(ctx context.Context, dir, name, binary string) error {
-	s, lk, err := openLab(dir)
+	s, lk, st, n, err := openNode(dir, name)
 	if err != nil {
 		return err
 	}
 	defer lk.release()
-	st := s.snapshot()
-	n := st.Node(name)
-	if n == nil {
-		return fmt.Errorf("lab: no node %s (see `neutrino lab status`)", name)
-	}
 	if !n.Killed {
 		return fmt.Errorf("lab: %s is not killed (see `neutrino lab kill`)", name)
 	}
@@ -180,16 +170,11 @@ func restartOVS(ctx context.Context, s *store, st *State, n *Node) error {
 // the underlay side. Its processes keep running and its physnet links stay
 // up, so it goes on believing what it believed: a split brain. Heal undoes it.
 func Partition(ctx context.Context, dir, name string) error {
-	s, lk, err := openLab(dir)
+	s, lk, st, n, err := openNode(dir, name)
 	if err != nil {
 		return err
 	}
 	defer lk.release()
-	st := s.snapshot()
-	n := st.Node(name)
-	if n == nil {
-		return fmt.Errorf("lab: no node %s (see `neutrino lab status`)", name)
-	}
 	if n.Killed {
 		return fmt.Errorf("lab: %s is killed", name)
 	}
@@ -202,16 +187,11 @@ func Partition(ctx context.Context, dir, name string) error {
 // Heal brings a partitioned node's underlay link back up and returns once
 // every live server sees it alive in gossip (AliveTimeout).
 func Heal(ctx context.Context, dir, name string) error {
-	s, lk, err := openLab(dir)
+	s, lk, st, n, err := openNode(dir, name)
 	if err != nil {
 		return err
 	}
 	defer lk.release()
-	st := s.snapshot()
-	n := st.Node(name)
-	if n == nil {
-		return fmt.Errorf("lab: no node %s (see `neutrino lab status`)", name)
-	}
 	if n.Killed {
 		return fmt.Errorf("lab: %s is killed (`neutrino lab revive %s` boots it)", name, name)
 	}
@@ -260,4 +240,17 @@ func waitAlive(ctx context.Context, s *store, name string) error {
 		}
 		return true, "", nil
 	})
+}
+
+// openNode opens the lab in dir (locked: release lk) and finds node name.
+func openNode(dir, name string) (s *store, lk *lock, st *State, n *Node, err error) {
+	if s, lk, err = openLab(dir); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	st = s.snapshot()
+	if n = st.Node(name); n == nil {
+		lk.release()
+		return nil, nil, nil, nil, fmt.Errorf("lab: no node %s (see `neutrino lab status`)", name)
+	}
+	return s, lk, st, n, nil
 }
