@@ -241,39 +241,18 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-func (p *pipeLab) kill(node string) {
-	p.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := p.d.KillNode(ctx, node); err != nil {
-		p.tb.Fatalf("kill %s: %v", node, err)
-	}
-}
+// kill, revive, partition and heal do that to a lab node.
+func (p *pipeLab) kill(node string)      { p.nodeOp("kill", node, p.d.KillNode) }
+func (p *pipeLab) revive(node string)    { p.nodeOp("revive", node, p.d.ReviveNode) }
+func (p *pipeLab) partition(node string) { p.nodeOp("partition", node, p.d.Partition) }
+func (p *pipeLab) heal(node string)      { p.nodeOp("heal", node, p.d.Heal) }
 
-func (p *pipeLab) revive(node string) {
+func (p *pipeLab) nodeOp(what, node string, op func(context.Context, string) error) {
 	p.tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := p.d.ReviveNode(ctx, node); err != nil {
-		p.tb.Fatalf("revive %s: %v", node, err)
-	}
-}
-
-func (p *pipeLab) partition(node string) {
-	p.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := p.d.Partition(ctx, node); err != nil {
-		p.tb.Fatalf("partition %s: %v", node, err)
-	}
-}
-
-func (p *pipeLab) heal(node string) {
-	p.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := p.d.Heal(ctx, node); err != nil {
-		p.tb.Fatalf("heal %s: %v", node, err)
+	if err := op(ctx, node); err != nil {
+		p.tb.Fatalf("%s %s: %v", what, node, err)
 	}
 }
 

@@ -396,18 +396,7 @@ type capture struct {
 // once it is capturing.
 func (p *pipeLab) capture(vmName, filter string) *capture {
 	p.tb.Helper()
-	args := append([]string{"tcpdump", "-i", "eth0", "-nn", "-e", "-l", "-Z", "root"}, strings.Fields(filter)...)
-	c := &capture{vm: vmName, filter: filter, proc: p.start(vmName, args...)}
-	poll(p.tb, 10*time.Second, "tcpdump on "+vmName+" capturing", func() error {
-		if strings.Contains(c.proc.stderr(), "listening on") {
-			return nil
-		}
-		if c.proc.exited() {
-			return fmt.Errorf("tcpdump exited: %s", c.proc.stderr())
-		}
-		return fmt.Errorf("not yet")
-	})
-	return c
+	return p.captureOn(vmName, "eth0", filter)
 }
 
 // packets stops the capture and returns the packets it saw, one line each.
