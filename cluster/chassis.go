@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"neutrino/fsm"
@@ -106,9 +107,42 @@ func (r *chassisReconciler) reconcile() {
 	if len(up) > 0 {
 		r.apply(fsm.CmdChassisSetState, fsm.ChassisSetStateRequest{Names: up, Up: true, At: ts})
 	}
-	if len(down) > 0 {
+	if down = r.confirmDown(down); len(down) > 0 {
 		r.apply(fsm.CmdChassisSetState, fsm.ChassisSetStateRequest{Names: down, Up: false, At: ts})
 	}
+}
+
+// confirmDown keeps the chassis that do not answer a direct ping (one
+// probe timeout). Gossip can say dead about a live node: a node coming
+// back from a partition spreads the deaths it saw from its side, and
+// until the accused refutes them everyone believes it. Marking such a
+// chassis down would move its routers' gateways for nothing; a chassis
+// that answers stays up (gossip will say alive again, or the next pass
+// asks again).
+func (r *chassisReconciler) confirmDown(names []string) []string {
+	if len(names) == 0 || r.c.gossip == nil {
+		return names
+	}
+	alive := make([]bool, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.c.Ping(n)
+			alive[i] = err == nil
+		}()
+	}
+	wg.Wait()
+	var out []string
+	for i, n := range names {
+		if alive[i] {
+			r.c.log.Warn("chassis: gossip says dead but it answers a direct ping; left up", "chassis", n)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func (r *chassisReconciler) apply(t fsm.CommandType, body any) {
