@@ -201,7 +201,9 @@ func (w *worker) pass() (again bool, err error) {
 	if err := w.commitStatus(ctx, v); err != nil {
 		return false, err
 	}
-	w.announce(v, facts, w.compiledRev)
+	if w.compiler.RoutersTouched() {
+		w.announce(v, facts, w.compiledRev)
+	}
 	return again, nil
 }
 

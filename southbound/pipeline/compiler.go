@@ -18,6 +18,8 @@ type Compiler struct {
 	f Facts
 	// prev is the view before the change, during an incremental Update.
 	prev *fsm.View
+	// routersTouched: the last Update recompiled a router unit.
+	routersTouched bool
 
 	// Derived state, maintained incrementally.
 	local         map[string]localPort         // ports plugged here, as compiled
@@ -510,6 +512,13 @@ func (c *Compiler) full(v *fsm.View, f Facts) (add []openflow.Flow, remove []ope
 // the merged flow set.
 func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove []openflow.Key) {
 	c.stats.Units = len(units)
+	c.routersTouched = false
+	for u := range units {
+		if u.kind == KindRouter {
+			c.routersTouched = true
+			break
+		}
+	}
 	touched := make(map[openflow.Key]bool, 8*len(units))
 	for u := range units {
 		for _, k := range c.units[u] {
@@ -579,6 +588,11 @@ func (c *Compiler) merge(s *slot) openflow.Flow {
 	first.Actions = sortConj(conj)
 	return first
 }
+
+// RoutersTouched reports whether the last Update recompiled a router's
+// unit. What a chassis serves on external networks (Announcements) can
+// only change when one was.
+func (c *Compiler) RoutersTouched() bool { return c.routersTouched }
 
 // IsLocal reports whether the port has flows as plugged on this chassis.
 func (c *Compiler) IsLocal(portID string) bool {

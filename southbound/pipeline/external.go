@@ -250,29 +250,11 @@ func (c *Compiler) externalFlows(e *emitter, r *fsm.Router, ifaces []routerIface
 		e.add(TableRouting, uint16(prioRoute+2*g.subnet.Bits()+1), openflow.Match{rk, ip4, openflow.IPv4Dst(ipNet(g.subnet))},
 			move(openflow.FieldIPv4Dst, openflow.FieldReg(RegNextHop)), goTo(TableExternal))
 	}
-	routes := slices.Clone(r.Routes)
-	slices.SortFunc(routes, func(a, b fsm.Route) int {
-		if a.Destination != b.Destination {
-			if a.Destination < b.Destination {
-				return -1
-			}
-			return 1
-		}
-		if a.NextHop < b.NextHop {
-			return -1
-		}
-		if a.NextHop > b.NextHop {
-			return 1
-		}
-		return 0
-	})
-	for _, rt := range routes {
-		dst, ok := parsePrefix(rt.Destination)
-		nh, err := netip.ParseAddr(rt.NextHop)
-		if !ok || err != nil || !dst.Addr().Is4() || !nh.Is4() || !g.subnet.Contains(nh) {
+	for _, rt := range ipv4Routes(r) {
+		dst, nh := rt.dst, rt.nextHop
+		if !g.subnet.Contains(nh) {
 			continue
 		}
-		dst = dst.Masked()
 		if seen[dst] {
 			continue
 		}

@@ -79,17 +79,8 @@ func (c *Compiler) routerFlows(e *emitter, r *fsm.Router) {
 			openflow.DecTTL{}, move(openflow.FieldIPv4Dst, openflow.FieldReg(RegNextHop)),
 			openflow.SetField{Field: openflow.FieldEthSrc, Value: slices.Clone(ifc.mac)}, writeNet(ifc.key), goTo(TableNextHop))
 	}
-	routes := slices.Clone(r.Routes)
-	slices.SortFunc(routes, func(a, b fsm.Route) int {
-		return cmp.Or(cmp.Compare(a.Destination, b.Destination), cmp.Compare(a.NextHop, b.NextHop))
-	})
-	for _, rt := range routes {
-		dst, ok := parsePrefix(rt.Destination)
-		nh, err := netip.ParseAddr(rt.NextHop)
-		if !ok || err != nil || !dst.Addr().Is4() || !nh.Is4() {
-			continue
-		}
-		dst = dst.Masked()
+	for _, rt := range ipv4Routes(r) {
+		dst, nh := rt.dst, rt.nextHop
 		i := slices.IndexFunc(ifaces, func(f routerIface) bool { return f.subnet.Contains(nh) })
 		if i < 0 || seen[dst] {
 			continue // next hop on no interface, or a connected route wins
@@ -101,6 +92,31 @@ func (c *Compiler) routerFlows(e *emitter, r *fsm.Router) {
 			openflow.SetField{Field: openflow.FieldEthSrc, Value: slices.Clone(ifc.mac)}, writeNet(ifc.key), goTo(TableNextHop))
 	}
 	c.externalFlows(e, r, ifaces, seen)
+}
+
+// ipv4Route is a router's extra route, parsed.
+type ipv4Route struct {
+	dst     netip.Prefix // masked
+	nextHop netip.Addr
+}
+
+// ipv4Routes returns a router's valid IPv4 extra routes, sorted by
+// destination then next hop (as strings: the order the lowest-next-hop
+// rule is defined by).
+func ipv4Routes(r *fsm.Router) []ipv4Route {
+	routes := slices.Clone(r.Routes)
+	slices.SortFunc(routes, func(a, b fsm.Route) int {
+		return cmp.Or(cmp.Compare(a.Destination, b.Destination), cmp.Compare(a.NextHop, b.NextHop))
+	})
+	out := make([]ipv4Route, 0, len(routes))
+	for _, rt := range routes {
+		dst, ok := parsePrefix(rt.Destination)
+		nh, err := netip.ParseAddr(rt.NextHop)
+		if ok && err == nil && dst.Addr().Is4() && nh.Is4() {
+			out = append(out, ipv4Route{dst: dst.Masked(), nextHop: nh})
+		}
+	}
+	return out
 }
 
 // echoReply turns an ICMP echo request to ip into the reply, sent back out
