@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 25m
 BENCH     ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all build test lint bench deps demo demo-stop clean
+.PHONY: all build test lint tidy-check bench deps demo demo-stop clean
 
 all: build
 
@@ -23,14 +23,22 @@ deps:
 
 # test installs what it needs and runs every test with the race detector,
 # then the timing soak the race detector makes meaningless, without it.
-test: deps
-	$(GO) vet $(PKGS)
+test: deps lint tidy-check
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 	$(GO) test -count=1 -run 'TestGossipQuietNoFalseDeaths' ./cluster
 
 lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+
+# tidy-check fails when 'go mod tidy' would change go.mod or go.sum.
+tidy-check:
+	@cp go.mod go.mod.tidy-check && cp go.sum go.sum.tidy-check; \
+	$(GO) mod tidy; rc=$$?; \
+	diff -u go.mod.tidy-check go.mod && diff -u go.sum.tidy-check go.sum; d=$$?; \
+	mv go.mod.tidy-check go.mod; mv go.sum.tidy-check go.sum; \
+	if [ $$rc != 0 ] || [ $$d != 0 ]; then echo "go mod tidy changes go.mod/go.sum: run it and commit"; exit 1; fi
 
 # bench runs every Go benchmark once per size and prints the figures.
 bench: deps

@@ -65,6 +65,11 @@ var (
 	ErrLeaderNotReady = errors.New("cluster: leader not ready")
 	// ErrNotServer means the call needs Raft and this node is a chassis agent.
 	ErrNotServer = errors.New("cluster: not a server")
+	// ErrUnknownOutcome means a command reached Raft but this node cannot
+	// tell whether it committed (leadership lost, shutdown, or the caller's
+	// deadline passed while it waited): it may or may not take effect.
+	// Only a retry with the same request identity is safe.
+	ErrUnknownOutcome = errors.New("cluster: outcome unknown")
 )
 
 // Cluster is one agent's view of and part in the cluster.
@@ -221,18 +226,33 @@ func (c *Cluster) closeAll() error {
 }
 
 // Apply proposes a command (built with fsm.Encode) and waits for it to be
-// committed and applied. It returns ErrNotLeader on a follower. The result's
-// Err is the state machine's verdict (e.g. an *fsm.Error); the returned
-// error is about replication. The ctx deadline bounds both the enqueueing
-// and the wait; a command whose wait is cut short may still commit.
+// committed and applied. The result's Err is the state machine's verdict
+// (e.g. an *fsm.Error); the returned error is about replication and says
+// what the caller may assume:
+//
+//   - ErrNotLeader / ErrLeaderNotReady: the command was not appended; it
+//     never takes effect here. A new leader waits (up to ctx's deadline)
+//     until it has applied everything committed before its term, so its
+//     allocations see the whole state.
+//   - ErrUnknownOutcome: the command was handed to Raft and its fate is
+//     unknown (leadership lost, shutdown, ctx ended while waiting).
 func (c *Cluster) Apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
 	if c.raft == nil {
 		return nil, ErrNotServer
 	}
+	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return c.apply(ctx, cmd)
+}
+
+// apply is Apply without the readiness wait: establishing leadership itself
+// proposes (the epoch) before the leader is ready.
+func (c *Cluster) apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
 	var timeout time.Duration
 	if dl, ok := ctx.Deadline(); ok {
 		if timeout = time.Until(dl); timeout <= 0 {
-			return nil, fmt.Errorf("cluster: apply: %w", context.DeadlineExceeded)
+			return nil, fmt.Errorf("cluster: apply: not proposed: %w", context.DeadlineExceeded)
 		}
 	}
 	f := c.raft.Apply(cmd, timeout)
@@ -244,6 +264,31 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
 		return nil, fmt.Errorf("cluster: apply: unexpected FSM response %T", f.Response())
 	}
 	return res, nil
+}
+
+// waitReady waits until this node is a ready leader in its current term
+// (barrier done), or reports ErrNotLeader / ErrLeaderNotReady.
+func (c *Cluster) waitReady(ctx context.Context) error {
+	var tick *time.Ticker
+	for {
+		if c.raft.State() != raft.Leader {
+			return fmt.Errorf("cluster: apply: %w", ErrNotLeader)
+		}
+		if t := c.readyTerm.Load(); t != 0 && t == c.raft.CurrentTerm() {
+			return nil
+		}
+		if tick == nil {
+			tick = time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: apply: %w (%w)", ErrLeaderNotReady, ctx.Err())
+		case <-c.shutdownCh:
+			return fmt.Errorf("cluster: apply: %w", ErrNotLeader)
+		case <-tick.C:
+		}
+	}
 }
 
 // waitFuture waits for a raft future or the context, whichever ends first.
@@ -261,14 +306,17 @@ func waitFuture(ctx context.Context, f raft.Future) error {
 	}
 }
 
-// raftErr maps raft's leadership errors to ErrNotLeader and wraps the rest.
+// raftErr sorts raft's errors by what they mean for the command: never
+// appended (ErrNotLeader) or fate unknown (ErrUnknownOutcome).
 func raftErr(op string, err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress),
+		errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("cluster: %s: %w (%w)", op, ErrNotLeader, err)
 	default:
-		// ErrLeadershipLost lands here: the entry may or may not commit.
-		return fmt.Errorf("cluster: %s: %w", op, err)
+		// ErrLeadershipLost, ErrRaftShutdown, a context that ended while
+		// the entry was in flight: it may or may not commit.
+		return fmt.Errorf("cluster: %s: %w (%w)", op, ErrUnknownOutcome, err)
 	}
 }
 

@@ -124,7 +124,7 @@ func (c *Cluster) tryEstablish() (uint64, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		res, err := c.Apply(ctx, cmd)
+		res, err := c.apply(ctx, cmd)
 		if err != nil {
 			return 0, fmt.Errorf("set epoch: %w", err)
 		}
