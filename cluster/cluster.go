@@ -47,7 +47,6 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"neutrino/fsm"
 )
@@ -81,7 +80,7 @@ type Cluster struct {
 
 	// Raft; nil on a chassis agent.
 	raft     *raft.Raft
-	logStore *raftboltdb.BoltStore
+	logStore *checkedStore
 	snaps    *raft.FileSnapshotStore
 	trans    *raft.NetworkTransport
 	notifyCh chan bool

@@ -72,6 +72,10 @@ type Config struct {
 	FSM *fsm.FSM
 	// Logger is the parent logger; raft and memberlist log through it too.
 	Logger *slog.Logger
+	// OnFatal is called when this server finds its stored Raft data
+	// corrupt while running; it should stop the process (the agent logs the
+	// error and exits 1). Without it the error is logged and raft panics.
+	OnFatal func(error)
 	// Meta carries the chassis fields announced in gossip; the cluster fills
 	// in Role, RaftAddr, HTTPAddr, Expect and Bootstrapped itself.
 	Meta NodeMeta
