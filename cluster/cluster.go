@@ -95,6 +95,8 @@ type Cluster struct {
 	members map[string]*Member
 	// deadEvents counts members gossip declared dead (not left), for tests.
 	deadEvents atomic.Uint64
+	// cleanupKept counts dead servers cleanup kept for the minimum, for tests.
+	cleanupKept atomic.Uint64
 
 	// readyTerm is the term in which this node finished establishing
 	// leadership (barrier done, epoch set); 0 when it is not a ready leader.

@@ -246,7 +246,8 @@ func (c *Cluster) raftPeerGossipAddrs() []string {
 }
 
 // reconcile makes every alive server in gossip a Raft voter. It never
-// removes servers: a failed server is expected back with its data dir.
+// removes servers (a failed server is expected back with its data dir);
+// cleanupDead (membership.go) does, after DeadServerCleanup.
 func (c *Cluster) reconcile() {
 	f := c.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
