@@ -1,0 +1,201 @@
+package agent_test
+
+import (
+	"bytes"
+	encbin "encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// flipInStoredEntry changes one byte of the first stored Raft log entry
+// that contains needle, in a stopped server's raft.db, and returns its index.
+func flipInStoredEntry(t *testing.T, path string, needle []byte) uint64 {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var idx uint64
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("logs"))
+		var key, val []byte
+		_ = b.ForEach(func(k, v []byte) error {
+			if key == nil && bytes.Contains(v, needle) {
+				key, val = bytes.Clone(k), bytes.Clone(v)
+			}
+			return nil
+		})
+		if key == nil {
+			return fmt.Errorf("no entry contains %q", needle)
+		}
+		at := bytes.Index(val, needle)
+		val[at+len(needle)-1] ^= 0x01 // the name's last letter changes
+		idx = encbin.BigEndian.Uint64(key)
+		return b.Put(key, val)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
+// A follower whose stored entry was changed on disk exits at start with a
+// one-line error naming the entry, the file and the recovery, and never
+// serves; the documented recovery (remove-server through any server, wipe,
+// start again) brings it back as a voter with the leader's state.
+func TestCorruptServerStopsAndIsReplaced(t *testing.T) {
+	c := newProcCluster(t, 3)
+	leader := c.leader(30 * time.Second)
+	var acked []string
+	for i := range 20 {
+		if id, ok := createNetwork(leader, fmt.Sprintf("net-%02d-original", i)); ok {
+			acked = append(acked, id)
+		}
+	}
+	if len(acked) != 20 {
+		t.Fatalf("only %d of 20 writes acknowledged", len(acked))
+	}
+	victim := c.other(leader)
+	eventually(t, 20*time.Second, func() error {
+		var st status
+		if _, err := getJSON("http://"+victim.http+"/v1/cluster", &st); err != nil {
+			return err
+		}
+		var lst status
+		if _, err := getJSON("http://"+leader.http+"/v1/cluster", &lst); err != nil {
+			return err
+		}
+		if st.Revision != lst.Revision {
+			return fmt.Errorf("%s at revision %d, leader at %d", victim.name, st.Revision, lst.Revision)
+		}
+		return nil
+	})
+	c.kill(victim)
+
+	path := filepath.Join(victim.dir, "raft", "raft.db")
+	idx := flipInStoredEntry(t, path, []byte("net-07-original"))
+
+	logPath := filepath.Join(victim.dir, "agent.log")
+	if err := os.Truncate(logPath, 0); err != nil {
+		t.Fatal(err)
+	}
+	c.start(victim)
+	select {
+	case <-victim.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the corrupt server kept running")
+	}
+	if code := victim.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("corrupt server exited with %d, want 1", code)
+	}
+	victim.cmd = nil
+	out, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	last := lines[len(lines)-1]
+	for _, want := range []string{"Error:", fmt.Sprintf("raft log entry %d", idx), path,
+		"remove-server " + victim.name, "empty data dir"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("last output line %q does not mention %q", last, want)
+		}
+	}
+	if strings.Contains(string(out), "panic") {
+		t.Errorf("output has a panic:\n%s", out)
+	}
+
+	// Recovery, as the README says: remove it through any healthy server
+	// (a follower forwards to the leader), wipe its data dir, start it.
+	via := c.other(victim, leader)
+	// Until gossip has declared it dead, the leader refuses (ServerAlive).
+	eventually(t, 20*time.Second, func() error {
+		cli := exec.Command(binary, "--endpoint", "http://"+via.http, "cluster", "remove-server", victim.name)
+		out, err := cli.CombinedOutput()
+		if err != nil {
+			if !strings.Contains(string(out), "ServerAlive") {
+				t.Fatalf("remove-server: %v\n%s", err, out)
+			}
+			return fmt.Errorf("remove-server: %v: %s", err, out)
+		}
+		if !strings.Contains(string(out), "Removed server "+victim.name) {
+			t.Fatalf("remove-server printed %q", out)
+		}
+		return nil
+	})
+	c.waitVoters(leader, 2)
+	if err := os.RemoveAll(victim.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(victim.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.start(victim)
+	c.waitVoters(c.leader(30*time.Second), 3)
+	id, ok := createNetwork(c.leader(30*time.Second), "after-recovery")
+	if !ok {
+		t.Fatal("write after recovery not acknowledged")
+	}
+	acked = append(acked, id)
+	eventually(t, 30*time.Second, func() error {
+		var st, lst status
+		if _, err := getJSON("http://"+victim.http+"/v1/cluster", &st); err != nil {
+			return err
+		}
+		if _, err := getJSON("http://"+c.leader(30*time.Second).http+"/v1/cluster", &lst); err != nil {
+			return err
+		}
+		if st.Revision != lst.Revision {
+			return fmt.Errorf("recovered %s at revision %d, leader at %d", victim.name, st.Revision, lst.Revision)
+		}
+		return nil
+	})
+	// Its own replica (a stale read is served locally) has every write,
+	// with the original names.
+	var l struct {
+		Networks []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"networks"`
+	}
+	if code, err := getJSON("http://"+victim.http+"/v2.0/networks?stale=true", &l); err != nil || code != 200 {
+		t.Fatalf("stale list on %s: %d %v", victim.name, code, err)
+	}
+	have := map[string]bool{}
+	for _, n := range l.Networks {
+		have[n.ID] = true
+		if strings.HasPrefix(n.Name, "net-07") && n.Name != "net-07-original" {
+			t.Errorf("recovered server serves the corrupted name %q", n.Name)
+		}
+	}
+	checkAll(t, have, acked, "after recovery, on the recovered server's own replica")
+}
+
+// waitVoters waits until the node's Raft configuration has n voters.
+func (c *procCluster) waitVoters(nd *node, n int) {
+	c.t.Helper()
+	eventually(c.t, 30*time.Second, func() error {
+		var st status
+		if _, err := getJSON("http://"+nd.http+"/v1/cluster", &st); err != nil {
+			return err
+		}
+		voters := 0
+		for _, s := range st.Servers {
+			if s.Voter {
+				voters++
+			}
+		}
+		if voters != n {
+			return fmt.Errorf("%d voters (%+v), want %d", voters, st.Servers, n)
+		}
+		return nil
+	})
+}
