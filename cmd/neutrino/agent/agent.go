@@ -52,7 +52,7 @@ type Config struct {
 	// MinQuorum is the fewest voters that cleanup leaves (0: a quorum of
 	// --bootstrap-expect).
 	MinQuorum int
-	Logger            *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Agent is a running Neutrino process.
