@@ -199,3 +199,87 @@ func (c *procCluster) waitVoters(nd *node, n int) {
 		return nil
 	})
 }
+
+// flipInFile flips the last byte of every occurrence of needle in a file,
+// under a running server (bbolt maps the file shared, so it reads the
+// change), and reports how many it changed.
+func flipInFile(t *testing.T, path string, needle []byte) int {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for off := 0; ; {
+		at := bytes.Index(buf[off:], needle)
+		if at < 0 {
+			break
+		}
+		pos := int64(off + at + len(needle) - 1)
+		if _, err := f.WriteAt([]byte{buf[pos] ^ 0x01}, pos); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		off += at + len(needle)
+	}
+	return n
+}
+
+// A leader that finds a stored entry corrupt while running (reading it to
+// catch up a follower) exits 1 with the one-line error, without a panic;
+// the others elect a new leader and go on.
+func TestCorruptEntryReadWhileRunningStopsServer(t *testing.T) {
+	c := newProcCluster(t, 3)
+	leader := c.leader(30 * time.Second)
+	lagging := c.other(leader)
+	c.kill(lagging)
+	var acked []string
+	for i := range 5 {
+		if id, ok := createNetwork(leader, fmt.Sprintf("while-down-%02d", i)); ok {
+			acked = append(acked, id)
+		}
+	}
+	if len(acked) != 5 {
+		t.Fatalf("only %d of 5 writes acknowledged", len(acked))
+	}
+	logPath := filepath.Join(leader.dir, "agent.log")
+	if n := flipInFile(t, filepath.Join(leader.dir, "raft", "raft.db"), []byte("while-down-02")); n == 0 {
+		t.Fatal("entry not found in the leader's raft.db")
+	}
+	// The lagging follower comes back: the leader reads the entries it
+	// missed from its store to send them.
+	c.start(lagging)
+	select {
+	case <-leader.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the leader kept running with a corrupt entry")
+	}
+	if code := leader.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("leader exited with %d, want 1", code)
+	}
+	leader.cmd = nil
+	out, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	last := lines[len(lines)-1]
+	for _, want := range []string{"Error:", "raft log entry", "is corrupt", "remove-server " + leader.name} {
+		if !strings.Contains(last, want) {
+			t.Errorf("last output line %q does not mention %q", last, want)
+		}
+	}
+	if strings.Contains(string(out), "goroutine ") {
+		t.Errorf("the leader panicked:\n%s", out)
+	}
+	next := c.leader(30 * time.Second)
+	if _, ok := createNetwork(next, "after-leader-stopped"); !ok {
+		t.Fatal("no write acknowledged after the corrupt leader stopped")
+	}
+	checkAll(t, c.networkIDs(next), acked, "after the corrupt leader stopped")
+}
