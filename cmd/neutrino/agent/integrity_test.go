@@ -4,6 +4,7 @@ import (
 	"bytes"
 	encbin "encoding/binary"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,6 +117,20 @@ func TestCorruptServerStopsAndIsReplaced(t *testing.T) {
 	// Recovery, as the README says: remove it through any healthy server
 	// (a follower forwards to the leader), wipe its data dir, start it.
 	via := c.other(victim, leader)
+	req, err := http.NewRequest(http.MethodDelete, "http://"+via.http+"/v1/cluster/servers/"+victim.name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Project-Id", "p1")
+	req.Header.Set("X-Roles", "member")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("remove-server by a member: %d, want 403", resp.StatusCode)
+	}
 	// Until gossip has declared it dead, the leader refuses (ServerAlive).
 	eventually(t, 20*time.Second, func() error {
 		cli := exec.Command(binary, "--endpoint", "http://"+via.http, "cluster", "remove-server", victim.name)
