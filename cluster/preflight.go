@@ -117,21 +117,29 @@ func checkBoltFile(path, fix string) error {
 	return nil
 }
 
-// openBoltStore opens raft.db after checkBoltFile, turning a panic of
-// bbolt's into an error and a held lock into ErrDataDirLocked.
+// openBoltStore checks raft.db (checkBoltFile), verifies every stored
+// entry (verifyLogFile), then opens it for raft, turning a panic of bbolt's
+// into an error and a held lock into ErrDataDirLocked. It reports how many
+// entries it verified.
 //
 // checkBoltFile is what prevents the crash of a truncated file: bbolt
 // walks the pages in a goroutine of its own while opening, and a page past
 // the end of the file is a SIGBUS there, which no recover can catch.
-func (c *Cluster) openBoltStore(path string) (store *raftboltdb.BoltStore, err error) {
+func (c *Cluster) openBoltStore(path string) (store *raftboltdb.BoltStore, verified int, err error) {
 	if err := checkBoltFile(path, c.wipeFix()); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			store, err = nil, fmt.Errorf("%w: %s cannot be opened (bbolt: %v); fix: %s", ErrCorrupt, path, p, c.wipeFix())
 		}
 	}()
+	verified, err = verifyLogFile(path, func(idx uint64, reason string) error {
+		return &CorruptEntryError{Index: idx, Path: path, Node: c.cfg.NodeName, DDir: c.cfg.DataDir, Reason: reason}
+	})
+	if err != nil {
+		return nil, 0, c.boltOpenErr(path, err)
+	}
 	// A bbolt Timeout makes a second opener of the same dir fail instead of
 	// blocking forever; NoFreelistSync trades a slower reopen for faster
 	// commits.
@@ -139,15 +147,22 @@ func (c *Cluster) openBoltStore(path string) (store *raftboltdb.BoltStore, err e
 		Path:        path,
 		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true},
 	})
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		holder := lockHolder(path)
-		return nil, fmt.Errorf("%w: %s is locked%s; stop that agent or give this one another --data-dir",
-			ErrDataDirLocked, path, holder)
-	case err != nil:
-		return nil, fmt.Errorf("%w: %s cannot be opened: %v; fix: %s", ErrCorrupt, path, err, c.wipeFix())
+	if err != nil {
+		return nil, 0, c.boltOpenErr(path, err)
 	}
-	return store, nil
+	return store, verified, nil
+}
+
+// boltOpenErr explains an error from opening raft.db.
+func (c *Cluster) boltOpenErr(path string, err error) error {
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		return err
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return fmt.Errorf("%w: %s is locked%s; stop that agent or give this one another --data-dir",
+			ErrDataDirLocked, path, lockHolder(path))
+	}
+	return fmt.Errorf("%w: %s cannot be opened: %v; fix: %s", ErrCorrupt, path, err, c.wipeFix())
 }
 
 // lockHolder names the process holding a flock on path, from /proc/locks,
