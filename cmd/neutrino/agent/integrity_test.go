@@ -298,3 +298,37 @@ func TestCorruptEntryReadWhileRunningStopsServer(t *testing.T) {
 	}
 	checkAll(t, c.networkIDs(next), acked, "after the corrupt leader stopped")
 }
+
+// A second agent on a data dir another agent holds exits 1 with one line
+// saying so, naming the holder's pid, instead of waiting or panicking.
+func TestLockedDataDirIsOneLineError(t *testing.T) {
+	c := newProcCluster(t, 1)
+	first := c.leader(30 * time.Second)
+	second := &node{name: "second", dir: first.dir,
+		bind: fmt.Sprintf("127.0.0.1:%d", freePort(t, nil)), http: fmt.Sprintf("127.0.0.1:%d", freePort(t, nil))}
+	var out bytes.Buffer
+	cmd := exec.Command(binary, "agent", "--server", "--node", second.name, "--data-dir", second.dir,
+		"--bind", second.bind, "--http", second.http, "--bootstrap-expect", "1", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatal("the second agent kept running on a locked data dir")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("second agent exited with %d, want 1; output:\n%s", code, out.String())
+	}
+	text := strings.TrimSpace(out.String())
+	want := fmt.Sprintf("locked by pid %d (neutrino)", first.cmd.Process.Pid)
+	if strings.Count(text, "\n") != 0 || !strings.HasPrefix(text, "Error:") || !strings.Contains(text, want) ||
+		!strings.Contains(text, filepath.Join(first.dir, "raft", "raft.db")) {
+		t.Fatalf("output %q: want one Error line naming raft.db and %q", text, want)
+	}
+}
