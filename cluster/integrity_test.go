@@ -33,7 +33,7 @@ func openChecked(t testing.TB, path string, hook func(error)) *checkedStore {
 // verifyFile runs the start-up verification on a closed raft.db.
 func verifyFile(path string) (int, error) {
 	return verifyLogFile(path, func(idx uint64, reason string) error {
-		return &CorruptEntryError{Index: idx, Path: path, Node: "s9", DDir: filepath.Dir(path), Reason: reason}
+		return &CorruptEntryError{Index: idx, Path: path, Node: "s9", DataDir: filepath.Dir(path), Reason: reason}
 	})
 }
 

@@ -25,18 +25,18 @@ var ErrCorrupt = errors.New("cluster: corrupt raft data")
 // CorruptEntryError names the log entry that failed verification, the file
 // it lives in, and how to recover.
 type CorruptEntryError struct {
-	Index  uint64 // the log index
-	Path   string // the raft.db file
-	Node   string // this server's name, for the recovery command
-	DDir   string // this server's data dir
-	Reason string // what was wrong
+	Index   uint64 // the log index
+	Path    string // the raft.db file
+	Node    string // this server's name, for the recovery command
+	DataDir string // this server's data dir
+	Reason  string // what was wrong
 }
 
 func (e *CorruptEntryError) Error() string {
 	return fmt.Sprintf("raft log entry %d in %s is corrupt (%s); this server must not serve its data. Recover: "+
 		"on a healthy server run `neutrino cluster remove-server %s`, then start this one with an empty data dir "+
 		"(move %s away); it rejoins and copies the state from the leader",
-		e.Index, e.Path, e.Reason, e.Node, e.DDir)
+		e.Index, e.Path, e.Reason, e.Node, e.DataDir)
 }
 
 // Unwrap makes errors.Is(err, ErrCorrupt) hold.
@@ -196,7 +196,7 @@ func verifyEntry(idx uint64, l *raft.Log, from uint64) string {
 }
 
 func (s *checkedStore) corrupt(idx uint64, reason string) error {
-	return &CorruptEntryError{Index: idx, Path: s.path, Node: s.node, DDir: s.dir, Reason: reason}
+	return &CorruptEntryError{Index: idx, Path: s.path, Node: s.node, DataDir: s.dir, Reason: reason}
 }
 
 // verifyLogFile reads and verifies every entry of a raft.db no one has

@@ -135,7 +135,7 @@ func (c *Cluster) openBoltStore(path string) (store *raftboltdb.BoltStore, verif
 		}
 	}()
 	verified, err = verifyLogFile(path, func(idx uint64, reason string) error {
-		return &CorruptEntryError{Index: idx, Path: path, Node: c.cfg.NodeName, DDir: c.cfg.DataDir, Reason: reason}
+		return &CorruptEntryError{Index: idx, Path: path, Node: c.cfg.NodeName, DataDir: c.cfg.DataDir, Reason: reason}
 	})
 	if err != nil {
 		return nil, 0, c.boltOpenErr(path, err)
