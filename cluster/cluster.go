@@ -25,6 +25,12 @@
 //   - Leadership (leader.go): on gaining leadership the leader runs a
 //     Barrier, sets the cluster epoch once, reconciles membership, and only
 //     then publishes {IsLeader: true, Term} to subscribers.
+//   - Removal (membership.go): RemoveServer by hand, and the leader's
+//     dead-server cleanup after DeadServerCleanup.
+//   - Integrity (logstore.go, preflight.go): every stored log entry carries
+//     a CRC-32C checked on read; start-up verifies the whole log, raft.db's
+//     bbolt meta pages and the newest snapshot, and fails with one line
+//     naming the file and the fix rather than a panic.
 //
 // Gossip timings default to measured LAN figures (ProbeInterval 100ms,
 // ProbeTimeout 50ms, SuspicionMult 2, GossipInterval 50ms: a crashed node
@@ -47,7 +53,6 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"neutrino/fsm"
 )
@@ -81,7 +86,7 @@ type Cluster struct {
 
 	// Raft; nil on a chassis agent.
 	raft     *raft.Raft
-	logStore *raftboltdb.BoltStore
+	logStore *checkedStore
 	snaps    *raft.FileSnapshotStore
 	trans    *raft.NetworkTransport
 	notifyCh chan bool
@@ -96,6 +101,8 @@ type Cluster struct {
 	members map[string]*Member
 	// deadEvents counts members gossip declared dead (not left), for tests.
 	deadEvents atomic.Uint64
+	// cleanupKept counts dead servers cleanup kept for the minimum, for tests.
+	cleanupKept atomic.Uint64
 
 	// readyTerm is the term in which this node finished establishing
 	// leadership (barrier done, epoch set); 0 when it is not a ready leader.

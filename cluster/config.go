@@ -72,6 +72,10 @@ type Config struct {
 	FSM *fsm.FSM
 	// Logger is the parent logger; raft and memberlist log through it too.
 	Logger *slog.Logger
+	// OnFatal is called when this server finds its stored Raft data
+	// corrupt while running; it should stop the process (the agent logs the
+	// error and exits 1). Without it the error is logged and raft panics.
+	OnFatal func(error)
 	// Meta carries the chassis fields announced in gossip; the cluster fills
 	// in Role, RaftAddr, HTTPAddr, Expect and Bootstrapped itself.
 	Meta NodeMeta
@@ -85,6 +89,14 @@ type Config struct {
 	// ReconcileInterval is how often the leader re-checks that every alive
 	// server in gossip is a Raft voter, besides reacting to member events.
 	ReconcileInterval time.Duration
+	// DeadServerCleanup is how long a voter may be dead (or left, or unseen)
+	// in gossip before the leader removes it from the Raft configuration;
+	// zero takes DefaultDeadServerCleanup, a negative value turns cleanup
+	// off. See membership.go.
+	DeadServerCleanup time.Duration
+	// MinQuorum is the fewest voters dead-server cleanup leaves; zero means
+	// a quorum of the largest BootstrapExpect among the servers.
+	MinQuorum int
 
 	// Gossip tuning; zero values take the defaults above.
 	ProbeInterval  time.Duration
@@ -114,6 +126,9 @@ func (c *Config) validate() (addrs, error) {
 		if c.FSM == nil {
 			return a, errors.New("cluster: FSM is required for a server")
 		}
+	}
+	if c.MinQuorum < 0 {
+		return a, errors.New("cluster: MinQuorum must not be negative")
 	}
 	if c.BootstrapExpect < 0 {
 		return a, errors.New("cluster: BootstrapExpect must not be negative")
@@ -154,6 +169,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
 	setDefault(&c.ElectionTimeout, DefaultElectionTimeout)
 	setDefault(&c.ReconcileInterval, DefaultReconcileInterval)
+	setDefault(&c.DeadServerCleanup, DefaultDeadServerCleanup)
 	setDefault(&c.ProbeInterval, DefaultProbeInterval)
 	setDefault(&c.ProbeTimeout, DefaultProbeTimeout)
 	setDefault(&c.SuspicionMult, DefaultSuspicionMult)

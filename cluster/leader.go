@@ -69,11 +69,13 @@ func (c *Cluster) leaderLoop(stop, done chan struct{}) {
 	t := time.NewTicker(c.cfg.ReconcileInterval)
 	defer t.Stop()
 	chassis := newChassisReconciler(c)
+	dead := newDeadTracker()
 	for {
 		// Chassis first: a dead gateway's routers move on its commit, while
 		// adding a Raft voter may block for seconds.
 		chassis.reconcile()
 		c.reconcile()
+		c.cleanupDead(dead, time.Now())
 		select {
 		case <-stop:
 			return

@@ -90,6 +90,10 @@ type Config struct {
 	// Status and Members feed /v1/cluster; nil ones report nothing.
 	Status  func() ClusterStatus
 	Members func() []Member
+	// RemoveServer removes a server from the Raft configuration, on the
+	// leader (DELETE /v1/cluster/servers/{name}); nil refuses. Errors that
+	// are *fsm.Error keep their status (not found, conflict).
+	RemoveServer func(ctx context.Context, name string) error
 	// Realizer reports and waits for the realization of revisions on the
 	// chassis (the leader's southbound controller); nil when none, then
 	// GET /v1/realization lists no chassis and waiting writes are refused.
@@ -159,6 +163,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
 	s.mux.HandleFunc("GET /v1/cluster/members", s.clusterMembers)
+	s.neutron("DELETE /v1/cluster/servers/{name}", s.removeServer)
 	s.mux.HandleFunc("GET /v1/realization", s.realization)
 	s.mux.HandleFunc("GET /{$}", s.versions)
 	s.mux.HandleFunc("GET /v2.0/{$}", s.v2Root)

@@ -1,6 +1,9 @@
 package northbound
 
-import "net/http"
+import (
+	"errors"
+	"net/http"
+)
 
 // ClusterStatus is the body of GET /v1/cluster.
 type ClusterStatus struct {
@@ -56,6 +59,26 @@ func (s *Server) clusterMembers(w http.ResponseWriter, r *http.Request) {
 		members = s.cfg.Members()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"members": members})
+}
+
+// removeServer removes a (dead) server from the Raft configuration: admin
+// only, served by the leader (neutron() forwards it like any write).
+func (s *Server) removeServer(w http.ResponseWriter, r *http.Request) error {
+	if !identityFrom(r.Context()).Admin {
+		return forbidden("Removing a server requires the admin role.")
+	}
+	if s.cfg.RemoveServer == nil {
+		return badRequest("This server cannot change the cluster's membership.")
+	}
+	err := s.cfg.RemoveServer(r.Context(), r.PathValue("name"))
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	case errors.Is(err, ErrNotLeader):
+		return errNoLeader
+	}
+	return err
 }
 
 // versions is Neutron's version document at /.

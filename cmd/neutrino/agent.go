@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"neutrino/cluster"
 	"neutrino/cmd/neutrino/agent"
 	"neutrino/northbound"
 )
@@ -83,6 +84,9 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 				}
 				cfg.ExtraHTTP = append(cfg.ExtraHTTP, l)
 			}
+			if cfg.DeadServerCleanup == 0 {
+				cfg.DeadServerCleanup = -1 // the flag's 0 is "never"; the config's is "default"
+			}
 			a, err := agent.Start(cfg)
 			if err != nil {
 				return err
@@ -113,6 +117,9 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "bootstrap Raft once this many servers are seen")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "Raft log entries between snapshots (0: default)")
 	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 0, "Raft log entries kept after a snapshot (0: default)")
+	f.DurationVar(&cfg.DeadServerCleanup, "dead-server-cleanup", cluster.DefaultDeadServerCleanup,
+		"server: the leader removes a server from Raft once gossip has seen it dead this long (0: never)")
+	f.IntVar(&cfg.MinQuorum, "min-quorum", 0, "server: the fewest voters dead-server cleanup leaves (0: a quorum of --bootstrap-expect)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&api.AuthStrategy, "auth-strategy", api.AuthStrategy, "noauth (identity from X-Project-Id/X-Roles) or token (X-Auth-Token, see --tokens-file)")
 	f.StringVar(&tokensFile, "tokens-file", "", `JSON file {"tokens": {"TOKEN": {"project_id": "...", "user_id": "...", "roles": ["member"]}}}`)

@@ -11,12 +11,13 @@ import (
 func newClusterCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Inspect the controller cluster",
+		Short: "Inspect the controller cluster and remove failed servers",
 	}
 	realization := newRealizationCmd(a)
 	realization.Short += " (as neutrino realization)"
 	cmd.AddCommand(
 		realization,
+		newRemoveServerCmd(a),
 		&cobra.Command{
 			Use:   "status",
 			Short: "Show the Raft status: leader, term, indexes, revision and servers",
@@ -86,6 +87,33 @@ func newClusterCmd(a *app) *cobra.Command {
 		},
 	)
 	return cmd
+}
+
+// newRemoveServerCmd is `neutrino cluster remove-server NAME`.
+func newRemoveServerCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove-server NAME",
+		Short: "Remove a stopped server from the Raft configuration (admin)",
+		Long: `Remove a stopped server from the Raft configuration (admin).
+
+Use it to replace a server whose data dir is lost or corrupt: stop it, run
+this on any healthy server (the leader carries it out), then start the
+server with an empty --data-dir, under the same or a new name; the leader
+adds it back as a voter and it copies the state. The leader itself and a
+server that gossip shows alive are refused: stop the server first.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.RemoveServer(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "Removed server %s from the Raft configuration.\n", args[0])
+			return nil
+		},
+	}
 }
 
 // newRealizationCmd shows how far each chassis realized the state.

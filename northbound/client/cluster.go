@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/http"
+	"net/url"
 )
 
 // ClusterStatus is the body of GET /v1/cluster: the Raft view of the
@@ -53,6 +54,12 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 		return nil, err
 	}
 	return out.Members, nil
+}
+
+// RemoveServer removes a server from the Raft configuration (admin):
+// DELETE /v1/cluster/servers/{name}.
+func (c *Client) RemoveServer(ctx context.Context, name string) error {
+	return c.Do(ctx, http.MethodDelete, "/v1/cluster/servers/"+url.PathEscape(name), nil, nil, nil)
 }
 
 // ChassisRealization is one chassis in RealizationStatus.

@@ -46,7 +46,13 @@ type Config struct {
 	// Raft snapshot tuning; zero keeps the cluster package's defaults.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
-	Logger            *slog.Logger
+	// DeadServerCleanup is how long a server may be dead before the leader
+	// removes it from Raft: zero is the cluster default, negative is off.
+	DeadServerCleanup time.Duration
+	// MinQuorum is the fewest voters that cleanup leaves (0: a quorum of
+	// --bootstrap-expect).
+	MinQuorum int
+	Logger    *slog.Logger
 }
 
 // Agent is a running Neutrino process.
@@ -122,6 +128,9 @@ func Start(cfg Config) (*Agent, error) {
 		Logger:            log,
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		TrailingLogs:      cfg.TrailingLogs,
+		DeadServerCleanup: cfg.DeadServerCleanup,
+		MinQuorum:         cfg.MinQuorum,
+		OnFatal:           exitOnCorruption,
 	})
 	if err != nil {
 		ln.Close()
@@ -142,6 +151,7 @@ func Start(cfg Config) (*Agent, error) {
 	api.Logger = log
 	api.Status = a.status
 	api.Members = a.members
+	api.RemoveServer = a.removeServer
 	if api.Realizer == nil && a.south != nil && a.south.ctrl != nil {
 		api.Realizer = realizer{a.south.ctrl}
 	}
@@ -240,6 +250,35 @@ func (a *Agent) status() northbound.ClusterStatus {
 		out.Servers = append(out.Servers, northbound.ServerInfo{Name: s.Name, Address: s.Address, Voter: s.Voter, State: s.State})
 	}
 	return out
+}
+
+// exitOnCorruption ends the process when a stored Raft entry fails its
+// checksum while running: raft would panic on the read error next, and a
+// server must never serve data that diverged from the others.
+func exitOnCorruption(err error) {
+	fmt.Fprintln(os.Stderr, "Error:", err)
+	os.Exit(1)
+}
+
+// removeServer removes a server from Raft, reporting refusals as API
+// errors (not found, conflict).
+func (a *Agent) removeServer(ctx context.Context, name string) error {
+	err := a.cluster.RemoveServer(ctx, name)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, cluster.ErrNotLeader):
+		return fmt.Errorf("%w: %w", northbound.ErrNotLeader, err)
+	case errors.Is(err, cluster.ErrUnknownServer):
+		return fsm.Errorf(fsm.CodeNotFound, "ServerNotFound", "Server %s is not in the cluster's Raft configuration.", name)
+	case errors.Is(err, cluster.ErrRemoveLeader):
+		return fsm.Errorf(fsm.CodeConflict, "ServerIsLeader",
+			"Server %s is the leader: stop it, and remove it once another server leads.", name)
+	case errors.Is(err, cluster.ErrServerAlive):
+		return fsm.Errorf(fsm.CodeConflict, "ServerAlive",
+			"Server %s is alive: stop it first, or the leader adds it back as a voter.", name)
+	}
+	return err
 }
 
 func (a *Agent) members() []northbound.Member {
