@@ -24,12 +24,16 @@ import (
 
 // Config is an agent's configuration (flags, environment or config file).
 type Config struct {
-	Server          bool
-	Node            string
-	DataDir         string
-	Bind            string
-	Advertise       string
-	HTTP            string
+	Server    bool
+	Node      string
+	DataDir   string
+	Bind      string
+	Advertise string
+	HTTP      string
+	// AdvertiseHTTP is the API address announced in gossip, where other
+	// servers forward requests (e.g. a proxy in front of this server);
+	// empty announces the listener's address.
+	AdvertiseHTTP   string
 	Join            []string
 	BootstrapExpect int
 	// Chassis is what a chassis announces in gossip (tunnel IP, OVSDB
@@ -95,6 +99,9 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	a.ln = ln
 	httpAddr := ln.Addr().String()
+	if cfg.AdvertiseHTTP != "" {
+		httpAddr = cfg.AdvertiseHTTP
+	}
 
 	// SOUTHBOUND: a server listens for the chassis' OpenFlow connections
 	// and announces where in gossip; see southbound.go.
