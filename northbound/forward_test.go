@@ -26,7 +26,7 @@ type proxiedServer struct {
 
 // newProxiedCluster starts n server agents (real Raft over loopback TCP)
 // that forward to each other through fault proxies.
-func newProxiedCluster(t *testing.T, n int) []*proxiedServer {
+func newProxiedCluster(t testing.TB, n int) []*proxiedServer {
 	t.Helper()
 	api := northbound.DefaultConfig()
 	binds := make([]string, n)
@@ -58,7 +58,7 @@ func newProxiedCluster(t *testing.T, n int) []*proxiedServer {
 
 // leaderOf waits until every listed server names the same leader among
 // them, and returns it and one of the others.
-func leaderOf(t *testing.T, servers []*proxiedServer) (leader, follower *proxiedServer) {
+func leaderOf(t testing.TB, servers []*proxiedServer) (leader, follower *proxiedServer) {
 	t.Helper()
 	eventually(t, 30*time.Second, func() error {
 		leader, follower = nil, nil
@@ -135,7 +135,7 @@ func post(c *http.Client, base, name, key string) postResult {
 
 // networksNamed lists, through a server (consistent read), the ids of the
 // networks with the name.
-func networksNamed(t *testing.T, base, name string) []string {
+func networksNamed(t testing.TB, base, name string) []string {
 	t.Helper()
 	var ids []string
 	eventually(t, 20*time.Second, func() error {
