@@ -383,8 +383,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, key string, ext
 			return true
 		}
 		resp, sent, err := s.attempt(ctx, r, addr, body, key)
-		maybeSent = maybeSent || sent
-		if err == nil {
+		if err != nil {
+			maybeSent = maybeSent || sent
+		} else {
 			retry, uncertain := retryableAnswer(resp)
 			if !retry {
 				defer resp.Body.Close()
