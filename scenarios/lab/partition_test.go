@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -339,6 +341,22 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 
 	cutAt := time.Now()
 	pl.cut(how, old)
+	// Sent within its lease, while it may still think it leads: neither
+	// may succeed (a commit and a leadership check need a quorum).
+	type answer struct {
+		what string
+		r    apiResult
+		err  error
+	}
+	inLease := make(chan answer, 2)
+	go func() {
+		r, err := call("GET", oldAPI+"/v2.0/networks", nil, nil)
+		inLease <- answer{"linearizable read", r, err}
+	}()
+	go func() {
+		r, err := call("POST", oldAPI+"/v2.0/networks", nil, map[string]any{"network": map[string]any{"name": "in-lease-write"}})
+		inLease <- answer{"write", r, err}
+	}()
 	healed := false
 	t.Cleanup(func() {
 		if !healed {
@@ -363,6 +381,17 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 	t.Logf("%s leads term %d (was %s in term %d), %s after the cut", leader, term, old, oldTerm, time.Since(cutAt).Round(time.Millisecond))
 	if term <= oldTerm {
 		t.Fatalf("new leader's term %d is not above the old leader's %d: its generation id would be stale", term, oldTerm)
+	}
+
+	for range 2 {
+		a := <-inLease
+		if a.err != nil {
+			t.Fatalf("%s sent to %s right after the cut: no answer (the client's timeout is %s): %v", a.what, old, apiHTTP.Timeout, a.err)
+		}
+		if a.r.Status < 500 {
+			t.Fatalf("%s sent to %s right after the cut: %d %s, want an error (5xx)", a.what, old, a.r.Status, strings.TrimSpace(string(a.r.Body)))
+		}
+		t.Logf("%s sent to %s right after the cut: %d after %s", a.what, old, a.r.Status, a.r.Took.Round(time.Millisecond))
 	}
 
 	// After its lease a cut-off leader answers neither writes nor
@@ -441,7 +470,8 @@ type writeLog struct {
 	acked map[string]string // name -> id of every 201
 	tried int
 	acks  atomic.Int64
-	fails map[string]int // error class -> count
+	fails map[string]int    // error class -> count
+	first map[string]string // error class -> its first answer, for the log
 }
 
 // nemesis runs writers that create networks with unique names through
@@ -453,7 +483,7 @@ type writeLog struct {
 // with, and no name exists twice.
 func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 	all := pl.servers()
-	log := &writeLog{acked: map[string]string{}, fails: map[string]int{}}
+	log := &writeLog{acked: map[string]string{}, fails: map[string]int{}, first: map[string]string{}}
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	const writers = 4
@@ -544,6 +574,9 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 	}
 	t.Logf("nemesis: %d faults in %s; %d creates tried, %d acknowledged, %d present (%d unacknowledged that took effect), %d lost, %d duplicated; failures %v",
 		rounds, took.Round(time.Millisecond), log.tried, len(log.acked), len(present), unacked, lost, dup, log.fails)
+	for class, first := range log.first {
+		t.Logf("first %s failure: %s", class, first)
+	}
 	if len(log.acked) == 0 {
 		t.Fatal("no write was acknowledged")
 	}
@@ -552,22 +585,31 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 // writer creates networks through random servers over its own kept-alive
 // connections until ctx ends; each name is sent once.
 func (pl *partitionLab) writer(ctx context.Context, id int, servers []string, log *writeLog) {
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+	// A request that times out is an unknown outcome like any other; the
+	// bound keeps a writer from idling on a stalled forward.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
 	defer client.CloseIdleConnections()
 	for seq := 0; ctx.Err() == nil; seq++ {
 		server := servers[rand.IntN(len(servers))]
 		name := fmt.Sprintf("nem-%d-%d", id, seq)
-		status, netID, err := createNetwork(client, pl.d.State().Node(server).API, name)
+		status, netID, err := createNetwork(context.Background(), client, pl.d.State().Node(server).API, name)
 		log.mu.Lock()
 		log.tried++
+		class := ""
 		switch {
 		case err != nil:
-			log.fails["transport"]++
+			class, netID = "transport", err.Error()
 		case status == http.StatusCreated:
 			log.acked[name] = netID
 			log.acks.Add(1)
 		default:
-			log.fails[strconv.Itoa(status)]++
+			class = strconv.Itoa(status)
+		}
+		if class != "" {
+			log.fails[class]++
+			if _, ok := log.first[class]; !ok {
+				log.first[class] = server + ": " + netID
+			}
 		}
 		log.mu.Unlock()
 		if err != nil || status != http.StatusCreated {
@@ -581,9 +623,9 @@ func (pl *partitionLab) writer(ctx context.Context, id int, servers []string, lo
 }
 
 // createNetwork POSTs one network and returns the status and its id.
-func createNetwork(c *http.Client, api, name string) (int, string, error) {
+func createNetwork(ctx context.Context, c *http.Client, api, name string) (int, string, error) {
 	body := strings.NewReader(fmt.Sprintf(`{"network": {"name": %q}}`, name))
-	req, err := http.NewRequest("POST", api+"/v2.0/networks", body)
+	req, err := http.NewRequestWithContext(ctx, "POST", api+"/v2.0/networks", body)
 	if err != nil {
 		return 0, "", err
 	}
@@ -598,12 +640,101 @@ func createNetwork(c *http.Client, api, name string) (int, string, error) {
 			ID string `json:"id"`
 		} `json:"network"`
 	}
-	if resp.StatusCode == http.StatusCreated {
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			// Acknowledged, but we cannot tell with what: count it as an
-			// unknown outcome.
-			return 0, "", fmt.Errorf("decode 201: %w", err)
-		}
+	if resp.StatusCode != http.StatusCreated {
+		// The error body stands in for the id, for the log.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return resp.StatusCode, strings.TrimSpace(string(b)), nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		// Acknowledged, but we cannot tell with what: count it as an
+		// unknown outcome.
+		return 0, "", fmt.Errorf("decode 201: %w", err)
 	}
 	return resp.StatusCode, out.Network.ID, nil
+}
+
+// BenchmarkLeaderPartition measures write unavailability after the leader
+// is cut off from the other servers (lab isolate; the chassis still reach
+// it): from the cut to the first acknowledged create through a surviving
+// server, with a create started every 10 ms, 10 cuts (healed in between).
+func BenchmarkLeaderPartition(b *testing.B) {
+	p := upPipelineLab(b, scenarios.Topology{Servers: 3, Chassis: 1})
+	all := p.servers()
+	b.ResetTimer()
+	var outages []float64
+	for i := 0; i < b.N; i++ {
+		for range 10 {
+			leader, _ := p.leaderOf(all, 60*time.Second)
+			survivors := without(all, leader)
+			d := p.unavailability(survivors, func() { p.cut("isolate", leader) })
+			outages = append(outages, float64(d.Milliseconds()))
+			p.heal(leader)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(median(outages), "unavail-median-ms")
+	b.ReportMetric(slices.Max(outages), "unavail-max-ms")
+	b.Logf("leader partition: write unavailability %v ms", outages)
+}
+
+// unavailability does cut, then starts a create every 10 ms through the
+// servers in turn (at most 32 in flight) and returns the time from the cut
+// to the first acknowledged create that started after it.
+func (p *pipeLab) unavailability(servers []string, cut func()) time.Duration {
+	p.tb.Helper()
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	defer client.CloseIdleConnections()
+	apis := make([]string, len(servers))
+	for i, s := range servers {
+		apis[i] = p.d.State().Node(s).API
+	}
+	var (
+		mu    sync.Mutex
+		first time.Time
+		wg    sync.WaitGroup
+	)
+	slots := make(chan struct{}, 32)
+	// Requests still in flight once one is acknowledged are abandoned.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	cut()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(2 * time.Minute)
+	for n := 0; ; n++ {
+		mu.Lock()
+		done := !first.IsZero()
+		mu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-deadline:
+			p.tb.Fatalf("no write acknowledged within 2m of the cut")
+		case <-tick.C:
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			continue // all slots wait on a stalled forward
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			name := fmt.Sprintf("unavail-%d-%d", start.UnixNano(), n)
+			status, _, err := createNetwork(ctx, client, apis[n%len(apis)], name)
+			if err == nil && status == http.StatusCreated {
+				mu.Lock()
+				if first.IsZero() {
+					first = time.Now()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	cancel()
+	wg.Wait()
+	return first.Sub(start)
 }
