@@ -18,10 +18,10 @@ import (
 // so Raft, gossip and API traffic between them is dropped both ways while
 // the chassis (and their OVSDB and OpenFlow sessions) still reach every
 // server. That is the split a leader fencing must survive: a deposed
-// leader that still talks to the switches. A lab of namespaces has no
-// firewall here (no iptables, no tc classifiers), so routes are the tool;
-// they drop at the sender, as a partition does, without touching the
-// chassis' paths.
+// leader that still talks to the switches. Routes need no tc classifiers
+// (this kernel has none) and no firewall tools the lab does not otherwise
+// depend on; packets to a blackholed address are dropped silently, as in
+// a partition (a TCP dial times out), without touching the chassis' paths.
 //
 // Degrade adds loss and delay (a netem qdisc) to a node's underlay link,
 // where the kernel has sch_netem.
