@@ -107,7 +107,7 @@ func (p *pipeLab) leaderOf(among []string, timeout time.Duration) (string, uint6
 				term = v.Term
 			}
 		}
-		if !contains(among, leader) {
+		if !slices.Contains(among, leader) {
 			return fmt.Errorf("leader %s is not among %v", leader, among)
 		}
 		if term == 0 {
@@ -116,15 +116,6 @@ func (p *pipeLab) leaderOf(among []string, timeout time.Duration) (string, uint6
 		return nil
 	})
 	return leader, term
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func without(xs []string, x string) []string {
@@ -558,7 +549,7 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 	lost, dup, unacked := 0, 0, 0
 	for name, id := range log.acked {
 		ids := present[name]
-		if len(ids) == 0 || !contains(ids, id) {
+		if len(ids) == 0 || !slices.Contains(ids, id) {
 			lost++
 			t.Errorf("acknowledged network %s (%s) is missing (present: %v)", name, id, ids)
 		}
