@@ -466,7 +466,7 @@ type writeLog struct {
 }
 
 // nemesis runs writers that create networks with unique names through
-// random servers (the cut-off ones too) while rounds faults cut a server
+// random surviving servers while rounds faults cut a server
 // off and heal it: the leader or a follower, from the servers only or
 // from everything. Writers never resend a request (no Idempotency-Key
 // yet): a write with an unknown outcome may or may not exist. Afterwards
@@ -474,12 +474,14 @@ type writeLog struct {
 // with, and no name exists twice.
 func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 	all := pl.servers()
+	var cutNow atomic.Value // the server cut off now, "" between faults
+	cutNow.Store("")
 	log := &writeLog{acked: map[string]string{}, fails: map[string]int{}, first: map[string]string{}}
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	const writers = 4
 	for w := range writers {
-		wg.Go(func() { pl.writer(ctx, w, all, log) })
+		wg.Go(func() { pl.writer(ctx, w, all, &cutNow, log) })
 	}
 	stopped := false
 	stopWriters := func() {
@@ -501,6 +503,9 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 		how := []string{"isolate", "partition"}[(i/2)%2]
 		before := log.acks.Load()
 		cutAt := time.Now()
+		// Writes already in flight to it meet the cut; new ones go to
+		// the survivors (a cut-off server's answers are checked above).
+		cutNow.Store(target)
 		pl.cut(how, target)
 		// Hold the fault until the majority has acknowledged writes
 		// under it (and, for a cut-off leader, elected another).
@@ -516,6 +521,7 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 		})
 		held := time.Since(cutAt)
 		pl.heal(target)
+		cutNow.Store("")
 		pl.leaderOf(all, 60*time.Second)
 		role := "follower"
 		if target == leader {
@@ -575,13 +581,15 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 
 // writer creates networks through random servers over its own kept-alive
 // connections until ctx ends; each name is sent once.
-func (pl *partitionLab) writer(ctx context.Context, id int, servers []string, log *writeLog) {
+func (pl *partitionLab) writer(ctx context.Context, id int, servers []string, cutNow *atomic.Value, log *writeLog) {
 	// A request that times out is an unknown outcome like any other; the
 	// bound keeps a writer from idling on a stalled forward.
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
 	defer client.CloseIdleConnections()
 	for seq := 0; ctx.Err() == nil; seq++ {
-		server := servers[rand.IntN(len(servers))]
+		cut, _ := cutNow.Load().(string)
+		survivors := without(servers, cut)
+		server := survivors[rand.IntN(len(survivors))]
 		name := fmt.Sprintf("nem-%d-%d", id, seq)
 		status, netID, err := createNetwork(context.Background(), client, pl.d.State().Node(server).API, name)
 		log.mu.Lock()
