@@ -369,22 +369,20 @@ func (c *Cluster) Ping(name string) (time.Duration, error) {
 	if c.gossip == nil {
 		return 0, fmt.Errorf("cluster: ping %s: gossip not started", name)
 	}
-	for _, n := range c.gossip.Members() {
-		if n.Name == name {
-			return c.gossip.Ping(name, &net.UDPAddr{IP: n.Addr, Port: int(n.Port)})
-		}
-	}
+	// Our copy, not memberlist's Members(): those are pointers into its
+	// state that it updates under its own lock (a data race), and dead
+	// members leave its list after a while while ours keeps them.
 	c.mu.Lock()
 	m, ok := c.members[name]
 	c.mu.Unlock()
-	if ok {
-		// Dead members leave memberlist's list after a while; ours keeps them.
-		addr, err := net.ResolveUDPAddr("udp", m.Addr)
-		if err == nil {
-			return c.gossip.Ping(name, addr)
-		}
+	if !ok {
+		return 0, fmt.Errorf("%w: %s", ErrUnknownMember, name)
 	}
-	return 0, fmt.Errorf("%w: %s", ErrUnknownMember, name)
+	addr, err := net.ResolveUDPAddr("udp", m.Addr)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: ping %s: %w", name, err)
+	}
+	return c.gossip.Ping(name, addr)
 }
 
 // NodeName returns this node's name.

@@ -52,7 +52,10 @@ CIDR' gives it an address on a VLAN.
 
 'lab kill NODE' kills a node as a machine dies (agent and OVS SIGKILLed,
 links down); 'lab revive NODE' boots it again. 'lab partition NODE' cuts
-only its underlay link; 'lab heal NODE' restores it.
+only its underlay link; 'lab isolate SERVER' cuts a server off from the
+other servers only (the chassis still reach it); 'lab degrade NODE' adds
+loss and delay to its underlay link where the kernel has netem; 'lab heal
+NODE' undoes all three.
 
 State, logs and data live in --dir (default ` + lab.DefaultDir + `); 'lab down'
 removes every namespace, process and file the lab made, also after a crash.`,
@@ -70,6 +73,8 @@ removes every namespace, process and file the lab made, also after a crash.`,
 		newLabKillCmd(a, &o),
 		newLabReviveCmd(a, &o),
 		newLabPartitionCmd(a, &o),
+		newLabIsolateCmd(a, &o),
+		newLabDegradeCmd(a, &o),
 		newLabHealCmd(a, &o),
 		newLabOutsideVLANCmd(a, &o),
 	)
@@ -213,6 +218,11 @@ func (a *app) printLabStatus(st *lab.State) error {
 			agent = "killed"
 		case n.Partitioned:
 			agent += " (partitioned)"
+		case n.Isolated:
+			agent += " (isolated)"
+		}
+		if n.Degraded {
+			agent += " (degraded)"
 		}
 		ep := n.API
 		if ep == "" {
@@ -421,10 +431,37 @@ NODE' restores the link.`,
 		func(ctx context.Context, node string) error { return lab.Partition(ctx, o.dir, node) })
 }
 
+func newLabIsolateCmd(_ *app, o *labOptions) *cobra.Command {
+	return labNodeCmd("isolate", "Cut a server off from the other servers only (the chassis still reach it)",
+		`Cut a server off from every other server, both ways (blackhole routes in
+its namespace and theirs): Raft, gossip and API traffic between them is
+dropped while the chassis' OVSDB and OpenFlow sessions to it stay up, as
+a leader cut off from its peers but not from the switches.
+'neutrino lab heal SERVER' removes the routes.`,
+		func(ctx context.Context, node string) error { return lab.Isolate(ctx, o.dir, node) })
+}
+
+func newLabDegradeCmd(_ *app, o *labOptions) *cobra.Command {
+	var (
+		loss  float64
+		delay time.Duration
+	)
+	cmd := labNodeCmd("degrade", "Add packet loss and delay to a node's underlay link (netem)",
+		`Add packet loss and delay to both directions of a node's underlay link
+(a netem qdisc on both ends of its veth). It fails with a clear error when
+the kernel has no netem qdisc (sch_netem). 'neutrino lab heal NODE'
+removes it.`,
+		func(ctx context.Context, node string) error { return lab.Degrade(ctx, o.dir, node, loss, delay) })
+	cmd.Flags().Float64Var(&loss, "loss", 10, "percent of packets dropped")
+	cmd.Flags().DurationVar(&delay, "delay", 20*time.Millisecond, "delay added to every packet")
+	return cmd
+}
+
 func newLabHealCmd(_ *app, o *labOptions) *cobra.Command {
-	return labNodeCmd("heal", "Restore a partitioned node's underlay link and wait until gossip sees it alive",
-		`Bring a partitioned node's underlay link back up; returns once every
-live server sees the node alive in gossip.`,
+	return labNodeCmd("heal", "Undo a node's partition, isolation or degradation and wait until gossip sees it alive",
+		`Undo every network fault of a node: its underlay link back up (partition),
+its blackhole routes removed (isolate), its netem qdiscs removed
+(degrade); returns once every live server sees the node alive in gossip.`,
 		func(ctx context.Context, node string) error { return lab.Heal(ctx, o.dir, node) })
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"neutrino/scenarios"
 )
@@ -176,7 +177,17 @@ func (d *Driver) Partition(ctx context.Context, node string) error {
 	return Partition(ctx, d.Options.Dir, node)
 }
 
-// Heal restores a partitioned node's underlay link (see Heal).
+// Isolate cuts a server off from the other servers only (see Isolate).
+func (d *Driver) Isolate(ctx context.Context, node string) error {
+	return Isolate(ctx, d.Options.Dir, node)
+}
+
+// Degrade puts loss and delay on a node's underlay link (see Degrade).
+func (d *Driver) Degrade(ctx context.Context, node string, lossPercent float64, delay time.Duration) error {
+	return Degrade(ctx, d.Options.Dir, node, lossPercent, delay)
+}
+
+// Heal undoes a node's network faults (see Heal).
 func (d *Driver) Heal(ctx context.Context, node string) error {
 	return Heal(ctx, d.Options.Dir, node)
 }

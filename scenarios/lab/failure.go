@@ -124,9 +124,19 @@ func Revive(ctx context.Context, dir, name, binary string) error {
 			return fmt.Errorf("lab: revive %s: %w", name, err)
 		}
 	}
+	if n.Isolated {
+		if err := blackholes(ctx, st, n, false); err != nil {
+			return err
+		}
+	}
+	if n.Degraded {
+		if err := undegrade(ctx, st, n); err != nil {
+			return err
+		}
+	}
 	if err := s.update(func(st *State) {
 		n := st.Node(name)
-		n.Killed, n.Partitioned = false, false
+		n.Killed, n.Partitioned, n.Isolated, n.Degraded = false, false, false, false
 	}); err != nil {
 		return err
 	}
@@ -184,8 +194,10 @@ func Partition(ctx context.Context, dir, name string) error {
 	return setLinks(ctx, []link{underlayLink(st, n)}, false)
 }
 
-// Heal brings a partitioned node's underlay link back up and returns once
-// every live server sees it alive in gossip (AliveTimeout).
+// Heal undoes every network fault of a node (Partition, Isolate, Degrade):
+// its underlay link back up, its blackhole routes and netem qdiscs gone.
+// It returns once every live server sees it alive in gossip
+// (AliveTimeout).
 func Heal(ctx context.Context, dir, name string) error {
 	s, lk, st, n, err := openNode(dir, name)
 	if err != nil {
@@ -198,7 +210,20 @@ func Heal(ctx context.Context, dir, name string) error {
 	if err := setLinks(ctx, []link{underlayLink(st, n)}, true); err != nil {
 		return err
 	}
-	if err := s.update(func(st *State) { st.Node(name).Partitioned = false }); err != nil {
+	if n.Isolated {
+		if err := blackholes(ctx, st, n, false); err != nil {
+			return err
+		}
+	}
+	if n.Degraded {
+		if err := undegrade(ctx, st, n); err != nil {
+			return err
+		}
+	}
+	if err := s.update(func(st *State) {
+		n := st.Node(name)
+		n.Partitioned, n.Isolated, n.Degraded = false, false, false
+	}); err != nil {
 		return err
 	}
 	return waitAlive(ctx, s, name)
@@ -215,7 +240,7 @@ func waitAlive(ctx context.Context, s *store, name string) error {
 		asked := 0
 		for _, sv := range st.Nodes {
 			if sv.Kind != scenarios.KindServer || sv.API == "" || sv.Killed ||
-				(sv.Partitioned && sv.Name != name) || !agentAlive(st, sv) {
+				((sv.Partitioned || sv.Isolated) && sv.Name != name) || !agentAlive(st, sv) {
 				continue
 			}
 			asked++

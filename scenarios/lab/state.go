@@ -191,6 +191,11 @@ type Node struct {
 	Killed bool `json:"killed,omitempty"`
 	// Partitioned: `lab partition` cut its underlay link.
 	Partitioned bool `json:"partitioned,omitempty"`
+	// Isolated: `lab isolate` cut this server off from the other servers
+	// (blackhole routes both ways); the chassis still reach it.
+	Isolated bool `json:"isolated,omitempty"`
+	// Degraded: `lab degrade` put loss or delay on its underlay link.
+	Degraded bool `json:"degraded,omitempty"`
 }
 
 // VM is one workload namespace plugged into a chassis' br-int.

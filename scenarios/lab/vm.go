@@ -164,20 +164,30 @@ func AddVM(ctx context.Context, dir, name, portID, chassis string, log *slog.Log
 	return nil
 }
 
-// portSpecFromLab reads a port through the first server that answers.
+// portSpecFromLab reads a port through the first server that answers;
+// servers the lab has cut off are asked last, and an answer that the
+// server cannot serve now (5xx: no leader on its side) is not final.
 func portSpecFromLab(ctx context.Context, st *State, portID string) (VMSpec, error) {
 	var errs []error
+	var servers, cut []*Node
 	for _, n := range st.Nodes {
 		if n.Kind != scenarios.KindServer || n.API == "" {
 			continue
 		}
+		if n.Killed || n.Partitioned || n.Isolated {
+			cut = append(cut, n)
+		} else {
+			servers = append(servers, n)
+		}
+	}
+	for _, n := range append(servers, cut...) {
 		c, err := apiClient(n.API, 10*time.Second)
 		if err != nil {
 			return VMSpec{}, err
 		}
 		spec, err := PortSpec(ctx, c, portID)
 		var apiErr *client.Error
-		if err == nil || errors.As(err, &apiErr) {
+		if err == nil || (errors.As(err, &apiErr) && apiErr.Status < 500) {
 			return spec, err // the API answered: its answer stands
 		}
 		errs = append(errs, err)

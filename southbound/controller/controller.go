@@ -86,6 +86,10 @@ type Controller struct {
 	mu    sync.Mutex
 	conns map[string]*openflow.Conn // chassis name -> latest connection
 	sess  *session                  // non-nil while leading
+	// roleMu serializes the role requests on each connection, so a
+	// follower's SLAVE request never overtakes the MASTER request of the
+	// session that started after it (the switch applies the last one).
+	roleMu map[*openflow.Conn]*sync.Mutex
 }
 
 type leadership struct {
@@ -125,6 +129,7 @@ func New(cfg Config) *Controller {
 		leaderCh: make(chan leadership, 16),
 		done:     make(chan struct{}),
 		conns:    map[string]*openflow.Conn{},
+		roleMu:   map[*openflow.Conn]*sync.Mutex{},
 		ext:      externalState{arpSent: map[string]time.Time{}, learned: map[string]time.Time{}},
 	}
 }
@@ -333,7 +338,65 @@ func (c *Controller) handleConn(ctx context.Context, conn *openflow.Conn) {
 	if c.conns[name] == conn {
 		delete(c.conns, name)
 	}
+	delete(c.roleMu, conn)
 	c.mu.Unlock()
+}
+
+// roleLock is the lock of a connection's role requests.
+func (c *Controller) roleLock(conn *openflow.Conn) *sync.Mutex {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-conn.Done():
+		// handleConn has dropped its lock or is about to: do not leak one.
+		return &sync.Mutex{}
+	default:
+	}
+	m := c.roleMu[conn]
+	if m == nil {
+		m = &sync.Mutex{}
+		c.roleMu[conn] = m
+	}
+	return m
+}
+
+// slaveRetry is how long a follower waits before asking a switch for
+// SLAVE again after a refusal.
+const slaveRetry = 200 * time.Millisecond
+
+// holdSlave asks a connection for SLAVE until the switch grants it, the
+// connection ends, or this server leads (its worker then asks for
+// MASTER). A server that rejoins after a partition may still carry the
+// term it lost leadership in when a chassis reconnects: OVS refuses that
+// SLAVE request as stale and leaves the connection EQUAL, a role that may
+// write flows. Asking again with the term learnt meanwhile closes that.
+func (c *Controller) holdSlave(name string, conn *openflow.Conn) {
+	mu := c.roleLock(conn)
+	for {
+		mu.Lock()
+		c.mu.Lock()
+		leading := c.sess != nil
+		c.mu.Unlock()
+		if leading {
+			mu.Unlock()
+			return
+		}
+		gen := c.cfg.FSM.State().Read().Epoch()<<32 | c.cfg.Term()&0xffffffff
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		role, _, err := conn.RequestRole(ctx, openflow.RoleSlave, gen)
+		cancel()
+		mu.Unlock()
+		if err == nil && role == openflow.RoleSlave {
+			return
+		}
+		c.log.Debug("slave role request refused; asking again", "chassis", name,
+			"generation_id", fmt.Sprintf("%#x", gen), "role", role, "err", err)
+		select {
+		case <-conn.Done():
+			return
+		case <-time.After(slaveRetry):
+		}
+	}
 }
 
 // matchChassis waits until the state names the connection's chassis.
@@ -370,14 +433,7 @@ func (c *Controller) assign(name string, conn *openflow.Conn) {
 	}
 	c.mu.Unlock()
 	if s == nil {
-		gen := c.cfg.FSM.State().Read().Epoch()<<32 | c.cfg.Term()&0xffffffff
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if _, _, err := conn.RequestRole(ctx, openflow.RoleSlave, gen); err != nil {
-				c.log.Debug("slave role request failed", "chassis", name, "err", err)
-			}
-		}()
+		go c.holdSlave(name, conn)
 		return
 	}
 	if w == nil {
@@ -386,7 +442,10 @@ func (c *Controller) assign(name string, conn *openflow.Conn) {
 	go func() {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		defer cancel()
+		mu := c.roleLock(conn)
+		mu.Lock()
 		role, _, err := conn.RequestRole(ctx, openflow.RoleMaster, s.gen)
+		mu.Unlock()
 		if err != nil || role != openflow.RoleMaster {
 			c.log.Warn("master role refused", "chassis", name, "role", role, "err", err)
 			return
