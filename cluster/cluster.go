@@ -107,6 +107,7 @@ type Cluster struct {
 	savedPeers  []string      // owned by serverLoop
 
 	started    atomic.Bool
+	running    atomic.Bool // Start returned successfully (Ready reads it)
 	stopOnce   sync.Once
 	shutdownCh chan struct{}
 	wg         sync.WaitGroup
@@ -173,6 +174,7 @@ func (c *Cluster) Start() (err error) {
 		go c.serverLoop()
 		go c.leadershipLoop()
 	}
+	c.running.Store(true)
 	c.log.Info("started", "gossip", c.cfg.BindAddr, "raft", c.addrs.raftAdvertise, "server", c.cfg.Server)
 	return nil
 }
@@ -182,6 +184,7 @@ func (c *Cluster) Start() (err error) {
 func (c *Cluster) Shutdown() error {
 	var err error
 	c.stopOnce.Do(func() {
+		c.running.Store(false)
 		close(c.shutdownCh)
 		err = c.closeAll()
 		c.leaders.close()

@@ -85,6 +85,9 @@ type Config struct {
 	// ReconcileInterval is how often the leader re-checks that every alive
 	// server in gossip is a Raft voter, besides reacting to member events.
 	ReconcileInterval time.Duration
+	// ReadyMaxLag is how many committed entries a follower may have left
+	// to apply and still be ready (Ready); zero takes DefaultReadyMaxLag.
+	ReadyMaxLag uint64
 
 	// Gossip tuning; zero values take the defaults above.
 	ProbeInterval  time.Duration
@@ -154,6 +157,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
 	setDefault(&c.ElectionTimeout, DefaultElectionTimeout)
 	setDefault(&c.ReconcileInterval, DefaultReconcileInterval)
+	setDefault(&c.ReadyMaxLag, DefaultReadyMaxLag)
 	setDefault(&c.ProbeInterval, DefaultProbeInterval)
 	setDefault(&c.ProbeTimeout, DefaultProbeTimeout)
 	setDefault(&c.SuspicionMult, DefaultSuspicionMult)

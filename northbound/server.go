@@ -94,7 +94,10 @@ type Config struct {
 	// chassis (the leader's southbound controller); nil when none, then
 	// GET /v1/realization lists no chassis and waiting writes are refused.
 	Realizer Realizer
-	Logger   *slog.Logger
+	// Readiness feeds GET /readyz and the readiness gate (ready.go); nil
+	// means always ready.
+	Readiness func() Readiness
+	Logger    *slog.Logger
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -153,10 +156,11 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 }
 
 // Handler returns the API's http.Handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.gate(s.mux) }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
 	s.mux.HandleFunc("GET /v1/cluster/members", s.clusterMembers)
 	s.mux.HandleFunc("GET /v1/realization", s.realization)
