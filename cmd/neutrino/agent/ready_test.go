@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -222,6 +223,7 @@ func BenchmarkServerStartRestore(b *testing.B) {
 	for _, n := range []int{10000, 100000} {
 		b.Run(fmt.Sprintf("ports=%d", n), func(b *testing.B) {
 			fx := newRestoreFixture(b, n)
+			fx.cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 			var startDur, readyDur, cpu time.Duration
 			for i := 0; i < b.N; i++ {
 				cpu0 := processCPU()
@@ -261,4 +263,3 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-
