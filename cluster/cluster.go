@@ -132,7 +132,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	meta := cfg.Meta
 	meta.Role, meta.HTTPAddr = RoleChassis, cfg.HTTPAddr
-	meta.RaftAddr, meta.Expect, meta.Bootstrapped, meta.Leaving = "", 0, false, false
+	meta.RaftAddr, meta.Expect, meta.Bootstrapped, meta.Leaving, meta.LeaderTerm = "", 0, false, false, 0
 	if cfg.Server {
 		meta.Role, meta.RaftAddr, meta.Expect = RoleServer, a.raftAdvertise, cfg.BootstrapExpect
 	}

@@ -70,7 +70,8 @@ func (e *NotReadyError) OnlyBarrier() bool {
 // leader with an API address, and either is that leader with its barrier
 // done or, as a follower, heard from it within two heartbeat timeouts and
 // lags at most ReadyMaxLag entries behind the commit index it knows. A
-// chassis agent is ready when gossip shows an alive server.
+// chassis agent is ready when gossip shows an alive server and an alive
+// server announces that it leads (NodeMeta.LeaderTerm).
 //
 // A follower's commit index is the leader's as far as the follower has the
 // log (hashicorp/raft takes the minimum of the two): a follower still
@@ -89,8 +90,12 @@ func (c *Cluster) Ready() error {
 	case c.cfg.Server:
 		c.raftReady(add)
 	default:
-		if !c.seesAliveServer() {
+		servers, leaders := c.gossipServers()
+		if servers == 0 {
 			add(CondJoined, "gossip shows no alive server")
+		}
+		if leaders == 0 {
+			add(CondLeaderKnown, "no alive server announces leadership in gossip")
 		}
 	}
 	if len(miss) == 0 {
@@ -133,11 +138,16 @@ func (c *Cluster) raftReady(add func(cond, format string, args ...any)) {
 	}
 }
 
-func (c *Cluster) seesAliveServer() bool {
+// gossipServers counts the alive servers in gossip, and those of them
+// that announce leadership (LeaderTerm).
+func (c *Cluster) gossipServers() (servers, leaders int) {
 	for _, m := range c.Members() {
 		if m.Status == StatusAlive && m.Meta.Role == RoleServer {
-			return true
+			servers++
+			if m.Meta.LeaderTerm != 0 {
+				leaders++
+			}
 		}
 	}
-	return false
+	return servers, leaders
 }
