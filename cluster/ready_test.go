@@ -46,24 +46,29 @@ func TestReadyConditions(t *testing.T) {
 	eventually(t, electionWait, allReady)
 
 	// Each follower must be seen without a leader (or stale) at least once
-	// before a new leader is elected; the window lasts from its heartbeat
-	// timeout to the election, so poll often.
-	leader.stop(t)
-	seen := map[string][]string{}
-	deadline := time.Now().Add(electionWait)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for len(seen) < len(tc.running()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not every follower was seen unready after its leader stopped: %v", seen)
-		}
-		for _, n := range tc.running() {
-			got := missingConds(n.c.Ready())
-			if slices.Contains(got, CondLeaderKnown) || slices.Contains(got, CondCaughtUp) {
-				seen[n.name] = got
+	// before a new leader is elected. The window lasts from its heartbeat
+	// timeout to the election and may pass while the old leader is still
+	// shutting down, so the watch starts before the stop and polls often.
+	followers := tc.followers()
+	seen := make(chan map[string][]string, 1)
+	go func() {
+		got := map[string][]string{}
+		deadline := time.Now().Add(electionWait)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for len(got) < len(followers) && time.Now().Before(deadline) {
+			for _, n := range followers {
+				if m := missingConds(n.c.Ready()); slices.Contains(m, CondLeaderKnown) || slices.Contains(m, CondCaughtUp) {
+					got[n.name] = m
+				}
 			}
+			<-tick.C
 		}
-		<-tick.C
+		seen <- got
+	}()
+	leader.stop(t)
+	if got := <-seen; len(got) < len(followers) {
+		t.Fatalf("not every follower was seen unready after its leader stopped: %v", got)
 	}
 	tc.leader()
 	eventually(t, electionWait, allReady)
