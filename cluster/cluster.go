@@ -114,6 +114,7 @@ type Cluster struct {
 	savedPeers  []string      // owned by serverLoop
 
 	started    atomic.Bool
+	running    atomic.Bool // Start returned successfully (Ready reads it)
 	stopOnce   sync.Once
 	shutdownCh chan struct{}
 	wg         sync.WaitGroup
@@ -138,7 +139,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	meta := cfg.Meta
 	meta.Role, meta.HTTPAddr = RoleChassis, cfg.HTTPAddr
-	meta.RaftAddr, meta.Expect, meta.Bootstrapped, meta.Leaving = "", 0, false, false
+	meta.RaftAddr, meta.Expect, meta.Bootstrapped, meta.Leaving, meta.LeaderTerm = "", 0, false, false, 0
 	if cfg.Server {
 		meta.Role, meta.RaftAddr, meta.Expect = RoleServer, a.raftAdvertise, cfg.BootstrapExpect
 	}
@@ -180,6 +181,7 @@ func (c *Cluster) Start() (err error) {
 		go c.serverLoop()
 		go c.leadershipLoop()
 	}
+	c.running.Store(true)
 	c.log.Info("started", "gossip", c.cfg.BindAddr, "raft", c.addrs.raftAdvertise, "server", c.cfg.Server)
 	return nil
 }
@@ -189,6 +191,7 @@ func (c *Cluster) Start() (err error) {
 func (c *Cluster) Shutdown() error {
 	var err error
 	c.stopOnce.Do(func() {
+		c.running.Store(false)
 		close(c.shutdownCh)
 		err = c.closeAll()
 		c.leaders.close()

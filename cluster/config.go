@@ -97,6 +97,9 @@ type Config struct {
 	// MinQuorum is the fewest voters dead-server cleanup leaves; zero means
 	// a quorum of the largest BootstrapExpect among the servers.
 	MinQuorum int
+	// ReadyMaxLag is how many committed entries a follower may have left
+	// to apply and still be ready (Ready); zero takes DefaultReadyMaxLag.
+	ReadyMaxLag uint64
 
 	// Gossip tuning; zero values take the defaults above.
 	ProbeInterval  time.Duration
@@ -170,6 +173,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.ElectionTimeout, DefaultElectionTimeout)
 	setDefault(&c.ReconcileInterval, DefaultReconcileInterval)
 	setDefault(&c.DeadServerCleanup, DefaultDeadServerCleanup)
+	setDefault(&c.ReadyMaxLag, DefaultReadyMaxLag)
 	setDefault(&c.ProbeInterval, DefaultProbeInterval)
 	setDefault(&c.ProbeTimeout, DefaultProbeTimeout)
 	setDefault(&c.SuspicionMult, DefaultSuspicionMult)

@@ -83,7 +83,8 @@ func (c *Cluster) setMeta(m NodeMeta) error {
 }
 
 // UpdateMeta changes this node's chassis metadata and gossips it; fields the
-// cluster owns (Role, RaftAddr, HTTPAddr, Expect, Bootstrapped, Leaving)
+// cluster owns (Role, RaftAddr, HTTPAddr, Expect, Bootstrapped, Leaving,
+// LeaderTerm)
 // are kept.
 func (c *Cluster) UpdateMeta(fn func(*NodeMeta)) error {
 	c.metaMu.Lock()
@@ -97,7 +98,7 @@ func (c *Cluster) UpdateMeta(fn func(*NodeMeta)) error {
 	next.BridgeMappings = maps.Clone(cur.BridgeMappings)
 	fn(&next)
 	next.Role, next.RaftAddr, next.HTTPAddr = cur.Role, cur.RaftAddr, cur.HTTPAddr
-	next.Expect, next.Bootstrapped, next.Leaving = cur.Expect, cur.Bootstrapped, cur.Leaving
+	next.Expect, next.Bootstrapped, next.Leaving, next.LeaderTerm = cur.Expect, cur.Bootstrapped, cur.Leaving, cur.LeaderTerm
 	return c.setMeta(next)
 }
 

@@ -60,10 +60,12 @@ func (c *Cluster) leaderLoop(stop, done chan struct{}) {
 	c.readyTerm.Store(term)
 	c.log.Info("leading", "term", term, "epoch", c.Epoch())
 	c.leaders.publish(LeadershipEvent{IsLeader: true, Term: term})
+	c.announceLeader(term)
 	defer func() {
 		c.readyTerm.Store(0)
 		c.log.Info("no longer leading", "term", term)
 		c.leaders.publish(LeadershipEvent{IsLeader: false, Term: term})
+		c.announceLeader(0)
 	}()
 
 	t := time.NewTicker(c.cfg.ReconcileInterval)
@@ -256,5 +258,18 @@ func (s *subscriber) pump() {
 		case <-s.cancel:
 			return
 		}
+	}
+}
+
+// announceLeader puts the term this server leads in (0: none) into its
+// gossip metadata, for chassis agents' readiness.
+func (c *Cluster) announceLeader(term uint64) {
+	select {
+	case <-c.shutdownCh:
+		return // gossip is going away with the whole node
+	default:
+	}
+	if err := c.changeOwnMeta(func(m *NodeMeta) { m.LeaderTerm = term }); err != nil {
+		c.log.Warn("cannot announce leadership in gossip", "term", term, "err", err)
 	}
 }

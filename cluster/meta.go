@@ -43,6 +43,10 @@ type NodeMeta struct {
 	// Leaving says the node is leaving gossip on purpose (status "left",
 	// not "dead"): memberlist v0.6.0 does not tell the two apart in events.
 	Leaving bool `json:"l,omitempty"`
+	// LeaderTerm is the term this server leads in, once its barrier is
+	// done; 0 when it does not lead. Chassis agents, which have no Raft,
+	// learn from it that a leader exists (cluster.Ready).
+	LeaderTerm uint64 `json:"lt,omitempty"`
 
 	// Chassis fields, announced by agents that run Open vSwitch.
 

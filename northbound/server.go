@@ -105,6 +105,10 @@ type Config struct {
 	// resends to a new leader) and a leader's wait for its readiness and
 	// for a commit; it covers an election.
 	ForwardTimeout time.Duration
+	// LeaderWait bounds how long a request waits for a leader to be
+	// known at all (each time it needs one); longer than an election, so a
+	// server cut off from the majority answers 503 in this time.
+	LeaderWait time.Duration
 	// Status and Members feed /v1/cluster; nil ones report nothing.
 	Status  func() ClusterStatus
 	Members func() []Member
@@ -116,8 +120,15 @@ type Config struct {
 	// chassis (the leader's southbound controller); nil when none, then
 	// GET /v1/realization lists no chassis and waiting writes are refused.
 	Realizer Realizer
-	Logger   *slog.Logger
+	// Readiness feeds GET /readyz and the readiness gate (ready.go); nil
+	// means always ready.
+	Readiness func() Readiness
+	Logger    *slog.Logger
 }
+
+// DefaultLeaderWait is LeaderWait's default: an election here takes
+// 1.3-2.8 s (lab-notes), so this rides out one and not a partition.
+const DefaultLeaderWait = 4 * time.Second
 
 // DefaultForwardTimeout is ForwardTimeout's default: a few elections
 // (about 2-3 s each here, lab-notes.md).
@@ -134,6 +145,7 @@ func DefaultConfig() Config {
 		VLANRanges:        map[string][]Range{},
 		PhysicalMTU:       1500,
 		ForwardTimeout:    DefaultForwardTimeout,
+		LeaderWait:        DefaultLeaderWait,
 	}
 }
 
@@ -154,6 +166,9 @@ type Server struct {
 func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.LeaderWait == 0 {
+		cfg.LeaderWait = DefaultLeaderWait
 	}
 	if cfg.ForwardTimeout == 0 {
 		cfg.ForwardTimeout = DefaultForwardTimeout
@@ -179,10 +194,11 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 }
 
 // Handler returns the API's http.Handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.gate(s.mux) }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
 	s.mux.HandleFunc("GET /v1/cluster/members", s.clusterMembers)
 	s.neutron("DELETE /v1/cluster/servers/{name}", s.removeServer)
@@ -522,6 +538,10 @@ func (b *cancelBody) Close() error {
 func (s *Server) waitLeader(ctx context.Context) (addr string, self bool) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	// No leader for longer than an election takes: this server is likely
+	// cut off from the majority; answer now rather than at the deadline.
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait)
+	defer cancel()
 	for {
 		if s.be.IsLeader() {
 			return "", true

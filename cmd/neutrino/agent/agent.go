@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"neutrino/cluster"
@@ -69,6 +70,9 @@ type Agent struct {
 	ln      net.Listener
 	done    chan error
 	once    sync.Once
+	// up is set once the cluster started (snapshot restored): before,
+	// nothing may ask Raft anything.
+	up atomic.Bool
 
 	south *southbound // nil on a chassis agent
 
@@ -78,7 +82,8 @@ type Agent struct {
 	fenceDone   chan struct{}
 }
 
-// Start starts an agent and returns once its API listens.
+// Start starts an agent and returns once its cluster runs (its snapshot
+// restored); the API answers from the start, 503 until ready.
 func Start(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -145,20 +150,18 @@ func Start(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.cluster = c
-	if err := c.Start(); err != nil {
-		ln.Close()
-		a.south.close()
-		return nil, fmt.Errorf("agent: start cluster: %w", err)
-	}
-	a.south.start(a)
-	a.startFence()
 
+	// Serve HTTP before the cluster starts: restoring a large snapshot
+	// takes seconds, and meanwhile /healthz says alive, /readyz says what
+	// is missing and every API request gets 503 with Retry-After at once
+	// instead of a connection that hangs.
 	api := cfg.API
 	api.NodeName = cfg.Node
 	api.Logger = log
 	api.Status = a.status
 	api.Members = a.members
 	api.RemoveServer = a.removeServer
+	api.Readiness = a.readiness
 	if api.Realizer == nil && a.south != nil && a.south.ctrl != nil {
 		api.Realizer = realizer{a.south.ctrl}
 	}
@@ -176,6 +179,18 @@ func Start(cfg Config) (*Agent, error) {
 			}
 		}()
 	}
+
+	if err := c.Start(); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.http.Shutdown(ctx)
+		a.south.close()
+		return nil, fmt.Errorf("agent: start cluster: %w", err)
+	}
+	a.up.Store(true)
+	a.south.start(a)
+	a.startFence()
+
 	log.Info("agent started", "server", cfg.Server, "http", httpAddr, "bind", cfg.Bind)
 	return a, nil
 }
@@ -268,6 +283,9 @@ func (b backend) LeaderHTTPAddr() string {
 func (b backend) VerifyLeader(ctx context.Context) error { return b.c.VerifyLeader(ctx) }
 
 func (a *Agent) status() northbound.ClusterStatus {
+	if !a.up.Load() {
+		return northbound.ClusterStatus{Servers: []northbound.ServerInfo{}}
+	}
 	st := a.cluster.Status()
 	out := northbound.ClusterStatus{
 		Leader: st.Leader, Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
@@ -306,6 +324,23 @@ func (a *Agent) removeServer(ctx context.Context, name string) error {
 			"Server %s is alive: stop it first, or the leader adds it back as a voter.", name)
 	}
 	return err
+}
+
+// readiness is the cluster's readiness (cluster.Ready) for the API gate.
+func (a *Agent) readiness() northbound.Readiness {
+	err := a.cluster.Ready()
+	if err == nil {
+		return northbound.Readiness{Ready: true, Serve: true}
+	}
+	var nr *cluster.NotReadyError
+	if !errors.As(err, &nr) {
+		return northbound.Readiness{Missing: []northbound.ReadyCondition{{Condition: "unknown", Detail: err.Error()}}}
+	}
+	out := northbound.Readiness{Serve: nr.Serveable()}
+	for _, m := range nr.Missing {
+		out.Missing = append(out.Missing, northbound.ReadyCondition{Condition: m.Condition, Detail: m.Detail})
+	}
+	return out
 }
 
 func (a *Agent) members() []northbound.Member {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"neutrino/cluster"
+	"neutrino/cluster/clustertest"
 	"neutrino/cmd/neutrino/agent"
 	"neutrino/northbound"
 )
@@ -134,6 +135,16 @@ func TestChassisRecords(t *testing.T) {
 		return nil
 	})
 
+	// A chassis agent is ready once it sees the servers and a leader
+	// announced in gossip.
+	eventually(t, 20*time.Second, func() error {
+		var rd map[string]any
+		if code, err := apiGet(chassis[0].HTTPAddr(), "/readyz", nil, &rd); code != 200 {
+			return fmt.Errorf("chassis /readyz: %d %v %v", code, rd, err)
+		}
+		return nil
+	})
+
 	// A member may not see chassis: PolicyNotAuthorized.
 	var e struct {
 		NeutronError struct{ Type string } `json:"NeutronError"`
@@ -165,5 +176,32 @@ func TestChassisRecords(t *testing.T) {
 	t.Logf("chassis marked down %v after shutdown", time.Since(start).Round(10*time.Millisecond))
 	if got := srv.FSM().State().Read().Revision(); got != rev+1 {
 		t.Fatalf("revision moved from %d to %d: want exactly one commit (mark down)", rev, got)
+	}
+}
+
+// TestLoneChassisNotReady: a chassis agent that reaches no server is alive
+// but not ready, and says why; its API answers 503 with Retry-After.
+func TestLoneChassisNotReady(t *testing.T) {
+	a := startAgent(t, agent.Config{Node: "lone", Bind: clustertest.FreeBind(t)})
+	if code, err := apiGet(a.HTTPAddr(), "/healthz", nil, nil); code != 200 {
+		t.Fatalf("/healthz: %d %v", code, err)
+	}
+	var rd struct {
+		Ready   bool `json:"ready"`
+		Missing []struct {
+			Condition string `json:"condition"`
+		} `json:"missing"`
+	}
+	if code, err := apiGet(a.HTTPAddr(), "/readyz", nil, &rd); code != 503 || rd.Ready || len(rd.Missing) != 2 ||
+		rd.Missing[0].Condition != "joined" || rd.Missing[1].Condition != "leader_known" {
+		t.Fatalf("/readyz: %d %+v %v", code, rd, err)
+	}
+	resp, err := http.Get("http://" + a.HTTPAddr() + "/v2.0/networks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("API on a lone chassis: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
