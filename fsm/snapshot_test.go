@@ -27,7 +27,8 @@ func filledFSM(t *testing.T) *FSM {
 	last := fillCoreTables(t, f, 3)
 	last = fillChassisTable(t, f, last+1)
 	last = fillL3Tables(t, f, last+1)
-	fillGatewayTables(t, f, last+1)
+	last = fillGatewayTables(t, f, last+1)
+	fillRequestsTable(t, f, last+1)
 	for table := range schema().Tables {
 		if it, _ := f.State().db.Txn(false).Get(table, "id"); it.Next() == nil {
 			t.Fatalf("table %s is empty", table)
