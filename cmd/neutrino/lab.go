@@ -54,7 +54,7 @@ CIDR' gives it an address on a VLAN.
 links down); 'lab revive NODE' boots it again. 'lab partition NODE' cuts
 only its underlay link; 'lab isolate SERVER' cuts a server off from the
 other servers only (the chassis still reach it); 'lab degrade NODE' adds
-loss and delay to its underlay link where the kernel has netem; 'lab heal
+loss (netem or iptables) and delay (netem) to its underlay link; 'lab heal
 NODE' undoes all three.
 
 State, logs and data live in --dir (default ` + lab.DefaultDir + `); 'lab down'
@@ -448,9 +448,10 @@ func newLabDegradeCmd(_ *app, o *labOptions) *cobra.Command {
 	)
 	cmd := labNodeCmd("degrade", "Add packet loss and delay to a node's underlay link (netem)",
 		`Add packet loss and delay to both directions of a node's underlay link
-(a netem qdisc on both ends of its veth). It fails with a clear error when
-the kernel has no netem qdisc (sch_netem). 'neutrino lab heal NODE'
-removes it.`,
+(a netem qdisc on both ends of its veth). Where the kernel has no netem
+qdisc (sch_netem), loss alone is made with iptables' statistic match in the
+node's namespace (give --delay 0), and a delay fails with a clear error.
+'neutrino lab heal NODE' removes it.`,
 		func(ctx context.Context, node string) error { return lab.Degrade(ctx, o.dir, node, loss, delay) })
 	cmd.Flags().Float64Var(&loss, "loss", 10, "percent of packets dropped")
 	cmd.Flags().DurationVar(&delay, "delay", 20*time.Millisecond, "delay added to every packet")

@@ -187,6 +187,11 @@ func (d *Driver) Degrade(ctx context.Context, node string, lossPercent float64, 
 	return Degrade(ctx, d.Options.Dir, node, lossPercent, delay)
 }
 
+// LossDrops counts the packets the loss fallback dropped (see LossDrops).
+func (d *Driver) LossDrops(ctx context.Context, node string) (uint64, error) {
+	return LossDrops(ctx, d.Options.Dir, node)
+}
+
 // Heal undoes a node's network faults (see Heal).
 func (d *Driver) Heal(ctx context.Context, node string) error {
 	return Heal(ctx, d.Options.Dir, node)

@@ -432,27 +432,44 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 	pl.pingOK(firstPacket, pl.a.Name, v.IP)
 }
 
-// degraded adds loss and delay to a follower's underlay link, where the
-// kernel has netem, and checks that writes through it still succeed.
+// degraded adds loss to a follower's underlay link (netem, or iptables'
+// statistic match where the kernel has no netem) and checks that writes
+// through it still succeed; then delay, where the kernel has netem.
 func (pl *partitionLab) degraded(t *testing.T) {
 	all := pl.servers()
 	leader, _ := pl.leaderOf(all, 30*time.Second)
 	follower := without(all, leader)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := pl.d.Degrade(ctx, follower, 10, 20*time.Millisecond)
+	t.Cleanup(func() { pl.heal(follower) })
+	writes := func(what string) {
+		ep := pl.d.State().Node(follower).API
+		for i := range 10 {
+			pl.mustCall(http.StatusCreated, "POST", ep+"/v2.0/networks", nil,
+				map[string]any{"network": map[string]any{"name": fmt.Sprintf("%s-%d", what, i)}})
+		}
+	}
+	if err := pl.d.Degrade(ctx, follower, 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	writes("lossy")
+	drops, err := pl.d.LossDrops(ctx, follower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("10%% loss on %s's underlay: %d packets dropped by the iptables fallback (0 with netem)", follower, drops)
+	err = pl.d.Degrade(ctx, follower, 10, 20*time.Millisecond)
 	if errors.Is(err, lab.ErrNoNetem) {
-		t.Skipf("loss and delay need the netem qdisc (kernel module sch_netem, CONFIG_NET_SCH_NETEM), which this kernel lacks: %v", err)
+		// Without netem the loss above came from the fallback: it dropped.
+		if drops == 0 {
+			t.Fatalf("no netem, and the iptables loss fallback dropped nothing on %s", follower)
+		}
+		t.Skipf("delay needs the netem qdisc (kernel module sch_netem, CONFIG_NET_SCH_NETEM), which this kernel lacks (loss was tested through iptables): %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pl.heal(follower) })
-	ep := pl.d.State().Node(follower).API
-	for i := range 10 {
-		pl.mustCall(http.StatusCreated, "POST", ep+"/v2.0/networks", nil,
-			map[string]any{"network": map[string]any{"name": fmt.Sprintf("lossy-%d", i)}})
-	}
+	writes("slow")
 }
 
 // writeLog records the creates of the nemesis' writers.
@@ -507,9 +524,19 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 		// the survivors (a cut-off server's answers are checked above).
 		cutNow.Store(target)
 		pl.cut(how, target)
+		// The survivors' underlay drops 5% of packets while the fault
+		// holds (netem, or iptables where the kernel has no netem).
+		rest := without(all, target)
+		for _, o := range rest {
+			dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := pl.d.Degrade(dctx, o, 5, 0); err != nil {
+				dcancel()
+				t.Fatalf("degrade %s: %v", o, err)
+			}
+			dcancel()
+		}
 		// Hold the fault until the majority has acknowledged writes
 		// under it (and, for a cut-off leader, elected another).
-		rest := without(all, target)
 		if target == leader {
 			pl.leaderOf(rest, 60*time.Second)
 		}
@@ -521,13 +548,16 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 		})
 		held := time.Since(cutAt)
 		pl.heal(target)
+		for _, o := range rest {
+			pl.heal(o)
+		}
 		cutNow.Store("")
 		pl.leaderOf(all, 60*time.Second)
 		role := "follower"
 		if target == leader {
 			role = "leader"
 		}
-		t.Logf("round %d: %s %s %s, held %s, %d writes acknowledged", i+1, how, role, target,
+		t.Logf("round %d: %s %s %s (5%% loss on the others), held %s, %d writes acknowledged", i+1, how, role, target,
 			held.Round(time.Millisecond), log.acks.Load()-before)
 	}
 	stopWriters()

@@ -155,6 +155,7 @@ func Start(cfg Config) (*Agent, error) {
 	// takes seconds, and meanwhile /healthz says alive, /readyz says what
 	// is missing and every API request gets 503 with Retry-After at once
 	// instead of a connection that hangs.
+	a.south.prepare(a)
 	api := cfg.API
 	api.NodeName = cfg.Node
 	api.Logger = log

@@ -79,8 +79,9 @@ func openFlowAddr(cfg Config) (network, addr, announce string, err error) {
 	return "tcp", spec, "tcp:" + net.JoinHostPort(adv, port), nil
 }
 
-// start runs the controller and hands it every leadership change.
-func (s *southbound) start(a *Agent) {
+// prepare builds the controller (not yet running) once the cluster exists,
+// so the API, served before the cluster starts, can wait on it.
+func (s *southbound) prepare(a *Agent) {
 	if s == nil {
 		return
 	}
@@ -93,6 +94,15 @@ func (s *southbound) start(a *Agent) {
 		Listener:    s.ln,
 		Logger:      s.log,
 	})
+}
+
+// start runs the controller (built by prepare) and hands it every
+// leadership change.
+func (s *southbound) start(a *Agent) {
+	if s == nil {
+		return
+	}
+	c := a.cluster
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	events, unsubscribe := c.SubscribeLeadership()
