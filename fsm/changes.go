@@ -38,6 +38,9 @@ type changeLog struct {
 	base  uint64
 	hist  []revisionChanges
 	total int
+	// maxRevisions, when set, replaces maxHistoryRevisions (tests make
+	// the history short to see consumers fall off its end).
+	maxRevisions int
 }
 
 // record appends the changes of rev, dropping the oldest revisions when
@@ -45,14 +48,18 @@ type changeLog struct {
 func (l *changeLog) record(rev uint64, changes []Change) {
 	l.hist = append(l.hist, revisionChanges{rev: rev, changes: changes})
 	l.total += len(changes)
-	if len(l.hist) <= maxHistoryRevisions && l.total <= maxHistoryChanges {
+	maxRevs := maxHistoryRevisions
+	if l.maxRevisions > 0 {
+		maxRevs = l.maxRevisions
+	}
+	if len(l.hist) <= maxRevs && l.total <= maxHistoryChanges {
 		return
 	}
 	// Over a bound: drop down to 7/8 of it at once, so the copy (which
 	// frees the dropped entries) happens once per many revisions, not on
 	// every Apply.
 	drop := 0
-	for len(l.hist)-drop > 1 && (len(l.hist)-drop > maxHistoryRevisions*7/8 || l.total > maxHistoryChanges*7/8) {
+	for len(l.hist)-drop > 1 && (len(l.hist)-drop > maxRevs*7/8 || l.total > maxHistoryChanges*7/8) {
 		l.total -= len(l.hist[drop].changes)
 		l.base = l.hist[drop].rev
 		drop++
@@ -101,6 +108,54 @@ func (l *changeLog) between(from, to uint64) ([]Change, bool) {
 	return out, true
 }
 
+// page is between limited to about max changes that keep accepts: the
+// accepted, de-duplicated changes of revisions in (from, upTo], where upTo
+// <= to is the latest revision that keeps them within max (but at least one
+// revision, however many changes it has).
+func (l *changeLog) page(from, to uint64, max int, keep func(Change) bool) (out []Change, upTo uint64, ok bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if from < l.base {
+		return nil, 0, false
+	}
+	last := l.base
+	if n := len(l.hist); n > 0 {
+		last = l.hist[n-1].rev
+	}
+	if from > last {
+		return nil, 0, false
+	}
+	upTo = min(to, last)
+	seen := map[Change]bool{}
+	for _, rc := range l.hist {
+		if rc.rev <= from {
+			continue
+		}
+		if rc.rev > to {
+			break
+		}
+		var add []Change
+		for _, c := range rc.changes {
+			if !seen[c] && keep(c) {
+				add = append(add, c)
+			}
+		}
+		if len(out) > 0 && len(out)+len(add) > max {
+			// The revision before this one is where the page ends.
+			return out, upTo, true
+		}
+		for _, c := range add {
+			seen[c] = true
+		}
+		out = append(out, add...)
+		upTo = rc.rev
+		if len(out) >= max {
+			return out, upTo, true
+		}
+	}
+	return out, min(to, last), true
+}
+
 // trackedChanges turns a transaction's changes into Changes, leaving out
 // the internal index table.
 func trackedChanges(txn *memdb.Txn) []Change {
@@ -138,4 +193,21 @@ func (f *FSM) ChangesSince(rev uint64) (changes []Change, ok bool) {
 // ChangesBetween is ChangesSince limited to revisions in (from, to].
 func (f *FSM) ChangesBetween(from, to uint64) (changes []Change, ok bool) {
 	return f.changes.between(from, to)
+}
+
+// ChangesPage returns the de-duplicated changes that keep accepts of the
+// revisions in (from, upTo], where upTo <= to is chosen so that they are at
+// most max (a single revision with more is returned whole): a consumer far
+// behind catches up in bounded steps. ok is false as for ChangesSince.
+func (f *FSM) ChangesPage(from, to uint64, max int, keep func(Change) bool) (changes []Change, upTo uint64, ok bool) {
+	return f.changes.page(from, to, max, keep)
+}
+
+// SetHistoryBound keeps the change history to at most revisions revisions
+// (0 restores the default), so that tests can make a consumer fall off its
+// end.
+func (f *FSM) SetHistoryBound(revisions int) {
+	f.changes.mu.Lock()
+	f.changes.maxRevisions = revisions
+	f.changes.mu.Unlock()
 }

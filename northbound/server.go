@@ -203,6 +203,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/cluster/members", s.clusterMembers)
 	s.neutron("DELETE /v1/cluster/servers/{name}", s.removeServer)
 	s.mux.HandleFunc("GET /v1/realization", s.realization)
+	s.watchRoutes()
 	s.mux.HandleFunc("GET /{$}", s.versions)
 	s.mux.HandleFunc("GET /v2.0/{$}", s.v2Root)
 	s.mux.HandleFunc("GET /v2.0/extensions", s.extensions)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"neutrino/cluster"
+	"neutrino/cluster/watch"
 	"neutrino/fsm"
 	"neutrino/northbound"
 	"neutrino/southbound/controller"
@@ -57,7 +58,10 @@ type Config struct {
 	// MinQuorum is the fewest voters that cleanup leaves (0: a quorum of
 	// --bootstrap-expect).
 	MinQuorum int
-	Logger    *slog.Logger
+	// WatchToken is the X-Auth-Token Watch sends (an admin's, in token
+	// mode).
+	WatchToken string
+	Logger     *slog.Logger
 }
 
 // Agent is a running Neutrino process.
@@ -226,6 +230,30 @@ func (a *Agent) HTTPAddr() string { return a.ln.Addr().String() }
 
 // Cluster returns the agent's cluster membership.
 func (a *Agent) Cluster() *cluster.Cluster { return a.cluster }
+
+// Watch starts a watch of the tables from the servers' APIs as gossip
+// lists them (this agent's own first when it is a server); the caller
+// closes it. It is how a chassis agent follows replicated state.
+func (a *Agent) Watch(tables ...string) (*watch.Watcher, error) {
+	return watch.New(watch.Config{Servers: a.watchServers, Tables: tables,
+		Token: a.cfg.WatchToken, Logger: a.log})
+}
+
+// watchServers lists the API addresses of the alive servers in gossip.
+func (a *Agent) watchServers() []string {
+	var out []string
+	for _, m := range a.cluster.Members() {
+		if m.Meta.Role != cluster.RoleServer || m.Status != cluster.StatusAlive || m.Meta.HTTPAddr == "" {
+			continue
+		}
+		if m.Name == a.cfg.Node {
+			out = append([]string{m.Meta.HTTPAddr}, out...)
+		} else {
+			out = append(out, m.Meta.HTTPAddr)
+		}
+	}
+	return out
+}
 
 // FSM returns the agent's state machine.
 func (a *Agent) FSM() *fsm.FSM { return a.fsm }
