@@ -31,6 +31,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -160,6 +161,9 @@ type Server struct {
 	ipam     *ipAllocator
 	// forwarder carries requests to the leader; it keeps connections open.
 	forwarder *http.Client
+	// watchStop is closed by StopWatches (watch.go).
+	watchStop chan struct{}
+	stopOnce  sync.Once
 }
 
 // New returns a Server; Handler gives its http.Handler.

@@ -28,9 +28,15 @@ const (
 )
 
 func (s *Server) watchRoutes() {
+	s.watchStop = make(chan struct{})
 	s.mux.HandleFunc("GET "+watch.PathWatch, s.watch)
 	s.mux.HandleFunc("GET "+watch.PathSnapshot, s.watchSnapshot)
 }
+
+// StopWatches ends every waiting watch with 503, so that a server shutting
+// down (http.Server.RegisterOnShutdown) need not wait for long polls and
+// their watchers move to another server at once.
+func (s *Server) StopWatches() { s.stopOnce.Do(func() { close(s.watchStop) }) }
 
 // watchAllowed answers 401/403 unless the request is an admin's: a watch
 // carries every project's objects.
@@ -181,6 +187,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		case <-deadline.C:
 			writeJSON(w, http.StatusOK, watch.Answer{Format: watch.Format, Revision: max(since, rev),
 				ReadAt: rev, Epoch: v.Epoch(), Changes: []watch.WireChange{}})
+			return
+		case <-s.watchStop:
+			writeError(w, newError(http.StatusServiceUnavailable, "ServiceUnavailable",
+				"This server is shutting down; watch another server."))
 			return
 		case <-r.Context().Done():
 			return

@@ -172,6 +172,7 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	srv := northbound.New(api, backend{c}, a.fsm)
 	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.http.RegisterOnShutdown(srv.StopWatches)
 	for _, l := range append([]net.Listener{ln}, cfg.ExtraHTTP...) {
 		go func() {
 			err := a.http.Serve(l)

@@ -1,0 +1,236 @@
+package watch_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"neutrino/cluster/watch"
+	"neutrino/fsm"
+	"neutrino/northbound"
+)
+
+var watched = []string{fsm.TableNetworks, fsm.TablePorts, fsm.TableRouters}
+
+// Creates, updates and deletes of ports and routers reach a watcher of a
+// follower one revision at a time, in order, and its copy is the leader's
+// state.
+func TestWatchFollowsChanges(t *testing.T) {
+	servers := startCluster(t, 3, nil)
+	leader, followers := split(t, servers)
+	w, rec := newWatcher(t, watch.Config{Servers: func() []string { return addrs(followers[0]) }, Tables: watched})
+	waitRevision(t, w, 1)
+
+	netID, _ := write(t, leader, "POST", "/v2.0/networks", 201, map[string]any{"network": map[string]any{"name": "n1"}})
+	steps := []struct {
+		method, path string
+		want         int
+		body         any
+	}{
+		{"POST", "/v2.0/ports", 201, map[string]any{"port": map[string]any{"network_id": netID, "name": "p-a"}}},
+		{"POST", "/v2.0/routers", 201, map[string]any{"router": map[string]any{"name": "r-a"}}},
+		{"PUT", "/v2.0/ports/PORT", 200, map[string]any{"port": map[string]any{"name": "p-b"}}},
+		{"PUT", "/v2.0/routers/ROUTER", 200, map[string]any{"router": map[string]any{"name": "r-b"}}},
+		{"DELETE", "/v2.0/ports/PORT", 204, nil},
+		{"DELETE", "/v2.0/routers/ROUTER", 204, nil},
+	}
+	var portID, routerID string
+	for _, st := range steps {
+		path := st.path
+		if portID != "" {
+			path = replace(path, "PORT", portID)
+		}
+		if routerID != "" {
+			path = replace(path, "ROUTER", routerID)
+		}
+		id, rev := write(t, leader, st.method, path, st.want, st.body)
+		switch {
+		case st.path == "/v2.0/ports" && st.method == "POST":
+			portID = id
+		case st.path == "/v2.0/routers" && st.method == "POST":
+			routerID = id
+		}
+		if rev == 0 {
+			t.Fatalf("%s %s: no revision header", st.method, path)
+		}
+		// One write at a time: each reaches the watcher before the next.
+		waitRevision(t, w, rev)
+		if got := w.Revision(); got != rev {
+			t.Fatalf("after %s %s at revision %d the copy is at %d", st.method, path, rev, got)
+		}
+	}
+	if got, want := rec.history(fsm.TablePorts, portID), []string{"upsert:p-a", "upsert:p-b", "delete"}; !slices.Equal(got, want) {
+		t.Errorf("port history %v, want %v", got, want)
+	}
+	if got, want := rec.history(fsm.TableRouters, routerID), []string{"upsert:r-a", "upsert:r-b", "delete"}; !slices.Equal(got, want) {
+		t.Errorf("router history %v, want %v", got, want)
+	}
+	var last uint64
+	for _, b := range rec.all() {
+		if b.Revision <= last {
+			t.Errorf("batch at revision %d after one at %d", b.Revision, last)
+		}
+		last = b.Revision
+	}
+	if n, ok := watch.Get[*fsm.Network](w, fsm.TableNetworks, netID); !ok || n.Name != "n1" {
+		t.Errorf("network %s in the copy: %+v", netID, n)
+	}
+	eventually(t, 10*time.Second, func() error { return sameAs(w, leader.a.FSM(), watched) })
+}
+
+// The watched server dies and the next one listed is unreachable: the
+// watcher moves on to a live server, resumes from its revision and misses
+// nothing.
+func TestWatchFailsOver(t *testing.T) {
+	servers := startCluster(t, 3, nil)
+	leader, followers := split(t, servers)
+	hole := blackhole(t)
+	list := append(addrs(followers[0]), hole)
+	list = append(list, addrs(leader, followers[1])...)
+	w, rec := newWatcher(t, watch.Config{Servers: func() []string { return list }, Tables: watched,
+		PollTimeout: time.Second, RequestTimeout: time.Second})
+	waitRevision(t, w, 1)
+
+	netID, _ := write(t, leader, "POST", "/v2.0/networks", 201, map[string]any{"network": map[string]any{"name": "n1"}})
+	var ports []string
+	createPorts := func(n int) uint64 {
+		var rev uint64
+		for range n {
+			var id string
+			id, rev = write(t, leader, "POST", "/v2.0/ports", 201,
+				map[string]any{"port": map[string]any{"network_id": netID, "name": fmt.Sprintf("p%d", len(ports))}})
+			ports = append(ports, id)
+		}
+		return rev
+	}
+	waitRevision(t, w, createPorts(5))
+	if s := w.Stats().Server; s != followers[0].addr {
+		t.Fatalf("watching %s, want %s", s, followers[0].addr)
+	}
+
+	followers[0].stop()
+	rev := createPorts(5)
+	_, del := write(t, leader, "DELETE", "/v2.0/ports/"+ports[0], 204, nil)
+	rev = max(rev, del)
+	waitRevision(t, w, rev)
+
+	st := w.Stats()
+	if st.Server == followers[0].addr || st.Server == hole || st.Failovers < 2 {
+		t.Errorf("stats after the kill: %+v", st)
+	}
+	if st.Resyncs != 1 {
+		t.Errorf("%d resyncs, want 1: a failover resumes from the revision", st.Resyncs)
+	}
+	for i, id := range ports {
+		want := []string{fmt.Sprintf("upsert:p%d", i)}
+		if i == 0 {
+			want = append(want, "delete")
+		}
+		if got := rec.history(fsm.TablePorts, id); !slices.Equal(got, want) {
+			t.Errorf("port %d history %v, want %v", i, got, want)
+		}
+	}
+	eventually(t, 10*time.Second, func() error { return sameAs(w, leader.a.FSM(), watched) })
+}
+
+// A watcher that falls behind the servers' change history gets 410 Gone,
+// rebuilds its copy from a snapshot (deleting what vanished meanwhile) and
+// equals the leader's state again.
+func TestWatchResyncsAfterGone(t *testing.T) {
+	servers := startCluster(t, 3, nil)
+	for _, s := range servers {
+		s.a.FSM().SetHistoryBound(4)
+	}
+	leader, followers := split(t, servers)
+	w, err := watch.New(watch.Config{Servers: func() []string { return addrs(followers...) }, Tables: watched, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	// A subscriber that stops the watcher while held: the watcher's
+	// revision stays behind while the writes below go on.
+	hold, entered, release := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{})
+	rec := &recorder{}
+	w.Subscribe(func(b watch.Batch) {
+		rec.add(b)
+		select {
+		case <-hold:
+			entered <- struct{}{}
+			<-release
+		default:
+		}
+	})
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
+	netID, rev := write(t, leader, "POST", "/v2.0/networks", 201, map[string]any{"network": map[string]any{"name": "n1"}})
+	gone, _ := write(t, leader, "POST", "/v2.0/ports", 201, map[string]any{"port": map[string]any{"network_id": netID, "name": "gone"}})
+	waitRevision(t, w, rev)
+
+	hold <- struct{}{}
+	write(t, leader, "POST", "/v2.0/routers", 201, map[string]any{"router": map[string]any{"name": "r0"}})
+	<-entered
+	write(t, leader, "DELETE", "/v2.0/ports/"+gone, 204, nil)
+	var last uint64
+	for i := range 20 {
+		_, last = write(t, leader, "POST", "/v2.0/ports", 201,
+			map[string]any{"port": map[string]any{"network_id": netID, "name": fmt.Sprintf("p%d", i)}})
+	}
+	close(release)
+	released = true
+	waitRevision(t, w, last)
+
+	if st := w.Stats(); st.Resyncs != 2 {
+		t.Errorf("%d resyncs, want 2 (the first sync and one after 410)", st.Resyncs)
+	}
+	if got := rec.history(fsm.TablePorts, gone); !slices.Equal(got, []string{"upsert:gone", "delete"}) {
+		t.Errorf("history of the port deleted while behind: %v", got)
+	}
+	resyncs := 0
+	for _, b := range rec.all() {
+		if b.Resync {
+			resyncs++
+		}
+	}
+	if resyncs != 2 {
+		t.Errorf("%d resync batches, want 2", resyncs)
+	}
+	eventually(t, 10*time.Second, func() error { return sameAs(w, leader.a.FSM(), watched) })
+}
+
+// In token mode only an admin may watch: a watch carries every project's
+// objects.
+func TestWatchNeedsAdmin(t *testing.T) {
+	servers := startCluster(t, 1, func(c *northbound.Config) {
+		c.AuthStrategy = northbound.AuthToken
+		c.Tokens = map[string]northbound.TokenEntry{
+			"admin-token":  {ProjectID: "p-admin", UserID: "u1", Roles: []string{"admin"}},
+			"member-token": {ProjectID: "p-member", UserID: "u2", Roles: []string{"member"}},
+		}
+	})
+	s := servers[0]
+	for _, c := range []struct {
+		path, token string
+		want        int
+	}{
+		{watch.PathWatch + "?tables=ports&since=0&timeout=0", "member-token", 403},
+		{watch.PathSnapshot + "?tables=ports", "member-token", 403},
+		{watch.PathWatch + "?tables=ports&since=0&timeout=0", "", 401},
+		{watch.PathSnapshot + "?tables=ports", "admin-token", 200},
+		{watch.PathWatch + "?tables=ports&since=0&timeout=0", "admin-token", 200},
+		{watch.PathWatch + "?tables=requests&since=0&timeout=0", "admin-token", 400},
+	} {
+		if code, _ := call(s.addr, "GET", c.path, c.token, nil, nil); code != c.want {
+			t.Errorf("GET %s as %q: %d, want %d", c.path, c.token, code, c.want)
+		}
+	}
+	w, _ := newWatcher(t, watch.Config{Servers: func() []string { return addrs(s) }, Tables: watched, Token: "admin-token"})
+	waitRevision(t, w, 1)
+}
+
+func replace(s, old, repl string) string { return strings.Replace(s, old, repl, 1) }
