@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -127,10 +129,10 @@ func (l *changeLog) page(from, to uint64, max int, keep func(Change) bool) (out 
 	}
 	upTo = min(to, last)
 	seen := map[Change]bool{}
-	for _, rc := range l.hist {
-		if rc.rev <= from {
-			continue
-		}
+	start, _ := slices.BinarySearchFunc(l.hist, from+1, func(rc revisionChanges, rev uint64) int {
+		return cmp.Compare(rc.rev, rev)
+	})
+	for _, rc := range l.hist[start:] {
 		if rc.rev > to {
 			break
 		}
@@ -149,9 +151,6 @@ func (l *changeLog) page(from, to uint64, max int, keep func(Change) bool) (out 
 		}
 		out = append(out, add...)
 		upTo = rc.rev
-		if len(out) >= max {
-			return out, upTo, true
-		}
 	}
 	return out, min(to, last), true
 }

@@ -80,6 +80,8 @@ type Stats struct {
 	Resyncs int
 	// Failovers counts moves from a failing server to another.
 	Failovers int
+	// Answers counts the watch answers received, pages included.
+	Answers int
 	// Server is the server asked last.
 	Server string
 }
@@ -352,6 +354,9 @@ func (w *Watcher) step(ctx context.Context, server string) error {
 	if ans.Format != Format {
 		return fmt.Errorf("watch: %s answers format %d, want %d", server, ans.Format, Format)
 	}
+	w.mu.Lock()
+	w.stats.Answers++
+	w.mu.Unlock()
 	if ans.Revision <= w.next {
 		// Nothing new, or a server behind us: it answered after its wait.
 		return nil

@@ -203,6 +203,106 @@ func TestWatchResyncsAfterGone(t *testing.T) {
 	eventually(t, 10*time.Second, func() error { return sameAs(w, leader.a.FSM(), watched) })
 }
 
+// A watcher behind by more changes than an answer may carry catches up in
+// pages, and its subscribers see one batch at the revision the pages
+// reach, never a copy assembled from objects of different revisions.
+func TestWatchCatchesUpInPages(t *testing.T) {
+	servers := startCluster(t, 3, nil)
+	leader, followers := split(t, servers)
+	w, err := watch.New(watch.Config{Servers: func() []string { return addrs(followers[0]) }, Tables: watched,
+		MaxChanges: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	hold, entered, release := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{})
+	rec := &recorder{}
+	w.Subscribe(func(b watch.Batch) {
+		rec.add(b)
+		select {
+		case <-hold:
+			entered <- struct{}{}
+			<-release
+		default:
+		}
+	})
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
+	netID, rev := write(t, leader, "POST", "/v2.0/networks", 201, map[string]any{"network": map[string]any{"name": "n1"}})
+	waitRevision(t, w, rev)
+	hold <- struct{}{}
+	write(t, leader, "POST", "/v2.0/routers", 201, map[string]any{"router": map[string]any{"name": "r0"}})
+	<-entered
+	held := len(rec.all())
+	answers := w.Stats().Answers
+	var ports []string
+	var last uint64
+	for i := range 10 {
+		var id string
+		id, last = write(t, leader, "POST", "/v2.0/ports", 201,
+			map[string]any{"port": map[string]any{"network_id": netID, "name": fmt.Sprintf("p%d", i)}})
+		ports = append(ports, id)
+	}
+	_, last2 := write(t, leader, "PUT", "/v2.0/ports/"+ports[0], 200, map[string]any{"port": map[string]any{"name": "p0-renamed"}})
+	last = max(last, last2)
+	// The follower has the whole backlog before the watcher asks for it.
+	eventually(t, 10*time.Second, func() error {
+		if r := followers[0].a.FSM().State().Read().Revision(); r < last {
+			return fmt.Errorf("follower at %d, want %d", r, last)
+		}
+		return nil
+	})
+	close(release)
+	released = true
+	waitRevision(t, w, last)
+
+	st := w.Stats()
+	if st.Resyncs != 1 {
+		t.Errorf("%d resyncs, want 1", st.Resyncs)
+	}
+	if st.Answers-answers < 5 {
+		t.Errorf("%d answers for 10 ports at 2 changes an answer", st.Answers-answers)
+	}
+	after := rec.all()[held:]
+	if len(after) != 1 || after[0].Revision != last || len(after[0].Changes) != 10 {
+		t.Fatalf("batches after the backlog: %+v, want one of the 10 ports at revision %d", after, last)
+	}
+	if got := rec.history(fsm.TablePorts, ports[0]); !slices.Equal(got, []string{"upsert:p0-renamed"}) {
+		t.Errorf("port 0 history %v", got)
+	}
+	eventually(t, 10*time.Second, func() error { return sameAs(w, leader.a.FSM(), watched) })
+}
+
+// A server cut off from the others ends a waiting watch with 503 instead
+// of answering "nothing changed" for as long as it is cut off.
+func TestWatchCutOffServerRefuses(t *testing.T) {
+	servers := startCluster(t, 3, nil)
+	_, followers := split(t, servers)
+	lone := followers[0]
+	done := make(chan int, 1)
+	go func() {
+		code, _ := call(lone.addr, "GET", watch.PathWatch+"?tables=ports&since=1000000&timeout=300", "", nil, nil)
+		done <- code
+	}()
+	for _, s := range servers {
+		if s != lone {
+			s.stop()
+		}
+	}
+	select {
+	case code := <-done:
+		if code != 503 {
+			t.Errorf("watch on a cut-off server: %d, want 503", code)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the watch on a cut-off server still waits")
+	}
+}
+
 // In token mode only an admin may watch: a watch carries every project's
 // objects.
 func TestWatchNeedsAdmin(t *testing.T) {
