@@ -105,7 +105,9 @@ type Watcher struct {
 	rev    uint64
 	epoch  uint64
 	synced bool
-	// changed is closed and replaced whenever the copy moves.
+	// heard is the revision the subscribers last heard of; changed is
+	// closed and replaced whenever it moves.
+	heard   uint64
 	changed chan struct{}
 	subs    map[int]func(Batch)
 	nextSub int
@@ -244,11 +246,12 @@ func (w *Watcher) Subscribe(fn func(Batch)) (cancel func()) {
 	}
 }
 
-// WaitRevision waits until the copy is at rev or later, or ctx ends.
+// WaitRevision waits until the copy is at rev or later and the
+// subscribers heard of it, or ctx ends.
 func (w *Watcher) WaitRevision(ctx context.Context, rev uint64) error {
 	for {
 		w.mu.RLock()
-		cur, ch := w.rev, w.changed
+		cur, ch := w.heard, w.changed
 		synced := w.synced
 		w.mu.RUnlock()
 		if synced && cur >= rev {
@@ -395,7 +398,12 @@ func (w *Watcher) resync(ctx context.Context, server string, rev uint64) error {
 	if snap.Format != Format {
 		return fmt.Errorf("watch: %s answers format %d, want %d", server, snap.Format, Format)
 	}
-	if snap.Revision < rev {
+	w.mu.RLock()
+	epoch := w.epoch
+	w.mu.RUnlock()
+	// A server behind the copy would move it back; one of another cluster
+	// epoch (the cluster was bootstrapped anew) has revisions of its own.
+	if snap.Revision < rev && (epoch == 0 || snap.Epoch == 0 || snap.Epoch == epoch) {
 		return fmt.Errorf("watch: %s is at revision %d, behind the copy's %d", server, snap.Revision, rev)
 	}
 	objs, err := decodeAll(snap.Objects)
@@ -479,19 +487,22 @@ func (w *Watcher) publish(rev, epoch uint64, resync bool, changes []decoded, kee
 		return strings.Compare(a.Table+"\x00"+a.ID, b.Table+"\x00"+b.ID)
 	})
 	w.rev, w.epoch, w.synced = rev, epoch, true
-	close(w.changed)
-	w.changed = make(chan struct{})
 	subs := make([]func(Batch), 0, len(w.subs))
 	for _, id := range slices.Sorted(maps.Keys(w.subs)) {
 		subs = append(subs, w.subs[id])
 	}
 	w.mu.Unlock()
-	if len(batch.Changes) == 0 && !resync {
-		return
+	if len(batch.Changes) > 0 || resync {
+		for _, fn := range subs {
+			fn(batch)
+		}
 	}
-	for _, fn := range subs {
-		fn(batch)
-	}
+	// Waiters go on only once the subscribers heard of the batch.
+	w.mu.Lock()
+	w.heard = rev
+	close(w.changed)
+	w.changed = make(chan struct{})
+	w.mu.Unlock()
 }
 
 // get asks server for path?q within timeout and decodes a 200 answer into
