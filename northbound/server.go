@@ -121,6 +121,10 @@ type Config struct {
 	// chassis (the leader's southbound controller); nil when none, then
 	// GET /v1/realization lists no chassis and waiting writes are refused.
 	Realizer Realizer
+	// NoReplica: this process keeps no replica of the state (a chassis
+	// agent), so it refuses watches (503) instead of answering from an
+	// empty state.
+	NoReplica bool
 	// Readiness feeds GET /readyz and the readiness gate (ready.go); nil
 	// means always ready.
 	Readiness func() Readiness

@@ -85,6 +85,10 @@ func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
 // watchNotReady is the 503 of a replica that may be missing changes: a
 // watcher goes to another server instead of waiting here for nothing.
 func (s *Server) watchNotReady() *apiError {
+	if s.cfg.NoReplica {
+		return newError(http.StatusServiceUnavailable, "ServiceUnavailable",
+			"This agent keeps no replica of the state; watch a server.")
+	}
 	if s.cfg.Readiness == nil {
 		return nil
 	}

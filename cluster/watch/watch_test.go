@@ -1,13 +1,17 @@
 package watch_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"neutrino/cluster"
+	"neutrino/cluster/clustertest"
 	"neutrino/cluster/watch"
+	"neutrino/cmd/neutrino/agent"
 	"neutrino/fsm"
 	"neutrino/northbound"
 )
@@ -334,3 +338,35 @@ func TestWatchNeedsAdmin(t *testing.T) {
 }
 
 func replace(s, old, repl string) string { return strings.Replace(s, old, repl, 1) }
+
+// A chassis agent (no Raft) watches the servers it finds in gossip
+// (Agent.Watch), and its own API refuses watches: it keeps no replica.
+func TestChassisAgentWatch(t *testing.T) {
+	servers := startCluster(t, 1, nil)
+	srv := servers[0]
+	ch, err := agent.Start(agent.Config{Node: "hv1", DataDir: t.TempDir(), Bind: clustertest.FreeBind(t),
+		HTTP: "127.0.0.1:0", Join: []string{srv.a.Cluster().Members()[0].Addr}, Logger: quiet,
+		Chassis: cluster.NodeMeta{TunnelIP: "192.0.2.1", Roles: []string{"compute"}, Encaps: []string{"vxlan"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = ch.Shutdown(ctx)
+	})
+	w, err := ch.Watch(watched...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	netID, rev := write(t, srv, "POST", "/v2.0/networks", 201, map[string]any{"network": map[string]any{"name": "n1"}})
+	waitRevision(t, w, rev)
+	if n, ok := watch.Get[*fsm.Network](w, fsm.TableNetworks, netID); !ok || n.Name != "n1" {
+		t.Errorf("network in the chassis' copy: %+v", n)
+	}
+	eventually(t, 10*time.Second, func() error { return sameAs(w, srv.a.FSM(), watched) })
+	if code, _ := call(ch.HTTPAddr(), "GET", watch.PathSnapshot+"?tables=ports", "", nil, nil); code != 503 {
+		t.Errorf("snapshot from a chassis agent: %d, want 503", code)
+	}
+}

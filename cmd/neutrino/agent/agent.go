@@ -167,6 +167,7 @@ func Start(cfg Config) (*Agent, error) {
 	api.Members = a.members
 	api.RemoveServer = a.removeServer
 	api.Readiness = a.readiness
+	api.NoReplica = !cfg.Server
 	if api.Realizer == nil && a.south != nil && a.south.ctrl != nil {
 		api.Realizer = realizer{a.south.ctrl}
 	}
