@@ -84,15 +84,25 @@ func TestWatchFollowsChanges(t *testing.T) {
 	eventually(t, 10*time.Second, func() error { return sameAs(w, leader.a.FSM(), watched) })
 }
 
-// The watched server dies and the next one listed is unreachable: the
-// watcher moves on to a live server, resumes from its revision and misses
-// nothing.
+// The watched server (a follower, or the leader) dies and the next one
+// listed is unreachable: the watcher moves on to a live server, resumes
+// from its revision and misses nothing.
 func TestWatchFailsOver(t *testing.T) {
+	for _, victim := range []string{"follower", "leader"} {
+		t.Run(victim, func(t *testing.T) { testFailover(t, victim) })
+	}
+}
+
+func testFailover(t *testing.T, victim string) {
 	servers := startCluster(t, 3, nil)
 	leader, followers := split(t, servers)
+	watched1, others := followers[0], []*server{leader, followers[1]}
+	if victim == "leader" {
+		watched1, others = leader, followers
+	}
 	hole := blackhole(t)
-	list := append(addrs(followers[0]), hole)
-	list = append(list, addrs(leader, followers[1])...)
+	list := append(addrs(watched1), hole)
+	list = append(list, addrs(others...)...)
 	w, rec := newWatcher(t, watch.Config{Servers: func() []string { return list }, Tables: watched,
 		PollTimeout: time.Second, RequestTimeout: time.Second})
 	waitRevision(t, w, 1)
@@ -103,25 +113,27 @@ func TestWatchFailsOver(t *testing.T) {
 		var rev uint64
 		for range n {
 			var id string
-			id, rev = write(t, leader, "POST", "/v2.0/ports", 201,
+			lead, _ := split(t, servers)
+			id, rev = write(t, lead, "POST", "/v2.0/ports", 201,
 				map[string]any{"port": map[string]any{"network_id": netID, "name": fmt.Sprintf("p%d", len(ports))}})
 			ports = append(ports, id)
 		}
 		return rev
 	}
 	waitRevision(t, w, createPorts(5))
-	if s := w.Stats().Server; s != followers[0].addr {
-		t.Fatalf("watching %s, want %s", s, followers[0].addr)
+	if s := w.Stats().Server; s != watched1.addr {
+		t.Fatalf("watching %s, want %s", s, watched1.addr)
 	}
 
-	followers[0].stop()
+	watched1.stop()
 	rev := createPorts(5)
+	leader, _ = split(t, servers)
 	_, del := write(t, leader, "DELETE", "/v2.0/ports/"+ports[0], 204, nil)
 	rev = max(rev, del)
 	waitRevision(t, w, rev)
 
 	st := w.Stats()
-	if st.Server == followers[0].addr || st.Server == hole || st.Failovers < 2 {
+	if st.Server == watched1.addr || st.Server == hole || st.Failovers < 2 {
 		t.Errorf("stats after the kill: %+v", st)
 	}
 	if st.Resyncs != 1 {
