@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -320,7 +321,7 @@ func TestWatchCutOffServerRefuses(t *testing.T) {
 }
 
 // In token mode only an admin may watch: a watch carries every project's
-// objects.
+// objects. Bad tables and a revision of another cluster epoch are refused.
 func TestWatchNeedsAdmin(t *testing.T) {
 	servers := startCluster(t, 1, func(c *northbound.Config) {
 		c.AuthStrategy = northbound.AuthToken
@@ -330,6 +331,13 @@ func TestWatchNeedsAdmin(t *testing.T) {
 		}
 	})
 	s := servers[0]
+	var cl struct {
+		Epoch uint64 `json:"epoch"`
+	}
+	if code, _ := call(s.addr, "GET", "/v1/cluster", "admin-token", nil, &cl); code != 200 || cl.Epoch == 0 {
+		t.Fatalf("cluster status: %d %+v", code, cl)
+	}
+	other := strconv.FormatUint(cl.Epoch+1, 10)
 	for _, c := range []struct {
 		path, token string
 		want        int
@@ -340,6 +348,9 @@ func TestWatchNeedsAdmin(t *testing.T) {
 		{watch.PathSnapshot + "?tables=ports", "admin-token", 200},
 		{watch.PathWatch + "?tables=ports&since=0&timeout=0", "admin-token", 200},
 		{watch.PathWatch + "?tables=requests&since=0&timeout=0", "admin-token", 400},
+		// A revision of another cluster (bootstrapped anew) cannot be
+		// continued from.
+		{watch.PathWatch + "?tables=ports&since=0&timeout=0&epoch=" + other, "admin-token", 410},
 	} {
 		if code, _ := call(s.addr, "GET", c.path, c.token, nil, nil); code != c.want {
 			t.Errorf("GET %s as %q: %d, want %d", c.path, c.token, code, c.want)
