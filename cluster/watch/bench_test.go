@@ -38,9 +38,10 @@ func BenchmarkWatch(b *testing.B) {
 		const backlog, writers = 2000, 32
 		for i := 0; i < b.N; i++ {
 			var (
-				mu   sync.Mutex
-				last uint64
-				wg   sync.WaitGroup
+				mu     sync.Mutex
+				last   uint64
+				failed int
+				wg     sync.WaitGroup
 			)
 			// The watcher syncs first, then a subscriber holds it while
 			// the backlog is written. The timer runs throughout, so that
@@ -72,14 +73,23 @@ func BenchmarkWatch(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					for j := c; j < backlog; j += writers {
-						rev := createPort(backlog + j)
+						// No b.Fatal off the benchmark's goroutine: a
+						// failed write is counted and reported after Wait.
+						code, rev := call(leader.addr, "POST", "/v2.0/ports", "",
+							map[string]any{"port": map[string]any{"network_id": netID, "name": fmt.Sprintf("p%d", backlog+j)}}, nil)
 						mu.Lock()
+						if code != 201 {
+							failed++
+						}
 						last = max(last, rev)
 						mu.Unlock()
 					}
 				}()
 			}
 			wg.Wait()
+			if failed > 0 {
+				b.Fatalf("%d port creates of the backlog failed", failed)
+			}
 			eventually(b, time.Minute, func() error {
 				if r := followers[0].a.FSM().State().Read().Revision(); r < last {
 					return fmt.Errorf("follower at %d, want %d", r, last)
