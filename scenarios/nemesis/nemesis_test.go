@@ -222,11 +222,11 @@ func (nm *nemesis) step(i int) {
 	if kind == pauseLeader || kind == pauseFollower {
 		hold += 2 * time.Second
 	}
-	var names []string
-	for _, v := range victims {
-		names = append(names, v.name)
+	what := fmt.Sprintf("%s %s", kind, target.name)
+	for _, v := range victims[1:] {
+		what += ", kill follower " + v.name
 	}
-	nm.log("at %s fault %d: %s %s, hold %s", at(nm.clock.Now()), i+1, kind, strings.Join(names, "+"), hold.Round(time.Millisecond))
+	nm.log("at %s fault %d: %s, hold %s", at(nm.clock.Now()), i+1, what, hold.Round(time.Millisecond))
 	for j, v := range victims {
 		switch {
 		case j > 0 || kind == killLeader || kind == killFollower || kind == restartLeader:

@@ -42,9 +42,13 @@ func TestMain(m *testing.M) {
 // inherit -race): this test judges the cluster's behaviour under faults,
 // and the detector's 5-10x slowdown on two shared cores turns elections
 // and deadlines into noise; the packages' own tests run under -race.
-// NEUTRINO_NEMESIS_RACE=1 builds with -race anyway.
+// NEUTRINO_NEMESIS_RACE=1 builds with -race anyway;
+// NEUTRINO_NEMESIS_BINARY=PATH runs that binary instead (another build).
 func neutrinoBinary(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv("NEUTRINO_NEMESIS_BINARY"); p != "" {
+		return p
+	}
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "neutrino-nemesis-bin-")
 		if buildErr != nil {

@@ -454,11 +454,9 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) Regist
 			}
 			return RegisterOutput{Outcome: OK}
 		case out == Rejected:
-			if maybe {
-				// An earlier attempt may have applied; a 412 now says only
-				// that the revision moved, perhaps by that very attempt.
-				return RegisterOutput{Outcome: Unknown}
-			}
+			// Even after an unknown outcome: a repeat of an applied keyed
+			// request answers with the first outcome (contract), so a 412
+			// says the update never applied.
 			return RegisterOutput{Outcome: Rejected}
 		case out == NotApplied && r.err == nil && r.status < 500:
 			w.problem("%s: %d %s: %s", what, r.status, r.typ, r.msg)
