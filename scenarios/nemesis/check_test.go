@@ -65,7 +65,7 @@ func TestRegisterModel(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, path, err := CheckRegister(init, tc.ops, 10*time.Second)
+			res, path, stuck, err := CheckRegister(init, tc.ops, 10*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,9 +78,10 @@ func TestRegisterModel(t *testing.T) {
 			if (res == porcupine.Ok) != tc.ok || res == porcupine.Unknown {
 				t.Fatalf("verdict %s, want linearizable=%v", res, tc.ok)
 			}
-			if !tc.ok && path == "" {
-				t.Error("no visualization for an illegal history")
+			if !tc.ok && (path == "" || stuck == "") {
+				t.Errorf("illegal history without visualization (%q) or diagnosis (%q)", path, stuck)
 			}
+			t.Log(stuck)
 		})
 	}
 }
@@ -122,5 +123,29 @@ func TestCheckCreates(t *testing.T) {
 	}
 	if rep.Acked != 4 || rep.AckedKeyed != 2 || rep.Unknown != 2 || rep.UnknownPresent != 1 || rep.NotApplied != 1 {
 		t.Errorf("report %+v", rep)
+	}
+}
+
+// TestRecheckHistory checks a history saved by a failed run again
+// (NEUTRINO_NEMESIS_HISTORY=path).
+func TestRecheckHistory(t *testing.T) {
+	path := os.Getenv("NEUTRINO_NEMESIS_HISTORY")
+	if path == "" {
+		t.Skip("NEUTRINO_NEMESIS_HISTORY names no saved history")
+	}
+	init, ops, err := ReadHistory(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, viz, stuck, err := CheckRegister(init, ops, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d operations: %s %s", len(ops), res, viz)
+	if res != porcupine.Ok {
+		t.Errorf("%s", stuck)
+		for _, e := range Explain(init, ops) {
+			t.Errorf("evidence: %s", e)
+		}
 	}
 }

@@ -11,6 +11,9 @@
 package nemesis
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -58,4 +61,51 @@ func (h *History) Ops() []porcupine.Operation {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]porcupine.Operation(nil), h.ops...)
+}
+
+// savedOp is an operation as WriteHistory stores it.
+type savedOp struct {
+	Client       int
+	Call, Return int64
+	Input        RegisterInput
+	Output       RegisterOutput
+	Meta         string `json:",omitempty"`
+}
+
+// WriteHistory stores register operations and the initial state as JSON,
+// so that a failed run's history can be checked again (ReadHistory).
+func WriteHistory(path string, init RegisterState, ops []porcupine.Operation) error {
+	saved := make([]savedOp, len(ops))
+	for i, op := range ops {
+		meta, _ := op.Metadata.(string)
+		saved[i] = savedOp{op.ClientId, op.Call, op.Return, op.Input.(RegisterInput), op.Output.(RegisterOutput), meta}
+	}
+	data, err := json.Marshal(struct {
+		Init RegisterState
+		Ops  []savedOp
+	}{init, saved})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// ReadHistory loads what WriteHistory stored.
+func ReadHistory(path string) (RegisterState, []porcupine.Operation, error) {
+	var h struct {
+		Init RegisterState
+		Ops  []savedOp
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return h.Init, nil, err
+	}
+	if err := json.Unmarshal(data, &h); err != nil {
+		return h.Init, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	ops := make([]porcupine.Operation, len(h.Ops))
+	for i, o := range h.Ops {
+		ops[i] = porcupine.Operation{ClientId: o.Client, Call: o.Call, Return: o.Return, Input: o.Input, Output: o.Output, Metadata: o.Meta}
+	}
+	return h.Init, ops, nil
 }

@@ -62,7 +62,11 @@ func runNemesis(t *testing.T, n, faults int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &Workload{Servers: c.addrs(), History: NewHistory(), Prefix: prefix, Register: reg,
+	names := map[string]string{}
+	for _, s := range c.servers {
+		names[s.http] = s.name
+	}
+	w := &Workload{Servers: c.addrs(), Names: names, History: NewHistory(), Prefix: prefix, Register: reg,
 		Creators: 4, CASWriters: 4, Readers: 2}
 
 	// Clients start operations until stop, and a keyed operation in flight
@@ -121,12 +125,21 @@ func runNemesis(t *testing.T, n, faults int) {
 	if casOK == 0 {
 		t.Error("no CAS update acknowledged: the workload did not run")
 	}
-	res, path, err := CheckRegister(init, ops, 2*time.Minute)
+	res, path, stuck, err := CheckRegister(init, ops, 2*time.Minute)
 	switch {
 	case err != nil:
 		t.Errorf("register history is not linearizable; %v", err)
 	case res == porcupine.Illegal:
 		t.Errorf("register history is not linearizable; porcupine's visualization: %s", path)
+		t.Errorf("%s", stuck)
+		if path != "" {
+			saved := strings.TrimSuffix(path, ".html") + ".json"
+			if err := WriteHistory(saved, init, ops); err != nil {
+				t.Error(err)
+			} else {
+				t.Errorf("history saved in %s (check again: NEUTRINO_NEMESIS_HISTORY=%s go test -run TestRecheckHistory)", saved, saved)
+			}
+		}
 		for _, e := range firstN(Explain(init, ops), 20) {
 			t.Errorf("evidence: %s", e)
 		}

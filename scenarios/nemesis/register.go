@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -146,23 +147,74 @@ func RegisterModel(init RegisterState) porcupine.Model {
 
 // CheckRegister checks that ops is linearizable on the register starting at
 // init. On a violation it writes porcupine's visualization to a temporary
-// file and returns its path. Unknown means the check ran out of time.
-func CheckRegister(init RegisterState, ops []porcupine.Operation, timeout time.Duration) (porcupine.CheckResult, string, error) {
+// file and returns its path, and the operation the longest linearization
+// could not take next. Unknown means the check ran out of time.
+func CheckRegister(init RegisterState, ops []porcupine.Operation, timeout time.Duration) (res porcupine.CheckResult, path, stuck string, err error) {
 	model := RegisterModel(init)
 	res, info := porcupine.CheckOperationsVerbose(model, ops, timeout)
 	if res != porcupine.Illegal {
-		return res, "", nil
+		return res, "", "", nil
 	}
+	stuck = stuckAt(model, init, ops, info)
 	f, err := os.CreateTemp("", "neutrino-nemesis-*.html")
 	if err != nil {
-		return res, "", fmt.Errorf("visualization file: %w", err)
+		return res, "", stuck, fmt.Errorf("visualization file: %w", err)
 	}
-	path := f.Name()
+	path = f.Name()
 	f.Close()
 	if err := porcupine.VisualizePath(model, info, path); err != nil {
-		return res, "", fmt.Errorf("write visualization: %w", err)
+		return res, "", stuck, fmt.Errorf("write visualization: %w", err)
 	}
-	return res, path, nil
+	return res, path, stuck, nil
+}
+
+// stuckAt describes where the longest partial linearization ends: its last
+// operations, the state they leave, and the pending operation with the
+// earliest return, which no order could take next.
+func stuckAt(model porcupine.Model, init RegisterState, ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
+	var longest []porcupine.Operation
+	for _, part := range info.PartialLinearizationsOperations() {
+		for _, l := range part {
+			if len(l) > len(longest) {
+				longest = l
+			}
+		}
+	}
+	done := map[[2]int64]int{}
+	state := any([]any{init})
+	for _, op := range longest {
+		done[[2]int64{op.Call, int64(op.ClientId)}]++
+		_, state = model.Step(state, op.Input, op.Output)
+	}
+	var next *porcupine.Operation
+	for i := range ops {
+		k := [2]int64{ops[i].Call, int64(ops[i].ClientId)}
+		if done[k] > 0 {
+			done[k]--
+			continue
+		}
+		if next == nil || ops[i].Return < next.Return {
+			next = &ops[i]
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "longest linearization: %d of %d operations, ending", len(longest), len(ops))
+	for _, op := range longest[max(0, len(longest)-4):] {
+		fmt.Fprintf(&b, " [%s..%s] %s;", at(op.Call), atRet(op.Return), model.DescribeOperation(op.Input, op.Output))
+	}
+	fmt.Fprintf(&b, " state %s", model.DescribeState(state))
+	if next != nil {
+		fmt.Fprintf(&b, "; cannot take next [%s..%s] %s (client %d, %v)", at(next.Call), atRet(next.Return),
+			model.DescribeOperation(next.Input, next.Output), next.ClientId, next.Metadata)
+	}
+	return b.String()
+}
+
+func atRet(ns int64) string {
+	if ns == Never {
+		return "never"
+	}
+	return at(ns)
 }
 
 // Explain lists plain evidence of a non-linearizable register history, to

@@ -41,6 +41,8 @@ const (
 type Workload struct {
 	// Servers are the API addresses (host:port) of every server.
 	Servers []string
+	// Names names the servers by address in diagnostics (optional).
+	Names map[string]string
 	// History receives the register operations.
 	History *History
 	// Prefix starts every name and key of this run.
@@ -381,7 +383,8 @@ func (w *Workload) create(hard context.Context, c *client, cr *Create) {
 // read does one linearizable GET of the register and records it.
 func (w *Workload) read(c *client) (RegisterState, bool) {
 	call := w.History.Now()
-	r := c.do(context.Background(), http.MethodGet, "http://"+w.server(c)+"/v2.0/networks/"+w.Register, nil, nil)
+	addr := w.server(c)
+	r := c.do(context.Background(), http.MethodGet, "http://"+addr+"/v2.0/networks/"+w.Register, nil, nil)
 	ret := w.History.Now()
 	w.count("read", r)
 	w.checkAnswer("read", r)
@@ -398,7 +401,7 @@ func (w *Workload) read(c *client) (RegisterState, bool) {
 	}
 	s := RegisterState{Rev: nw.Network.RevisionNumber, Name: nw.Network.Name}
 	w.History.Add(porcupine.Operation{ClientId: c.id, Input: RegisterInput{Kind: OpRead}, Call: call,
-		Output: RegisterOutput{Outcome: OK, Rev: s.Rev, Name: s.Name}, Return: ret})
+		Output: RegisterOutput{Outcome: OK, Rev: s.Rev, Name: s.Name}, Return: ret, Metadata: w.via(addr, r)})
 	return s, true
 }
 
@@ -419,19 +422,22 @@ func (w *Workload) casWriter(hard context.Context, stop <-chan struct{}, c *clie
 			in.Key = in.Name + "-key"
 		}
 		call := w.History.Now()
-		out := w.cas(hard, c, in)
+		out, meta := w.cas(hard, c, in)
 		ret := w.History.Now()
 		if out.Outcome == Unknown {
 			ret = Never
 		}
-		w.History.Add(porcupine.Operation{ClientId: c.id, Input: in, Call: call, Output: out, Return: ret})
+		w.History.Add(porcupine.Operation{ClientId: c.id, Input: in, Call: call, Output: out, Return: ret, Metadata: meta})
 		if out.Outcome == Unknown {
 			c.id = w.History.NewClient()
 		}
 	}
 }
 
-func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) RegisterOutput {
+// cas runs one CAS (with its retries) and returns its outcome and which
+// servers its attempts went to and were served by.
+func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) (out RegisterOutput, meta string) {
+	defer func() { meta = strings.TrimPrefix(meta, "; ") }()
 	body := map[string]any{"network": map[string]any{"name": in.Name}}
 	hdr := map[string]string{"If-Match": "revision_number=" + strconv.FormatUint(in.Expect, 10)}
 	if in.Key != "" {
@@ -439,7 +445,9 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) Regist
 	}
 	maybe := false
 	for attempt := 1; ; attempt++ {
-		r := c.do(hard, http.MethodPut, "http://"+w.server(c)+"/v2.0/networks/"+w.Register, body, hdr)
+		addr := w.server(c)
+		r := c.do(hard, http.MethodPut, "http://"+addr+"/v2.0/networks/"+w.Register, body, hdr)
+		meta += "; " + w.via(addr, r)
 		w.count("cas", r)
 		what := fmt.Sprintf("cas %s (key %q, attempt %d)", in.Name, in.Key, attempt)
 		w.checkAnswer(what, r)
@@ -452,35 +460,56 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) Regist
 			if err != nil || (!replayed && (nw.Network.RevisionNumber != in.Expect+1 || nw.Network.Name != in.Name)) {
 				w.problem("%s: acknowledged with body %q", what, r.body)
 			}
-			return RegisterOutput{Outcome: OK}
+			return RegisterOutput{Outcome: OK}, meta
 		case out == Rejected:
 			// Even after an unknown outcome: a repeat of an applied keyed
 			// request answers with the first outcome (contract), so a 412
 			// says the update never applied.
-			return RegisterOutput{Outcome: Rejected}
+			return RegisterOutput{Outcome: Rejected}, meta
 		case out == NotApplied && r.err == nil && r.status < 500:
 			w.problem("%s: %d %s: %s", what, r.status, r.typ, r.msg)
 			if maybe {
-				return RegisterOutput{Outcome: Unknown}
+				return RegisterOutput{Outcome: Unknown}, meta
 			}
-			return RegisterOutput{Outcome: NotApplied}
+			return RegisterOutput{Outcome: NotApplied}, meta
 		case out == Unknown:
 			maybe = true
 			if in.Key == "" {
-				return RegisterOutput{Outcome: Unknown}
+				return RegisterOutput{Outcome: Unknown}, meta
 			}
 		case in.Key == "":
 			// Not applied for certain: done, as seen by a client that
 			// does not retry.
-			return RegisterOutput{Outcome: NotApplied}
+			return RegisterOutput{Outcome: NotApplied}, meta
 		}
 		if !backoff(hard, attempt) {
 			if maybe {
-				return RegisterOutput{Outcome: Unknown}
+				return RegisterOutput{Outcome: Unknown}, meta
 			}
-			return RegisterOutput{Outcome: NotApplied}
+			return RegisterOutput{Outcome: NotApplied}, meta
 		}
 	}
+}
+
+// via says which server a request went to and which one served it.
+func (w *Workload) via(addr string, r reply) string {
+	served := ""
+	if r.header != nil {
+		served = r.header.Get("X-Neutrino-Served-By")
+	}
+	out := "to " + addr
+	if n := w.Names[addr]; n != "" {
+		out = "to " + n
+	}
+	if served != "" {
+		out += " served by " + served
+	}
+	if r.err != nil {
+		out += " (" + r.err.Error() + ")"
+	} else {
+		out += " " + strconv.Itoa(r.status)
+	}
+	return out
 }
 
 // ReadRegister reads the register until an answer or ctx ends, and records
