@@ -295,17 +295,28 @@ func classify(r reply) Outcome {
 	}
 }
 
-func (w *Workload) checkAnswer(what string, r reply) {
+// checkAnswer records answers the contract rules out: a 422 (the workload
+// never reuses a key for another request), a 5xx other than 503, a 503
+// without Retry-After, a write's answer without its identity, an
+// OutcomeUnknown that does not name the key to retry with.
+func (w *Workload) checkAnswer(what string, write bool, key string, r reply) {
 	if r.err != nil {
 		return
 	}
+	id := r.header.Get(HeaderRequestID)
 	switch {
 	case r.status == http.StatusUnprocessableEntity:
 		w.problem("%s: 422 %s: %s", what, r.typ, r.msg)
 	case r.status >= 500 && r.status != http.StatusServiceUnavailable:
 		w.problem("%s: %d %s: %s", what, r.status, r.typ, r.msg)
-	case r.status == http.StatusServiceUnavailable && r.typ == "OutcomeUnknown" && r.header.Get(HeaderRequestID) == "":
-		w.problem("%s: OutcomeUnknown without %s", what, HeaderRequestID)
+	case r.status == http.StatusServiceUnavailable && r.header.Get("Retry-After") == "":
+		w.problem("%s: 503 %s without Retry-After: %s", what, r.typ, r.msg)
+	case r.typ == "OutcomeUnknown" && (id == "" || !strings.Contains(r.msg, id) && (key == "" || !strings.Contains(r.msg, key))):
+		w.problem("%s: OutcomeUnknown with %s %q and message %q", what, HeaderRequestID, id, r.msg)
+	case write && r.typ != "ServiceUnavailable" && id == "":
+		w.problem("%s: %d answer without %s", what, r.status, HeaderRequestID)
+	case write && key != "" && id != "" && !strings.HasSuffix(id, key):
+		w.problem("%s: %s %q does not carry the key", what, HeaderRequestID, id)
 	}
 }
 
@@ -342,7 +353,7 @@ func (w *Workload) create(hard context.Context, c *client, cr *Create) {
 		r := c.do(hard, http.MethodPost, "http://"+w.server(c)+"/v2.0/networks", body, hdr)
 		w.count("create", r)
 		what := fmt.Sprintf("create %s (key %q, attempt %d)", cr.Name, cr.Key, attempt)
-		w.checkAnswer(what, r)
+		w.checkAnswer(what, true, cr.Key, r)
 		out := classify(r)
 		switch {
 		case out == OK:
@@ -387,7 +398,7 @@ func (w *Workload) read(c *client) (RegisterState, bool) {
 	r := c.do(context.Background(), http.MethodGet, "http://"+addr+"/v2.0/networks/"+w.Register, nil, nil)
 	ret := w.History.Now()
 	w.count("read", r)
-	w.checkAnswer("read", r)
+	w.checkAnswer("read", false, "", r)
 	if r.err != nil || r.status != http.StatusOK {
 		if r.err == nil && r.status != http.StatusServiceUnavailable {
 			w.problem("read of the register: %d %s: %s", r.status, r.typ, r.msg)
@@ -450,7 +461,7 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) (out R
 		meta += "; " + w.via(addr, r)
 		w.count("cas", r)
 		what := fmt.Sprintf("cas %s (key %q, attempt %d)", in.Name, in.Key, attempt)
-		w.checkAnswer(what, r)
+		w.checkAnswer(what, true, in.Key, r)
 		out := classify(r)
 		switch {
 		case out == OK:
