@@ -193,6 +193,7 @@ type nemesis struct {
 	rng   *rand.Rand
 	log   func(format string, args ...any)
 	clock *History
+	round []int
 }
 
 type faultKind int
@@ -214,7 +215,13 @@ func (nm *nemesis) step(i int) {
 	c := nm.c
 	c.t.Helper()
 	l := c.leader(45 * time.Second)
-	kind := faultKind(nm.rng.IntN(int(numFaultKinds)))
+	// Every kind comes once per round of numFaultKinds faults, in a
+	// random order, so that a short run still tries them all.
+	if len(nm.round) == 0 {
+		nm.round = nm.rng.Perm(int(numFaultKinds))
+	}
+	kind := faultKind(nm.round[0])
+	nm.round = nm.round[1:]
 	fs := c.followers(l)
 	target := l
 	if kind == killFollower || kind == pauseFollower {
