@@ -58,7 +58,7 @@ type Workload struct {
 
 	mu       sync.Mutex
 	creates  []*Create
-	problems []string
+	problems []*problem
 	stats    map[string]int
 }
 
@@ -123,12 +123,17 @@ func (w *Workload) Creates() []*Create {
 	return append([]*Create(nil), w.creates...)
 }
 
-// Problems returns answers no correct server gives (a 4xx to a valid
-// create, a 5xx other than 503, a replay that does not match).
+// Problems returns the answers no correct server gives (a 4xx to a valid
+// create, a 5xx other than 503, an answer breaking the request-identity
+// contract), one line per class with its count and first example.
 func (w *Workload) Problems() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]string(nil), w.problems...)
+	var out []string
+	for _, p := range w.problems {
+		out = append(out, fmt.Sprintf("%s (%d times), first: %s", p.class, p.count, p.example))
+	}
+	return out
 }
 
 // Stats counts answers by request kind, status and error type.
@@ -147,10 +152,23 @@ func (w *Workload) Stats() string {
 	return strings.TrimSpace(b.String())
 }
 
-func (w *Workload) problem(format string, args ...any) {
+// problem records a bad answer under its class (what is wrong, without
+// names), keeping the count and the first example of each class.
+func (w *Workload) problem(class, format string, args ...any) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.problems = append(w.problems, fmt.Sprintf(format, args...))
+	for _, p := range w.problems {
+		if p.class == class {
+			p.count++
+			return
+		}
+	}
+	w.problems = append(w.problems, &problem{class: class, example: fmt.Sprintf(format, args...), count: 1})
+}
+
+type problem struct {
+	class, example string
+	count          int
 }
 
 func (w *Workload) count(kind string, r reply) {
@@ -299,24 +317,24 @@ func classify(r reply) Outcome {
 // never reuses a key for another request), a 5xx other than 503, a 503
 // without Retry-After, a write's answer without its identity, an
 // OutcomeUnknown that does not name the key to retry with.
-func (w *Workload) checkAnswer(what string, write bool, key string, r reply) {
+func (w *Workload) checkAnswer(kind, what string, write bool, key string, r reply) {
 	if r.err != nil {
 		return
 	}
 	id := r.header.Get(HeaderRequestID)
 	switch {
 	case r.status == http.StatusUnprocessableEntity:
-		w.problem("%s: 422 %s: %s", what, r.typ, r.msg)
+		w.problem(kind+": 422 "+r.typ, "%s: %s", what, r.msg)
 	case r.status >= 500 && r.status != http.StatusServiceUnavailable:
-		w.problem("%s: %d %s: %s", what, r.status, r.typ, r.msg)
+		w.problem(fmt.Sprintf("%s: %d %s", kind, r.status, r.typ), "%s: %s", what, r.msg)
 	case r.status == http.StatusServiceUnavailable && r.header.Get("Retry-After") == "":
-		w.problem("%s: 503 %s without Retry-After: %s", what, r.typ, r.msg)
+		w.problem(kind+": 503 "+r.typ+" without Retry-After", "%s: %s", what, r.msg)
 	case r.typ == "OutcomeUnknown" && (id == "" || !strings.Contains(r.msg, id) && (key == "" || !strings.Contains(r.msg, key))):
-		w.problem("%s: OutcomeUnknown with %s %q and message %q", what, HeaderRequestID, id, r.msg)
+		w.problem(kind+": OutcomeUnknown without the key in "+HeaderRequestID+" and message", "%s: %q, %q", what, id, r.msg)
 	case write && r.typ != "ServiceUnavailable" && id == "":
-		w.problem("%s: %d answer without %s", what, r.status, HeaderRequestID)
+		w.problem(fmt.Sprintf("%s: %d without %s", kind, r.status, HeaderRequestID), "%s", what)
 	case write && key != "" && id != "" && !strings.HasSuffix(id, key):
-		w.problem("%s: %s %q does not carry the key", what, HeaderRequestID, id)
+		w.problem(kind+": "+HeaderRequestID+" does not carry the key", "%s: %q", what, id)
 	}
 }
 
@@ -353,20 +371,20 @@ func (w *Workload) create(hard context.Context, c *client, cr *Create) {
 		r := c.do(hard, http.MethodPost, "http://"+w.server(c)+"/v2.0/networks", body, hdr)
 		w.count("create", r)
 		what := fmt.Sprintf("create %s (key %q, attempt %d)", cr.Name, cr.Key, attempt)
-		w.checkAnswer(what, true, cr.Key, r)
+		w.checkAnswer("create", what, true, cr.Key, r)
 		out := classify(r)
 		switch {
 		case out == OK:
 			var nw network
 			if err := json.Unmarshal(r.body, &nw); err != nil || nw.Network.ID == "" || nw.Network.Name != cr.Name {
-				w.problem("%s: acknowledged with body %q", what, r.body)
+				w.problem("create: acknowledged with a body not naming it", "%s: %q", what, r.body)
 			}
 			cr.Outcome, cr.ID = OK, nw.Network.ID
 			cr.Replayed = r.header.Get(HeaderReplayed) == "true"
 			return
 		case out == NotApplied && r.err == nil && r.status < 500:
 			// A valid create of a unique name has no reason to be refused.
-			w.problem("%s: %d %s: %s", what, r.status, r.typ, r.msg)
+			w.problem(fmt.Sprintf("create: %d %s", r.status, r.typ), "%s: %s", what, r.msg)
 			cr.Outcome = NotApplied
 			if maybe {
 				cr.Outcome = Unknown
@@ -398,16 +416,16 @@ func (w *Workload) read(c *client) (RegisterState, bool) {
 	r := c.do(context.Background(), http.MethodGet, "http://"+addr+"/v2.0/networks/"+w.Register, nil, nil)
 	ret := w.History.Now()
 	w.count("read", r)
-	w.checkAnswer("read", false, "", r)
+	w.checkAnswer("read", "read", false, "", r)
 	if r.err != nil || r.status != http.StatusOK {
 		if r.err == nil && r.status != http.StatusServiceUnavailable {
-			w.problem("read of the register: %d %s: %s", r.status, r.typ, r.msg)
+			w.problem(fmt.Sprintf("read: %d %s", r.status, r.typ), "%s", r.msg)
 		}
 		return RegisterState{}, false
 	}
 	var nw network
 	if err := json.Unmarshal(r.body, &nw); err != nil {
-		w.problem("read of the register: body %q: %v", r.body, err)
+		w.problem("read: undecodable body", "%q: %v", r.body, err)
 		return RegisterState{}, false
 	}
 	s := RegisterState{Rev: nw.Network.RevisionNumber, Name: nw.Network.Name}
@@ -461,7 +479,7 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) (out R
 		meta += "; " + w.via(addr, r)
 		w.count("cas", r)
 		what := fmt.Sprintf("cas %s (key %q, attempt %d)", in.Name, in.Key, attempt)
-		w.checkAnswer(what, true, in.Key, r)
+		w.checkAnswer("cas", what, true, in.Key, r)
 		out := classify(r)
 		switch {
 		case out == OK:
@@ -469,7 +487,7 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) (out R
 			err := json.Unmarshal(r.body, &nw)
 			replayed := r.header.Get(HeaderReplayed) == "true"
 			if err != nil || (!replayed && (nw.Network.RevisionNumber != in.Expect+1 || nw.Network.Name != in.Name)) {
-				w.problem("%s: acknowledged with body %q", what, r.body)
+				w.problem("cas: acknowledged with a body not showing the update", "%s: %q", what, r.body)
 			}
 			return RegisterOutput{Outcome: OK}, meta
 		case out == Rejected:
@@ -478,7 +496,7 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) (out R
 			// says the update never applied.
 			return RegisterOutput{Outcome: Rejected}, meta
 		case out == NotApplied && r.err == nil && r.status < 500:
-			w.problem("%s: %d %s: %s", what, r.status, r.typ, r.msg)
+			w.problem(fmt.Sprintf("cas: %d %s", r.status, r.typ), "%s: %s", what, r.msg)
 			if maybe {
 				return RegisterOutput{Outcome: Unknown}, meta
 			}
