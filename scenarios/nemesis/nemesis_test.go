@@ -92,6 +92,8 @@ func runNemesis(t *testing.T, n, faults int) {
 	stopOnce.Do(func() { close(stop) })
 	<-done
 	t.Logf("faults took %s; answers: %s", time.Since(began).Round(time.Millisecond), w.Stats())
+	slow, what := w.Slowest()
+	t.Logf("slowest answered write attempt: %s (%s)", slow.Round(time.Millisecond), what)
 
 	for _, p := range firstN(w.Problems(), 20) {
 		t.Errorf("bad answer: %s", p)
@@ -125,7 +127,9 @@ func runNemesis(t *testing.T, n, faults int) {
 	if casOK == 0 {
 		t.Error("no CAS update acknowledged: the workload did not run")
 	}
+	checkBegan := time.Now()
 	res, path, stuck, err := CheckRegister(init, ops, 2*time.Minute)
+	t.Logf("porcupine: %s in %s", res, time.Since(checkBegan).Round(time.Millisecond))
 	switch {
 	case err != nil:
 		t.Errorf("register history is not linearizable; %v", err)

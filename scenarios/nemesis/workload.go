@@ -60,6 +60,8 @@ type Workload struct {
 	creates  []*Create
 	problems []*problem
 	stats    map[string]int
+	slowest  time.Duration
+	slowWhat string
 }
 
 // Create is one network create as the client saw it.
@@ -187,6 +189,27 @@ func (w *Workload) count(kind string, r reply) {
 	w.mu.Lock()
 	w.stats[k]++
 	w.mu.Unlock()
+}
+
+// timed keeps the slowest answered write attempt: how long a server held
+// a client, faults included (a figure to read, not a threshold).
+func (w *Workload) timed(began time.Time, r reply, what string) {
+	d := time.Since(began)
+	if r.err != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if d > w.slowest {
+		w.slowest, w.slowWhat = d, what
+	}
+}
+
+// Slowest returns the slowest answered write attempt and what it was.
+func (w *Workload) Slowest() (time.Duration, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.slowest, w.slowWhat
 }
 
 type client struct {
@@ -368,7 +391,10 @@ func (w *Workload) create(hard context.Context, c *client, cr *Create) {
 	maybe := false
 	for attempt := 1; ; attempt++ {
 		cr.Attempts = attempt
-		r := c.do(hard, http.MethodPost, "http://"+w.server(c)+"/v2.0/networks", body, hdr)
+		addr := w.server(c)
+		began := time.Now()
+		r := c.do(hard, http.MethodPost, "http://"+addr+"/v2.0/networks", body, hdr)
+		w.timed(began, r, "create "+cr.Name+" "+w.via(addr, r))
 		w.count("create", r)
 		what := fmt.Sprintf("create %s (key %q, attempt %d)", cr.Name, cr.Key, attempt)
 		w.checkAnswer("create", what, true, cr.Key, r)
@@ -475,7 +501,9 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) (out R
 	maybe := false
 	for attempt := 1; ; attempt++ {
 		addr := w.server(c)
+		began := time.Now()
 		r := c.do(hard, http.MethodPut, "http://"+addr+"/v2.0/networks/"+w.Register, body, hdr)
+		w.timed(began, r, "cas "+in.Name+" "+w.via(addr, r))
 		meta += "; " + w.via(addr, r)
 		w.count("cas", r)
 		what := fmt.Sprintf("cas %s (key %q, attempt %d)", in.Name, in.Key, attempt)
