@@ -1,6 +1,8 @@
 package nemesis
 
 import (
+	"errors"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -156,6 +158,37 @@ func TestRecheckHistory(t *testing.T) {
 		t.Errorf("%s", stuck)
 		for _, e := range Explain(init, ops) {
 			t.Errorf("evidence: %s", e)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	h := func(kv ...string) http.Header {
+		out := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
+		}
+		return out
+	}
+	cases := []struct {
+		name string
+		r    reply
+		want Outcome
+	}{
+		{"created", reply{status: 201}, OK},
+		{"updated", reply{status: 200}, OK},
+		{"precondition failed", reply{status: 412, typ: "RevisionNumberConstraintFailed"}, Rejected},
+		{"not ready / no leader", reply{status: 503, typ: "ServiceUnavailable", header: h("Retry-After", "1")}, NotApplied},
+		{"outcome unknown", reply{status: 503, typ: "OutcomeUnknown"}, Unknown},
+		{"503 without a Neutron body", reply{status: 503}, Unknown},
+		{"internal error", reply{status: 500, typ: "InternalServerError"}, Unknown},
+		{"conflict", reply{status: 409, typ: "TunnelIdInUse"}, NotApplied},
+		{"connection refused", reply{err: errors.New("dial"), dialFailed: true}, NotApplied},
+		{"connection reset, timeout", reply{err: errors.New("EOF")}, Unknown},
+	}
+	for _, tc := range cases {
+		if got := classify(tc.r); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}
 }

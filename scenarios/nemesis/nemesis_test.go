@@ -83,8 +83,13 @@ func runNemesis(t *testing.T, n, faults int) {
 	})
 
 	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("NEUTRINO_NEMESIS_SEED"); v != "" {
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("NEUTRINO_NEMESIS_SEED=%q: %v", v, err)
+		}
+	}
 	nem := &nemesis{c: c, rng: rand.New(rand.NewPCG(seed, seed)), log: t.Logf, clock: w.History}
-	t.Logf("nemesis seed %d, %d faults on %d servers", seed, faults, n)
+	t.Logf("nemesis seed %d (NEUTRINO_NEMESIS_SEED replays the fault schedule), %d faults on %d servers", seed, faults, n)
 	began := time.Now()
 	for i := range faults {
 		nem.step(i)
