@@ -171,23 +171,25 @@ func TestClassify(t *testing.T) {
 		return out
 	}
 	cases := []struct {
-		name string
-		r    reply
-		want Outcome
+		name  string
+		r     reply
+		keyed bool
+		want  Outcome
 	}{
-		{"created", reply{status: 201}, OK},
-		{"updated", reply{status: 200}, OK},
-		{"precondition failed", reply{status: 412, typ: "RevisionNumberConstraintFailed"}, Rejected},
-		{"not ready / no leader", reply{status: 503, typ: "ServiceUnavailable", header: h("Retry-After", "1")}, NotApplied},
-		{"outcome unknown", reply{status: 503, typ: "OutcomeUnknown"}, Unknown},
-		{"503 without a Neutron body", reply{status: 503}, Unknown},
-		{"internal error", reply{status: 500, typ: "InternalServerError"}, Unknown},
-		{"conflict", reply{status: 409, typ: "TunnelIdInUse"}, NotApplied},
-		{"connection refused", reply{err: errors.New("dial"), dialFailed: true}, NotApplied},
-		{"connection reset, timeout", reply{err: errors.New("EOF")}, Unknown},
+		{"created", reply{status: 201}, false, OK},
+		{"updated", reply{status: 200}, false, OK},
+		{"precondition failed", reply{status: 412, typ: "RevisionNumberConstraintFailed"}, false, Rejected},
+		{"not ready / no leader", reply{status: 503, typ: "ServiceUnavailable", header: h("Retry-After", "1")}, false, NotApplied},
+		{"outcome unknown", reply{status: 503, typ: "OutcomeUnknown"}, false, Unknown},
+		{"503 without a Neutron body", reply{status: 503}, false, Unknown},
+		{"internal error", reply{status: 500, typ: "InternalServerError"}, false, Unknown},
+		{"conflict", reply{status: 409, typ: "TunnelIdInUse"}, false, NotApplied},
+		{"connection refused", reply{err: errors.New("dial"), dialFailed: true}, false, NotApplied},
+		{"connection refused, keyed (the transport may have replayed)", reply{err: errors.New("dial"), dialFailed: true}, true, Unknown},
+		{"connection reset, timeout", reply{err: errors.New("EOF")}, false, Unknown},
 	}
 	for _, tc := range cases {
-		if got := classify(tc.r); got != tc.want {
+		if got := classify(tc.r, tc.keyed); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}

@@ -317,9 +317,13 @@ func (c *client) do(ctx context.Context, method, url string, body any, hdr map[s
 }
 
 // classify sorts a write's answer by what it says about the write's effect.
-func classify(r reply) Outcome {
+//
+// A failed dial means nothing was sent, unless the request carries an
+// Idempotency-Key: Go's transport then takes it as replayable and may have
+// sent it on a kept-alive connection that broke before it dialed anew.
+func classify(r reply, keyed bool) Outcome {
 	switch {
-	case r.err != nil && r.dialFailed:
+	case r.err != nil && r.dialFailed && !keyed:
 		return NotApplied
 	case r.err != nil:
 		return Unknown
@@ -398,7 +402,7 @@ func (w *Workload) create(hard context.Context, c *client, cr *Create) {
 		w.count("create", r)
 		what := fmt.Sprintf("create %s (key %q, attempt %d)", cr.Name, cr.Key, attempt)
 		w.checkAnswer("create", what, true, cr.Key, r)
-		out := classify(r)
+		out := classify(r, cr.Key != "")
 		switch {
 		case out == OK:
 			var nw network
@@ -508,7 +512,7 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) (out R
 		w.count("cas", r)
 		what := fmt.Sprintf("cas %s (key %q, attempt %d)", in.Name, in.Key, attempt)
 		w.checkAnswer("cas", what, true, in.Key, r)
-		out := classify(r)
+		out := classify(r, in.Key != "")
 		switch {
 		case out == OK:
 			var nw network
