@@ -39,7 +39,7 @@ const (
 //     send an Idempotency-Key and retry unknown outcomes with it;
 //   - readers read the register.
 type Workload struct {
-	// Servers are the API addresses (host:port) of every server.
+	// Servers are the API addresses (host:port, or base URLs) of every server.
 	Servers []string
 	// Names names the servers by address in diagnostics (optional).
 	Names map[string]string
@@ -316,6 +316,14 @@ func (c *client) do(ctx context.Context, method, url string, body any, hdr map[s
 	return r
 }
 
+// base is the API's base URL at addr (host:port or a URL).
+func base(addr string) string {
+	if strings.Contains(addr, "://") {
+		return strings.TrimSuffix(addr, "/")
+	}
+	return "http://" + addr
+}
+
 // classify sorts a write's answer by what it says about the write's effect.
 //
 // A failed dial means nothing was sent, unless the request carries an
@@ -397,7 +405,7 @@ func (w *Workload) create(hard context.Context, c *client, cr *Create) {
 		cr.Attempts = attempt
 		addr := w.server(c)
 		began := time.Now()
-		r := c.do(hard, http.MethodPost, "http://"+addr+"/v2.0/networks", body, hdr)
+		r := c.do(hard, http.MethodPost, base(addr)+"/v2.0/networks", body, hdr)
 		w.timed(began, r, "create "+cr.Name+" "+w.via(addr, r))
 		w.count("create", r)
 		what := fmt.Sprintf("create %s (key %q, attempt %d)", cr.Name, cr.Key, attempt)
@@ -443,7 +451,7 @@ func (w *Workload) create(hard context.Context, c *client, cr *Create) {
 func (w *Workload) read(c *client) (RegisterState, bool) {
 	call := w.History.Now()
 	addr := w.server(c)
-	r := c.do(context.Background(), http.MethodGet, "http://"+addr+"/v2.0/networks/"+w.Register, nil, nil)
+	r := c.do(context.Background(), http.MethodGet, base(addr)+"/v2.0/networks/"+w.Register, nil, nil)
 	ret := w.History.Now()
 	w.count("read", r)
 	w.checkAnswer("read", "read", false, "", r)
@@ -506,7 +514,7 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) (out R
 	for attempt := 1; ; attempt++ {
 		addr := w.server(c)
 		began := time.Now()
-		r := c.do(hard, http.MethodPut, "http://"+addr+"/v2.0/networks/"+w.Register, body, hdr)
+		r := c.do(hard, http.MethodPut, base(addr)+"/v2.0/networks/"+w.Register, body, hdr)
 		w.timed(began, r, "cas "+in.Name+" "+w.via(addr, r))
 		meta += "; " + w.via(addr, r)
 		w.count("cas", r)
@@ -592,7 +600,7 @@ func (w *Workload) ReadRegister(ctx context.Context) (RegisterState, error) {
 // id and state.
 func CreateNetwork(ctx context.Context, addr, name string) (string, RegisterState, error) {
 	c := &client{hc: &http.Client{Timeout: 10 * time.Second}}
-	r := c.do(ctx, http.MethodPost, "http://"+addr+"/v2.0/networks", map[string]any{"network": map[string]any{"name": name}}, nil)
+	r := c.do(ctx, http.MethodPost, base(addr)+"/v2.0/networks", map[string]any{"network": map[string]any{"name": name}}, nil)
 	if r.err != nil {
 		return "", RegisterState{}, r.err
 	}
@@ -607,7 +615,7 @@ func CreateNetwork(ctx context.Context, addr, name string) (string, RegisterStat
 // linearizable read, or the server's own replica when stale.
 func ListNetworks(ctx context.Context, addr string, stale bool) (map[string][]string, error) {
 	c := &client{hc: &http.Client{Timeout: 10 * time.Second}}
-	u := "http://" + addr + "/v2.0/networks?fields=id&fields=name"
+	u := base(addr) + "/v2.0/networks?fields=id&fields=name"
 	if stale {
 		u += "&stale"
 	}
