@@ -266,6 +266,17 @@ func (c *Cluster) apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
 	return res, nil
 }
 
+// WaitReady waits (up to ctx's deadline) until this node is a ready leader
+// in its current term: every entry committed before its election applied,
+// so state read for allocations is complete. ErrNotLeader when it does not
+// lead, ErrLeaderNotReady when ctx ended first.
+func (c *Cluster) WaitReady(ctx context.Context) error {
+	if c.raft == nil {
+		return ErrNotServer
+	}
+	return c.waitReady(ctx)
+}
+
 // waitReady waits until this node is a ready leader in its current term
 // (barrier done), or reports ErrNotLeader / ErrLeaderNotReady.
 func (c *Cluster) waitReady(ctx context.Context) error {

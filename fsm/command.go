@@ -115,6 +115,8 @@ func (t CommandType) String() string {
 		return "FloatingIPUpdate"
 	case CmdFloatingIPDelete:
 		return "FloatingIPDelete"
+	case CmdRequest:
+		return "Request"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }

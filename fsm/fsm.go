@@ -31,6 +31,13 @@ type Result struct {
 	// it changed the state, the unchanged revision when it was rejected.
 	Revision uint64
 	Err      error
+	// Replayed is set when the command was a repeat of an applied request
+	// (CmdRequest): nothing was applied and Request is the first outcome.
+	Replayed bool
+	// Request is the record of the request envelope's identity: the first
+	// outcome on a replay, the new record otherwise; nil for a command
+	// without an envelope or one that was rejected.
+	Request *Request
 }
 
 type handler func(txn *memdb.Txn, body []byte, index uint64) error
@@ -101,6 +108,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 		panic(fmt.Sprintf("fsm: empty log entry at index %d", l.Index))
 	}
 	t := CommandType(l.Data[0])
+	if t == CmdRequest {
+		return f.applyRequest(f.State(), l.Data[1:], l.Index)
+	}
 	h, ok := f.handlers[t]
 	if !ok {
 		panic(fmt.Sprintf("fsm: unknown command type %d at index %d", t, l.Index))
@@ -112,15 +122,20 @@ func (f *FSM) Apply(l *raft.Log) any {
 		txn.Abort()
 		return &Result{Revision: st.Read().Revision(), Err: err}
 	}
-	setIndex(txn, indexRevision, l.Index)
+	f.commit(txn, l.Index)
+	return &Result{Revision: l.Index}
+}
+
+// commit sets the revision and commits a successful command's transaction.
+func (f *FSM) commit(txn *memdb.Txn, index uint64) {
+	setIndex(txn, indexRevision, index)
 	changes := trackedChanges(txn)
 	// Commit and record under the history lock: whoever sees the revision
 	// in the state finds its changes in the history.
 	f.changes.mu.Lock()
 	txn.Commit()
-	f.changes.record(l.Index, changes)
+	f.changes.record(index, changes)
 	f.changes.mu.Unlock()
-	return &Result{Revision: l.Index}
 }
 
 // mustDecode decodes a command body or panics (see the package doc).
@@ -168,7 +183,7 @@ func applySetEpoch(txn *memdb.Txn, body []byte, index uint64) error {
 // Every new table must be added here (the round-trip test checks it).
 var snapshotTables = []string{tableIndex, TableNetworks,
 	TableSubnets, TablePorts, TableSecurityGroups, TableSecurityGroupRules,
-	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings}
+	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings, TableRequests}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.

@@ -148,6 +148,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	last = fillChassisTable(t, f, last+1)
 	last = fillL3Tables(t, f, last+1)
 	last = fillGatewayTables(t, f, last+1)
+	last = fillRequestsTable(t, f, last+1)
 
 	for table := range schema().Tables {
 		if it, _ := f.State().db.Txn(false).Get(table, "id"); it.Next() == nil {
@@ -188,7 +189,8 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 			t.Fatalf("table %s differs after restore:\nwant %v\ngot  %v", table, want, got)
 		}
 	}
-	if v := g.State().Read(); v.Epoch() != 1234 || v.Revision() != last || v.NetworkBySegment("flat/external") == nil {
+	if v := g.State().Read(); v.Epoch() != 1234 || v.Revision() != last || v.NetworkBySegment("flat/external") == nil ||
+		v.Request("p1/key") == nil || v.RequestCount() != 1 {
 		t.Fatalf("restored view: epoch %d revision %d", v.Epoch(), v.Revision())
 	}
 }

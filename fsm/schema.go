@@ -110,6 +110,7 @@ func schema() *memdb.DBSchema {
 				"network": {Name: "network", Indexer: &memdb.StringFieldIndex{Field: "NetworkID"}},
 			},
 		},
+		TableRequests: requestsSchema(),
 		TableFloatingIPs: {
 			Name: TableFloatingIPs,
 			Indexes: map[string]*memdb.IndexSchema{

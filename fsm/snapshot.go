@@ -85,6 +85,8 @@ func newRow(table string) (any, error) {
 		return &FloatingIP{}, nil
 	case TableMacBindings:
 		return &MacBinding{}, nil
+	case TableRequests:
+		return &Request{}, nil
 	}
 	return nil, fmt.Errorf("unknown table %q in snapshot", table)
 }

@@ -36,7 +36,26 @@ func forbidden(format string, args ...any) *apiError {
 }
 
 var errNoLeader = newError(http.StatusServiceUnavailable, "ServiceUnavailable",
-	"The cluster has no leader at the moment; retry later.")
+	"The cluster has no leader at the moment; the request was not applied. Retry later.")
+
+// ErrTypeOutcomeUnknown is the Neutron error type of a write whose outcome
+// this server cannot know.
+const ErrTypeOutcomeUnknown = "OutcomeUnknown"
+
+// errNotApplied is a 503 for a write that certainly was not applied.
+func errNotApplied(err error) *apiError {
+	return newError(http.StatusServiceUnavailable, "ServiceUnavailable",
+		"The request was not applied (%v); retry later.", err)
+}
+
+// errOutcomeUnknown is the 503 of a write that may or may not have been
+// applied: a retry with the same key answers its outcome, or applies it
+// once.
+func errOutcomeUnknown(key string) *apiError {
+	return newError(http.StatusServiceUnavailable, ErrTypeOutcomeUnknown,
+		"The outcome of this request is unknown: it may or may not have been applied. "+
+			"Retry it with the header %s: %s to apply it at most once and learn its outcome.", HeaderIdempotencyKey, key)
+}
 
 // toAPIError maps any error to the status and Neutron type it is reported with.
 func toAPIError(err error) *apiError {
@@ -62,6 +81,9 @@ func toAPIError(err error) *apiError {
 
 func writeError(w http.ResponseWriter, err error) {
 	ae := toAPIError(err)
+	if ae.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, ae.Status, map[string]any{"NeutronError": map[string]any{
 		"type": ae.Type, "message": ae.Msg, "detail": "",
 	}})

@@ -151,7 +151,7 @@ func associate(v *fsm.View, ident Identity, f *fsm.FloatingIP, portID string, fi
 // subnet with room.
 func (b *portBuild) floatingPort(f *fsm.FloatingIP, subnetID, address string) (*fsm.Port, error) {
 	p := &fsm.Port{
-		Meta:            fsm.Meta{ID: newUUID(), RevisionNumber: 1, CreatedAt: b.ts, UpdatedAt: b.ts},
+		Meta:            fsm.Meta{ID: b.newID(), RevisionNumber: 1, CreatedAt: b.ts, UpdatedAt: b.ts},
 		NetworkID:       f.FloatingNetworkID,
 		DeviceID:        f.ID,
 		DeviceOwner:     fsm.DeviceOwnerFloatingIP,
@@ -227,7 +227,7 @@ func (s *Server) createFloatingIP(w http.ResponseWriter, r *http.Request) error 
 	fixed, fixedSet := a.str("fixed_ip_address")
 	ts := now()
 	base := &fsm.FloatingIP{
-		Meta:   fsm.Meta{ID: newUUID(), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
+		Meta:   fsm.Meta{ID: newID(r.Context()), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
 		Status: fsm.FloatingIPDown,
 	}
 	base.Description, _ = a.str("description")
@@ -257,7 +257,7 @@ func (s *Server) createFloatingIP(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 		ls := s.ipam.begin()
-		b := &portBuild{s: s, v: v, lease: ls, ident: ident, ts: ts}
+		b := &portBuild{s: s, v: v, lease: ls, ident: ident, ts: ts, ctx: r.Context()}
 		p, err := b.floatingPort(f, subnetID, address)
 		if err != nil {
 			ls.release()
@@ -265,6 +265,7 @@ func (s *Server) createFloatingIP(w http.ResponseWriter, r *http.Request) error 
 		}
 		f.FloatingPortID = p.ID
 		f.FloatingSubnetID, f.FloatingIPAddress = p.FixedIPs[0].SubnetID, p.FixedIPs[0].IPAddress
+		declareCreated(r.Context(), "floatingips", "floatingip", false, f.ID)
 		rev, err := s.propose(r.Context(), fsm.CmdFloatingIPCreate, fsm.FloatingIPCreateRequest{FloatingIP: f, Port: p})
 		ls.release()
 		if fe, ok := fsm.AsError(err); ok && attempt < maxAllocRetries && address == "" &&

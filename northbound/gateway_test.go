@@ -34,6 +34,7 @@ func (b *localBackend) Apply(_ context.Context, cmd []byte) (*fsm.Result, error)
 func (b *localBackend) IsLeader() bool                     { return true }
 func (b *localBackend) LeaderHTTPAddr() string             { return "" }
 func (b *localBackend) VerifyLeader(context.Context) error { return nil }
+func (b *localBackend) WaitReady(context.Context) error    { return nil }
 
 func (b *localBackend) must(t *testing.T, typ fsm.CommandType, body any) {
 	t.Helper()

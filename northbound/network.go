@@ -185,12 +185,17 @@ func (s *Server) createNetworks(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		n, err := s.newNetwork(v, res, ident, a, ts)
+		n, err := s.newNetwork(r.Context(), v, res, ident, a, ts)
 		if err != nil {
 			return err
 		}
 		nets = append(nets, n)
 	}
+	ids := make([]string, len(nets))
+	for i, n := range nets {
+		ids[i] = n.ID
+	}
+	declareCreated(r.Context(), "networks", "network", bulk, ids...)
 	rev, err := s.propose(r.Context(), fsm.CmdNetworkCreate, fsm.NetworkCreateRequest{Networks: nets})
 	if err != nil {
 		return err
@@ -258,7 +263,7 @@ func dedupTags(tags []string) []string {
 	return slices.Compact(out)
 }
 
-func (s *Server) newNetwork(v *fsm.View, res *reservation, ident Identity, a attrs, ts string) (*fsm.Network, error) {
+func (s *Server) newNetwork(ctx context.Context, v *fsm.View, res *reservation, ident Identity, a attrs, ts string) (*fsm.Network, error) {
 	if err := checkAdminAttrs(ident, a, "create"); err != nil {
 		return nil, err
 	}
@@ -267,7 +272,7 @@ func (s *Server) newNetwork(v *fsm.View, res *reservation, ident Identity, a att
 		return nil, err
 	}
 	n := &fsm.Network{
-		Meta:                fsm.Meta{ID: newUUID(), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
+		Meta:                fsm.Meta{ID: newID(ctx), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
 		AdminStateUp:        true,
 		Status:              "ACTIVE",
 		PortSecurityEnabled: true,

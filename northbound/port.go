@@ -300,7 +300,7 @@ func (s *Server) createPorts(w http.ResponseWriter, r *http.Request) error {
 		ls := s.ipam.begin()
 		v := s.fsm.State().Read()
 		ts := now()
-		b := &portBuild{s: s, v: v, lease: ls, ident: ident, ts: ts, defaults: map[string]*fsm.SecurityGroupBundle{}}
+		b := &portBuild{s: s, v: v, lease: ls, ident: ident, ts: ts, defaults: map[string]*fsm.SecurityGroupBundle{}, ctx: r.Context()}
 		ports := make([]*fsm.Port, 0, len(objs))
 		for _, pa := range parsed {
 			p, err := b.newPort(pa.a, pa.raw)
@@ -314,6 +314,11 @@ func (s *Server) createPorts(w http.ResponseWriter, r *http.Request) error {
 		for _, d := range b.defaults {
 			req.Defaults = append(req.Defaults, d)
 		}
+		ids := make([]string, len(ports))
+		for i, p := range ports {
+			ids[i] = p.ID
+		}
+		declareCreated(r.Context(), "ports", "port", bulk, ids...)
 		rev, err := s.propose(r.Context(), fsm.CmdPortCreate, req)
 		ls.release()
 		if fe, ok := fsm.AsError(err); ok && attempt < maxAllocRetries &&
@@ -341,6 +346,16 @@ type portBuild struct {
 	ident    Identity
 	ts       string
 	defaults map[string]*fsm.SecurityGroupBundle // by project
+	// ctx carries the request identity new object ids derive from.
+	ctx context.Context
+}
+
+// newID returns the next object id of the build's request (see newID).
+func (b *portBuild) newID() string {
+	if b.ctx == nil {
+		return newUUID()
+	}
+	return newID(b.ctx)
 }
 
 // isNetworkOwner: the caller may set addresses and MACs on the network.
@@ -370,7 +385,7 @@ func (b *portBuild) newPort(a attrs, raw map[string]json.RawMessage) (*fsm.Port,
 		return nil, err
 	}
 	p := &fsm.Port{
-		Meta:                fsm.Meta{ID: newUUID(), ProjectID: project, RevisionNumber: 1, CreatedAt: b.ts, UpdatedAt: b.ts},
+		Meta:                fsm.Meta{ID: b.newID(), ProjectID: project, RevisionNumber: 1, CreatedAt: b.ts, UpdatedAt: b.ts},
 		NetworkID:           netID,
 		AdminStateUp:        true,
 		Status:              "DOWN",
@@ -770,7 +785,7 @@ func (s *Server) updatePort(w http.ResponseWriter, r *http.Request) error {
 		if err := checkPortPolicy(ident, isNetworkOwner(ident, n), a, raw, "update"); err != nil {
 			return err
 		}
-		b := &portBuild{s: s, v: v, lease: ls, ident: ident, ts: now(), defaults: map[string]*fsm.SecurityGroupBundle{}}
+		b := &portBuild{s: s, v: v, lease: ls, ident: ident, ts: now(), defaults: map[string]*fsm.SecurityGroupBundle{}, ctx: r.Context()}
 		if x, ok := a.str("name"); ok {
 			p.Name = x
 		}

@@ -70,7 +70,7 @@ type RealizationStatus struct {
 // realization answers GET /v1/realization. Only the leader programs the
 // chassis, so a follower forwards the request.
 func (s *Server) realization(w http.ResponseWriter, r *http.Request) {
-	if !s.be.IsLeader() && s.forward(w, r) {
+	if !s.be.IsLeader() && s.forward(w, r, "", 0) {
 		return
 	}
 	st := RealizationStatus{Revision: s.view(w).Revision(), Leader: s.cfg.NodeName, Chassis: []ChassisRealization{}}

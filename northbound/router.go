@@ -221,7 +221,7 @@ func (b *portBuild) gatewayPort(rt *fsm.Router, g *gatewayRequest, cur *fsm.Port
 		keep = cur.FixedIPs
 	} else {
 		p = &fsm.Port{
-			Meta:            fsm.Meta{ID: newUUID(), RevisionNumber: 1, CreatedAt: b.ts, UpdatedAt: b.ts},
+			Meta:            fsm.Meta{ID: b.newID(), RevisionNumber: 1, CreatedAt: b.ts, UpdatedAt: b.ts},
 			NetworkID:       g.NetworkID,
 			DeviceID:        rt.ID,
 			DeviceOwner:     fsm.DeviceOwnerRouterGateway,
@@ -389,7 +389,7 @@ func (s *Server) createRouter(w http.ResponseWriter, r *http.Request) error {
 	}
 	ts := now()
 	rt := &fsm.Router{
-		Meta:         fsm.Meta{ID: newUUID(), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
+		Meta:         fsm.Meta{ID: newID(r.Context()), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
 		AdminStateUp: true,
 		Status:       "ACTIVE",
 		Routes:       []fsm.Route{},
@@ -411,7 +411,7 @@ func (s *Server) createRouter(w http.ResponseWriter, r *http.Request) error {
 	}
 	for attempt := 0; ; attempt++ {
 		ls := s.ipam.begin()
-		b := &portBuild{s: s, v: s.fsm.State().Read(), lease: ls, ident: ident, ts: ts}
+		b := &portBuild{s: s, v: s.fsm.State().Read(), lease: ls, ident: ident, ts: ts, ctx: r.Context()}
 		next := rt.Copy()
 		gw, err := b.setGateway(next, g)
 		if err == nil {
@@ -425,6 +425,7 @@ func (s *Server) createRouter(w http.ResponseWriter, r *http.Request) error {
 			ls.release()
 			return err
 		}
+		declareCreated(r.Context(), "routers", "router", false, next.ID)
 		rev, err := s.propose(r.Context(), fsm.CmdRouterCreate, fsm.RouterCreateRequest{Router: next, GatewayPort: gw})
 		ls.release()
 		if fe, ok := fsm.AsError(err); ok && attempt < maxAllocRetries &&
@@ -473,7 +474,7 @@ func (s *Server) changeRouter(ctx context.Context, r *http.Request, id string,
 			return nil, 0, err
 		}
 		ls := s.ipam.begin()
-		b := &portBuild{s: s, v: v, lease: ls, ident: ident, ts: now()}
+		b := &portBuild{s: s, v: v, lease: ls, ident: ident, ts: now(), ctx: ctx}
 		next := cur.Copy()
 		next.RevisionNumber = cur.RevisionNumber + 1
 		next.UpdatedAt = b.ts
@@ -705,7 +706,7 @@ func (s *Server) addRouterInterface(w http.ResponseWriter, r *http.Request) erro
 				return 0, nil, err
 			}
 			port = &fsm.Port{
-				Meta:            fsm.Meta{ID: newUUID(), ProjectID: cur.ProjectID, RevisionNumber: 1, CreatedAt: b.ts, UpdatedAt: b.ts},
+				Meta:            fsm.Meta{ID: b.newID(), ProjectID: cur.ProjectID, RevisionNumber: 1, CreatedAt: b.ts, UpdatedAt: b.ts},
 				NetworkID:       sub.NetworkID,
 				FixedIPs:        []fsm.FixedIP{{SubnetID: sub.ID, IPAddress: gw.String()}},
 				DeviceID:        cur.ID,
@@ -749,6 +750,7 @@ func (s *Server) addRouterInterface(w http.ResponseWriter, r *http.Request) erro
 			port.UpdatedAt = b.ts
 			prevIndex = p.ModifyIndex
 		}
+		declareBody(r.Context(), http.StatusOK, interfaceInfo(next, port))
 		return fsm.CmdRouterInterfaceAdd, fsm.RouterInterfaceAddRequest{Router: next, PrevIndex: cur.ModifyIndex, Port: port, PortPrevIndex: prevIndex}, nil
 	})
 	if err != nil {
@@ -801,6 +803,7 @@ func (s *Server) removeRouterInterface(w http.ResponseWriter, r *http.Request) e
 		if err := b.v.CheckInterfaceRemove(cur, port); err != nil {
 			return 0, nil, err
 		}
+		declareBody(r.Context(), http.StatusOK, interfaceInfo(next, port))
 		return fsm.CmdRouterInterfaceRemove, fsm.RouterInterfaceRemoveRequest{Router: next, PrevIndex: cur.ModifyIndex, PortID: port.ID}, nil
 	})
 	if err != nil {

@@ -184,7 +184,9 @@ func (s *Server) ensureDefaultGroup(ctx context.Context, project string) error {
 	if s.fsm.State().Read().SecurityGroup(defaultGroupID(project)) != nil || !s.be.IsLeader() {
 		return nil
 	}
-	_, err := s.propose(ctx, fsm.CmdSecurityGroupCreate, fsm.SecurityGroupCreateRequest{
+	// Not the request's own command: without its identity (the group's
+	// id is fixed per project, so a repeat is refused, not doubled).
+	_, err := s.propose(withoutRequest(ctx), fsm.CmdSecurityGroupCreate, fsm.SecurityGroupCreateRequest{
 		Defaults: []*fsm.SecurityGroupBundle{defaultGroupBundle(project, now())}})
 	return err
 }
@@ -247,7 +249,7 @@ func (s *Server) createGroups(w http.ResponseWriter, r *http.Request) error {
 			req.Defaults = append(req.Defaults, defaultGroupBundle(project, ts))
 		}
 		g := &fsm.SecurityGroup{
-			Meta:     fsm.Meta{ID: newUUID(), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
+			Meta:     fsm.Meta{ID: newID(r.Context()), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
 			Stateful: true,
 		}
 		g.Name, _ = a.str("name")
@@ -268,12 +270,17 @@ func (s *Server) createGroups(w http.ResponseWriter, r *http.Request) error {
 		// Every new group lets everything out, as in Neutron.
 		for _, et := range []string{fsm.EtherTypeIPv4, fsm.EtherTypeIPv6} {
 			b.Rules = append(b.Rules, &fsm.SecurityGroupRule{
-				Meta:            fsm.Meta{ID: newUUID(), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
+				Meta:            fsm.Meta{ID: newID(r.Context()), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
 				SecurityGroupID: g.ID, Direction: fsm.DirectionEgress, EtherType: et,
 			})
 		}
 		req.Groups = append(req.Groups, b)
 	}
+	ids := make([]string, len(req.Groups))
+	for i, b := range req.Groups {
+		ids[i] = b.Group.ID
+	}
+	declareCreated(r.Context(), "security-groups", "security_group", bulk, ids...)
 	rev, err := s.propose(r.Context(), fsm.CmdSecurityGroupCreate, req)
 	if err != nil {
 		return err
@@ -449,7 +456,7 @@ func (s *Server) createRules(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		rl, err := newRule(v, ident, a, raw, ts)
+		rl, err := newRule(r.Context(), v, ident, a, raw, ts)
 		if err != nil {
 			return err
 		}
@@ -462,6 +469,11 @@ func (s *Server) createRules(w http.ResponseWriter, r *http.Request) error {
 		keys[rl.Key()] = true
 		rules = append(rules, rl)
 	}
+	ids := make([]string, len(rules))
+	for i, rl := range rules {
+		ids[i] = rl.ID
+	}
+	declareCreated(r.Context(), "security-group-rules", "security_group_rule", bulk, ids...)
 	rev, err := s.propose(r.Context(), fsm.CmdSecurityGroupRuleCreate, fsm.SecurityGroupRuleCreateRequest{Rules: rules})
 	if err != nil {
 		return err
@@ -480,7 +492,7 @@ func ruleError(typ, format string, args ...any) *apiError {
 	return newError(http.StatusBadRequest, typ, format, args...)
 }
 
-func newRule(v *fsm.View, ident Identity, a attrs, raw map[string]json.RawMessage, ts string) (*fsm.SecurityGroupRule, error) {
+func newRule(ctx context.Context, v *fsm.View, ident Identity, a attrs, raw map[string]json.RawMessage, ts string) (*fsm.SecurityGroupRule, error) {
 	sgID, _ := a.str("security_group_id")
 	if sgID == "" {
 		return nil, badRequest("Failed to parse request. Required attribute 'security_group_id' not specified")
@@ -494,7 +506,7 @@ func newRule(v *fsm.View, ident Identity, a attrs, raw map[string]json.RawMessag
 		return nil, err
 	}
 	rl := &fsm.SecurityGroupRule{
-		Meta:            fsm.Meta{ID: newUUID(), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
+		Meta:            fsm.Meta{ID: newID(ctx), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
 		SecurityGroupID: g.ID,
 		EtherType:       fsm.EtherTypeIPv4,
 	}

@@ -21,13 +21,17 @@ package northbound
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"neutrino/fsm"
@@ -41,9 +45,17 @@ const (
 	HeaderServedBy  = "X-Neutrino-Served-By"
 )
 
-// ErrNotLeader is what a Backend returns from Apply when this server is not
-// (or no longer) the leader.
-var ErrNotLeader = errors.New("not the leader")
+// Errors a Backend returns, sorted by what they mean for a command.
+var (
+	// ErrNotLeader: this server is not (or no longer) the leader; the
+	// command was not appended and never takes effect.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrNotReady: this server leads but has not applied everything
+	// committed before its term; the command was not appended.
+	ErrNotReady = errors.New("leader not ready")
+	// ErrUnknownOutcome: the command reached Raft and its fate is unknown.
+	ErrUnknownOutcome = errors.New("outcome unknown")
+)
 
 // Backend is what the API needs from the cluster.
 type Backend interface {
@@ -55,6 +67,10 @@ type Backend interface {
 	LeaderHTTPAddr() string
 	// VerifyLeader confirms leadership and that the local state is current.
 	VerifyLeader(ctx context.Context) error
+	// WaitReady waits (up to ctx's deadline) until this server is the
+	// leader and has applied everything committed before its term;
+	// ErrNotLeader or ErrNotReady otherwise.
+	WaitReady(ctx context.Context) error
 }
 
 // Range is an inclusive range of segmentation ids.
@@ -85,7 +101,9 @@ type Config struct {
 	// MACBase is the prefix of generated port MAC addresses (1 to 5
 	// bytes, "fa:16:3e" when empty); the rest is random.
 	MACBase string
-	// ForwardTimeout bounds waiting for a leader before forwarding.
+	// ForwardTimeout bounds a write's way to the leader (forwarding, with
+	// resends to a new leader) and a leader's wait for its readiness and
+	// for a commit; it covers an election.
 	ForwardTimeout time.Duration
 	// Status and Members feed /v1/cluster; nil ones report nothing.
 	Status  func() ClusterStatus
@@ -97,6 +115,10 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
+// DefaultForwardTimeout is ForwardTimeout's default: a few elections
+// (about 2-3 s each here, lab-notes.md).
+const DefaultForwardTimeout = 10 * time.Second
+
 // DefaultConfig returns the defaults documented in the README.
 func DefaultConfig() Config {
 	return Config{
@@ -107,7 +129,7 @@ func DefaultConfig() Config {
 		GRERanges:         []Range{{1000, 99999}},
 		VLANRanges:        map[string][]Range{},
 		PhysicalMTU:       1500,
-		ForwardTimeout:    5 * time.Second,
+		ForwardTimeout:    DefaultForwardTimeout,
 	}
 }
 
@@ -130,7 +152,7 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.ForwardTimeout == 0 {
-		cfg.ForwardTimeout = 5 * time.Second
+		cfg.ForwardTimeout = DefaultForwardTimeout
 	}
 	if cfg.PhysicalMTU == 0 {
 		cfg.PhysicalMTU = 1500
@@ -185,22 +207,35 @@ func (s *Server) routes() {
 type apiHandler func(w http.ResponseWriter, r *http.Request) error
 
 // neutron registers a Neutron route: identity, leader forwarding for writes
-// and consistent reads, and the error format.
+// and consistent reads, request identity and replay of writes, and the
+// error format.
 func (s *Server) neutron(pattern string, h apiHandler) {
 	write := !strings.HasPrefix(pattern, "GET ")
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		var wait *waitRequest
+		key := ""
 		if write {
 			var err error
 			if wait, err = parseWait(r); err != nil {
 				writeError(w, err)
 				return
 			}
+			// Every write has an identity from here on, and every answer,
+			// forwarded or not, names it.
+			if key, err = requestKey(r); err != nil {
+				writeError(w, err)
+				return
+			}
+			w.Header().Set(HeaderRequestID, key)
+		}
+		var waitFor time.Duration
+		if wait != nil {
+			waitFor = wait.timeout
 		}
 		needLeader := write || !staleRead(r)
 		// A forwarded write carries its wait parameter and headers: the
 		// leader, which programs the chassis, waits.
-		if needLeader && !s.be.IsLeader() && s.forward(w, r) {
+		if needLeader && !s.be.IsLeader() && s.forward(w, r, key, waitFor) {
 			return
 		}
 		if wait != nil && s.cfg.Realizer == nil {
@@ -214,15 +249,56 @@ func (s *Server) neutron(pattern string, h apiHandler) {
 				return
 			}
 		}
+		if write {
+			// A new leader allocates (segments, addresses) from its local
+			// state: only once it applied everything committed before its
+			// term does that state show every allocation.
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ForwardTimeout)
+			err := s.be.WaitReady(ctx)
+			cancel()
+			if errors.Is(err, ErrNotLeader) && s.forward(w, r, key, waitFor) {
+				return
+			}
+			if err != nil {
+				writeError(w, errNotApplied(err))
+				return
+			}
+		}
 		ident, err := s.identify(r)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, ident))
+		ctx := context.WithValue(r.Context(), identityKey{}, ident)
+		var rc *requestCtx
+		if write {
+			body, err := readAllBody(r)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			rc = &requestCtx{key: key, id: ident.ProjectID + "/" + key,
+				fingerprint: fingerprint(r.Method, r.URL.Path, body), outcome: defaultOutcome(r)}
+			ctx = context.WithValue(ctx, requestCtxKey{}, rc)
+		}
+		r = r.WithContext(ctx)
 		w.Header().Set(HeaderServedBy, s.cfg.NodeName)
 		run := func(w http.ResponseWriter) {
+			if rc != nil {
+				// A repeat of an applied request: answer the first outcome
+				// without running the handler (its checks would see the
+				// request's own effects).
+				if rec := s.fsm.State().Read().Request(rc.id); rec != nil {
+					s.replay(w, r, rc, rec)
+					return
+				}
+			}
 			if err := h(w, r); err != nil {
+				var rp *errReplayed
+				if errors.As(err, &rp) && rc != nil {
+					s.replay(w, r, rc, rp.rec)
+					return
+				}
 				if ae := toAPIError(err); ae.Status >= 500 {
 					s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 				}
@@ -246,20 +322,36 @@ func staleRead(r *http.Request) bool {
 	return b
 }
 
+// hopHeaders are not forwarded: hop-by-hop headers (RFC 9110 7.6.1), and
+// the idempotency headers that make Go's transport resend a POST on its
+// own after a broken kept-alive connection; the key travels in
+// HeaderRequestID instead and the forwarder decides about resends.
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	HeaderIdempotencyKey, "X-Idempotency-Key", HeaderRequestID}
+
+// forwardBackoff spaces resends to a leader that answered with an error
+// but is still the leader in our view.
+const forwardBackoff = 50 * time.Millisecond
+
 // forward sends the request to the leader and reports true, or reports
 // false when this server became the leader meanwhile and should serve the
 // request itself.
 //
-// A request whose connection to the leader could not even be opened never
-// reached it, so it is retried against the next leader until
-// ForwardTimeout: a client does not see a leader's crash as an error when
-// a new leader is elected in time. Any failure after the request was sent
-// is reported (503), never retried: the write may have been applied.
+// A write carries its identity (key, in HeaderRequestID), so resending it
+// is safe: the leader answers a repeat of an applied request with the
+// first outcome. So an attempt whose connection broke is resent, and an
+// attempt in flight to a server that is no longer the leader in our Raft
+// view is abandoned and resent to the new leader: a leader that stopped
+// answering costs about the election time, not the client's timeout.
+// Everything is bounded by ForwardTimeout (plus the realization wait the
+// request asked for); when it passes after an attempt that may have
+// reached a leader, the outcome is reported as unknown, never as "not
+// applied".
 //
-// A request that was already forwarded once is not forwarded again:
-// leadership moved under it and the client should retry rather than have
-// servers bounce it around.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
+// A request that was already forwarded once is not forwarded again: the
+// server that forwarded it retries with the next leader.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, key string, extra time.Duration) bool {
 	if r.Header.Get(HeaderForwarded) != "" {
 		writeError(w, errNoLeader)
 		return true
@@ -269,65 +361,167 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, badRequest("Failed to read the request body: %v", err))
 		return true
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ForwardTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ForwardTimeout+extra)
 	defer cancel()
-	dead := ""
+	write := r.Method != http.MethodGet && r.Method != http.MethodHead
+	maybeSent := false
+	var lastErr error
 	for {
-		addr, self := s.waitLeader(ctx, dead)
+		addr, self := s.waitLeader(ctx)
 		if self {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			return false
 		}
 		if addr == "" {
-			writeError(w, errNoLeader)
-			return true
-		}
-		resp, err := s.send(r, addr, body)
-		if err != nil {
-			var op *net.OpError
-			if errors.As(err, &op) && op.Op == "dial" {
-				s.log.Debug("leader unreachable, waiting for the next", "leader", addr, "err", err)
-				dead = addr
-				continue
+			switch {
+			case write && maybeSent:
+				s.log.Warn("forward: deadline passed, outcome unknown", "key", key, "err", lastErr)
+				writeError(w, errOutcomeUnknown(key))
+			default:
+				writeError(w, errNoLeader)
 			}
-			s.log.Warn("forward to leader failed", "leader", addr, "err", err)
-			writeError(w, newError(http.StatusServiceUnavailable, "ServiceUnavailable",
-				"The leader did not answer; the request may or may not have been applied: %v", err))
 			return true
 		}
-		defer resp.Body.Close()
-		for k, vs := range resp.Header {
-			w.Header()[k] = vs
+		resp, sent, err := s.attempt(ctx, r, addr, body, key)
+		if err != nil {
+			maybeSent = maybeSent || sent
+		} else {
+			retry, uncertain := retryableAnswer(resp)
+			if !retry {
+				defer resp.Body.Close()
+				for k, vs := range resp.Header {
+					w.Header()[k] = vs
+				}
+				w.WriteHeader(resp.StatusCode)
+				_, _ = io.Copy(w, resp.Body)
+				return true
+			}
+			maybeSent = maybeSent || uncertain
+			err = errors.New("leader answered " + resp.Status)
 		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, resp.Body)
-		return true
+		lastErr = err
+		s.log.Debug("forward attempt failed, resending", "leader", addr, "sent", sent, "err", err)
+		// The leader changed: go at once. Otherwise give it a moment.
+		if cur := s.be.LeaderHTTPAddr(); cur == addr && !s.be.IsLeader() {
+			t := time.NewTimer(forwardBackoff)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
 	}
 }
 
-func (s *Server) send(r *http.Request, addr string, body []byte) (*http.Response, error) {
+// retryableAnswer reports whether the leader's answer says it could not
+// take the request (it was not the leader, not ready, or lost leadership
+// with the outcome unknown), in which case the body is consumed and the
+// forwarder tries again; uncertain is set when the write may have applied.
+func retryableAnswer(resp *http.Response) (retry, uncertain bool) {
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		return false, false
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	var env struct {
+		NeutronError struct {
+			Type string `json:"type"`
+		} `json:"NeutronError"`
+	}
+	typ := ""
+	if err == nil && json.Unmarshal(data, &env) == nil {
+		typ = env.NeutronError.Type
+	}
+	switch typ {
+	case "ServiceUnavailable":
+		return true, false
+	case ErrTypeOutcomeUnknown:
+		return true, true
+	}
+	// Another 503 (e.g. no segmentation id left) is the answer.
+	resp.Body = io.NopCloser(bytes.NewReader(data))
+	return false, false
+}
+
+// attempt sends one forward to addr. It is abandoned (error) when our Raft
+// view of the leader moves away from addr while waiting for the answer.
+// sent reports whether any of the request may have reached the leader.
+func (s *Server) attempt(ctx context.Context, r *http.Request, addr string, body []byte, key string) (*http.Response, bool, error) {
+	actx, cancel := context.WithCancel(ctx)
+	var sent atomic.Bool
+	trace := &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }}
 	u := *r.URL
 	u.Scheme, u.Host = "http", addr
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), bytes.NewReader(body))
+	out, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), r.Method, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		cancel()
+		return nil, false, err
 	}
 	out.Header = r.Header.Clone()
+	for _, h := range hopHeaders {
+		out.Header.Del(h)
+	}
+	if key != "" {
+		out.Header.Set(HeaderRequestID, key)
+	}
 	out.Host = r.Host
 	out.Header.Set(HeaderForwarded, s.cfg.NodeName)
-	return s.forwarder.Do(out)
+
+	done := make(chan struct{})
+	moved := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if s.be.IsLeader() || s.be.LeaderHTTPAddr() != addr {
+					close(moved)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	resp, err := s.forwarder.Do(out)
+	close(done)
+	if err != nil {
+		cancel()
+		select {
+		case <-moved:
+			err = fmt.Errorf("leader changed while waiting for %s: %w", addr, err)
+		default:
+		}
+		return nil, sent.Load(), err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, true, nil
 }
 
-// waitLeader waits (until ctx ends) for a leader other than dead and
-// returns its API address, or self=true when this server is the leader.
-func (s *Server) waitLeader(ctx context.Context, dead string) (addr string, self bool) {
+// cancelBody releases an attempt's context once its answer was read.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// waitLeader waits (until ctx ends) for a known leader and returns its API
+// address, or self=true when this server is the leader.
+func (s *Server) waitLeader(ctx context.Context) (addr string, self bool) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if s.be.IsLeader() {
 			return "", true
 		}
-		if addr := s.be.LeaderHTTPAddr(); addr != "" && addr != dead {
+		if addr := s.be.LeaderHTTPAddr(); addr != "" {
 			return addr, false
 		}
 		select {
@@ -338,19 +532,51 @@ func (s *Server) waitLeader(ctx context.Context, dead string) (addr string, self
 	}
 }
 
-// propose encodes and applies a command; it returns the new revision.
+// propose encodes and applies a command; it returns the new revision. A
+// command of a write with an identity goes inside a request envelope, so
+// the state machine applies it at most once per identity.
+//
+// The error says what the client may assume: not applied (503
+// ServiceUnavailable), unknown (503 OutcomeUnknown, retry with the key),
+// rejected (the state machine's error), or errReplayed (applied before).
 func (s *Server) propose(ctx context.Context, t fsm.CommandType, body any) (uint64, error) {
 	cmd, err := fsm.Encode(t, body)
 	if err != nil {
 		return 0, err
 	}
+	rc := requestFrom(ctx)
+	if rc != nil {
+		rc.mu.Lock()
+		out, err := json.Marshal(rc.outcome)
+		rc.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		cmd, err = fsm.Encode(fsm.CmdRequest, fsm.RequestEnvelope{ID: rc.id, Fingerprint: rc.fingerprint,
+			Time: time.Now().UnixNano(), Outcome: out, Command: cmd})
+		if err != nil {
+			return 0, err
+		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.ForwardTimeout)
+		defer cancel()
+	}
 	res, err := s.be.Apply(ctx, cmd)
 	if err != nil {
-		if errors.Is(err, ErrNotLeader) {
-			return 0, errNoLeader
+		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNotReady) {
+			return 0, errNotApplied(err)
 		}
-		return 0, newError(http.StatusServiceUnavailable, "ServiceUnavailable",
-			"The write was not committed: %v", err)
+		key := ""
+		if rc != nil {
+			key = rc.key
+		}
+		s.log.Warn("write outcome unknown", "key", key, "err", err)
+		return 0, errOutcomeUnknown(key)
+	}
+	if res.Replayed {
+		return 0, &errReplayed{rec: res.Request}
 	}
 	if res.Err != nil {
 		return 0, res.Err

@@ -188,7 +188,7 @@ func (s *Server) createSubnets(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		sub, err := newSubnet(v, ident, a, raw, ts)
+		sub, err := newSubnet(r.Context(), v, ident, a, raw, ts)
 		if err != nil {
 			return err
 		}
@@ -199,6 +199,11 @@ func (s *Server) createSubnets(w http.ResponseWriter, r *http.Request) error {
 		}
 		subs = append(subs, sub)
 	}
+	ids := make([]string, len(subs))
+	for i, sub := range subs {
+		ids[i] = sub.ID
+	}
+	declareCreated(r.Context(), "subnets", "subnet", bulk, ids...)
 	rev, err := s.propose(r.Context(), fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: subs})
 	if err != nil {
 		return err
@@ -212,7 +217,7 @@ func (s *Server) createSubnets(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func newSubnet(v *fsm.View, ident Identity, a attrs, raw map[string]json.RawMessage, ts string) (*fsm.Subnet, error) {
+func newSubnet(ctx context.Context, v *fsm.View, ident Identity, a attrs, raw map[string]json.RawMessage, ts string) (*fsm.Subnet, error) {
 	project, err := projectFor(ident, a)
 	if err != nil {
 		return nil, err
@@ -255,7 +260,7 @@ func newSubnet(v *fsm.View, ident Identity, a attrs, raw map[string]json.RawMess
 		return nil, invalidInput("Cidr %s does not match ip version %d", prefix, ipVersion)
 	}
 	sub := &fsm.Subnet{
-		Meta:       fsm.Meta{ID: newUUID(), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
+		Meta:       fsm.Meta{ID: newID(ctx), ProjectID: project, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
 		NetworkID:  netID,
 		IPVersion:  ipVersion,
 		CIDR:       prefix.String(),

@@ -63,6 +63,7 @@ func (s *Server) tagRoutes(collection string, f tagFunc) {
 		if err := validTags([]string{tag}); err != nil {
 			return err
 		}
+		declare(r.Context(), &outcome{Status: http.StatusCreated})
 		_, rev, err := f(r.Context(), r, r.PathValue("id"), func(cur []string) ([]string, error) {
 			next := dedupTags(append(slices.Clone(cur), tag))
 			if len(next) > 50 {

@@ -8,6 +8,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +40,16 @@ const (
 // DefaultWaitTimeout is how long the server waits for realization when
 // WaitTimeout is 0.
 const DefaultWaitTimeout = 30 * time.Second
+
+// HeaderIdempotencyKey names a write; a resend with the same key applies
+// at most once and answers the first outcome.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// Error types the client retries a write on, with the same key.
+const (
+	ErrTypeOutcomeUnknown     = "OutcomeUnknown"
+	ErrTypeServiceUnavailable = "ServiceUnavailable"
+)
 
 // ErrTypeRealizationTimeout is the Error.Type of a write that was committed
 // (at Error.Revision) but not realized on every chassis in time.
@@ -127,21 +139,104 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}
-	var body io.Reader
+	var buf []byte
 	if in != nil {
-		buf, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if buf, err = json.Marshal(in); err != nil {
 			return fmt.Errorf("%s %s: encode body: %w", method, path, err)
 		}
+	}
+	hc := c.httpClient()
+	write := method != http.MethodGet && method != http.MethodHead
+	if c.Wait && write {
+		wait := DefaultWaitTimeout
+		if c.WaitTimeout > 0 {
+			wait = c.WaitTimeout
+		}
+		// Let the server answer 504 before the client gives up.
+		if least := wait + 10*time.Second; hc.Timeout != 0 && hc.Timeout < least {
+			cp := *hc
+			cp.Timeout = least
+			hc = &cp
+		}
+	}
+	// Every write carries an idempotency key, so resending it after an
+	// unknown outcome or an unavailable cluster applies it at most once.
+	key := ""
+	if write {
+		key = newKey()
+	}
+	budget := hc.Timeout
+	if budget == 0 {
+		budget = DefaultTimeout
+	}
+	deadline := time.Now().Add(budget)
+	backoff := retryBackoff
+	for {
+		resp, raw, err := c.send(ctx, hc, method, target, buf, key)
+		if write && retryable(resp, raw, err) && time.Now().Add(backoff).Before(deadline) {
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("%s %s: %w", method, target, ctx.Err())
+			case <-t.C:
+			}
+			backoff = min(2*backoff, maxRetryBackoff)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return c.answer(resp, raw, target, out)
+	}
+}
+
+// Retry pacing of writes whose outcome is unknown or that found no leader.
+const (
+	retryBackoff    = 200 * time.Millisecond
+	maxRetryBackoff = time.Second
+)
+
+// retryable reports whether a write should be resent with its key: the
+// connection failed, or the server said the outcome is unknown or it
+// cannot serve right now (no leader, not ready).
+func retryable(resp *http.Response, raw []byte, err error) bool {
+	if err != nil {
+		return true
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		return false
+	}
+	e := decodeError(resp.StatusCode, raw)
+	return e.Type == ErrTypeOutcomeUnknown || e.Type == ErrTypeServiceUnavailable
+}
+
+// newKey returns a random idempotency key.
+func newKey() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// send sends one attempt and reads its answer.
+func (c *Client) send(ctx context.Context, hc *http.Client, method, target string, buf []byte, key string) (*http.Response, []byte, error) {
+	var body io.Reader
+	if buf != nil {
 		body = bytes.NewReader(buf)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", method, target, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	if in != nil {
+	if buf != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set(HeaderIdempotencyKey, key)
 	}
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
@@ -155,36 +250,32 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if c.Token != "" {
 		req.Header.Set(HeaderToken, c.Token)
 	}
-	hc := c.httpClient()
 	if c.Wait && method != http.MethodGet && method != http.MethodHead {
 		req.Header.Set(HeaderWait, "realized")
-		wait := DefaultWaitTimeout
 		if c.WaitTimeout > 0 {
-			wait = c.WaitTimeout
 			req.Header.Set(HeaderWaitTimeout, strconv.FormatFloat(c.WaitTimeout.Seconds(), 'f', -1, 64))
 		}
-		// Let the server answer 504 before the client gives up.
-		if least := wait + 10*time.Second; hc.Timeout != 0 && hc.Timeout < least {
-			cp := *hc
-			cp.Timeout = least
-			hc = &cp
-		}
 	}
-
 	start := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, target, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", method, target, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if c.Logger != nil {
 		c.Logger.DebugContext(ctx, "api request", "method", method, "url", target,
-			"status", resp.StatusCode, "duration", time.Since(start))
+			"status", resp.StatusCode, "duration", time.Since(start), "key", key)
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: read response: %w", method, target, err)
+		return nil, nil, fmt.Errorf("%s %s: read response: %w", method, target, err)
 	}
+	return resp, raw, nil
+}
+
+// answer turns a response into Do's result.
+func (c *Client) answer(resp *http.Response, raw []byte, target string, out any) error {
+	method := resp.Request.Method
 	if resp.StatusCode >= 400 {
 		e := decodeError(resp.StatusCode, raw)
 		e.Revision, _ = strconv.ParseUint(resp.Header.Get(HeaderRevision), 10, 64)

@@ -24,12 +24,16 @@ import (
 
 // Config is an agent's configuration (flags, environment or config file).
 type Config struct {
-	Server          bool
-	Node            string
-	DataDir         string
-	Bind            string
-	Advertise       string
-	HTTP            string
+	Server    bool
+	Node      string
+	DataDir   string
+	Bind      string
+	Advertise string
+	HTTP      string
+	// AdvertiseHTTP is the API address announced in gossip, where other
+	// servers forward requests (e.g. a proxy in front of this server);
+	// empty announces the listener's address.
+	AdvertiseHTTP   string
 	Join            []string
 	BootstrapExpect int
 	// Chassis is what a chassis announces in gossip (tunnel IP, OVSDB
@@ -95,6 +99,9 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	a.ln = ln
 	httpAddr := ln.Addr().String()
+	if cfg.AdvertiseHTTP != "" {
+		httpAddr = cfg.AdvertiseHTTP
+	}
 
 	// SOUTHBOUND: a server listens for the chassis' OpenFlow connections
 	// and announces where in gossip; see southbound.go.
@@ -215,11 +222,31 @@ type backend struct{ c *cluster.Cluster }
 
 func (b backend) Apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
 	res, err := b.c.Apply(ctx, cmd)
-	if errors.Is(err, cluster.ErrNotLeader) {
-		return nil, fmt.Errorf("%w: %w", northbound.ErrNotLeader, err)
-	}
-	return res, err
+	return res, apiErr(err)
 }
+
+// apiErr sorts the cluster's errors into the API's: not appended
+// (ErrNotLeader, ErrNotReady) or fate unknown (ErrUnknownOutcome, also for
+// any error the cluster did not sort: claiming "not applied" needs
+// certainty).
+func apiErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNotServer):
+		return fmt.Errorf("%w: %w", northbound.ErrNotLeader, err)
+	case errors.Is(err, cluster.ErrLeaderNotReady):
+		return fmt.Errorf("%w: %w", northbound.ErrNotReady, err)
+	case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, cluster.ErrUnknownOutcome):
+		// Apply refuses a context already past its deadline before
+		// proposing anything.
+		return fmt.Errorf("%w: %w", northbound.ErrNotReady, err)
+	default:
+		return fmt.Errorf("%w: %w", northbound.ErrUnknownOutcome, err)
+	}
+}
+
+func (b backend) WaitReady(ctx context.Context) error { return apiErr(b.c.WaitReady(ctx)) }
 
 func (b backend) IsLeader() bool { return b.c.IsLeader() }
 
