@@ -97,8 +97,13 @@ func runNemesis(t *testing.T, n, faults int) {
 	stopOnce.Do(func() { close(stop) })
 	<-done
 	t.Logf("faults took %s; answers: %s", time.Since(began).Round(time.Millisecond), w.Stats())
-	slow, what := w.Slowest()
-	t.Logf("slowest answered write attempt: %s (%s)", slow.Round(time.Millisecond), what)
+	// How long a server that was never frozen held a client: with
+	// forwarding deadlines, about an election, whatever the leader's fate
+	// (a figure to read, not a threshold).
+	if a, ok := w.Slowest(func(a Attempt) bool { return nem.frozen(names[a.Addr], a.Begin, a.End) }); ok {
+		t.Logf("slowest answered write attempt to a server not frozen meanwhile: %s at %s (%s)",
+			a.End.Sub(a.Begin).Round(time.Millisecond), at(int64(a.Begin.Sub(w.History.start))), a.What)
+	}
 
 	for _, p := range firstN(w.Problems(), 20) {
 		t.Errorf("bad answer: %s", p)
@@ -203,6 +208,18 @@ type nemesis struct {
 	log   func(format string, args ...any)
 	clock *History
 	round []int
+	// pauses are the SIGSTOP..SIGCONT windows per server name.
+	pauses map[string][][2]time.Time
+}
+
+// frozen reports whether the server was paused at any time in [from, to].
+func (nm *nemesis) frozen(name string, from, to time.Time) bool {
+	for _, p := range nm.pauses[name] {
+		if p[0].Before(to) && p[1].After(from) {
+			return true
+		}
+	}
+	return false
 }
 
 type faultKind int
@@ -256,6 +273,7 @@ func (nm *nemesis) step(i int) {
 		what += ", kill follower " + v.name
 	}
 	nm.log("at %s fault %d: %s, hold %s", at(nm.clock.Now()), i+1, what, hold.Round(time.Millisecond))
+	paused := time.Now()
 	for j, v := range victims {
 		switch {
 		case j > 0 || kind == killLeader || kind == killFollower || kind == restartLeader:
@@ -272,6 +290,10 @@ func (nm *nemesis) step(i int) {
 	for _, v := range victims {
 		if v.paused {
 			c.resume(v)
+			if nm.pauses == nil {
+				nm.pauses = map[string][][2]time.Time{}
+			}
+			nm.pauses[v.name] = append(nm.pauses[v.name], [2]time.Time{paused, time.Now()})
 		} else if v.cmd == nil {
 			c.start(v)
 		}

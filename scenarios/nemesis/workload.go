@@ -60,8 +60,7 @@ type Workload struct {
 	creates  []*Create
 	problems []*problem
 	stats    map[string]int
-	slowest  time.Duration
-	slowWhat string
+	attempts []Attempt
 }
 
 // Create is one network create as the client saw it.
@@ -191,25 +190,41 @@ func (w *Workload) count(kind string, r reply) {
 	w.mu.Unlock()
 }
 
-// timed keeps the slowest answered write attempt: how long a server held
-// a client, faults included (a figure to read, not a threshold).
-func (w *Workload) timed(began time.Time, r reply, what string) {
-	d := time.Since(began)
+// Attempt is one answered write attempt: which server it went to and how
+// long that server held the client.
+type Attempt struct {
+	Addr       string
+	Begin, End time.Time
+	What       string
+}
+
+// timed records an answered write attempt.
+func (w *Workload) timed(began time.Time, addr string, r reply, what string) {
 	if r.err != nil {
 		return
 	}
+	a := Attempt{Addr: addr, Begin: began, End: time.Now(), What: what}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if d > w.slowest {
-		w.slowest, w.slowWhat = d, what
-	}
+	w.attempts = append(w.attempts, a)
 }
 
-// Slowest returns the slowest answered write attempt and what it was.
-func (w *Workload) Slowest() (time.Duration, string) {
+// Slowest returns the slowest answered write attempt for which skip is
+// false (e.g. one sent to a server that was frozen meanwhile).
+func (w *Workload) Slowest(skip func(Attempt) bool) (Attempt, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.slowest, w.slowWhat
+	var best Attempt
+	found := false
+	for _, a := range w.attempts {
+		if skip(a) {
+			continue
+		}
+		if !found || a.End.Sub(a.Begin) > best.End.Sub(best.Begin) {
+			best, found = a, true
+		}
+	}
+	return best, found
 }
 
 type client struct {
@@ -406,7 +421,7 @@ func (w *Workload) create(hard context.Context, c *client, cr *Create) {
 		addr := w.server(c)
 		began := time.Now()
 		r := c.do(hard, http.MethodPost, base(addr)+"/v2.0/networks", body, hdr)
-		w.timed(began, r, "create "+cr.Name+" "+w.via(addr, r))
+		w.timed(began, addr, r, "create "+cr.Name+" "+w.via(addr, r))
 		w.count("create", r)
 		what := fmt.Sprintf("create %s (key %q, attempt %d)", cr.Name, cr.Key, attempt)
 		w.checkAnswer("create", what, true, cr.Key, r)
@@ -515,7 +530,7 @@ func (w *Workload) cas(hard context.Context, c *client, in RegisterInput) (out R
 		addr := w.server(c)
 		began := time.Now()
 		r := c.do(hard, http.MethodPut, base(addr)+"/v2.0/networks/"+w.Register, body, hdr)
-		w.timed(began, r, "cas "+in.Name+" "+w.via(addr, r))
+		w.timed(began, addr, r, "cas "+in.Name+" "+w.via(addr, r))
 		meta += "; " + w.via(addr, r)
 		w.count("cas", r)
 		what := fmt.Sprintf("cas %s (key %q, attempt %d)", in.Name, in.Key, attempt)
