@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 25m
 BENCH     ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all build test lint tidy-check bench deps demo demo-stop clean
+.PHONY: all build test lint tidy-check bench nemesis deps demo demo-stop clean
 
 all: build
 
@@ -39,6 +39,11 @@ tidy-check:
 	diff -u go.mod.tidy-check go.mod && diff -u go.sum.tidy-check go.sum; d=$$?; \
 	mv go.mod.tidy-check go.mod; mv go.sum.tidy-check go.sum; \
 	if [ $$rc != 0 ] || [ $$d != 0 ]; then echo "go mod tidy changes go.mod/go.sum: run it and commit"; exit 1; fi
+
+# nemesis runs the loopback fault test long: 50 faults on 3 servers, then on 5.
+nemesis:
+	NEUTRINO_NEMESIS_FAULTS=$${NEUTRINO_NEMESIS_FAULTS:-50} NEUTRINO_NEMESIS_SERVERS=$${NEUTRINO_NEMESIS_SERVERS:-3,5} \
+		$(GO) test -count=1 -v -timeout 60m -run 'TestNemesis' ./scenarios/nemesis
 
 # bench runs every Go benchmark once per size and prints the figures.
 bench: deps
