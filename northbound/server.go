@@ -272,13 +272,6 @@ func (s *Server) neutron(pattern string, h apiHandler) {
 			writeError(w, badRequest("This server cannot wait for realization: it has no controller."))
 			return
 		}
-		if needLeader && !write {
-			if err := s.be.VerifyLeader(r.Context()); err != nil {
-				writeError(w, newError(http.StatusServiceUnavailable, "ServiceUnavailable",
-					"Cannot serve a consistent read: %v", err))
-				return
-			}
-		}
 		if write {
 			// A new leader allocates (segments, addresses) from its local
 			// state: only once it applied everything committed before its
@@ -291,6 +284,27 @@ func (s *Server) neutron(pattern string, h apiHandler) {
 			}
 			if err != nil {
 				writeError(w, errNotApplied(err))
+				return
+			}
+		}
+		if needLeader {
+			// A write also answers from local state before it proposes
+			// (If-Match 412, 404, validation, a replayed request): a leader
+			// deposed without knowing it (paused, cut off) must not answer
+			// from its stale state, so a quorum confirms it leads first,
+			// as for a consistent read. Nothing was proposed yet: a write
+			// that learns it does not lead is forwarded.
+			err := s.be.VerifyLeader(r.Context())
+			if err != nil && write && errors.Is(err, ErrNotLeader) && s.forward(w, r, key, waitFor) {
+				return
+			}
+			if err != nil {
+				if write {
+					writeError(w, errNotApplied(err))
+				} else {
+					writeError(w, newError(http.StatusServiceUnavailable, "ServiceUnavailable",
+						"Cannot serve a consistent read: %v", err))
+				}
 				return
 			}
 		}

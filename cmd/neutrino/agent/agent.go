@@ -311,7 +311,15 @@ func (b backend) LeaderHTTPAddr() string {
 	return addr
 }
 
-func (b backend) VerifyLeader(ctx context.Context) error { return b.c.VerifyLeader(ctx) }
+// VerifyLeader confirms leadership with a quorum; a lost leadership is
+// northbound.ErrNotLeader, so a write that learns it is forwarded.
+func (b backend) VerifyLeader(ctx context.Context) error {
+	err := b.c.VerifyLeader(ctx)
+	if errors.Is(err, cluster.ErrNotLeader) {
+		return fmt.Errorf("%w: %w", northbound.ErrNotLeader, err)
+	}
+	return err
+}
 
 func (a *Agent) status() northbound.ClusterStatus {
 	if !a.up.Load() {
