@@ -124,20 +124,7 @@ func Revive(ctx context.Context, dir, name, binary string) error {
 			return fmt.Errorf("lab: revive %s: %w", name, err)
 		}
 	}
-	if n.Isolated {
-		if err := blackholes(ctx, st, n, false); err != nil {
-			return err
-		}
-	}
-	if n.Degraded {
-		if err := undegrade(ctx, st, n); err != nil {
-			return err
-		}
-	}
-	if err := s.update(func(st *State) {
-		n := st.Node(name)
-		n.Killed, n.Partitioned, n.Isolated, n.Degraded = false, false, false, false
-	}); err != nil {
+	if err := undoFaults(ctx, s, st, n); err != nil {
 		return err
 	}
 	if err := startAgent(s, binary, name); err != nil {
@@ -210,6 +197,16 @@ func Heal(ctx context.Context, dir, name string) error {
 	if err := setLinks(ctx, []link{underlayLink(st, n)}, true); err != nil {
 		return err
 	}
+	if err := undoFaults(ctx, s, st, n); err != nil {
+		return err
+	}
+	return waitAlive(ctx, s, name)
+}
+
+// undoFaults removes a node's blackhole routes (Isolate) and loss or delay
+// (Degrade) and records it free of every fault, Kill's included (the
+// callers have brought its links, and for Revive its processes, back).
+func undoFaults(ctx context.Context, s *store, st *State, n *Node) error {
 	if n.Isolated {
 		if err := blackholes(ctx, st, n, false); err != nil {
 			return err
@@ -220,13 +217,10 @@ func Heal(ctx context.Context, dir, name string) error {
 			return err
 		}
 	}
-	if err := s.update(func(st *State) {
-		n := st.Node(name)
-		n.Partitioned, n.Isolated, n.Degraded = false, false, false
-	}); err != nil {
-		return err
-	}
-	return waitAlive(ctx, s, name)
+	return s.update(func(st *State) {
+		n := st.Node(n.Name)
+		n.Killed, n.Partitioned, n.Isolated, n.Degraded = false, false, false, false
+	})
 }
 
 // waitAlive waits until every live server (agent running, not killed,
