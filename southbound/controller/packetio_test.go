@@ -51,18 +51,15 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
 	}
 }
 
-// TestPacketInOut runs a leading controller against one real chassis:
-// Controller.PacketOut injects a gratuitous ARP that resubmits to a table
-// whose flow (added with ovs-ofctl) sends it to the controller, and
-// Config.OnPacketIn receives it with the chassis' name. Without MASTER
-// (unknown chassis, leadership lost) PacketOut fails with ErrNoMaster.
-func TestPacketInOut(t *testing.T) {
+// oneChassis starts a real OVS (skipping without one), commits it as the
+// up chassis hv1 in a fresh FSM, and gives a temporary dir for sockets;
+// all are removed when the test ends.
+func oneChassis(ctx context.Context, t *testing.T, name string) (*ovsproc.Instance, *fsm.FSM, *fsmApplier, string) {
+	t.Helper()
 	if err := ovsproc.Available(); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	inst, err := ovsproc.Start(ctx, ovsproc.Options{Name: fmt.Sprintf("ct%d-pio", os.Getpid()%100000)})
+	inst, err := ovsproc.Start(ctx, ovsproc.Options{Name: fmt.Sprintf("ct%d-%s", os.Getpid()%100000, name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +68,6 @@ func TestPacketInOut(t *testing.T) {
 			t.Errorf("stop ovs: %v", err)
 		}
 	})
-
 	f := fsm.New(nil)
 	ap := &fsmApplier{f: f}
 	cmd, err := fsm.Encode(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: []*fsm.Chassis{{
@@ -84,12 +80,23 @@ func TestPacketInOut(t *testing.T) {
 	if res, _ := ap.apply(ctx, cmd); res.Err != nil {
 		t.Fatal(res.Err)
 	}
-
 	dir, err := os.MkdirTemp("", "ctl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	return inst, f, ap, dir
+}
+
+// TestPacketInOut runs a leading controller against one real chassis:
+// Controller.PacketOut injects a gratuitous ARP that resubmits to a table
+// whose flow (added with ovs-ofctl) sends it to the controller, and
+// Config.OnPacketIn receives it with the chassis' name. Without MASTER
+// (unknown chassis, leadership lost) PacketOut fails with ErrNoMaster.
+func TestPacketInOut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	inst, f, ap, dir := oneChassis(ctx, t, "pio")
 	sock := filepath.Join(dir, "of.sock")
 	ln, err := openflow.Listen("unix", sock, openflow.Options{})
 	if err != nil {

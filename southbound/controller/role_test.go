@@ -6,17 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"neutrino/fsm"
 	"neutrino/southbound/controller"
 	"neutrino/southbound/openflow"
-	"neutrino/southbound/ovsproc"
 )
 
 // TestFollowerSlaveAfterStaleRefusal: a follower still on an old term
@@ -26,37 +23,9 @@ import (
 // flows. Once the follower learns the current term it must ask again and
 // end up SLAVE, while the leader's connection stays MASTER.
 func TestFollowerSlaveAfterStaleRefusal(t *testing.T) {
-	if err := ovsproc.Available(); err != nil {
-		t.Skipf("skipping: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	inst, err := ovsproc.Start(ctx, ovsproc.Options{Name: fmt.Sprintf("ct%d-role", os.Getpid()%100000)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := inst.Stop(); err != nil {
-			t.Errorf("stop ovs: %v", err)
-		}
-	})
-	f := fsm.New(nil)
-	ap := &fsmApplier{f: f}
-	cmd, err := fsm.Encode(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: []*fsm.Chassis{{
-		Meta: fsm.Meta{ID: "hv1", Name: "hv1"}, OVSDB: inst.DBEndpoint(), DatapathType: "netdev",
-		DatapathID: fsm.ChassisDatapathID("hv1"), Up: true, Roles: []string{"compute"},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, _ := ap.apply(ctx, cmd); res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	dir, err := os.MkdirTemp("", "ctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	inst, f, ap, dir := oneChassis(ctx, t, "role")
 
 	const leaderTerm = 5
 	var followerTerm atomic.Uint64
