@@ -148,6 +148,7 @@ func runNemesis(t *testing.T, n, faults int) {
 		t.Errorf("%s", stuck)
 		if path != "" {
 			saved := strings.TrimSuffix(path, ".html") + ".json"
+			dropUnlessKept(t, path, saved)
 			if err := WriteHistory(saved, init, ops); err != nil {
 				t.Error(err)
 			} else {

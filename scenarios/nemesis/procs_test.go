@@ -306,9 +306,42 @@ func (c *procCluster) caughtUp(timeout time.Duration) {
 	})
 }
 
-// keepLogs copies the agents' logs out of the test's temporary dirs, which
-// are removed at the end, and logs where they are.
+// keepEnv keeps a failed run's artifacts (agent logs, porcupine's
+// visualization, the history) in /tmp for diagnosis; without it a failed
+// run prints the logs' tails and leaves nothing behind.
+const keepEnv = "NEUTRINO_NEMESIS_KEEP"
+
+// dropUnlessKept removes the given files when the test ends, unless
+// keepEnv is set.
+func dropUnlessKept(t testing.TB, paths ...string) {
+	if os.Getenv(keepEnv) != "" {
+		return
+	}
+	t.Cleanup(func() {
+		for _, p := range paths {
+			os.Remove(p)
+		}
+	})
+	t.Logf("%s=1 keeps %v after the test", keepEnv, paths)
+}
+
+// keepLogs, on a failure, copies the agents' logs out of the test's
+// temporary dirs (removed at the end) with keepEnv set, else logs the last
+// lines of each.
 func (c *procCluster) keepLogs() {
+	if os.Getenv(keepEnv) == "" {
+		for _, s := range c.servers {
+			data, err := os.ReadFile(filepath.Join(s.dir, "agent.log"))
+			if err != nil {
+				c.t.Logf("log of %s: %v", s.name, err)
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+			c.t.Logf("%s agent.log (last 40 lines; %s=1 keeps whole logs):\n%s", s.name, keepEnv,
+				strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+		return
+	}
 	dir, err := os.MkdirTemp("", "neutrino-nemesis-logs-")
 	if err != nil {
 		c.t.Logf("keep logs: %v", err)
