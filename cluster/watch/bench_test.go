@@ -53,21 +53,11 @@ func BenchmarkWatch(b *testing.B) {
 				b.Fatal(err)
 			}
 			wait(w, 1)
-			hold, entered, release := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{})
-			delivered := 0
-			w.Subscribe(func(bt watch.Batch) {
-				delivered += len(bt.Changes)
-				select {
-				case <-hold:
-					entered <- struct{}{}
-					<-release
-				default:
-				}
-			})
-			hold <- struct{}{}
+			sub := subscribeHeld(b, w)
+			sub.arm()
 			last = createPort(-1)
-			<-entered
-			delivered = 0
+			sub.waitHeld()
+			before := sub.changes()
 			for c := range writers {
 				wg.Add(1)
 				go func() {
@@ -97,10 +87,11 @@ func BenchmarkWatch(b *testing.B) {
 				return nil
 			})
 			start := time.Now()
-			close(release)
+			sub.release()
 			wait(w, last)
 			elapsed := time.Since(start)
 			w.Close()
+			delivered := sub.changes() - before
 			if delivered < backlog {
 				b.Fatalf("%d changes delivered, want %d", delivered, backlog)
 			}

@@ -160,6 +160,49 @@ func write(t testing.TB, s *server, method, path string, want int, body any) (st
 	return "", rev
 }
 
+// heldSubscriber records every batch a watcher delivers and, once armed,
+// holds the watcher inside the next delivery until released, so its
+// revision stays behind while a test writes on.
+type heldSubscriber struct {
+	*recorder
+	hold, entered, released chan struct{}
+	once                    sync.Once
+}
+
+// subscribeHeld subscribes a heldSubscriber to w; it is released at the
+// end of the test at the latest.
+func subscribeHeld(t testing.TB, w *watch.Watcher) *heldSubscriber {
+	h := &heldSubscriber{recorder: &recorder{}, hold: make(chan struct{}, 1),
+		entered: make(chan struct{}, 1), released: make(chan struct{})}
+	w.Subscribe(func(b watch.Batch) {
+		h.add(b)
+		select {
+		case <-h.hold:
+			h.entered <- struct{}{}
+			<-h.released
+		default:
+		}
+	})
+	t.Cleanup(h.release)
+	return h
+}
+
+// arm makes the next delivery hold; waitHeld waits until one does.
+func (h *heldSubscriber) arm()      { h.hold <- struct{}{} }
+func (h *heldSubscriber) waitHeld() { <-h.entered }
+
+// release lets the held delivery (and every later one) go on.
+func (h *heldSubscriber) release() { h.once.Do(func() { close(h.released) }) }
+
+// changes counts the changes delivered so far.
+func (h *heldSubscriber) changes() int {
+	n := 0
+	for _, b := range h.all() {
+		n += len(b.Changes)
+	}
+	return n
+}
+
 // recorder keeps every batch a watcher delivers.
 type recorder struct {
 	mu      sync.Mutex

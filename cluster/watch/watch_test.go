@@ -168,38 +168,21 @@ func TestWatchResyncsAfterGone(t *testing.T) {
 	t.Cleanup(w.Close)
 	// A subscriber that stops the watcher while held: the watcher's
 	// revision stays behind while the writes below go on.
-	hold, entered, release := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{})
-	rec := &recorder{}
-	w.Subscribe(func(b watch.Batch) {
-		rec.add(b)
-		select {
-		case <-hold:
-			entered <- struct{}{}
-			<-release
-		default:
-		}
-	})
-	released := false
-	t.Cleanup(func() {
-		if !released {
-			close(release)
-		}
-	})
+	rec := subscribeHeld(t, w)
 	netID, rev := write(t, leader, "POST", "/v2.0/networks", 201, map[string]any{"network": map[string]any{"name": "n1"}})
 	gone, _ := write(t, leader, "POST", "/v2.0/ports", 201, map[string]any{"port": map[string]any{"network_id": netID, "name": "gone"}})
 	waitRevision(t, w, rev)
 
-	hold <- struct{}{}
+	rec.arm()
 	write(t, leader, "POST", "/v2.0/routers", 201, map[string]any{"router": map[string]any{"name": "r0"}})
-	<-entered
+	rec.waitHeld()
 	write(t, leader, "DELETE", "/v2.0/ports/"+gone, 204, nil)
 	var last uint64
 	for i := range 20 {
 		_, last = write(t, leader, "POST", "/v2.0/ports", 201,
 			map[string]any{"port": map[string]any{"network_id": netID, "name": fmt.Sprintf("p%d", i)}})
 	}
-	close(release)
-	released = true
+	rec.release()
 	waitRevision(t, w, last)
 
 	if st := w.Stats(); st.Resyncs != 2 {
@@ -232,28 +215,12 @@ func TestWatchCatchesUpInPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Close)
-	hold, entered, release := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{})
-	rec := &recorder{}
-	w.Subscribe(func(b watch.Batch) {
-		rec.add(b)
-		select {
-		case <-hold:
-			entered <- struct{}{}
-			<-release
-		default:
-		}
-	})
-	released := false
-	t.Cleanup(func() {
-		if !released {
-			close(release)
-		}
-	})
+	rec := subscribeHeld(t, w)
 	netID, rev := write(t, leader, "POST", "/v2.0/networks", 201, map[string]any{"network": map[string]any{"name": "n1"}})
 	waitRevision(t, w, rev)
-	hold <- struct{}{}
+	rec.arm()
 	write(t, leader, "POST", "/v2.0/routers", 201, map[string]any{"router": map[string]any{"name": "r0"}})
-	<-entered
+	rec.waitHeld()
 	held := len(rec.all())
 	answers := w.Stats().Answers
 	var ports []string
@@ -273,8 +240,7 @@ func TestWatchCatchesUpInPages(t *testing.T) {
 		}
 		return nil
 	})
-	close(release)
-	released = true
+	rec.release()
 	waitRevision(t, w, last)
 
 	st := w.Stats()
