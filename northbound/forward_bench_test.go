@@ -1,8 +1,6 @@
 package northbound_test
 
 import (
-	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -31,9 +29,7 @@ func stalledLeaderWrite(b *testing.B) time.Duration {
 	defer func() {
 		// Free the iteration's cluster now rather than at the end.
 		for _, s := range servers {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = s.agent.Shutdown(ctx)
-			cancel()
+			s.stop()
 			s.proxy.close()
 		}
 	}()
@@ -43,20 +39,8 @@ func stalledLeaderWrite(b *testing.B) time.Duration {
 	if r := post(client, follower.base, "warm", ""); r.code != 201 {
 		b.Fatalf("warm-up write: %+v", r)
 	}
-	leader.proxy.stall.Store(true)
-	done := make(chan postResult, 1)
 	b.StartTimer()
-	go func() { done <- post(client, follower.base, "stalled", "") }()
-	eventually(b, 10*time.Second, func() error {
-		if leader.proxy.held.Load() == 0 {
-			return fmt.Errorf("the write has not reached the stalled leader")
-		}
-		return nil
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_ = leader.agent.Shutdown(ctx)
-	cancel()
-	r := <-done
+	r := writeThroughStall(b, client, leader, follower)
 	b.StopTimer()
 	if r.code != 201 {
 		b.Fatalf("write through the follower: %+v", r)

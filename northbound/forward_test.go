@@ -24,6 +24,32 @@ type proxiedServer struct {
 	base  string // the real API address, for clients
 }
 
+// stop shuts the server's agent down (Raft, gossip, API), standing in for
+// its death.
+func (s *proxiedServer) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.agent.Shutdown(ctx)
+}
+
+// writeThroughStall POSTs a network through the follower while the
+// leader's API stalls, then takes the stalled leader down once the write
+// is held there, and returns the follower's answer.
+func writeThroughStall(tb testing.TB, client *http.Client, leader, follower *proxiedServer) postResult {
+	tb.Helper()
+	leader.proxy.stall.Store(true)
+	done := make(chan postResult, 1)
+	go func() { done <- post(client, follower.base, "stalled", "") }()
+	eventually(tb, 10*time.Second, func() error {
+		if leader.proxy.held.Load() == 0 {
+			return fmt.Errorf("the write has not reached the stalled leader")
+		}
+		return nil
+	})
+	leader.stop()
+	return <-done
+}
+
 // newProxiedCluster starts n server agents (real Raft over loopback TCP)
 // that forward to each other through fault proxies.
 func newProxiedCluster(t testing.TB, n int) []*proxiedServer {
@@ -185,9 +211,7 @@ func TestForwardedKeyedPostAfterLeaderDiesAppliesOnce(t *testing.T) {
 		t.Fatal("the write never reached the leader")
 	}
 	// The leader applied it and is gone before answering.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_ = leader.agent.Shutdown(ctx)
-	cancel()
+	leader.stop()
 	r := <-done
 	t.Logf("first answer after %v: %d %s", r.took.Round(time.Millisecond), r.code, r.typ)
 	live := []*proxiedServer{}
@@ -230,19 +254,7 @@ func TestForwardToStalledLeaderMovesToNewLeader(t *testing.T) {
 	if r := post(client, follower.base, "warm", ""); r.code != 201 {
 		t.Fatalf("warm-up write: %+v", r)
 	}
-	leader.proxy.stall.Store(true)
-	done := make(chan postResult, 1)
-	go func() { done <- post(client, follower.base, "stalled", "") }()
-	eventually(t, 10*time.Second, func() error {
-		if leader.proxy.held.Load() == 0 {
-			return fmt.Errorf("the write has not reached the stalled leader")
-		}
-		return nil
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_ = leader.agent.Shutdown(ctx)
-	cancel()
-	r := <-done
+	r := writeThroughStall(t, client, leader, follower)
 	t.Logf("write through the follower answered after %v: %d %s", r.took.Round(time.Millisecond), r.code, r.typ)
 	if r.err != nil || r.code != 201 {
 		t.Fatalf("write through the follower: %+v", r)
