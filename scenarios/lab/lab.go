@@ -107,7 +107,8 @@ type builder struct {
 }
 
 // Up builds a lab and returns its state once every server answers with a
-// leader and every node is alive in gossip. If it fails (or ctx ends) it
+// leader, every node is alive in gossip and every chassis and gateway is
+// committed as an up chassis. If it fails (or ctx ends) it
 // removes what it made before returning; if the process dies, Down does.
 func Up(ctx context.Context, o Options) (*State, error) {
 	if err := o.defaults(); err != nil {
@@ -639,8 +640,42 @@ func (b *builder) waitReady(ctx context.Context) error {
 				}
 			}
 		}
-		return true, "", nil
+		// Gossip alive is not yet a chassis record: a router created
+		// before its gateways' records are committed up gets no gateway.
+		return chassisUp(ctx, st)
 	})
+}
+
+// chassisUp reports whether the leader has committed every chassis and
+// gateway node of the lab as an up chassis.
+func chassisUp(ctx context.Context, st *State) (bool, string, error) {
+	var api string
+	for _, n := range st.Nodes {
+		if n.Kind == scenarios.KindServer {
+			api = n.API
+			break
+		}
+	}
+	c, err := apiClient(api, 2*time.Second)
+	if err != nil {
+		return false, "", err
+	}
+	list, err := c.List(ctx, "chassis", nil)
+	if err != nil {
+		return false, fmt.Sprintf("chassis list: %v", err), nil
+	}
+	up := map[string]bool{}
+	for _, ch := range list {
+		name, _ := ch["name"].(string)
+		u, _ := ch["up"].(bool)
+		up[name] = u
+	}
+	for _, n := range st.Nodes {
+		if (n.Kind == scenarios.KindChassis || n.Kind == scenarios.KindGateway) && !up[n.Name] {
+			return false, fmt.Sprintf("chassis %s is not committed up yet", n.Name), nil
+		}
+	}
+	return true, "", nil
 }
 
 // apiClient is a client of one API URL with a short per-request timeout.
