@@ -118,6 +118,9 @@ func (t CommandType) String() string {
 	case CmdRequest:
 		return "Request"
 	}
+	if name := vpnCommandName(t); name != "" {
+		return name
+	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
 

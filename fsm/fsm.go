@@ -92,6 +92,9 @@ func New(log *slog.Logger) *FSM {
 		CmdFloatingIPUpdate:      applyFloatingIPUpdate,
 		CmdFloatingIPDelete:      applyFloatingIPDelete,
 	}
+	for t, h := range vpnHandlers() {
+		f.handlers[t] = h
+	}
 	return f
 }
 
@@ -183,7 +186,8 @@ func applySetEpoch(txn *memdb.Txn, body []byte, index uint64) error {
 // Every new table must be added here (the round-trip test checks it).
 var snapshotTables = []string{tableIndex, TableNetworks,
 	TableSubnets, TablePorts, TableSecurityGroups, TableSecurityGroupRules,
-	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings, TableRequests}
+	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings, TableRequests,
+	TableVPNIKEPolicies, TableVPNIPsecPolicies, TableVPNServices, TableVPNEndpointGroups, TableVPNSiteConnections}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.

@@ -7,7 +7,8 @@ import "slices"
 // not the internal index and request tables.
 var WatchTables = []string{TableNetworks, TableSubnets, TablePorts,
 	TableSecurityGroups, TableSecurityGroupRules, TableChassis, TableRouters,
-	TableFloatingIPs, TableMacBindings}
+	TableFloatingIPs, TableMacBindings,
+	TableVPNIKEPolicies, TableVPNIPsecPolicies, TableVPNServices, TableVPNEndpointGroups, TableVPNSiteConnections}
 
 // IsWatchTable reports whether table is one of WatchTables.
 func IsWatchTable(table string) bool { return slices.Contains(WatchTables, table) }
@@ -35,7 +36,7 @@ func NewObject(table string) any {
 	case TableMacBindings:
 		return new(MacBinding)
 	}
-	return nil
+	return newVPNObject(table)
 }
 
 // Object returns the object of a WatchTables table with the id (a Change's

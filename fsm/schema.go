@@ -36,7 +36,7 @@ type indexEntry struct {
 }
 
 func schema() *memdb.DBSchema {
-	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		tableIndex: {
 			Name: tableIndex,
 			Indexes: map[string]*memdb.IndexSchema{
@@ -122,6 +122,10 @@ func schema() *memdb.DBSchema {
 			},
 		},
 	}}
+	for name, t := range vpnSchemas() {
+		s.Tables[name] = t
+	}
+	return s
 }
 
 // segmentIndexer indexes networks by SegmentKey so a duplicate segment is

@@ -134,6 +134,9 @@ func newRow(table string) (any, error) {
 	case TableRequests:
 		return &Request{}, nil
 	}
+	if obj := newVPNObject(table); obj != nil {
+		return obj, nil
+	}
 	return nil, fmt.Errorf("unknown table %q in snapshot", table)
 }
 

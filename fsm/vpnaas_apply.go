@@ -1,0 +1,689 @@
+package fsm
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+func vpnHandlers() map[CommandType]handler {
+	return map[CommandType]handler{
+		CmdVPNIKEPolicyCreate:      applyIKEPolicyCreate,
+		CmdVPNIKEPolicyUpdate:      applyIKEPolicyUpdate,
+		CmdVPNIKEPolicyDelete:      applyIKEPolicyDelete,
+		CmdVPNIPsecPolicyCreate:    applyIPsecPolicyCreate,
+		CmdVPNIPsecPolicyUpdate:    applyIPsecPolicyUpdate,
+		CmdVPNIPsecPolicyDelete:    applyIPsecPolicyDelete,
+		CmdVPNServiceCreate:        applyVPNServiceCreate,
+		CmdVPNServiceUpdate:        applyVPNServiceUpdate,
+		CmdVPNServiceDelete:        applyVPNServiceDelete,
+		CmdVPNEndpointGroupCreate:  applyEndpointGroupCreate,
+		CmdVPNEndpointGroupUpdate:  applyEndpointGroupUpdate,
+		CmdVPNEndpointGroupDelete:  applyEndpointGroupDelete,
+		CmdVPNSiteConnectionCreate: applySiteConnectionCreate,
+		CmdVPNSiteConnectionUpdate: applySiteConnectionUpdate,
+		CmdVPNSiteConnectionDelete: applySiteConnectionDelete,
+		CmdVPNStatus:               applyVPNStatus,
+	}
+}
+
+func vpnCommandName(t CommandType) string {
+	names := map[CommandType]string{
+		CmdVPNIKEPolicyCreate: "VPNIKEPolicyCreate", CmdVPNIKEPolicyUpdate: "VPNIKEPolicyUpdate", CmdVPNIKEPolicyDelete: "VPNIKEPolicyDelete",
+		CmdVPNIPsecPolicyCreate: "VPNIPsecPolicyCreate", CmdVPNIPsecPolicyUpdate: "VPNIPsecPolicyUpdate", CmdVPNIPsecPolicyDelete: "VPNIPsecPolicyDelete",
+		CmdVPNServiceCreate: "VPNServiceCreate", CmdVPNServiceUpdate: "VPNServiceUpdate", CmdVPNServiceDelete: "VPNServiceDelete",
+		CmdVPNEndpointGroupCreate: "VPNEndpointGroupCreate", CmdVPNEndpointGroupUpdate: "VPNEndpointGroupUpdate", CmdVPNEndpointGroupDelete: "VPNEndpointGroupDelete",
+		CmdVPNSiteConnectionCreate: "VPNSiteConnectionCreate", CmdVPNSiteConnectionUpdate: "VPNSiteConnectionUpdate", CmdVPNSiteConnectionDelete: "VPNSiteConnectionDelete",
+		CmdVPNStatus: "VPNStatus",
+	}
+	return names[t]
+}
+
+func vpnDuplicate(what, id string) *Error {
+	return Errorf(CodeConflict, ErrTypeVPNDuplicate, "%s %s already exists.", what, id)
+}
+
+func ikePolicyNotFound(id string) *Error {
+	return Errorf(CodeNotFound, ErrTypeIKEPolicyNotFound, "IKEPolicy %s could not be found.", id)
+}
+
+func ipsecPolicyNotFound(id string) *Error {
+	return Errorf(CodeNotFound, ErrTypeIPsecPolicyNotFound, "IPsecPolicy %s could not be found.", id)
+}
+
+func vpnServiceNotFound(id string) *Error {
+	return Errorf(CodeNotFound, ErrTypeVPNServiceNotFound, "VPNService %s could not be found.", id)
+}
+
+func endpointGroupNotFound(id string) *Error {
+	return Errorf(CodeNotFound, ErrTypeEndpointGroupNotFound, "Endpoint group %s could not be found.", id)
+}
+
+func siteConnectionNotFound(id string) *Error {
+	return Errorf(CodeNotFound, ErrTypeIPsecSiteConnectionNotFound, "IPsec site connection %s could not be found.", id)
+}
+
+func staleVPN(what, id string) *Error {
+	return Errorf(CodeConflict, ErrTypeStaleUpdate, "%s %s changed concurrently", what, id)
+}
+
+func applyIKEPolicyCreate(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNIKEPolicyCreateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	p := req.Policy
+	if v.IKEPolicy(p.ID) != nil {
+		return vpnDuplicate("IKEPolicy", p.ID)
+	}
+	p.CreateIndex, p.ModifyIndex = index, index
+	insert(txn, TableVPNIKEPolicies, p, index)
+	return nil
+}
+
+func applyIKEPolicyUpdate(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNIKEPolicyUpdateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	p := req.Policy
+	cur := v.IKEPolicy(p.ID)
+	if cur == nil {
+		return ikePolicyNotFound(p.ID)
+	}
+	if cur.ModifyIndex != req.PrevIndex {
+		return staleVPN("IKEPolicy", p.ID)
+	}
+	if len(all[*IPsecSiteConnection](txn, TableVPNSiteConnections, "ikepolicy", p.ID)) > 0 {
+		return Errorf(CodeConflict, ErrTypeIKEPolicyInUse,
+			"IKEPolicy %s is in use by existing IPsecSiteConnection and can't be updated or deleted", p.ID)
+	}
+	p.CreateIndex, p.ModifyIndex = cur.CreateIndex, index
+	insert(txn, TableVPNIKEPolicies, p, index)
+	return nil
+}
+
+func applyIKEPolicyDelete(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNDeleteRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	cur := v.IKEPolicy(req.ID)
+	if cur == nil {
+		return ikePolicyNotFound(req.ID)
+	}
+	if len(all[*IPsecSiteConnection](txn, TableVPNSiteConnections, "ikepolicy", req.ID)) > 0 {
+		return Errorf(CodeConflict, ErrTypeIKEPolicyInUse,
+			"IKEPolicy %s is in use by existing IPsecSiteConnection and can't be updated or deleted", req.ID)
+	}
+	remove(txn, TableVPNIKEPolicies, cur, index)
+	return nil
+}
+
+func applyIPsecPolicyCreate(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNIPsecPolicyCreateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	p := req.Policy
+	if v.IPsecPolicy(p.ID) != nil {
+		return vpnDuplicate("IPsecPolicy", p.ID)
+	}
+	p.CreateIndex, p.ModifyIndex = index, index
+	insert(txn, TableVPNIPsecPolicies, p, index)
+	return nil
+}
+
+func applyIPsecPolicyUpdate(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNIPsecPolicyUpdateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	p := req.Policy
+	cur := v.IPsecPolicy(p.ID)
+	if cur == nil {
+		return ipsecPolicyNotFound(p.ID)
+	}
+	if cur.ModifyIndex != req.PrevIndex {
+		return staleVPN("IPsecPolicy", p.ID)
+	}
+	if len(all[*IPsecSiteConnection](txn, TableVPNSiteConnections, "ipsecpolicy", p.ID)) > 0 {
+		return Errorf(CodeConflict, ErrTypeIPsecPolicyInUse,
+			"IPsecPolicy %s is in use by existing IPsecSiteConnection and can't be updated or deleted", p.ID)
+	}
+	p.CreateIndex, p.ModifyIndex = cur.CreateIndex, index
+	insert(txn, TableVPNIPsecPolicies, p, index)
+	return nil
+}
+
+func applyIPsecPolicyDelete(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNDeleteRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	cur := v.IPsecPolicy(req.ID)
+	if cur == nil {
+		return ipsecPolicyNotFound(req.ID)
+	}
+	if len(all[*IPsecSiteConnection](txn, TableVPNSiteConnections, "ipsecpolicy", req.ID)) > 0 {
+		return Errorf(CodeConflict, ErrTypeIPsecPolicyInUse,
+			"IPsecPolicy %s is in use by existing IPsecSiteConnection and can't be updated or deleted", req.ID)
+	}
+	remove(txn, TableVPNIPsecPolicies, cur, index)
+	return nil
+}
+
+// vpnExternalIPs returns the first IPv4 and IPv6 address of a router's
+// gateway port: where its VPN connections are terminated.
+func (v *View) vpnExternalIPs(routerID string) (v4, v6 string) {
+	gp := v.RouterGatewayPort(routerID)
+	if gp == nil {
+		return "", ""
+	}
+	for _, f := range gp.FixedIPs {
+		a, err := netip.ParseAddr(f.IPAddress)
+		switch {
+		case err != nil:
+		case a.Is4() && v4 == "":
+			v4 = a.String()
+		case a.Is6() && v6 == "":
+			v6 = a.String()
+		}
+	}
+	return v4, v6
+}
+
+// CheckVPNServiceRouter validates a VPN service's router and subnet as
+// Neutron does: the router exists and has a gateway, and the subnet, when
+// given, is one of its interfaces' subnets.
+func (v *View) CheckVPNServiceRouter(routerID, subnetID string) error {
+	r := v.Router(routerID)
+	if r == nil {
+		return routerNotFound(routerID)
+	}
+	if r.Gateway == nil || v.RouterGatewayPort(routerID) == nil {
+		return Errorf(CodeBadRequest, ErrTypeRouterIsNotExternal, "Router %s has no external network gateway set", routerID)
+	}
+	if subnetID == "" {
+		return nil
+	}
+	if v.Subnet(subnetID) == nil {
+		return subnetNotFound(subnetID)
+	}
+	if !v.routerHasSubnet(routerID, subnetID) {
+		return Errorf(CodeBadRequest, ErrTypeSubnetIsNotConnectedRouter, "Subnet %s is not connected to Router %s", subnetID, routerID)
+	}
+	return nil
+}
+
+func (v *View) routerHasSubnet(routerID, subnetID string) bool {
+	return slices.ContainsFunc(v.subnetsOfPorts(v.RouterInterfaces(routerID)...), func(s *Subnet) bool { return s.ID == subnetID })
+}
+
+// serviceStatus derives a VPN service's status: DOWN when disabled,
+// ACTIVE while one of its connections is, else what its agent reported
+// last (reported, "" for no new report).
+func (v *View) serviceStatus(s *VPNService, reported string, conns []*IPsecSiteConnection) string {
+	if !s.AdminStateUp {
+		return VPNStatusDown
+	}
+	if slices.ContainsFunc(conns, func(c *IPsecSiteConnection) bool { return c.Status == VPNStatusActive }) {
+		return VPNStatusActive
+	}
+	if reported != "" {
+		return reported
+	}
+	return s.Status
+}
+
+func applyVPNServiceCreate(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNServiceCreateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	s := req.Service
+	if v.VPNService(s.ID) != nil {
+		return vpnDuplicate("VPNService", s.ID)
+	}
+	if err := v.CheckVPNServiceRouter(s.RouterID, s.SubnetID); err != nil {
+		return err
+	}
+	s.ExternalV4IP, s.ExternalV6IP = v.vpnExternalIPs(s.RouterID)
+	s.Status = VPNStatusPendingCreate
+	if !s.AdminStateUp {
+		s.Status = VPNStatusDown
+	}
+	s.CreateIndex, s.ModifyIndex = index, index
+	insert(txn, TableVPNServices, s, index)
+	return nil
+}
+
+func applyVPNServiceUpdate(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNServiceUpdateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	s := req.Service
+	cur := v.VPNService(s.ID)
+	if cur == nil {
+		return vpnServiceNotFound(s.ID)
+	}
+	if cur.ModifyIndex != req.PrevIndex {
+		return staleVPN("VPNService", s.ID)
+	}
+	if s.RouterID != cur.RouterID || s.SubnetID != cur.SubnetID {
+		return Errorf(CodeBadRequest, ErrTypeInvalidInput, "Invalid input for operation: router_id and subnet_id of a VPN service cannot be changed.")
+	}
+	s.ExternalV4IP, s.ExternalV6IP, s.Status = cur.ExternalV4IP, cur.ExternalV6IP, cur.Status
+	switch {
+	case !s.AdminStateUp:
+		s.Status = VPNStatusDown
+	case !cur.AdminStateUp:
+		// Enabled again: unknown until its agent reports.
+		s.Status = VPNStatusPendingCreate
+	}
+	s.CreateIndex, s.ModifyIndex = cur.CreateIndex, index
+	insert(txn, TableVPNServices, s, index)
+	return nil
+}
+
+func applyVPNServiceDelete(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNDeleteRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	cur := v.VPNService(req.ID)
+	if cur == nil {
+		return vpnServiceNotFound(req.ID)
+	}
+	if len(v.IPsecSiteConnectionsOfService(req.ID)) > 0 {
+		return Errorf(CodeConflict, ErrTypeVPNServiceInUse, "VPNService %s is still in use", req.ID)
+	}
+	remove(txn, TableVPNServices, cur, index)
+	return nil
+}
+
+// CheckEndpointGroup validates what needs the state: the subnets of a
+// subnet group exist.
+func (v *View) CheckEndpointGroup(g *EndpointGroup) error {
+	if g.Type != VPNEndpointSubnet {
+		return nil
+	}
+	for _, id := range g.Endpoints {
+		if v.Subnet(id) == nil {
+			return Errorf(CodeBadRequest, ErrTypeVPNInvalidEndpointGroup,
+				"Endpoint '%s' is invalid for group type '%s': subnet not found", id, g.Type)
+		}
+	}
+	return nil
+}
+
+func applyEndpointGroupCreate(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNEndpointGroupCreateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	g := req.Group
+	if v.EndpointGroup(g.ID) != nil {
+		return vpnDuplicate("Endpoint group", g.ID)
+	}
+	if err := v.CheckEndpointGroup(g); err != nil {
+		return err
+	}
+	g.CreateIndex, g.ModifyIndex = index, index
+	insert(txn, TableVPNEndpointGroups, g, index)
+	return nil
+}
+
+func applyEndpointGroupUpdate(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNEndpointGroupUpdateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	g := req.Group
+	cur := v.EndpointGroup(g.ID)
+	if cur == nil {
+		return endpointGroupNotFound(g.ID)
+	}
+	if cur.ModifyIndex != req.PrevIndex {
+		return staleVPN("Endpoint group", g.ID)
+	}
+	if g.Type != cur.Type || !slices.Equal(g.Endpoints, cur.Endpoints) {
+		return Errorf(CodeBadRequest, ErrTypeInvalidInput, "Invalid input for operation: type and endpoints of an endpoint group cannot be changed.")
+	}
+	g.CreateIndex, g.ModifyIndex = cur.CreateIndex, index
+	insert(txn, TableVPNEndpointGroups, g, index)
+	return nil
+}
+
+// endpointGroupUsers returns the connections using an endpoint group.
+func (v *View) endpointGroupUsers(id string) []*IPsecSiteConnection {
+	return append(all[*IPsecSiteConnection](v.txn, TableVPNSiteConnections, "localep", id),
+		all[*IPsecSiteConnection](v.txn, TableVPNSiteConnections, "peerep", id)...)
+}
+
+func applyEndpointGroupDelete(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNDeleteRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	cur := v.EndpointGroup(req.ID)
+	if cur == nil {
+		return endpointGroupNotFound(req.ID)
+	}
+	if len(v.endpointGroupUsers(req.ID)) > 0 {
+		return Errorf(CodeConflict, ErrTypeEndpointGroupInUse, "Endpoint group %s is in use and cannot be deleted", req.ID)
+	}
+	remove(txn, TableVPNEndpointGroups, cur, index)
+	return nil
+}
+
+// VPNLocalSubnets returns the local subnets of a connection: those of its
+// local endpoint group, or its service's subnet (the legacy form).
+func (v *View) VPNLocalSubnets(c *IPsecSiteConnection) []*Subnet {
+	var ids []string
+	if c.LocalEPGroupID != "" {
+		if g := v.EndpointGroup(c.LocalEPGroupID); g != nil {
+			ids = g.Endpoints
+		}
+	} else if s := v.VPNService(c.VPNServiceID); s != nil && s.SubnetID != "" {
+		ids = []string{s.SubnetID}
+	}
+	var out []*Subnet
+	for _, id := range ids {
+		if s := v.Subnet(id); s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// VPNPeerCIDRs returns the peer CIDRs of a connection: its own, or its
+// peer endpoint group's.
+func (v *View) VPNPeerCIDRs(c *IPsecSiteConnection) []string {
+	if c.PeerEPGroupID != "" {
+		if g := v.EndpointGroup(c.PeerEPGroupID); g != nil {
+			return g.Endpoints
+		}
+		return nil
+	}
+	return c.PeerCIDRs
+}
+
+// CheckSiteConnection validates a connection against the state as
+// Neutron's reference validator does: its service and policies exist, the
+// legacy form (service with a subnet, peer_cidrs) and the endpoint group
+// form are not mixed, the groups have the right types, the local subnets
+// are on the service's router, the peer address and every CIDR have one
+// IP version the router's gateway has, and no peer CIDR overlaps a local
+// subnet.
+func (v *View) CheckSiteConnection(c *IPsecSiteConnection) error {
+	s := v.VPNService(c.VPNServiceID)
+	if s == nil {
+		return vpnServiceNotFound(c.VPNServiceID)
+	}
+	if v.IKEPolicy(c.IKEPolicyID) == nil {
+		return ikePolicyNotFound(c.IKEPolicyID)
+	}
+	if v.IPsecPolicy(c.IPsecPolicyID) == nil {
+		return ipsecPolicyNotFound(c.IPsecPolicyID)
+	}
+	hasGroups := c.LocalEPGroupID != "" || c.PeerEPGroupID != ""
+	switch {
+	case s.SubnetID != "" && hasGroups:
+		return Errorf(CodeBadRequest, ErrTypeBadRequest,
+			"Bad ipsec_site_connection request: endpoint groups cannot be used with VPN service %s, which has a subnet (use peer_cidrs).", s.ID)
+	case hasGroups && len(c.PeerCIDRs) > 0:
+		return Errorf(CodeBadRequest, ErrTypeBadRequest,
+			"Bad ipsec_site_connection request: peer_cidrs cannot be given together with endpoint groups.")
+	case s.SubnetID != "" && len(c.PeerCIDRs) == 0:
+		return Errorf(CodeBadRequest, ErrTypeBadRequest,
+			"Bad ipsec_site_connection request: peer_cidrs are required with VPN service %s, which has a subnet.", s.ID)
+	case s.SubnetID == "" && (c.LocalEPGroupID == "" || c.PeerEPGroupID == ""):
+		return Errorf(CodeBadRequest, ErrTypeBadRequest,
+			"Bad ipsec_site_connection request: local_ep_group_id and peer_ep_group_id are both required with VPN service %s, which has no subnet.", s.ID)
+	}
+	if hasGroups {
+		lg, pg := v.EndpointGroup(c.LocalEPGroupID), v.EndpointGroup(c.PeerEPGroupID)
+		if lg == nil {
+			return endpointGroupNotFound(c.LocalEPGroupID)
+		}
+		if pg == nil {
+			return endpointGroupNotFound(c.PeerEPGroupID)
+		}
+		if lg.Type != VPNEndpointSubnet {
+			return Errorf(CodeBadRequest, ErrTypeVPNWrongEndpointGroupType,
+				"Endpoint group %s has type %s, the local endpoint group must be of type subnet.", lg.ID, lg.Type)
+		}
+		if pg.Type != VPNEndpointCIDR {
+			return Errorf(CodeBadRequest, ErrTypeVPNWrongEndpointGroupType,
+				"Endpoint group %s has type %s, the peer endpoint group must be of type cidr.", pg.ID, pg.Type)
+		}
+		for _, id := range lg.Endpoints {
+			if v.Subnet(id) == nil {
+				return subnetNotFound(id)
+			}
+			if !v.routerHasSubnet(s.RouterID, id) {
+				return Errorf(CodeBadRequest, ErrTypeSubnetIsNotConnectedRouter, "Subnet %s is not connected to Router %s", id, s.RouterID)
+			}
+		}
+	}
+	locals := v.VPNLocalSubnets(c)
+	peers := v.VPNPeerCIDRs(c)
+	version := 0
+	var prefixes []netip.Prefix
+	for _, p := range peers {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return Errorf(CodeBadRequest, ErrTypeInvalidInput, "Invalid input for operation: '%s' is not a valid IP subnet.", p)
+		}
+		prefixes = append(prefixes, pfx.Masked())
+	}
+	check := func(a netip.Addr, what string) error {
+		ver := 4
+		if a.Is6() && !a.Is4In6() {
+			ver = 6
+		}
+		if version == 0 {
+			version = ver
+		}
+		if ver != version {
+			return Errorf(CodeBadRequest, ErrTypeVPNMixedEndpoints,
+				"Endpoints of IPsec site connection %s mix IP versions: %s is IPv%d.", c.ID, what, ver)
+		}
+		return nil
+	}
+	for _, s := range locals {
+		if err := check(s.Prefix().Addr(), "local subnet "+s.CIDR); err != nil {
+			return err
+		}
+	}
+	for _, p := range prefixes {
+		if err := check(p.Addr(), "peer CIDR "+p.String()); err != nil {
+			return err
+		}
+	}
+	if a, err := netip.ParseAddr(c.PeerAddress); err == nil {
+		if err := check(a, "peer address "+c.PeerAddress); err != nil {
+			return err
+		}
+		if (version == 4 && s.ExternalV4IP == "") || (version == 6 && s.ExternalV6IP == "") {
+			return Errorf(CodeBadRequest, ErrTypeBadRequest,
+				"Bad ipsec_site_connection request: router %s has no IPv%d address on its external network for peer %s.", s.RouterID, version, c.PeerAddress)
+		}
+	}
+	for _, p := range prefixes {
+		for _, l := range locals {
+			if p.Overlaps(l.Prefix()) {
+				return Errorf(CodeBadRequest, ErrTypeVPNPeerCIDROverlap,
+					"Peer CIDR %s overlaps local subnet %s (%s) of IPsec site connection %s.", p, l.ID, l.CIDR, c.ID)
+			}
+		}
+	}
+	return nil
+}
+
+func applySiteConnectionCreate(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNSiteConnectionCreateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	c := req.Connection
+	if v.IPsecSiteConnection(c.ID) != nil {
+		return vpnDuplicate("IPsec site connection", c.ID)
+	}
+	if err := v.CheckSiteConnection(c); err != nil {
+		return err
+	}
+	c.Status = VPNStatusPendingCreate
+	if !c.AdminStateUp {
+		c.Status = VPNStatusDown
+	}
+	c.CreateIndex, c.ModifyIndex = index, index
+	insert(txn, TableVPNSiteConnections, c, index)
+	return nil
+}
+
+func applySiteConnectionUpdate(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNSiteConnectionUpdateRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	c := req.Connection
+	cur := v.IPsecSiteConnection(c.ID)
+	if cur == nil {
+		return siteConnectionNotFound(c.ID)
+	}
+	if cur.ModifyIndex != req.PrevIndex {
+		return staleVPN("IPsec site connection", c.ID)
+	}
+	if c.VPNServiceID != cur.VPNServiceID || c.IKEPolicyID != cur.IKEPolicyID || c.IPsecPolicyID != cur.IPsecPolicyID {
+		return Errorf(CodeBadRequest, ErrTypeInvalidInput,
+			"Invalid input for operation: vpnservice_id, ikepolicy_id and ipsecpolicy_id of an IPsec site connection cannot be changed.")
+	}
+	if err := v.CheckSiteConnection(c); err != nil {
+		return err
+	}
+	c.Status = cur.Status
+	switch {
+	case !c.AdminStateUp:
+		c.Status = VPNStatusDown
+	case !cur.AdminStateUp:
+		c.Status = VPNStatusPendingCreate
+	}
+	c.CreateIndex, c.ModifyIndex = cur.CreateIndex, index
+	insert(txn, TableVPNSiteConnections, c, index)
+	return nil
+}
+
+func applySiteConnectionDelete(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNDeleteRequest
+	mustDecode(body, &req, index)
+	v := View{txn: txn}
+	cur := v.IPsecSiteConnection(req.ID)
+	if cur == nil {
+		return siteConnectionNotFound(req.ID)
+	}
+	remove(txn, TableVPNSiteConnections, cur, index)
+	return nil
+}
+
+// CheckVPNStatus validates a report's statuses.
+func CheckVPNStatus(req *VPNStatusRequest) error {
+	for _, m := range []map[string]string{req.Services, req.Connections} {
+		for id, st := range m {
+			if !slices.Contains(VPNStatuses, st) {
+				return Errorf(CodeBadRequest, ErrTypeInvalidInput,
+					"Invalid input for operation: status %q of %s is not one of %s.", st, id, strings.Join(VPNStatuses, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// PlanVPNStatus returns the services and connections a report would
+// change, as new versions (without indexes and revision bump): only those
+// whose router's active gateway is the reporting chassis. A disabled
+// connection or service stays DOWN whatever is reported. Empty results
+// mean the report changes nothing and need not be proposed.
+func (v *View) PlanVPNStatus(req *VPNStatusRequest) ([]*VPNService, []*IPsecSiteConnection) {
+	if req.Chassis == "" {
+		return nil, nil
+	}
+	ours := func(serviceID string) bool { return v.VPNServiceChassis(serviceID) == req.Chassis }
+	var conns []*IPsecSiteConnection
+	changed := map[string]*IPsecSiteConnection{}
+	ids := make([]string, 0, len(req.Connections))
+	for id := range req.Connections {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		st := req.Connections[id]
+		c := v.IPsecSiteConnection(id)
+		if c == nil || !ours(c.VPNServiceID) {
+			continue
+		}
+		if !c.AdminStateUp {
+			st = VPNStatusDown
+		}
+		if st == c.Status {
+			continue
+		}
+		n := c.Copy()
+		n.Status = st
+		conns = append(conns, n)
+		changed[id] = n
+	}
+	// A service's status follows its connections as well as its own
+	// report, so every service of a changed connection is looked at.
+	svcIDs := map[string]bool{}
+	for id := range req.Services {
+		svcIDs[id] = true
+	}
+	for _, c := range conns {
+		svcIDs[c.VPNServiceID] = true
+	}
+	sorted := make([]string, 0, len(svcIDs))
+	for id := range svcIDs {
+		sorted = append(sorted, id)
+	}
+	slices.Sort(sorted)
+	var svcs []*VPNService
+	for _, id := range sorted {
+		s := v.VPNService(id)
+		if s == nil || !ours(id) {
+			continue
+		}
+		var list []*IPsecSiteConnection
+		for _, c := range v.IPsecSiteConnectionsOfService(id) {
+			if n := changed[c.ID]; n != nil {
+				c = n
+			}
+			list = append(list, c)
+		}
+		st := v.serviceStatus(s, req.Services[id], list)
+		if st == s.Status {
+			continue
+		}
+		n := s.Copy()
+		n.Status = st
+		svcs = append(svcs, n)
+	}
+	return svcs, conns
+}
+
+func applyVPNStatus(txn *memdb.Txn, body []byte, index uint64) error {
+	var req VPNStatusRequest
+	mustDecode(body, &req, index)
+	if err := CheckVPNStatus(&req); err != nil {
+		return err
+	}
+	v := View{txn: txn}
+	svcs, conns := v.PlanVPNStatus(&req)
+	for _, s := range svcs {
+		s.RevisionNumber++
+		if req.UpdatedAt != "" {
+			s.UpdatedAt = req.UpdatedAt
+		}
+		s.ModifyIndex = index
+		insert(txn, TableVPNServices, s, index)
+	}
+	for _, c := range conns {
+		c.RevisionNumber++
+		if req.UpdatedAt != "" {
+			c.UpdatedAt = req.UpdatedAt
+		}
+		c.ModifyIndex = index
+		insert(txn, TableVPNSiteConnections, c, index)
+	}
+	return nil
+}
