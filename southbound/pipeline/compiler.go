@@ -180,6 +180,7 @@ func (c *Compiler) Update(v *fsm.View, changes []fsm.Change, f Facts) (add []ope
 			}
 		}
 	}
+	c.vpnChanged(d, changes, oldFacts, f)
 	for id, n := range f.Bindings {
 		if was, ok := oldFacts.Bindings[id]; !ok || was != n {
 			ports[id] = true

@@ -92,6 +92,7 @@ func (c *Compiler) routerFlows(e *emitter, r *fsm.Router) {
 			openflow.SetField{Field: openflow.FieldEthSrc, Value: slices.Clone(ifc.mac)}, writeNet(ifc.key), goTo(TableNextHop))
 	}
 	c.externalFlows(e, r, ifaces, seen)
+	c.vpnFlows(e, r)
 }
 
 // ipv4Route is a router's extra route, parsed.
