@@ -138,6 +138,8 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringSliceVar(&mappings, "bridge-mappings", nil, "chassis: PHYSNET:BRIDGE pairs (repeatable)")
 	f.StringSliceVar(&cfg.Chassis.Encaps, "encaps", []string{"vxlan", "gre", "geneve"}, "chassis: supported encapsulations")
 	f.StringVar(&cfg.Chassis.DatapathType, "datapath-type", "system", "chassis: OVS datapath type, system or netdev")
+	f.StringVar(&cfg.VPNNamespacePrefix, "vpn-namespace-prefix", "nvpn-", "gateway: name prefix of the per-router VPN namespaces")
+	f.BoolVar(&cfg.VPNDisabled, "no-vpn", false, "gateway: run no VPN (IPsec) connections")
 	return cmd
 }
 

@@ -456,6 +456,8 @@ func (b *builder) node(ctx context.Context, p plannedNode, all []plannedNode, se
 		role := "compute"
 		if p.kind == scenarios.KindGateway {
 			role = "gateway"
+			// Named as the lab names its namespaces, so Down finds them.
+			args = append(args, "--vpn-namespace-prefix", ns+"-vpn-")
 		}
 		args = append(args, "--http", net.JoinHostPort(p.ip.String(), strconv.Itoa(httpPort)),
 			"--tunnel-ip", n.IP, "--ovsdb", n.OVSDB, "--chassis-roles", role, "--datapath-type", "netdev")
@@ -576,8 +578,12 @@ func startAgent(s *store, binary, name string) error {
 		return fmt.Errorf("lab: agent log: %w", err)
 	}
 	defer logf.Close()
-	args := append([]string{"netns", "exec", n.Namespace, binary, "agent"}, n.Args...)
-	cmd := exec.Command("ip", args...)
+	// nsenter, not `ip netns exec`: the latter gives the agent a private
+	// mount namespace, and a namespace a gateway agent creates for a VPN
+	// (`ip netns add`, a bind mount under /run/netns) would then exist for
+	// the agent alone.
+	args := append([]string{"--net=/run/netns/" + n.Namespace, "--", binary, "agent"}, n.Args...)
+	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = extra
 	cmd.Dir = filepath.Dir(n.Log)
@@ -587,7 +593,7 @@ func startAgent(s *store, binary, name string) error {
 		return fmt.Errorf("lab: start agent %s: %w", name, err)
 	}
 	pid := cmd.Process.Pid
-	// Reap it if it dies while we live; `ip netns exec` execs in place, so
+	// Reap it if it dies while we live; nsenter execs in place, so
 	// this PID is the agent's.
 	go func() { _ = cmd.Wait() }()
 	return s.update(func(st *State) {
@@ -773,9 +779,11 @@ func labNamespaceName(prefix, name string) bool {
 		return false
 	}
 	kind, num, _ := strings.Cut(rest, "-")
+	// A gateway's VPN namespaces: <node>-vpn-<router>.
+	num, _, _ = strings.Cut(num, "-vpn-")
 	_, numErr := strconv.Atoi(num)
 	switch {
-	case rest == "underlay", rest == OutsideName, strings.HasPrefix(rest, "vm-"):
+	case rest == "underlay", rest == OutsideName, strings.HasPrefix(rest, "vm-"), strings.HasPrefix(rest, "site-"):
 		return true
 	case kind == scenarios.KindServer || kind == scenarios.KindChassis || kind == scenarios.KindGateway:
 		return numErr == nil
@@ -886,6 +894,14 @@ func processesOf(dir string) []Process {
 		}
 		args := strings.Split(string(b), "\x00")
 		tool := ovsTools[filepath.Base(args[0])]
+		if filepath.Base(args[0]) == "charon" {
+			// A gateway's or a site's charon: its conf is in the lab dir.
+			if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err == nil &&
+				strings.Contains(string(env), "STRONGSWAN_CONF="+in) {
+				out = append(out, processOf(pid, "lab daemon: charon"))
+			}
+			continue
+		}
 		for i, a := range args {
 			ours := strings.HasPrefix(a, "--pidfile="+in) ||
 				(a == "--data-dir" && i+1 < len(args) && strings.HasPrefix(args[i+1], in)) ||

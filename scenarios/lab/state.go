@@ -51,6 +51,8 @@ type State struct {
 	Physnets []Physnet `json:"physnets,omitempty"`
 	// Outside is the node outside the cloud on the physnets.
 	Outside *Outside `json:"outside,omitempty"`
+	// Sites are the remote VPN sites (site.go).
+	Sites []*Site `json:"sites,omitempty"`
 }
 
 // Physnet is one physical network of the lab.

@@ -344,6 +344,11 @@ func Command(ctx context.Context, st *State, name string, args ...string) (*exec
 		ns = st.Underlay.Namespace
 	} else if st.Outside != nil && name == st.Outside.Name {
 		ns, ovsDir = st.Outside.Namespace, st.Outside.OVSDir
+	} else if s := st.Site(strings.TrimSuffix(name, "-host")); s != nil {
+		ns = s.Namespace
+		if strings.HasSuffix(name, "-host") {
+			ns = s.HostNamespace
+		}
 	} else {
 		return nil, fmt.Errorf("lab: no node or VM %q (see `neutrino lab status`)", name)
 	}

@@ -183,9 +183,16 @@ func (c *Charon) Load(ctx context.Context, conf string) error {
 	return nil
 }
 
-// Initiate starts a connection's child SA now, without waiting for it.
+// Initiate starts a connection's child SA and waits (at most 10 s) for
+// the outcome.
 func (c *Charon) Initiate(ctx context.Context, name string) error {
-	_, err := c.swanctl(ctx, "--initiate", "--child", name, "--timeout", "-1")
+	_, err := c.swanctl(ctx, "--initiate", "--child", name, "--timeout", "10")
+	return err
+}
+
+// Terminate closes a connection's IKE SA (and its child SAs).
+func (c *Charon) Terminate(ctx context.Context, name string) error {
+	_, err := c.swanctl(ctx, "--terminate", "--ike", name, "--timeout", "3", "--force")
 	return err
 }
 
@@ -251,7 +258,7 @@ func parseSAs(out string) map[string]SAState {
 }
 
 func (c *Charon) swanctl(ctx context.Context, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "swanctl", append(args, "--uri", c.URI())...)
 	b, err := cmd.CombinedOutput()

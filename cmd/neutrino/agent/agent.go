@@ -61,7 +61,11 @@ type Config struct {
 	// WatchToken is the X-Auth-Token Watch sends (an admin's, in token
 	// mode).
 	WatchToken string
-	Logger     *slog.Logger
+	// VPNNamespacePrefix starts the names of a gateway's VPN namespaces
+	// (default "nvpn-"); VPNDisabled runs no VPN on a gateway.
+	VPNNamespacePrefix string
+	VPNDisabled        bool
+	Logger             *slog.Logger
 }
 
 // Agent is a running Neutrino process.
@@ -84,6 +88,9 @@ type Agent struct {
 	fence       *fence
 	fenceCancel context.CancelFunc
 	fenceDone   chan struct{}
+
+	// vpnStop stops the gateway's VPN manager (vpnaas.go); nil if none.
+	vpnStop func()
 }
 
 // Start starts an agent and returns once its cluster runs (its snapshot
@@ -197,6 +204,7 @@ func Start(cfg Config) (*Agent, error) {
 	a.up.Store(true)
 	a.south.start(a)
 	a.startFence()
+	a.startVPN()
 
 	log.Info("agent started", "server", cfg.Server, "http", httpAddr, "bind", cfg.Bind)
 	return a, nil
@@ -267,6 +275,7 @@ func (a *Agent) Done() <-chan error { return a.done }
 func (a *Agent) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
+		a.stopVPN()
 		a.stopFence()
 		err = errors.Join(a.http.Shutdown(ctx), a.south.stop(), a.cluster.Shutdown())
 	})
