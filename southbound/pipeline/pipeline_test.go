@@ -166,6 +166,11 @@ func buildRouted(s *state) {
 // "external-vlan", VLAN 101) has a port of a VM on ch1.
 func externalTopology(t testing.TB) *fsm.View {
 	s := newState(t)
+	buildExternal(s)
+	return s.f.State().Read()
+}
+
+func buildExternal(s *state) {
 	buildRouted(s)
 	gw := chassis("gw1", "192.0.2.9")
 	gw.Roles = []string{"gateway"}
@@ -206,7 +211,6 @@ func externalTopology(t testing.TB) *fsm.View {
 			FloatingIPAddress: addr, FloatingPortID: p.ID, PortID: fp.vm, FixedIPAddress: fp.fixed}})
 	}
 	s.apply(fsm.CmdMacBindingSet, fsm.MacBindingSetRequest{Bindings: []fsm.MacBinding{{NetworkID: "ext", IP: "198.51.100.1", MAC: "02:00:00:00:01:01"}}})
-	return s.f.State().Read()
 }
 
 func render(flows []openflow.Flow) string {
