@@ -687,3 +687,49 @@ func applyVPNStatus(txn *memdb.Txn, body []byte, index uint64) error {
 	}
 	return nil
 }
+
+// checkRouterVPN refuses deleting a router, or taking its gateway away or
+// to another network, while a VPN service uses it (Neutron's
+// RouterInUseByVPNService).
+func checkRouterVPN(v *View, routerID string) error {
+	if svcs := v.VPNServicesOfRouter(routerID); len(svcs) > 0 {
+		return Errorf(CodeConflict, ErrTypeRouterInUseByVPNService, "Router %s is used by VPNService %s", routerID, svcs[0].ID)
+	}
+	return nil
+}
+
+// checkInterfaceVPN refuses removing a router interface whose subnet a VPN
+// service or a connection's local endpoint group of the router needs.
+func checkInterfaceVPN(v *View, routerID string, p *Port) error {
+	for _, sub := range v.subnetsOfPorts(p) {
+		for _, s := range v.VPNServicesOfRouter(routerID) {
+			if s.SubnetID == sub.ID {
+				return Errorf(CodeConflict, ErrTypeSubnetInUseByVPNService, "Subnet %s is used by VPNService %s", sub.ID, s.ID)
+			}
+			for _, c := range v.IPsecSiteConnectionsOfService(s.ID) {
+				if g := v.EndpointGroup(c.LocalEPGroupID); g != nil && slices.Contains(g.Endpoints, sub.ID) {
+					return Errorf(CodeConflict, ErrTypeSubnetInUseByEndpointGroup,
+						"Subnet %s is used by endpoint group %s of IPsec site connection %s", sub.ID, g.ID, c.ID)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// refreshVPNServices keeps the external addresses of a router's VPN
+// services equal to its gateway port's after the port changed.
+func refreshVPNServices(txn *memdb.Txn, routerID string, index uint64) {
+	v := View{txn: txn}
+	v4, v6 := v.vpnExternalIPs(routerID)
+	for _, s := range v.VPNServicesOfRouter(routerID) {
+		if s.ExternalV4IP == v4 && s.ExternalV6IP == v6 {
+			continue
+		}
+		n := s.Copy()
+		n.ExternalV4IP, n.ExternalV6IP = v4, v6
+		n.RevisionNumber++
+		n.ModifyIndex = index
+		insert(txn, TableVPNServices, n, index)
+	}
+}

@@ -221,3 +221,29 @@ func TestVPNDeleteLifecycle(t *testing.T) {
 		t.Fatal("VPN objects left")
 	}
 }
+
+func TestVPNGuardsRouter(t *testing.T) {
+	f, idx := vpnEnv(t)
+	v := f.State().Read()
+	r := v.Router("l3-r")
+	wantVPNErr(t, f, idx, CmdRouterDelete, RouterDeleteRequest{ID: "l3-r"}, ErrTypeRouterInUse)
+	noGw := r.Copy()
+	noGw.Gateway = nil
+	wantVPNErr(t, f, idx, CmdRouterUpdate, RouterUpdateRequest{Router: noGw, PrevIndex: r.ModifyIndex}, ErrTypeRouterInUseByVPNService)
+	if res := apply(t, f, idx, CmdFloatingIPDelete, FloatingIPDeleteRequest{ID: "l3-fip"}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	idx++
+	ifp := v.RouterInterfaces("l3-r")[0]
+	wantVPNErr(t, f, idx, CmdRouterInterfaceRemove, RouterInterfaceRemoveRequest{Router: r.Copy(), PrevIndex: r.ModifyIndex, PortID: ifp.ID},
+		ErrTypeSubnetInUseByEndpointGroup)
+	// A new gateway address reaches the service.
+	gp := v.RouterGatewayPort("l3-r").Copy()
+	gp.FixedIPs = ip("l3-ext-sub", "203.0.113.99")
+	if res := apply(t, f, idx, CmdRouterUpdate, RouterUpdateRequest{Router: r.Copy(), PrevIndex: r.ModifyIndex, GatewayPort: gp}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if s := f.State().Read().VPNService("vpn-s"); s.ExternalV4IP != "203.0.113.99" || s.RevisionNumber != 2 {
+		t.Fatalf("service after gateway change: %+v", s)
+	}
+}
