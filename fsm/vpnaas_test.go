@@ -137,13 +137,14 @@ func TestVPNRejectsAndChangesNothing(t *testing.T) {
 		want   string
 	}{
 		{"overlap", func(c *IPsecSiteConnection) { c.PeerEPGroupID = "peer-overlap" }, ErrTypeVPNPeerCIDROverlap},
-		{"peer cidrs with groups", func(c *IPsecSiteConnection) { c.PeerCIDRs = []string{"172.17.0.0/24"} }, ErrTypeBadRequest},
+		{"peer cidrs with groups", func(c *IPsecSiteConnection) { c.PeerCIDRs = []string{"172.17.0.0/24"} }, ErrTypeVPNPeerCIDRsInvalid},
 		{"local group of type cidr", func(c *IPsecSiteConnection) { c.LocalEPGroupID = "vpn-peer" }, ErrTypeVPNWrongEndpointGroupType},
 		{"peer group of type subnet", func(c *IPsecSiteConnection) { c.PeerEPGroupID = "vpn-local" }, ErrTypeVPNWrongEndpointGroupType},
-		{"no peer group", func(c *IPsecSiteConnection) { c.PeerEPGroupID = "" }, ErrTypeBadRequest},
+		{"no peer group", func(c *IPsecSiteConnection) { c.PeerEPGroupID = "" }, ErrTypeVPNMissingRequiredEPGroup},
+		{"mtu too small", func(c *IPsecSiteConnection) { c.MTU = 67 }, ErrTypeInvalidInput},
 		{"unknown service", func(c *IPsecSiteConnection) { c.VPNServiceID = "nope" }, ErrTypeVPNServiceNotFound},
 		{"unknown ike policy", func(c *IPsecSiteConnection) { c.IKEPolicyID = "nope" }, ErrTypeIKEPolicyNotFound},
-		{"v6 peer on a v4 site", func(c *IPsecSiteConnection) { c.PeerAddress = "2001:db8::1" }, ErrTypeVPNMixedEndpoints},
+		{"v6 peer on a v4-only router", func(c *IPsecSiteConnection) { c.PeerAddress = "2001:db8::1" }, ErrTypeExternalNetworkHasNoSubnet},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { wantVPNErr(t, f, idx, CmdVPNSiteConnectionCreate, conn(tc.change), tc.want) })
