@@ -127,6 +127,7 @@ const (
 	ErrTypeVPNMissingPeerCIDRs         = "MissingPeerCidrs"
 	ErrTypeVPNMissingRequiredEPGroup   = "MissingRequiredEndpointGroup"
 	ErrTypeIPsecSiteConnectionPeerCIDR = "IPsecSiteConnectionPeerCidrError"
+	ErrTypeIPsecSiteConnectionMTU      = "IPsecSiteConnectionMtuError"
 	ErrTypeVPNDuplicate                = "VPNObjectDuplicated"
 )
 

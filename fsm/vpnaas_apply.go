@@ -496,7 +496,7 @@ func (v *View) CheckSiteConnection(c *IPsecSiteConnection) error {
 		}
 	}
 	if c.MTU != 0 && c.MTU < minMTU[localVer] {
-		return Errorf(CodeBadRequest, ErrTypeInvalidInput, "Invalid input for operation: ipsec_site_connection MTU %d is too small for ipv%d.", c.MTU, localVer)
+		return Errorf(CodeBadRequest, ErrTypeIPsecSiteConnectionMTU, "Invalid input for operation: ipsec_site_connection MTU %d is too small for ipv%d.", c.MTU, localVer)
 	}
 	for _, p := range prefixes {
 		for _, l := range locals {

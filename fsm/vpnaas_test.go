@@ -141,7 +141,7 @@ func TestVPNRejectsAndChangesNothing(t *testing.T) {
 		{"local group of type cidr", func(c *IPsecSiteConnection) { c.LocalEPGroupID = "vpn-peer" }, ErrTypeVPNWrongEndpointGroupType},
 		{"peer group of type subnet", func(c *IPsecSiteConnection) { c.PeerEPGroupID = "vpn-local" }, ErrTypeVPNWrongEndpointGroupType},
 		{"no peer group", func(c *IPsecSiteConnection) { c.PeerEPGroupID = "" }, ErrTypeVPNMissingRequiredEPGroup},
-		{"mtu too small", func(c *IPsecSiteConnection) { c.MTU = 67 }, ErrTypeInvalidInput},
+		{"mtu too small", func(c *IPsecSiteConnection) { c.MTU = 67 }, ErrTypeIPsecSiteConnectionMTU},
 		{"unknown service", func(c *IPsecSiteConnection) { c.VPNServiceID = "nope" }, ErrTypeVPNServiceNotFound},
 		{"unknown ike policy", func(c *IPsecSiteConnection) { c.IKEPolicyID = "nope" }, ErrTypeIKEPolicyNotFound},
 		{"v6 peer on a v4-only router", func(c *IPsecSiteConnection) { c.PeerAddress = "2001:db8::1" }, ErrTypeExternalNetworkHasNoSubnet},
