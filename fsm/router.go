@@ -459,6 +459,11 @@ func applyRouterUpdate(txn *memdb.Txn, body []byte, index uint64) error {
 		return err
 	}
 	gatewayMoves := cur.Gateway != nil && (r.Gateway == nil || r.Gateway.NetworkID != cur.Gateway.NetworkID)
+	if gatewayMoves {
+		if err := checkRouterVPN(&v, r.ID); err != nil {
+			return err
+		}
+	}
 	if gatewayMoves && len(v.FloatingIPsOfRouter(r.ID)) > 0 {
 		return Errorf(CodeConflict, ErrTypeGatewayInUseByFloatingIP,
 			"Gateway %s of router %s cannot be updated, as it is required by one or more floating IPs.", cur.Gateway.NetworkID, r.ID)
@@ -496,6 +501,7 @@ func applyRouterUpdate(txn *memdb.Txn, body []byte, index uint64) error {
 	if err := checkRouterPorts(&v, r); err != nil {
 		return err
 	}
+	refreshVPNServices(txn, r.ID, index)
 	r.CreateIndex, r.ModifyIndex = cur.CreateIndex, index
 	insert(txn, TableRouters, r, index)
 	return nil
@@ -514,6 +520,9 @@ func applyRouterDelete(txn *memdb.Txn, body []byte, index uint64) error {
 	}
 	if len(v.FloatingIPsOfRouter(req.ID)) > 0 {
 		return Errorf(CodeConflict, ErrTypeRouterInUse, "Router %s is still used by floating IPs", req.ID)
+	}
+	if err := checkRouterVPN(&v, req.ID); err != nil {
+		return err
 	}
 	if err := setGatewayPort(txn, req.ID, nil, index); err != nil {
 		return err
@@ -623,6 +632,9 @@ func applyRouterInterfaceRemove(txn *memdb.Txn, body []byte, index uint64) error
 		return Errorf(CodeNotFound, ErrTypeRouterInterfaceNotFound, "Router %s does not have an interface with id %s", r.ID, req.PortID)
 	}
 	if err := v.CheckInterfaceRemove(cur, p); err != nil {
+		return err
+	}
+	if err := checkInterfaceVPN(&v, r.ID, p); err != nil {
 		return err
 	}
 	remove(txn, TablePorts, p, index)

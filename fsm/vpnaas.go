@@ -76,7 +76,7 @@ var (
 		"group24", "group25", "group26", "group27", "group28", "group29", "group30", "group31"}
 	VPNPhase1Modes        = []string{"main", "aggressive"}
 	VPNIKEVersions        = []string{"v1", "v2"}
-	VPNLifetimeUnits      = []string{"seconds", "kilobytes"}
+	VPNLifetimeUnits      = []string{"seconds"}
 	VPNTransformProtocols = []string{"esp", "ah", "ah-esp"}
 	VPNEncapsulationModes = []string{"tunnel", "transport"}
 	VPNInitiators         = []string{"bi-directional", "response-only"}
@@ -98,7 +98,8 @@ const (
 	VPNEndpointCIDR   = "cidr"
 )
 
-// Neutron error types of the VPNaaS handlers.
+// Neutron error types of the VPNaaS handlers (neutron_lib's
+// exceptions/vpn.py), plus PeerCidrOverlapsLocalSubnet, a check of ours.
 const (
 	ErrTypeIKEPolicyNotFound           = "IKEPolicyNotFound"
 	ErrTypeIPsecPolicyNotFound         = "IPsecPolicyNotFound"
@@ -111,13 +112,22 @@ const (
 	ErrTypeEndpointGroupInUse          = "EndpointGroupInUse"
 	ErrTypeRouterInUseByVPNService     = "RouterInUseByVPNService"
 	ErrTypeSubnetInUseByVPNService     = "SubnetInUseByVPNService"
-	ErrTypeSubnetInUseByEndpointGroup  = "SubnetInUseByIPsecSiteConnection"
+	ErrTypeSubnetInUseByEndpointGroup  = "SubnetInUseByEndpointGroup"
 	ErrTypeRouterIsNotExternal         = "RouterIsNotExternal"
 	ErrTypeSubnetIsNotConnectedRouter  = "SubnetIsNotConnectedToRouter"
-	ErrTypeVPNPeerCIDROverlap          = "IPsecSiteConnectionPeerCidrError"
+	ErrTypeExternalNetworkHasNoSubnet  = "ExternalNetworkHasNoSubnet"
+	ErrTypeVPNPeerCIDROverlap          = "PeerCidrOverlapsLocalSubnet"
 	ErrTypeVPNInvalidEndpointGroup     = "InvalidEndpointGroup"
+	ErrTypeVPNNonExistingSubnetInGroup = "NonExistingSubnetInEndpointGroup"
 	ErrTypeVPNWrongEndpointGroupType   = "WrongEndpointGroupType"
 	ErrTypeVPNMixedEndpoints           = "MixedIPVersionsForIPSecEndpoints"
+	ErrTypeVPNMixedPeerCIDRs           = "MixedIPVersionsForPeerCidrs"
+	ErrTypeVPNMixedConnection          = "MixedIPVersionsForIPSecConnection"
+	ErrTypeVPNPeerCIDRsInvalid         = "PeerCidrsInvalid"
+	ErrTypeVPNMissingPeerCIDRs         = "MissingPeerCidrs"
+	ErrTypeVPNMissingRequiredEPGroup   = "MissingRequiredEndpointGroup"
+	ErrTypeIPsecSiteConnectionPeerCIDR = "IPsecSiteConnectionPeerCidrError"
+	ErrTypeIPsecSiteConnectionMTU      = "IPsecSiteConnectionMtuError"
 	ErrTypeVPNDuplicate                = "VPNObjectDuplicated"
 )
 

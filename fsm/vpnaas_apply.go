@@ -46,23 +46,23 @@ func vpnDuplicate(what, id string) *Error {
 }
 
 func ikePolicyNotFound(id string) *Error {
-	return Errorf(CodeNotFound, ErrTypeIKEPolicyNotFound, "IKEPolicy %s could not be found.", id)
+	return Errorf(CodeNotFound, ErrTypeIKEPolicyNotFound, "IKEPolicy %s could not be found", id)
 }
 
 func ipsecPolicyNotFound(id string) *Error {
-	return Errorf(CodeNotFound, ErrTypeIPsecPolicyNotFound, "IPsecPolicy %s could not be found.", id)
+	return Errorf(CodeNotFound, ErrTypeIPsecPolicyNotFound, "IPsecPolicy %s could not be found", id)
 }
 
 func vpnServiceNotFound(id string) *Error {
-	return Errorf(CodeNotFound, ErrTypeVPNServiceNotFound, "VPNService %s could not be found.", id)
+	return Errorf(CodeNotFound, ErrTypeVPNServiceNotFound, "VPNService %s could not be found", id)
 }
 
 func endpointGroupNotFound(id string) *Error {
-	return Errorf(CodeNotFound, ErrTypeEndpointGroupNotFound, "Endpoint group %s could not be found.", id)
+	return Errorf(CodeNotFound, ErrTypeEndpointGroupNotFound, "Endpoint group %s could not be found", id)
 }
 
 func siteConnectionNotFound(id string) *Error {
-	return Errorf(CodeNotFound, ErrTypeIPsecSiteConnectionNotFound, "IPsec site connection %s could not be found.", id)
+	return Errorf(CodeNotFound, ErrTypeIPsecSiteConnectionNotFound, "ipsec_site_connection %s not found", id)
 }
 
 func staleVPN(what, id string) *Error {
@@ -304,8 +304,7 @@ func (v *View) CheckEndpointGroup(g *EndpointGroup) error {
 	}
 	for _, id := range g.Endpoints {
 		if v.Subnet(id) == nil {
-			return Errorf(CodeBadRequest, ErrTypeVPNInvalidEndpointGroup,
-				"Endpoint '%s' is invalid for group type '%s': subnet not found", id, g.Type)
+			return Errorf(CodeBadRequest, ErrTypeVPNNonExistingSubnetInGroup, "Subnet %s in endpoint group does not exist", id)
 		}
 	}
 	return nil
@@ -362,7 +361,8 @@ func applyEndpointGroupDelete(txn *memdb.Txn, body []byte, index uint64) error {
 		return endpointGroupNotFound(req.ID)
 	}
 	if len(v.endpointGroupUsers(req.ID)) > 0 {
-		return Errorf(CodeConflict, ErrTypeEndpointGroupInUse, "Endpoint group %s is in use and cannot be deleted", req.ID)
+		// 400, not 409: Neutron's EndpointGroupInUse is a BadRequest.
+		return Errorf(CodeBadRequest, ErrTypeEndpointGroupInUse, "Endpoint group %s is in use and cannot be deleted", req.ID)
 	}
 	remove(txn, TableVPNEndpointGroups, cur, index)
 	return nil
@@ -401,12 +401,13 @@ func (v *View) VPNPeerCIDRs(c *IPsecSiteConnection) []string {
 }
 
 // CheckSiteConnection validates a connection against the state as
-// Neutron's reference validator does: its service and policies exist, the
-// legacy form (service with a subnet, peer_cidrs) and the endpoint group
-// form are not mixed, the groups have the right types, the local subnets
-// are on the service's router, the peer address and every CIDR have one
-// IP version the router's gateway has, and no peer CIDR overlaps a local
-// subnet.
+// Neutron's reference validator does: its service and policies exist, a
+// service with a subnet takes peer_cidrs and no endpoint groups, one
+// without takes both groups and no peer_cidrs; the groups have the right
+// types and the local subnets are on the service's router; local subnets,
+// peer CIDRs and peer address have one IP version, one the router's
+// gateway has an address of. Beyond Neutron, no peer CIDR may overlap a
+// local subnet (the traffic selectors would capture local traffic).
 func (v *View) CheckSiteConnection(c *IPsecSiteConnection) error {
 	s := v.VPNService(c.VPNServiceID)
 	if s == nil {
@@ -418,22 +419,18 @@ func (v *View) CheckSiteConnection(c *IPsecSiteConnection) error {
 	if v.IPsecPolicy(c.IPsecPolicyID) == nil {
 		return ipsecPolicyNotFound(c.IPsecPolicyID)
 	}
-	hasGroups := c.LocalEPGroupID != "" || c.PeerEPGroupID != ""
-	switch {
-	case s.SubnetID != "" && hasGroups:
-		return Errorf(CodeBadRequest, ErrTypeBadRequest,
-			"Bad ipsec_site_connection request: endpoint groups cannot be used with VPN service %s, which has a subnet (use peer_cidrs).", s.ID)
-	case hasGroups && len(c.PeerCIDRs) > 0:
-		return Errorf(CodeBadRequest, ErrTypeBadRequest,
-			"Bad ipsec_site_connection request: peer_cidrs cannot be given together with endpoint groups.")
-	case s.SubnetID != "" && len(c.PeerCIDRs) == 0:
-		return Errorf(CodeBadRequest, ErrTypeBadRequest,
-			"Bad ipsec_site_connection request: peer_cidrs are required with VPN service %s, which has a subnet.", s.ID)
-	case s.SubnetID == "" && (c.LocalEPGroupID == "" || c.PeerEPGroupID == ""):
-		return Errorf(CodeBadRequest, ErrTypeBadRequest,
-			"Bad ipsec_site_connection request: local_ep_group_id and peer_ep_group_id are both required with VPN service %s, which has no subnet.", s.ID)
+	if err := checkEndpointForm(s, c); err != nil {
+		return err
 	}
-	if hasGroups {
+	var locals []*Subnet
+	var peers []string
+	if s.SubnetID != "" {
+		sub := v.Subnet(s.SubnetID)
+		if sub == nil {
+			return subnetNotFound(s.SubnetID)
+		}
+		locals, peers = []*Subnet{sub}, c.PeerCIDRs
+	} else {
 		lg, pg := v.EndpointGroup(c.LocalEPGroupID), v.EndpointGroup(c.PeerEPGroupID)
 		if lg == nil {
 			return endpointGroupNotFound(c.LocalEPGroupID)
@@ -441,76 +438,128 @@ func (v *View) CheckSiteConnection(c *IPsecSiteConnection) error {
 		if pg == nil {
 			return endpointGroupNotFound(c.PeerEPGroupID)
 		}
-		if lg.Type != VPNEndpointSubnet {
-			return Errorf(CodeBadRequest, ErrTypeVPNWrongEndpointGroupType,
-				"Endpoint group %s has type %s, the local endpoint group must be of type subnet.", lg.ID, lg.Type)
-		}
-		if pg.Type != VPNEndpointCIDR {
-			return Errorf(CodeBadRequest, ErrTypeVPNWrongEndpointGroupType,
-				"Endpoint group %s has type %s, the peer endpoint group must be of type cidr.", pg.ID, pg.Type)
+		for _, g := range []struct {
+			g    *EndpointGroup
+			want string
+		}{{lg, VPNEndpointSubnet}, {pg, VPNEndpointCIDR}} {
+			if g.g.Type != g.want {
+				return Errorf(CodeBadRequest, ErrTypeVPNWrongEndpointGroupType,
+					"Endpoint group %s type is '%s' and should be '%s'", g.g.ID, g.g.Type, g.want)
+			}
 		}
 		for _, id := range lg.Endpoints {
-			if v.Subnet(id) == nil {
-				return subnetNotFound(id)
+			sub := v.Subnet(id)
+			if sub == nil {
+				return Errorf(CodeBadRequest, ErrTypeVPNNonExistingSubnetInGroup, "Subnet %s in endpoint group does not exist", id)
 			}
 			if !v.routerHasSubnet(s.RouterID, id) {
 				return Errorf(CodeBadRequest, ErrTypeSubnetIsNotConnectedRouter, "Subnet %s is not connected to Router %s", id, s.RouterID)
 			}
+			locals = append(locals, sub)
 		}
+		peers = pg.Endpoints
 	}
-	locals := v.VPNLocalSubnets(c)
-	peers := v.VPNPeerCIDRs(c)
-	version := 0
+	localVer := 0
+	for _, l := range locals {
+		ver := ipVersion(l.Prefix().Addr())
+		if localVer != 0 && ver != localVer {
+			return Errorf(CodeBadRequest, ErrTypeVPNMixedEndpoints,
+				"Endpoints in group %s do not have the same IP version, as required for IPSec site-to-site connection", c.LocalEPGroupID)
+		}
+		localVer = ver
+	}
 	var prefixes []netip.Prefix
+	peerVer := 0
 	for _, p := range peers {
 		pfx, err := netip.ParsePrefix(p)
 		if err != nil {
-			return Errorf(CodeBadRequest, ErrTypeInvalidInput, "Invalid input for operation: '%s' is not a valid IP subnet.", p)
+			return Errorf(CodeBadRequest, ErrTypeIPsecSiteConnectionPeerCIDR, "ipsec_site_connection peer cidr %s is invalid CIDR", p)
 		}
+		ver := ipVersion(pfx.Addr())
+		if peerVer != 0 && ver != peerVer {
+			if c.PeerEPGroupID != "" {
+				return Errorf(CodeBadRequest, ErrTypeVPNMixedEndpoints,
+					"Endpoints in group %s do not have the same IP version, as required for IPSec site-to-site connection", c.PeerEPGroupID)
+			}
+			return Errorf(CodeBadRequest, ErrTypeVPNMixedPeerCIDRs, "Peer CIDRs do not have the same IP version, as required for IPSec site-to-site connection")
+		}
+		peerVer = ver
 		prefixes = append(prefixes, pfx.Masked())
 	}
-	check := func(a netip.Addr, what string) error {
-		ver := 4
-		if a.Is6() && !a.Is4In6() {
-			ver = 6
-		}
-		if version == 0 {
-			version = ver
-		}
-		if ver != version {
-			return Errorf(CodeBadRequest, ErrTypeVPNMixedEndpoints,
-				"Endpoints of IPsec site connection %s mix IP versions: %s is IPv%d.", c.ID, what, ver)
-		}
-		return nil
-	}
-	for _, s := range locals {
-		if err := check(s.Prefix().Addr(), "local subnet "+s.CIDR); err != nil {
-			return err
-		}
-	}
-	for _, p := range prefixes {
-		if err := check(p.Addr(), "peer CIDR "+p.String()); err != nil {
-			return err
-		}
+	if localVer != peerVer {
+		return Errorf(CodeBadRequest, ErrTypeVPNMixedConnection, "IP versions are not compatible between peer and local endpoints")
 	}
 	if a, err := netip.ParseAddr(c.PeerAddress); err == nil {
-		if err := check(a, "peer address "+c.PeerAddress); err != nil {
-			return err
+		ver := ipVersion(a)
+		if (ver == 4 && s.ExternalV4IP == "") || (ver == 6 && s.ExternalV6IP == "") {
+			return Errorf(CodeBadRequest, ErrTypeExternalNetworkHasNoSubnet, "Router's %s external network has no IPv%d subnet", s.RouterID, ver)
 		}
-		if (version == 4 && s.ExternalV4IP == "") || (version == 6 && s.ExternalV6IP == "") {
-			return Errorf(CodeBadRequest, ErrTypeBadRequest,
-				"Bad ipsec_site_connection request: router %s has no IPv%d address on its external network for peer %s.", s.RouterID, version, c.PeerAddress)
-		}
+	}
+	if c.MTU != 0 && c.MTU < minMTU[localVer] {
+		return Errorf(CodeBadRequest, ErrTypeIPsecSiteConnectionMTU, "Invalid input for operation: ipsec_site_connection MTU %d is too small for ipv%d.", c.MTU, localVer)
 	}
 	for _, p := range prefixes {
 		for _, l := range locals {
 			if p.Overlaps(l.Prefix()) {
 				return Errorf(CodeBadRequest, ErrTypeVPNPeerCIDROverlap,
-					"Peer CIDR %s overlaps local subnet %s (%s) of IPsec site connection %s.", p, l.ID, l.CIDR, c.ID)
+					"Peer CIDR %s overlaps local subnet %s (%s) of the IPsec site connection.", p, l.ID, l.CIDR)
 			}
 		}
 	}
 	return nil
+}
+
+// minMTU is the smallest MTU per IP version (Neutron's IP_MIN_MTU).
+var minMTU = map[int]int{4: 68, 6: 1280}
+
+func ipVersion(a netip.Addr) int {
+	if a.Is6() && !a.Is4In6() {
+		return 6
+	}
+	return 4
+}
+
+// checkEndpointForm enforces Neutron's two forms of a connection's
+// endpoints: legacy (service subnet + peer_cidrs) or endpoint groups.
+func checkEndpointForm(s *VPNService, c *IPsecSiteConnection) error {
+	var which []string
+	if s.SubnetID != "" {
+		if len(c.PeerCIDRs) == 0 {
+			return Errorf(CodeBadRequest, ErrTypeVPNMissingPeerCIDRs, "Missing peer CIDRs for IPsec site-to-site connection")
+		}
+		if c.LocalEPGroupID != "" {
+			which = append(which, "local")
+		}
+		if c.PeerEPGroupID != "" {
+			which = append(which, "peer")
+		}
+		if len(which) > 0 {
+			return Errorf(CodeBadRequest, ErrTypeVPNInvalidEndpointGroup,
+				"Endpoint group%s %s cannot be specified, when VPN Service has subnet specified", plural(which), strings.Join(which, " and "))
+		}
+		return nil
+	}
+	if len(c.PeerCIDRs) > 0 {
+		return Errorf(CodeBadRequest, ErrTypeVPNPeerCIDRsInvalid, "Peer CIDRs cannot be specified, when using endpoint groups")
+	}
+	if c.LocalEPGroupID == "" {
+		which = append(which, "local")
+	}
+	if c.PeerEPGroupID == "" {
+		which = append(which, "peer")
+	}
+	if len(which) > 0 {
+		return Errorf(CodeBadRequest, ErrTypeVPNMissingRequiredEPGroup,
+			"Missing endpoint group%s %s for IPSec site-to-site connection", plural(which), strings.Join(which, " and "))
+	}
+	return nil
+}
+
+func plural(list []string) string {
+	if len(list) > 1 {
+		return "s"
+	}
+	return ""
 }
 
 func applySiteConnectionCreate(txn *memdb.Txn, body []byte, index uint64) error {
@@ -686,4 +735,50 @@ func applyVPNStatus(txn *memdb.Txn, body []byte, index uint64) error {
 		insert(txn, TableVPNSiteConnections, c, index)
 	}
 	return nil
+}
+
+// checkRouterVPN refuses deleting a router, or taking its gateway away or
+// to another network, while a VPN service uses it (Neutron's
+// RouterInUseByVPNService).
+func checkRouterVPN(v *View, routerID string) error {
+	if svcs := v.VPNServicesOfRouter(routerID); len(svcs) > 0 {
+		return Errorf(CodeConflict, ErrTypeRouterInUseByVPNService, "Router %s is used by VPNService %s", routerID, svcs[0].ID)
+	}
+	return nil
+}
+
+// checkInterfaceVPN refuses removing a router interface whose subnet a VPN
+// service or a connection's local endpoint group of the router needs.
+func checkInterfaceVPN(v *View, routerID string, p *Port) error {
+	for _, sub := range v.subnetsOfPorts(p) {
+		for _, s := range v.VPNServicesOfRouter(routerID) {
+			if s.SubnetID == sub.ID {
+				return Errorf(CodeConflict, ErrTypeSubnetInUseByVPNService, "Subnet %s is used by VPNService %s", sub.ID, s.ID)
+			}
+			for _, c := range v.IPsecSiteConnectionsOfService(s.ID) {
+				if g := v.EndpointGroup(c.LocalEPGroupID); g != nil && slices.Contains(g.Endpoints, sub.ID) {
+					return Errorf(CodeConflict, ErrTypeSubnetInUseByEndpointGroup,
+						"Subnet %s is used by endpoint group %s", sub.ID, g.ID)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// refreshVPNServices keeps the external addresses of a router's VPN
+// services equal to its gateway port's after the port changed.
+func refreshVPNServices(txn *memdb.Txn, routerID string, index uint64) {
+	v := View{txn: txn}
+	v4, v6 := v.vpnExternalIPs(routerID)
+	for _, s := range v.VPNServicesOfRouter(routerID) {
+		if s.ExternalV4IP == v4 && s.ExternalV6IP == v6 {
+			continue
+		}
+		n := s.Copy()
+		n.ExternalV4IP, n.ExternalV6IP = v4, v6
+		n.RevisionNumber++
+		n.ModifyIndex = index
+		insert(txn, TableVPNServices, n, index)
+	}
 }

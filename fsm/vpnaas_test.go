@@ -137,13 +137,14 @@ func TestVPNRejectsAndChangesNothing(t *testing.T) {
 		want   string
 	}{
 		{"overlap", func(c *IPsecSiteConnection) { c.PeerEPGroupID = "peer-overlap" }, ErrTypeVPNPeerCIDROverlap},
-		{"peer cidrs with groups", func(c *IPsecSiteConnection) { c.PeerCIDRs = []string{"172.17.0.0/24"} }, ErrTypeBadRequest},
+		{"peer cidrs with groups", func(c *IPsecSiteConnection) { c.PeerCIDRs = []string{"172.17.0.0/24"} }, ErrTypeVPNPeerCIDRsInvalid},
 		{"local group of type cidr", func(c *IPsecSiteConnection) { c.LocalEPGroupID = "vpn-peer" }, ErrTypeVPNWrongEndpointGroupType},
 		{"peer group of type subnet", func(c *IPsecSiteConnection) { c.PeerEPGroupID = "vpn-local" }, ErrTypeVPNWrongEndpointGroupType},
-		{"no peer group", func(c *IPsecSiteConnection) { c.PeerEPGroupID = "" }, ErrTypeBadRequest},
+		{"no peer group", func(c *IPsecSiteConnection) { c.PeerEPGroupID = "" }, ErrTypeVPNMissingRequiredEPGroup},
+		{"mtu too small", func(c *IPsecSiteConnection) { c.MTU = 67 }, ErrTypeIPsecSiteConnectionMTU},
 		{"unknown service", func(c *IPsecSiteConnection) { c.VPNServiceID = "nope" }, ErrTypeVPNServiceNotFound},
 		{"unknown ike policy", func(c *IPsecSiteConnection) { c.IKEPolicyID = "nope" }, ErrTypeIKEPolicyNotFound},
-		{"v6 peer on a v4 site", func(c *IPsecSiteConnection) { c.PeerAddress = "2001:db8::1" }, ErrTypeVPNMixedEndpoints},
+		{"v6 peer on a v4-only router", func(c *IPsecSiteConnection) { c.PeerAddress = "2001:db8::1" }, ErrTypeExternalNetworkHasNoSubnet},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { wantVPNErr(t, f, idx, CmdVPNSiteConnectionCreate, conn(tc.change), tc.want) })
@@ -219,5 +220,31 @@ func TestVPNDeleteLifecycle(t *testing.T) {
 	v := f.State().Read()
 	if len(v.VPNServices())+len(v.IKEPolicies())+len(v.IPsecPolicies())+len(v.EndpointGroups())+len(v.IPsecSiteConnections()) != 0 {
 		t.Fatal("VPN objects left")
+	}
+}
+
+func TestVPNGuardsRouter(t *testing.T) {
+	f, idx := vpnEnv(t)
+	v := f.State().Read()
+	r := v.Router("l3-r")
+	wantVPNErr(t, f, idx, CmdRouterDelete, RouterDeleteRequest{ID: "l3-r"}, ErrTypeRouterInUse)
+	noGw := r.Copy()
+	noGw.Gateway = nil
+	wantVPNErr(t, f, idx, CmdRouterUpdate, RouterUpdateRequest{Router: noGw, PrevIndex: r.ModifyIndex}, ErrTypeRouterInUseByVPNService)
+	if res := apply(t, f, idx, CmdFloatingIPDelete, FloatingIPDeleteRequest{ID: "l3-fip"}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	idx++
+	ifp := v.RouterInterfaces("l3-r")[0]
+	wantVPNErr(t, f, idx, CmdRouterInterfaceRemove, RouterInterfaceRemoveRequest{Router: r.Copy(), PrevIndex: r.ModifyIndex, PortID: ifp.ID},
+		ErrTypeSubnetInUseByEndpointGroup)
+	// A new gateway address reaches the service.
+	gp := v.RouterGatewayPort("l3-r").Copy()
+	gp.FixedIPs = ip("l3-ext-sub", "203.0.113.99")
+	if res := apply(t, f, idx, CmdRouterUpdate, RouterUpdateRequest{Router: r.Copy(), PrevIndex: r.ModifyIndex, GatewayPort: gp}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if s := f.State().Read().VPNService("vpn-s"); s.ExternalV4IP != "203.0.113.99" || s.RevisionNumber != 2 {
+		t.Fatalf("service after gateway change: %+v", s)
 	}
 }

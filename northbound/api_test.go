@@ -37,6 +37,14 @@ func newAPIServer(t testing.TB, tweak func(*northbound.Config)) *apiServer {
 // TCP, real HTTP) and waits until they agree on a leader.
 func newAPICluster(t testing.TB, n int, tweak func(*northbound.Config)) []*apiServer {
 	t.Helper()
+	servers, _ := newAPIClusterBinds(t, n, tweak)
+	return servers
+}
+
+// newAPIClusterBinds is newAPICluster that also returns the servers' gossip
+// addresses, for chassis agents to join.
+func newAPIClusterBinds(t testing.TB, n int, tweak func(*northbound.Config)) ([]*apiServer, []string) {
+	t.Helper()
 	api := northbound.DefaultConfig()
 	api.VNIRanges = []northbound.Range{{Min: 1000, Max: 1009}}
 	api.VLANRanges = map[string][]northbound.Range{"physnet1": {{Min: 100, Max: 101}}}
@@ -74,7 +82,7 @@ func newAPICluster(t testing.TB, n int, tweak func(*northbound.Config)) []*apiSe
 			return nil
 		})
 	}
-	return servers
+	return servers, binds
 }
 
 // do sends a request; body may be a string (sent as is) or a value (JSON).

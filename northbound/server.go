@@ -228,6 +228,7 @@ func (s *Server) routes() {
 	s.securityGroupRoutes()
 	s.routerRoutes()
 	s.floatingIPRoutes()
+	s.vpnRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, "HTTPNotFound", "The resource could not be found."))
 	})

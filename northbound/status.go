@@ -124,6 +124,8 @@ var extensionList = []struct{ Alias, Name, Description string }{
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"},
 	{"dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers."},
 	{"l3-ha", "HA Router extension", "Adds HA capability to routers."},
+	{"vpnaas", "VPN service", "Extension for VPN service"},
+	{"vpn-endpoint-groups", "VPN Endpoint Groups", "VPN endpoint groups support"},
 	{"neutrino-gateway-chassis", "Neutrino router gateway chassis", "Shows and sets the priority list of gateway chassis of a router's external gateway (neutrino:gateway_chassis), the chassis it is active on (neutrino:active_gateway_chassis) and whether a recovered chassis takes it back (neutrino:gateway_preempt)."},
 }
 
