@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,25 @@ func upVPNLab(tb testing.TB) *vpnLab {
 		tb.Fatalf("add site: %v", err)
 	}
 	tb.Logf("site %s: WAN %s, subnet %s, host %s; router %s gateway %s", site.Name, site.WAN, site.Subnet, site.HostIP, r.ID, gwIP)
+	tb.Cleanup(func() {
+		if !tb.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(p.d.State().Dir, "*", "data", "vpn", "*", "charon.log"))
+		for _, f := range append(logs, filepath.Join(site.CharonDir, "charon.log")) {
+			b, _ := os.ReadFile(f)
+			var keep []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if !strings.Contains(line, "INFORMATIONAL") && !strings.Contains(line, "DPD") && !strings.Contains(line, "(80 bytes)") {
+					keep = append(keep, line)
+				}
+			}
+			if len(keep) > 60 {
+				keep = keep[len(keep)-60:]
+			}
+			tb.Logf("%s (without DPD): %s", f, strings.Join(keep, "\n"))
+		}
+	})
 	yes := true
 	svc, err := services.Create(ctx, nc, services.CreateOpts{Name: "vpn", RouterID: r.ID, AdminStateUp: &yes}).Extract()
 	if err != nil {
@@ -258,9 +278,12 @@ func TestVPNSiteToSite(t *testing.T) {
 
 	t.Run("traffic", func(t *testing.T) {
 		defer l.as(t)()
-		plain := l.captureOn("underlay", "br-ext", fmt.Sprintf("ip and (net %s or net %s)", vpnTenantCIDR, l.site.Subnet))
-		other := l.captureOn("underlay", "br-ext", fmt.Sprintf("ip and host %s and host %s and not (udp port 500 or udp port 4500)", l.gwIP, l.site.WANIP()))
-		esp := l.captureOn("underlay", "br-ext", fmt.Sprintf("udp port 4500 and host %s and host %s", l.gwIP, l.site.WANIP()))
+		// On every interface of the underlay namespace: the bridge ports
+		// of the external physnet (frames forwarded between ports never
+		// show on the bridge device itself).
+		plain := l.captureOn("underlay", "any", fmt.Sprintf("ip and (net %s or net %s)", vpnTenantCIDR, l.site.Subnet))
+		other := l.captureOn("underlay", "any", fmt.Sprintf("ip and host %s and host %s and not (udp port 500 or udp port 4500)", l.gwIP, l.site.WANIP()))
+		esp := l.captureOn("underlay", "any", fmt.Sprintf("udp port 4500 and host %s and host %s", l.gwIP, l.site.WANIP()))
 		l.traffic()
 		l.pingOK(5*time.Second, l.vm.Name, l.site.HostIP)
 		if pk := plain.packets(); len(pk) != 0 {

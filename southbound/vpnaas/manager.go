@@ -162,6 +162,7 @@ func (m *Manager) desired() map[string]*routerVPN {
 	gwHost := map[string]string{} // router -> active gateway chassis
 	gwIP := map[string]string{}
 	ifaceSubnets := map[string][]string{}
+	ifaceIP := map[[2]string]string{} // router, subnet -> its address there
 	for _, p := range watch.List[*fsm.Port](w, fsm.TablePorts) {
 		switch {
 		case p.DeviceOwner == fsm.DeviceOwnerRouterGateway:
@@ -175,6 +176,7 @@ func (m *Manager) desired() map[string]*routerVPN {
 		case strings.HasPrefix(p.DeviceOwner, "network:router_interface"):
 			for _, f := range p.FixedIPs {
 				ifaceSubnets[p.DeviceID] = append(ifaceSubnets[p.DeviceID], f.SubnetID)
+				ifaceIP[[2]string{p.DeviceID, f.SubnetID}] = f.IPAddress
 			}
 		}
 	}
@@ -224,24 +226,23 @@ func (m *Manager) desired() map[string]*routerVPN {
 			if !c.AdminStateUp {
 				continue
 			}
-			var local []string
+			var localIDs []string
 			switch {
 			case c.LocalEPGroupID != "":
 				if g, ok := watch.Get[*fsm.EndpointGroup](w, fsm.TableVPNEndpointGroups, c.LocalEPGroupID); ok {
-					for _, id := range g.Endpoints {
-						if cidr := subnetCIDR(id); cidr != "" {
-							local = append(local, cidr)
-						}
-					}
+					localIDs = g.Endpoints
 				}
 			case s.SubnetID != "":
-				if cidr := subnetCIDR(s.SubnetID); cidr != "" {
-					local = append(local, cidr)
-				}
+				localIDs = []string{s.SubnetID}
 			default:
-				for _, id := range ifaceSubnets[s.RouterID] {
-					if cidr := subnetCIDR(id); cidr != "" {
-						local = append(local, cidr)
+				localIDs = ifaceSubnets[s.RouterID]
+			}
+			var local, localIPs []string
+			for _, id := range localIDs {
+				if cidr := subnetCIDR(id); cidr != "" {
+					local = append(local, cidr)
+					if ip := ifaceIP[[2]string{s.RouterID, id}]; ip != "" {
+						localIPs = append(localIPs, ip)
 					}
 				}
 			}
@@ -260,6 +261,7 @@ func (m *Manager) desired() map[string]*routerVPN {
 				DPDAction: c.DPDAction, DPDInterval: c.DPDInterval, DPDTimeout: c.DPDTimeout,
 			})
 			rv.plumb.LocalCIDRs = append(rv.plumb.LocalCIDRs, local...)
+			rv.plumb.LocalAddrs = append(rv.plumb.LocalAddrs, localIPs...)
 			rv.plumb.PeerAddrs = append(rv.plumb.PeerAddrs, c.PeerAddress)
 		}
 	}
@@ -270,7 +272,7 @@ func (m *Manager) desired() map[string]*routerVPN {
 			delete(out, id)
 			continue
 		}
-		for _, l := range []*[]string{&rv.plumb.LocalCIDRs, &rv.plumb.PeerAddrs, &rv.plumb.PeerCIDRs} {
+		for _, l := range []*[]string{&rv.plumb.LocalCIDRs, &rv.plumb.LocalAddrs, &rv.plumb.PeerAddrs, &rv.plumb.PeerCIDRs} {
 			slices.Sort(*l)
 			*l = slices.Compact(*l)
 		}
@@ -368,7 +370,7 @@ func (m *Manager) ensure(ctx context.Context, cur, w *routerVPN) error {
 
 func samePlumbing(a, b Plumbing) bool {
 	return a.Namespace == b.Namespace && a.ExternalIP == b.ExternalIP && a.OVSDB == b.OVSDB &&
-		slices.Equal(a.LocalCIDRs, b.LocalCIDRs) && slices.Equal(a.PeerAddrs, b.PeerAddrs) && slices.Equal(a.PeerCIDRs, b.PeerCIDRs)
+		slices.Equal(a.LocalCIDRs, b.LocalCIDRs) && slices.Equal(a.LocalAddrs, b.LocalAddrs) && slices.Equal(a.PeerAddrs, b.PeerAddrs) && slices.Equal(a.PeerCIDRs, b.PeerCIDRs)
 }
 
 func (m *Manager) teardown(ctx context.Context, r *routerVPN) {

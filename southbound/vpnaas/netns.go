@@ -34,6 +34,12 @@ type Plumbing struct {
 	// LocalCIDRs are the router's subnets behind the tunnels; PeerAddrs
 	// the peers' gateways; PeerCIDRs what is behind them.
 	LocalCIDRs, PeerAddrs, PeerCIDRs []string
+	// LocalAddrs are the router's addresses on the local subnets, put on
+	// the namespace's lo: kernel-libipsec installs an SA's route only with
+	// a source address inside the local traffic selector (and the
+	// namespace's own packets into the tunnel, ICMP errors, come from the
+	// router's address).
+	LocalAddrs []string
 }
 
 // PortName is the chassis end of a router's VPN veth (15 bytes at most).
@@ -107,7 +113,23 @@ func (p Plumbing) addresses(ctx context.Context) error {
 	if p.ExternalIP != "" {
 		want = append(want, p.ExternalIP+"/32")
 	}
-	out, err := p.ip(ctx, "-o", "-4", "addr", "show", "dev", InsideLink)
+	if err := p.syncAddrs(ctx, InsideLink, want); err != nil {
+		return err
+	}
+	var lo []string
+	for _, a := range p.LocalAddrs {
+		lo = append(lo, a+"/32")
+	}
+	if err := p.syncAddrs(ctx, "lo", append(lo, "127.0.0.1/8")); err != nil {
+		return err
+	}
+	_, err := p.ip(ctx, "link", "set", InsideLink, "up")
+	return err
+}
+
+// syncAddrs makes a link's IPv4 addresses exactly want.
+func (p Plumbing) syncAddrs(ctx context.Context, link string, want []string) error {
+	out, err := p.ip(ctx, "-o", "-4", "addr", "show", "dev", link)
 	if err != nil {
 		return err
 	}
@@ -120,27 +142,26 @@ func (p Plumbing) addresses(ctx context.Context) error {
 	}
 	for _, a := range have {
 		if !slices.Contains(want, a) {
-			if _, err := p.ip(ctx, "addr", "del", a, "dev", InsideLink); err != nil {
+			if _, err := p.ip(ctx, "addr", "del", a, "dev", link); err != nil {
 				return err
 			}
 		}
 	}
 	for _, a := range want {
 		if !slices.Contains(have, a) {
-			if _, err := p.ip(ctx, "addr", "add", a, "dev", InsideLink); err != nil {
+			if _, err := p.ip(ctx, "addr", "add", a, "dev", link); err != nil {
 				return err
 			}
 		}
 	}
-	_, err = p.ip(ctx, "link", "set", InsideLink, "up")
-	return err
+	return nil
 }
 
 // routes keeps the namespace's main table: the local subnets and the peer
 // gateways through the router, the peer CIDRs blackholed. charon's routes
-// to the peer CIDRs (table 220, through ipsec0) come first; when there is
-// no SA, a packet to a peer CIDR is dropped here instead of going back to
-// the router (a loop) or anywhere unencrypted.
+// to the peer CIDRs (table 220, into kernel-libipsec's ipsec0) come first
+// while an SA is up; without one a packet to a peer CIDR is dropped here
+// instead of going back to the router (a loop) or anywhere unencrypted.
 func (p Plumbing) routes(ctx context.Context) error {
 	gw := pipeline.VPNRouterIP.String()
 	want := map[string][]string{}
@@ -173,7 +194,7 @@ func (p Plumbing) routes(ctx context.Context) error {
 		if !strings.Contains(dst, "/") {
 			dst += "/32"
 		}
-		if _, ok := want[dst]; !ok {
+		if r, ok := want[dst]; !ok || (r[0] == "blackhole") != (f[0] == "blackhole") {
 			if _, err := p.ip(ctx, "route", "del", dst); err != nil {
 				return err
 			}
