@@ -795,6 +795,11 @@ func labNamespaceName(prefix, name string) bool {
 func destroy(ctx context.Context, dir string, st *State, log *slog.Logger) error {
 	start := time.Now()
 	nss := slices.Clone(st.Namespaces)
+	if st.Prefix != "" {
+		// Namespaces the agents made (a gateway's VPN namespaces) are in
+		// no state file; they are named as the lab names its own.
+		nss = append(nss, namespacesByPrefix(st.Prefix)...)
+	}
 	for _, v := range st.VMs {
 		nss = append(nss, v.Namespace)
 	}
