@@ -67,6 +67,17 @@ func upVPNLab(tb testing.TB) *vpnLab {
 		if !tb.Failed() {
 			return
 		}
+		agents, _ := filepath.Glob(filepath.Join(p.d.State().Dir, "gateway-*", "agent.log"))
+		for _, f := range agents {
+			b, _ := os.ReadFile(f)
+			var keep []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "fenced") || strings.Contains(line, "VPN") {
+					keep = append(keep, line)
+				}
+			}
+			tb.Logf("%s (fence and VPN lines):\n%s", f, strings.Join(keep, "\n"))
+		}
 		logs, _ := filepath.Glob(filepath.Join(p.d.State().Dir, "*", "data", "vpn", "*", "charon.log"))
 		for _, f := range append(logs, filepath.Join(site.CharonDir, "charon.log")) {
 			b, _ := os.ReadFile(f)
@@ -344,20 +355,40 @@ func TestVPNSiteToSite(t *testing.T) {
 // TestVPNFailover kills the router's active gateway (processes and links)
 // under a 50 ms ping stream from the VM to the site's host through the
 // tunnel: the router moves, the new gateway's agent brings the connection
-// up, and the stream resumes. The outage is logged (BenchmarkVPNFailover
-// reports it); the test fails only if traffic never comes back.
+// up, and the stream resumes. Then it cuts the new active gateway off the
+// underlay: the same, and the cut-off gateway tears its tunnel down. The
+// outages are logged (BenchmarkVPN reports them); the test fails only if
+// traffic never comes back.
 func TestVPNFailover(t *testing.T) {
 	l := upVPNLab(t)
 	id := l.connect(vpnSpec{"v2", "aes-128", "sha256"}, "failover-key")
 	l.waitStatus(id, "ACTIVE", 60*time.Second)
-	out, from, to := l.failover()
+	out, from, to := l.failover(l.kill)
 	t.Logf("kill %s: tunnel traffic back through %s after an outage of %s (target 5 s)", from, to, out)
 	l.waitStatus(id, "ACTIVE", 30*time.Second)
+	l.revive(from)
+
+	// Split: the active gateway loses its underlay link; the router moves
+	// and the cut-off gateway, fenced, tears its tunnel down (its watch
+	// of the state is cut off too: only the fence tells it).
+	out, cut, to := l.failover(l.partition)
+	t.Logf("partition %s: tunnel traffic back through %s after an outage of %s", cut, to, out)
+	poll(t, 20*time.Second, cut+" tears its VPN namespace down", func() error {
+		for _, ns := range l.vpnNamespaces() {
+			if strings.Contains(ns, cut+"-vpn-") {
+				return fmt.Errorf("%s still there", ns)
+			}
+		}
+		return nil
+	})
+	l.heal(cut)
+	l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
 }
 
-// failover kills the active gateway under a ping stream and returns the
-// longest outage, with the gateways before and after.
-func (l *vpnLab) failover() (time.Duration, string, string) {
+// failover does act (kill, partition) to the active gateway under a ping
+// stream and returns the longest outage, with the gateways before and
+// after.
+func (l *vpnLab) failover(act func(node string)) (time.Duration, string, string) {
 	l.tb.Helper()
 	from, list := l.activeGateway(l.routerID)
 	if from == "" || len(list) < 2 {
@@ -365,7 +396,7 @@ func (l *vpnLab) failover() (time.Duration, string, string) {
 	}
 	s := l.startStream(l.vm.Name+" -> "+l.site.HostIP, l.vm.Name, l.site.HostIP)
 	start := time.Now()
-	l.kill(from)
+	act(from)
 	var to string
 	poll(l.tb, 30*time.Second, "the router's gateway moves off "+from, func() error {
 		if to, _ = l.activeGateway(l.routerID); to == from || to == "" {
@@ -400,7 +431,7 @@ func BenchmarkVPN(b *testing.B) {
 		tunnelMbps = l.throughput(l.host(), l.site.HostIP)
 		plainMbps = l.throughput("outside", outsideIP)
 		for j := 0; j < 5; j++ {
-			out, dead, _ := l.failover()
+			out, dead, _ := l.failover(l.kill)
 			outages = append(outages, float64(out.Milliseconds()))
 			l.revive(dead)
 		}

@@ -150,6 +150,11 @@ func (m *Manager) removeStale(ctx context.Context) {
 			m.log.Warn("remove a stale VPN namespace", "namespace", e.Name(), "err", err)
 		}
 	}
+	if m.cfg.OVSDB != "" {
+		if err := RemovePorts(ctx, m.cfg.OVSDB, m.cfg.Bridge); err != nil {
+			m.log.Warn("remove stale VPN ports", "err", err)
+		}
+	}
 }
 
 // desired computes what should run here from the watch copy.
@@ -397,8 +402,8 @@ func (m *Manager) teardownAll(ctx context.Context) {
 // active gateway is this chassis are reported: the state machine ignores
 // the rest anyway.
 func (m *Manager) report(ctx context.Context, want map[string]*routerVPN) {
-	if m.cfg.Report == nil {
-		return
+	if m.cfg.Report == nil || (m.cfg.Fenced != nil && m.cfg.Fenced()) {
+		return // a fenced gateway's view is stale and no server answers
 	}
 	w := m.cfg.Watch
 	req := fsm.VPNStatusRequest{Chassis: m.cfg.Chassis, Services: map[string]string{}, Connections: map[string]string{}}

@@ -78,7 +78,11 @@ func (p Plumbing) Ensure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A veth made afresh is added to the bridge afresh: ovs-vswitchd does
+	// not reopen a port whose device went away and came back.
+	addPort := []string{"--may-exist", "add-port", p.Bridge, p.Port}
 	if !inside {
+		addPort = []string{"--if-exists", "del-port", p.Bridge, p.Port, "--", "add-port", p.Bridge, p.Port}
 		_ = hostnet.DeleteLink(p.ChassisNS, p.Port)
 		if err := hostnet.CreateVeth(hostnet.VethSpec{
 			Name: p.Port, Namespace: p.ChassisNS, PeerName: InsideLink, PeerNS: p.Namespace,
@@ -92,10 +96,10 @@ func (p Plumbing) Ensure(ctx context.Context) error {
 			}
 		}
 	}
-	if _, err := hostnet.Exec(ctx, p.ChassisNS, "ovs-vsctl", "--db="+p.OVSDB, "--timeout=10",
-		"--may-exist", "add-port", p.Bridge, p.Port,
+	args := append([]string{"ovs-vsctl", "--db=" + p.OVSDB, "--timeout=10"}, addPort...)
+	if _, err := hostnet.Exec(ctx, p.ChassisNS, append(args,
 		"--", "set", "Interface", p.Port, "external_ids:iface-id="+pipeline.VPNIfaceID(p.RouterID),
-		"external_ids:neutrino-vpn="+p.RouterID); err != nil {
+		"external_ids:neutrino-vpn="+p.RouterID)...); err != nil {
 		return err
 	}
 	if err := p.addresses(ctx); err != nil {
@@ -215,6 +219,23 @@ func (p Plumbing) routes(ctx context.Context) error {
 		}
 		if _, err := p.ip(ctx, append(args, "proto", "static")...); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// RemovePorts deletes every VPN port (PortName) of a bridge: what an
+// earlier run of the agent left.
+func RemovePorts(ctx context.Context, ovsdb, bridge string) error {
+	out, err := hostnet.Exec(ctx, "", "ovs-vsctl", "--db="+ovsdb, "--timeout=10", "list-ports", bridge)
+	if err != nil {
+		return err
+	}
+	for _, port := range strings.Fields(out) {
+		if len(port) == len("vpn")+8 && strings.HasPrefix(port, "vpn") {
+			if _, err := hostnet.Exec(ctx, "", "ovs-vsctl", "--db="+ovsdb, "--timeout=10", "--if-exists", "del-port", bridge, port); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
