@@ -338,9 +338,14 @@ func TestVPNSiteToSite(t *testing.T) {
 		l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
 	})
 
-	t.Run("algorithms", func(t *testing.T) {
+	t.Run("cli", func(t *testing.T) {
 		defer l.as(t)()
 		l.disconnect(id)
+		l.cliLifecycle()
+	})
+
+	t.Run("algorithms", func(t *testing.T) {
+		defer l.as(t)()
 		for _, s := range []vpnSpec{{"v1", "aes-256", "sha1"}, {"v2", "aes-256", "sha1"}, {"v1", "aes-128", "sha256"}, {"v2", "aes-256", "sha256"}} {
 			cid := l.connect(s, "lab-secret-"+s.String())
 			took := l.waitStatus(cid, "ACTIVE", 60*time.Second)
@@ -478,4 +483,83 @@ func (l *vpnLab) throughput(node, ip string) float64 {
 	took := time.Since(start)
 	sink.stop()
 	return float64(size*8) / took.Seconds() / 1e6
+}
+
+// openstack runs Debian's openstack CLI (neutronclient's vpn plugin)
+// against the lab's API with noauth.
+func (l *vpnLab) openstack(args ...string) (string, error) {
+	ctx, cancel := l.ctx()
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "openstack", append([]string{"--os-auth-type", "none", "--os-endpoint", l.d.Endpoint()}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("openstack %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func (l *vpnLab) mustOpenstack(args ...string) string {
+	l.tb.Helper()
+	out, err := l.openstack(args...)
+	if err != nil {
+		l.tb.Fatal(err)
+	}
+	return out
+}
+
+// cliLifecycle drives a connection through `openstack vpn ...`: policies
+// and connection created, ACTIVE with traffic through the tunnel, shown
+// and listed, disabled (DOWN) and enabled again, deleted.
+func (l *vpnLab) cliLifecycle() {
+	l.tb.Helper()
+	if _, err := exec.LookPath("openstack"); err != nil {
+		l.tb.Skip("no openstack CLI")
+	}
+	spec := vpnSpec{"v1", "aes-256", "sha256"}
+	const psk = "cli-secret"
+	ike := l.mustOpenstack("vpn", "ike", "policy", "create", "cli-ike", "--ike-version", "v1", "--encryption-algorithm", "aes-256",
+		"--auth-algorithm", "sha256", "--pfs", "group14", "-f", "value", "-c", "ID")
+	esp := l.mustOpenstack("vpn", "ipsec", "policy", "create", "cli-esp", "--encryption-algorithm", "aes-256",
+		"--auth-algorithm", "sha256", "--pfs", "group14", "-f", "value", "-c", "ID")
+	l.configureSite(spec, psk)
+	conn := l.mustOpenstack("vpn", "ipsec", "site", "connection", "create", "cli-conn", "--vpnservice", l.svc,
+		"--ikepolicy", ike, "--ipsecpolicy", esp, "--peer-address", l.site.WANIP(), "--peer-id", l.site.WANIP(),
+		"--psk", psk, "--local-endpoint-group", l.localEP, "--peer-endpoint-group", l.peerEP,
+		"--dpd", "action=restart,interval=1,timeout=3", "-f", "value", "-c", "ID")
+	poll(l.tb, 60*time.Second, "openstack shows the connection ACTIVE", func() error {
+		st, err := l.openstack("vpn", "ipsec", "site", "connection", "show", conn, "-f", "value", "-c", "Status")
+		if err != nil {
+			return err
+		}
+		if st != "ACTIVE" {
+			return fmt.Errorf("status %s", st)
+		}
+		return nil
+	})
+	l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+	if out := l.mustOpenstack("vpn", "ipsec", "site", "connection", "show", conn, "-f", "json"); strings.Contains(out, psk) {
+		l.tb.Errorf("openstack vpn ipsec site connection show prints the PSK: %s", out)
+	}
+	if out := l.mustOpenstack("vpn", "ipsec", "site", "connection", "list", "-f", "value", "-c", "ID"); !strings.Contains(out, conn) {
+		l.tb.Errorf("connection %s not listed: %s", conn, out)
+	}
+	l.mustOpenstack("vpn", "ipsec", "site", "connection", "set", conn, "--disable")
+	l.waitStatus(conn, "DOWN", 30*time.Second)
+	l.pingFails(10*time.Second, 2, l.vm.Name, l.site.HostIP)
+	l.mustOpenstack("vpn", "ipsec", "site", "connection", "set", conn, "--enable")
+	l.waitStatus(conn, "ACTIVE", 30*time.Second)
+	l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+	if _, err := l.openstack("vpn", "ike", "policy", "delete", ike); err == nil {
+		l.tb.Errorf("deleting an IKE policy in use succeeded")
+	}
+	l.mustOpenstack("vpn", "ipsec", "site", "connection", "delete", conn)
+	l.mustOpenstack("vpn", "ike", "policy", "delete", ike)
+	l.mustOpenstack("vpn", "ipsec", "policy", "delete", esp)
+	poll(l.tb, 20*time.Second, "the VPN namespace is gone with the last connection", func() error {
+		if ns := l.vpnNamespaces(); len(ns) != 0 {
+			return fmt.Errorf("namespaces %v", ns)
+		}
+		return nil
+	})
+	l.pingFails(10*time.Second, 2, l.vm.Name, l.site.HostIP)
 }
