@@ -782,3 +782,17 @@ func refreshVPNServices(txn *memdb.Txn, routerID string, index uint64) {
 		insert(txn, TableVPNServices, n, index)
 	}
 }
+
+// checkSubnetVPN refuses deleting a subnet a VPN service or an endpoint
+// group names (Neutron's SubnetInUseByVPNService/ByEndpointGroup).
+func checkSubnetVPN(v *View, subnetID string) error {
+	if g := first[*EndpointGroup](v.txn, TableVPNEndpointGroups, "endpoint", subnetID); g != nil && g.Type == VPNEndpointSubnet {
+		return Errorf(CodeConflict, ErrTypeSubnetInUseByEndpointGroup, "Subnet %s is used by endpoint group %s", subnetID, g.ID)
+	}
+	for _, s := range v.VPNServices() {
+		if s.SubnetID == subnetID {
+			return Errorf(CodeConflict, ErrTypeSubnetInUseByVPNService, "Subnet %s is used by VPNService %s", subnetID, s.ID)
+		}
+	}
+	return nil
+}

@@ -248,3 +248,30 @@ func TestVPNGuardsRouter(t *testing.T) {
 		t.Fatalf("service after gateway change: %+v", s)
 	}
 }
+
+func TestVPNGuardsSubnet(t *testing.T) {
+	f, idx := vpnEnv(t)
+	// An endpoint group naming a subnet keeps it, even off any router.
+	if r := apply(t, f, idx, CmdNetworkCreate, NetworkCreateRequest{Networks: []*Network{testNetwork("lonely-net", 4200)}}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	idx++
+	if r := apply(t, f, idx, CmdSubnetCreate, SubnetCreateRequest{Subnets: []*Subnet{testSubnet("lonely", "lonely-net", "10.7.0.0/24")}}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	idx++
+	g := &EndpointGroup{Meta: Meta{ID: "g-lonely", ProjectID: "p1"}, Type: VPNEndpointSubnet, Endpoints: []string{"lonely"}}
+	if r := apply(t, f, idx, CmdVPNEndpointGroupCreate, VPNEndpointGroupCreateRequest{Group: g}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	idx++
+	wantVPNErr(t, f, idx, CmdSubnetDelete, SubnetDeleteRequest{ID: "lonely"}, ErrTypeSubnetInUseByEndpointGroup)
+	wantVPNErr(t, f, idx, CmdNetworkDelete, NetworkDeleteRequest{ID: "lonely-net"}, ErrTypeSubnetInUseByEndpointGroup)
+	if r := apply(t, f, idx, CmdVPNEndpointGroupDelete, VPNDeleteRequest{ID: "g-lonely"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	idx++
+	if r := apply(t, f, idx, CmdSubnetDelete, SubnetDeleteRequest{ID: "lonely"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+}
