@@ -796,3 +796,33 @@ func checkSubnetVPN(v *View, subnetID string) error {
 	}
 	return nil
 }
+
+// resetVPNStatus marks the enabled VPN services and connections of a
+// router whose gateway moved PENDING_CREATE: what the old chassis reported
+// no longer holds, and only the new chassis' agent may say otherwise.
+func resetVPNStatus(txn *memdb.Txn, routerID, at string, index uint64) {
+	v := View{txn: txn}
+	touch := func(m *Meta) {
+		m.RevisionNumber++
+		if at != "" {
+			m.UpdatedAt = at
+		}
+		m.ModifyIndex = index
+	}
+	for _, s := range v.VPNServicesOfRouter(routerID) {
+		for _, c := range v.IPsecSiteConnectionsOfService(s.ID) {
+			if c.AdminStateUp && c.Status != VPNStatusPendingCreate {
+				n := c.Copy()
+				n.Status = VPNStatusPendingCreate
+				touch(&n.Meta)
+				insert(txn, TableVPNSiteConnections, n, index)
+			}
+		}
+		if s.AdminStateUp && s.Status != VPNStatusPendingCreate {
+			n := s.Copy()
+			n.Status = VPNStatusPendingCreate
+			touch(&n.Meta)
+			insert(txn, TableVPNServices, n, index)
+		}
+	}
+}
