@@ -29,16 +29,15 @@ func vpnHandlers() map[CommandType]handler {
 	}
 }
 
-func vpnCommandName(t CommandType) string {
-	names := map[CommandType]string{
-		CmdVPNIKEPolicyCreate: "VPNIKEPolicyCreate", CmdVPNIKEPolicyUpdate: "VPNIKEPolicyUpdate", CmdVPNIKEPolicyDelete: "VPNIKEPolicyDelete",
-		CmdVPNIPsecPolicyCreate: "VPNIPsecPolicyCreate", CmdVPNIPsecPolicyUpdate: "VPNIPsecPolicyUpdate", CmdVPNIPsecPolicyDelete: "VPNIPsecPolicyDelete",
-		CmdVPNServiceCreate: "VPNServiceCreate", CmdVPNServiceUpdate: "VPNServiceUpdate", CmdVPNServiceDelete: "VPNServiceDelete",
-		CmdVPNEndpointGroupCreate: "VPNEndpointGroupCreate", CmdVPNEndpointGroupUpdate: "VPNEndpointGroupUpdate", CmdVPNEndpointGroupDelete: "VPNEndpointGroupDelete",
-		CmdVPNSiteConnectionCreate: "VPNSiteConnectionCreate", CmdVPNSiteConnectionUpdate: "VPNSiteConnectionUpdate", CmdVPNSiteConnectionDelete: "VPNSiteConnectionDelete",
-		CmdVPNStatus: "VPNStatus",
-	}
-	return names[t]
+func vpnCommandName(t CommandType) string { return vpnCommandNames[t] }
+
+var vpnCommandNames = map[CommandType]string{
+	CmdVPNIKEPolicyCreate: "VPNIKEPolicyCreate", CmdVPNIKEPolicyUpdate: "VPNIKEPolicyUpdate", CmdVPNIKEPolicyDelete: "VPNIKEPolicyDelete",
+	CmdVPNIPsecPolicyCreate: "VPNIPsecPolicyCreate", CmdVPNIPsecPolicyUpdate: "VPNIPsecPolicyUpdate", CmdVPNIPsecPolicyDelete: "VPNIPsecPolicyDelete",
+	CmdVPNServiceCreate: "VPNServiceCreate", CmdVPNServiceUpdate: "VPNServiceUpdate", CmdVPNServiceDelete: "VPNServiceDelete",
+	CmdVPNEndpointGroupCreate: "VPNEndpointGroupCreate", CmdVPNEndpointGroupUpdate: "VPNEndpointGroupUpdate", CmdVPNEndpointGroupDelete: "VPNEndpointGroupDelete",
+	CmdVPNSiteConnectionCreate: "VPNSiteConnectionCreate", CmdVPNSiteConnectionUpdate: "VPNSiteConnectionUpdate", CmdVPNSiteConnectionDelete: "VPNSiteConnectionDelete",
+	CmdVPNStatus: "VPNStatus",
 }
 
 func vpnDuplicate(what, id string) *Error {

@@ -312,3 +312,11 @@ func TestVPNStatusFollowsGatewayFailover(t *testing.T) {
 		t.Fatalf("after the new gateway's report: %s", c.Status)
 	}
 }
+
+func TestVPNCommandNames(t *testing.T) {
+	for typ := CmdVPNIKEPolicyCreate; typ <= CmdVPNStatus; typ++ {
+		if s := typ.String(); s == "" || s[0] == 'C' {
+			t.Errorf("command %d has no name: %q", typ, s)
+		}
+	}
+}
