@@ -459,6 +459,35 @@ func TestVPNaaSBadInput(t *testing.T) {
 	if code := s.do("GET", "/v2.0/vpn/ipsec-site-connections/"+good["id"].(string), member, nil, &out); code != 404 {
 		t.Errorf("another project's connection: %d %v", code, out)
 	}
+
+	// The gateway's agent gets every VPN table, the PSK included, from
+	// the admin-only watch; nobody else does.
+	var snap struct {
+		Objects []struct {
+			Table  string         `json:"table"`
+			ID     string         `json:"id"`
+			Object map[string]any `json:"object"`
+		} `json:"objects"`
+	}
+	tables := "vpn_ikepolicies,vpn_ipsecpolicies,vpn_services,vpn_endpoint_groups,vpn_site_connections"
+	if code := s.do("GET", "/v1/watch/snapshot?tables="+tables, nil, nil, &snap); code != 200 {
+		t.Fatalf("watch snapshot: %d", code)
+	}
+	seen := map[string]int{}
+	for _, o := range snap.Objects {
+		seen[o.Table]++
+		if o.ID == good["id"] && o.Object["PSK"] != vpnSecret {
+			t.Errorf("the watch lacks the PSK the agent needs: %v", o.Object)
+		}
+	}
+	for _, tb := range strings.Split(tables, ",") {
+		if seen[tb] == 0 {
+			t.Errorf("watch snapshot has no %s: %v", tb, seen)
+		}
+	}
+	if code := s.do("GET", "/v1/watch/snapshot?tables=vpn_site_connections", member, nil, &out); code != 403 {
+		t.Errorf("a member's watch: %d %v", code, out)
+	}
 }
 
 // osc runs Debian's openstack CLI (python3-neutronclient's vpn plugin)
