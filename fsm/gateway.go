@@ -273,6 +273,9 @@ func rebindGatewayPort(txn *memdb.Txn, cur *Port, host, at string, index uint64)
 	}
 	p.ModifyIndex = index
 	insert(txn, TablePorts, p, index)
+	if p.BindingHostID != cur.BindingHostID {
+		resetVPNStatus(txn, p.DeviceID, at, index)
+	}
 	return true
 }
 

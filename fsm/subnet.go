@@ -156,7 +156,7 @@ func (v *View) CheckSubnetDelete(id string) error {
 				"Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
 		}
 	}
-	return nil
+	return checkSubnetVPN(v, id)
 }
 
 // CheckNetworkDelete reports whether the network may be deleted: only
@@ -166,6 +166,11 @@ func (v *View) CheckNetworkDelete(id string) error {
 		if !IsServicePort(p) {
 			return Errorf(CodeConflict, ErrTypeNetworkInUse,
 				"Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
+		}
+	}
+	for _, s := range v.SubnetsOfNetwork(id) {
+		if err := checkSubnetVPN(v, s.ID); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -326,7 +326,8 @@ func vpnSchemas() map[string]*memdb.TableSchema {
 		TableVPNServices: {Name: TableVPNServices, Indexes: map[string]*memdb.IndexSchema{
 			"id": id(), "project": project(), "router": field("router", "RouterID")}},
 		TableVPNEndpointGroups: {Name: TableVPNEndpointGroups, Indexes: map[string]*memdb.IndexSchema{
-			"id": id(), "project": project()}},
+			"id": id(), "project": project(),
+			"endpoint": {Name: "endpoint", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "Endpoints"}}}},
 		TableVPNSiteConnections: {Name: TableVPNSiteConnections, Indexes: map[string]*memdb.IndexSchema{
 			"id": id(), "project": project(),
 			"service":     field("service", "VPNServiceID"),

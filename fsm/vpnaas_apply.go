@@ -29,16 +29,15 @@ func vpnHandlers() map[CommandType]handler {
 	}
 }
 
-func vpnCommandName(t CommandType) string {
-	names := map[CommandType]string{
-		CmdVPNIKEPolicyCreate: "VPNIKEPolicyCreate", CmdVPNIKEPolicyUpdate: "VPNIKEPolicyUpdate", CmdVPNIKEPolicyDelete: "VPNIKEPolicyDelete",
-		CmdVPNIPsecPolicyCreate: "VPNIPsecPolicyCreate", CmdVPNIPsecPolicyUpdate: "VPNIPsecPolicyUpdate", CmdVPNIPsecPolicyDelete: "VPNIPsecPolicyDelete",
-		CmdVPNServiceCreate: "VPNServiceCreate", CmdVPNServiceUpdate: "VPNServiceUpdate", CmdVPNServiceDelete: "VPNServiceDelete",
-		CmdVPNEndpointGroupCreate: "VPNEndpointGroupCreate", CmdVPNEndpointGroupUpdate: "VPNEndpointGroupUpdate", CmdVPNEndpointGroupDelete: "VPNEndpointGroupDelete",
-		CmdVPNSiteConnectionCreate: "VPNSiteConnectionCreate", CmdVPNSiteConnectionUpdate: "VPNSiteConnectionUpdate", CmdVPNSiteConnectionDelete: "VPNSiteConnectionDelete",
-		CmdVPNStatus: "VPNStatus",
-	}
-	return names[t]
+func vpnCommandName(t CommandType) string { return vpnCommandNames[t] }
+
+var vpnCommandNames = map[CommandType]string{
+	CmdVPNIKEPolicyCreate: "VPNIKEPolicyCreate", CmdVPNIKEPolicyUpdate: "VPNIKEPolicyUpdate", CmdVPNIKEPolicyDelete: "VPNIKEPolicyDelete",
+	CmdVPNIPsecPolicyCreate: "VPNIPsecPolicyCreate", CmdVPNIPsecPolicyUpdate: "VPNIPsecPolicyUpdate", CmdVPNIPsecPolicyDelete: "VPNIPsecPolicyDelete",
+	CmdVPNServiceCreate: "VPNServiceCreate", CmdVPNServiceUpdate: "VPNServiceUpdate", CmdVPNServiceDelete: "VPNServiceDelete",
+	CmdVPNEndpointGroupCreate: "VPNEndpointGroupCreate", CmdVPNEndpointGroupUpdate: "VPNEndpointGroupUpdate", CmdVPNEndpointGroupDelete: "VPNEndpointGroupDelete",
+	CmdVPNSiteConnectionCreate: "VPNSiteConnectionCreate", CmdVPNSiteConnectionUpdate: "VPNSiteConnectionUpdate", CmdVPNSiteConnectionDelete: "VPNSiteConnectionDelete",
+	CmdVPNStatus: "VPNStatus",
 }
 
 func vpnDuplicate(what, id string) *Error {
@@ -780,5 +779,49 @@ func refreshVPNServices(txn *memdb.Txn, routerID string, index uint64) {
 		n.RevisionNumber++
 		n.ModifyIndex = index
 		insert(txn, TableVPNServices, n, index)
+	}
+}
+
+// checkSubnetVPN refuses deleting a subnet a VPN service or an endpoint
+// group names (Neutron's SubnetInUseByVPNService/ByEndpointGroup).
+func checkSubnetVPN(v *View, subnetID string) error {
+	if g := first[*EndpointGroup](v.txn, TableVPNEndpointGroups, "endpoint", subnetID); g != nil && g.Type == VPNEndpointSubnet {
+		return Errorf(CodeConflict, ErrTypeSubnetInUseByEndpointGroup, "Subnet %s is used by endpoint group %s", subnetID, g.ID)
+	}
+	for _, s := range v.VPNServices() {
+		if s.SubnetID == subnetID {
+			return Errorf(CodeConflict, ErrTypeSubnetInUseByVPNService, "Subnet %s is used by VPNService %s", subnetID, s.ID)
+		}
+	}
+	return nil
+}
+
+// resetVPNStatus marks the enabled VPN services and connections of a
+// router whose gateway moved PENDING_CREATE: what the old chassis reported
+// no longer holds, and only the new chassis' agent may say otherwise.
+func resetVPNStatus(txn *memdb.Txn, routerID, at string, index uint64) {
+	v := View{txn: txn}
+	touch := func(m *Meta) {
+		m.RevisionNumber++
+		if at != "" {
+			m.UpdatedAt = at
+		}
+		m.ModifyIndex = index
+	}
+	for _, s := range v.VPNServicesOfRouter(routerID) {
+		for _, c := range v.IPsecSiteConnectionsOfService(s.ID) {
+			if c.AdminStateUp && c.Status != VPNStatusPendingCreate {
+				n := c.Copy()
+				n.Status = VPNStatusPendingCreate
+				touch(&n.Meta)
+				insert(txn, TableVPNSiteConnections, n, index)
+			}
+		}
+		if s.AdminStateUp && s.Status != VPNStatusPendingCreate {
+			n := s.Copy()
+			n.Status = VPNStatusPendingCreate
+			touch(&n.Meta)
+			insert(txn, TableVPNServices, n, index)
+		}
 	}
 }

@@ -248,3 +248,75 @@ func TestVPNGuardsRouter(t *testing.T) {
 		t.Fatalf("service after gateway change: %+v", s)
 	}
 }
+
+func TestVPNGuardsSubnet(t *testing.T) {
+	f, idx := vpnEnv(t)
+	// An endpoint group naming a subnet keeps it, even off any router.
+	if r := apply(t, f, idx, CmdNetworkCreate, NetworkCreateRequest{Networks: []*Network{testNetwork("lonely-net", 4200)}}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	idx++
+	if r := apply(t, f, idx, CmdSubnetCreate, SubnetCreateRequest{Subnets: []*Subnet{testSubnet("lonely", "lonely-net", "10.7.0.0/24")}}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	idx++
+	g := &EndpointGroup{Meta: Meta{ID: "g-lonely", ProjectID: "p1"}, Type: VPNEndpointSubnet, Endpoints: []string{"lonely"}}
+	if r := apply(t, f, idx, CmdVPNEndpointGroupCreate, VPNEndpointGroupCreateRequest{Group: g}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	idx++
+	wantVPNErr(t, f, idx, CmdSubnetDelete, SubnetDeleteRequest{ID: "lonely"}, ErrTypeSubnetInUseByEndpointGroup)
+	wantVPNErr(t, f, idx, CmdNetworkDelete, NetworkDeleteRequest{ID: "lonely-net"}, ErrTypeSubnetInUseByEndpointGroup)
+	if r := apply(t, f, idx, CmdVPNEndpointGroupDelete, VPNDeleteRequest{ID: "g-lonely"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	idx++
+	if r := apply(t, f, idx, CmdSubnetDelete, SubnetDeleteRequest{ID: "lonely"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+}
+
+func TestVPNStatusFollowsGatewayFailover(t *testing.T) {
+	f, idx := vpnEnv(t)
+	step := func(typ CommandType, body any) {
+		t.Helper()
+		if r := apply(t, f, idx, typ, body); r.Err != nil {
+			t.Fatalf("%s: %v", typ, r.Err)
+		}
+		idx++
+	}
+	step(CmdChassisUpsert, ChassisUpsertRequest{Chassis: []*Chassis{gatewayChassis("gw-two", "physnet1")}})
+	r := f.State().Read().Router("l3-r").Copy()
+	r.GatewayChassis = []string{"gw-snap", "gw-two"}
+	step(CmdRouterUpdate, RouterUpdateRequest{Router: r, PrevIndex: r.ModifyIndex})
+	report := func(chassis string) VPNStatusRequest {
+		return VPNStatusRequest{Chassis: chassis, Connections: map[string]string{"vpn-c": VPNStatusActive}}
+	}
+	step(CmdVPNStatus, report("gw-snap"))
+	if c := f.State().Read().IPsecSiteConnection("vpn-c"); c.Status != VPNStatusActive {
+		t.Fatalf("before failover: %s", c.Status)
+	}
+	step(CmdChassisSetState, ChassisSetStateRequest{Names: []string{"gw-snap"}, Up: false, At: "2026-12-06T00:00:00Z"})
+	v := f.State().Read()
+	if got := v.VPNServiceChassis("vpn-s"); got != "gw-two" {
+		t.Fatalf("service on %q after failover", got)
+	}
+	if c, s := v.IPsecSiteConnection("vpn-c"), v.VPNService("vpn-s"); c.Status != VPNStatusPendingCreate || s.Status != VPNStatusPendingCreate {
+		t.Fatalf("after failover: connection %s, service %s; want PENDING_CREATE until gw-two reports", c.Status, s.Status)
+	}
+	if s, c := v.PlanVPNStatus(&VPNStatusRequest{Chassis: "gw-snap", Connections: map[string]string{"vpn-c": VPNStatusActive}}); len(s)+len(c) != 0 {
+		t.Fatal("the old gateway's report would still apply")
+	}
+	step(CmdVPNStatus, report("gw-two"))
+	if c := f.State().Read().IPsecSiteConnection("vpn-c"); c.Status != VPNStatusActive {
+		t.Fatalf("after the new gateway's report: %s", c.Status)
+	}
+}
+
+func TestVPNCommandNames(t *testing.T) {
+	for typ := CmdVPNIKEPolicyCreate; typ <= CmdVPNStatus; typ++ {
+		if s := typ.String(); s == "" || s[0] == 'C' {
+			t.Errorf("command %d has no name: %q", typ, s)
+		}
+	}
+}

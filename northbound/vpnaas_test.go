@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,8 @@ import (
 
 	"neutrino/cluster"
 	"neutrino/cmd/neutrino/agent"
+	"neutrino/fsm"
+	"neutrino/northbound"
 )
 
 const vpnSecret = "s3cr3t-psk-never-shown"
@@ -456,6 +459,35 @@ func TestVPNaaSBadInput(t *testing.T) {
 	if code := s.do("GET", "/v2.0/vpn/ipsec-site-connections/"+good["id"].(string), member, nil, &out); code != 404 {
 		t.Errorf("another project's connection: %d %v", code, out)
 	}
+
+	// The gateway's agent gets every VPN table, the PSK included, from
+	// the admin-only watch; nobody else does.
+	var snap struct {
+		Objects []struct {
+			Table  string         `json:"table"`
+			ID     string         `json:"id"`
+			Object map[string]any `json:"object"`
+		} `json:"objects"`
+	}
+	tables := "vpn_ikepolicies,vpn_ipsecpolicies,vpn_services,vpn_endpoint_groups,vpn_site_connections"
+	if code := s.do("GET", "/v1/watch/snapshot?tables="+tables, nil, nil, &snap); code != 200 {
+		t.Fatalf("watch snapshot: %d", code)
+	}
+	seen := map[string]int{}
+	for _, o := range snap.Objects {
+		seen[o.Table]++
+		if o.ID == good["id"] && o.Object["PSK"] != vpnSecret {
+			t.Errorf("the watch lacks the PSK the agent needs: %v", o.Object)
+		}
+	}
+	for _, tb := range strings.Split(tables, ",") {
+		if seen[tb] == 0 {
+			t.Errorf("watch snapshot has no %s: %v", tb, seen)
+		}
+	}
+	if code := s.do("GET", "/v1/watch/snapshot?tables=vpn_site_connections", member, nil, &out); code != 403 {
+		t.Errorf("a member's watch: %d %v", code, out)
+	}
 }
 
 // osc runs Debian's openstack CLI (python3-neutronclient's vpn plugin)
@@ -547,6 +579,94 @@ func TestVPNaaSOpenstackCLI(t *testing.T) {
 	for _, c := range []string{"ikepolicies", "ipsecpolicies", "vpnservices", "endpoint_groups", "ipsec_site_connections"} {
 		if got := s.list("/v2.0/vpn/"+strings.ReplaceAll(c, "_", "-"), nil, c); len(got) != 0 {
 			t.Errorf("%s left: %v", c, got)
+		}
+	}
+}
+
+// TestVPNaaSReplay sends every kind of VPNaaS write twice with one
+// Idempotency-Key: the repeat gets the first answer and changes nothing.
+func TestVPNaaSReplay(t *testing.T) {
+	s, be := newLocalAPI(t)
+	be.must(t, fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: []*fsm.Chassis{testGatewayChassis("gw1", true)}})
+	ext := s.create("networks", "network", map[string]any{"name": "ext", "router:external": true, "provider:network_type": "flat",
+		"provider:physical_network": "physnet1"}, nil)
+	s.create("subnets", "subnet", map[string]any{"network_id": ext["id"], "cidr": "203.0.113.0/24"}, nil)
+	n := s.create("networks", "network", map[string]any{"name": "n"}, nil)
+	sub := s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.1.0.0/24"}, nil)
+	r := s.create("routers", "router", map[string]any{"external_gateway_info": map[string]any{"network_id": ext["id"]}}, nil)
+	s.put("/v2.0/routers/"+r["id"].(string)+"/add_router_interface", nil, map[string]any{"subnet_id": sub["id"]})
+	ids := map[string]string{"router": r["id"].(string), "subnet": sub["id"].(string)}
+	steps := []struct {
+		name, method, path string
+		body               func() any
+		status             int
+		save               string
+	}{
+		{"ike create", "POST", "ikepolicies", func() any { return map[string]any{"ikepolicy": map[string]any{"name": "i"}} }, 201, "ike"},
+		{"ike update", "PUT", "ikepolicies/{ike}", func() any { return map[string]any{"ikepolicy": map[string]any{"pfs": "group14"}} }, 200, ""},
+		{"ike tag", "PUT", "ikepolicies/{ike}/tags/red", nil, 201, ""},
+		{"ipsec create", "POST", "ipsecpolicies", func() any { return map[string]any{"ipsecpolicy": map[string]any{"name": "p"}} }, 201, "ipsec"},
+		{"service create", "POST", "vpnservices", func() any { return map[string]any{"vpnservice": map[string]any{"router_id": ids["router"]}} }, 201, "svc"},
+		{"service update", "PUT", "vpnservices/{svc}", func() any { return map[string]any{"vpnservice": map[string]any{"name": "v"}} }, 200, ""},
+		{"local group create", "POST", "endpoint-groups", func() any {
+			return map[string]any{"endpoint_group": map[string]any{"type": "subnet", "endpoints": []string{ids["subnet"]}}}
+		}, 201, "local"},
+		{"peer group create", "POST", "endpoint-groups", func() any {
+			return map[string]any{"endpoint_group": map[string]any{"type": "cidr", "endpoints": []string{"172.16.0.0/24"}}}
+		}, 201, "peer"},
+		{"connection create", "POST", "ipsec-site-connections", func() any {
+			return map[string]any{"ipsec_site_connection": map[string]any{"vpnservice_id": ids["svc"], "ikepolicy_id": ids["ike"],
+				"ipsecpolicy_id": ids["ipsec"], "peer_address": "198.51.100.7", "peer_id": "198.51.100.7", "psk": vpnSecret,
+				"local_ep_group_id": ids["local"], "peer_ep_group_id": ids["peer"]}}
+		}, 201, "conn"},
+		{"connection update", "PUT", "ipsec-site-connections/{conn}", func() any {
+			return map[string]any{"ipsec_site_connection": map[string]any{"mtu": 1400}}
+		}, 200, ""},
+		{"agent status", "PUT", "/v1/vpn/agent-status", func() any {
+			return map[string]any{"chassis": "gw1", "connections": map[string]any{ids["conn"]: "ACTIVE"}}
+		}, 200, ""},
+		{"connection delete", "DELETE", "ipsec-site-connections/{conn}", nil, 204, ""},
+		{"group delete", "DELETE", "endpoint-groups/{peer}", nil, 204, ""},
+		{"service delete", "DELETE", "vpnservices/{svc}", nil, 204, ""},
+		{"ike delete", "DELETE", "ikepolicies/{ike}", nil, 204, ""},
+		{"ipsec delete", "DELETE", "ipsecpolicies/{ipsec}", nil, 204, ""},
+	}
+	for i, st := range steps {
+		path := st.path
+		if !strings.HasPrefix(path, "/") {
+			path = "/v2.0/vpn/" + path
+		}
+		for k, v := range ids {
+			path = strings.ReplaceAll(path, "{"+k+"}", v)
+		}
+		var body any
+		if st.body != nil {
+			body = st.body()
+		}
+		hdr := map[string]string{"Idempotency-Key": fmt.Sprintf("vpn-key-%d", i)}
+		var first, again map[string]any
+		code, h1 := s.doRaw(st.method, path, hdr, body, &first)
+		if code != st.status || h1.Get(northbound.HeaderReplayed) != "" {
+			t.Fatalf("%s: first answer %d %v, want %d", st.name, code, first, st.status)
+		}
+		rev := be.f.State().Read().Revision()
+		code2, h2 := s.doRaw(st.method, path, hdr, body, &again)
+		if code2 != code || h2.Get(northbound.HeaderReplayed) != "true" {
+			t.Fatalf("%s: repeat answered %d %v (replayed %q), want %d", st.name, code2, again, h2.Get(northbound.HeaderReplayed), code)
+		}
+		if !reflect.DeepEqual(normalize(first), normalize(again)) {
+			t.Fatalf("%s: repeat answer differs:\nfirst %v\nagain %v", st.name, first, again)
+		}
+		if now := be.f.State().Read().Revision(); now != rev {
+			t.Fatalf("%s: the repeat changed the state (revision %d -> %d)", st.name, rev, now)
+		}
+		if st.save != "" {
+			ids[st.save] = idOf(first)
+		}
+		if st.name == "agent status" {
+			if c := be.f.State().Read().IPsecSiteConnection(ids["conn"]); c.Status != fsm.VPNStatusActive {
+				t.Fatalf("status not applied: %s", c.Status)
+			}
 		}
 	}
 }

@@ -98,6 +98,9 @@ names. The command line wins over the environment, which wins over the file.`,
 		cmd.GroupID = "resources"
 		root.AddCommand(cmd)
 	}
+	vpn := newVPNCmd(a) // vpn.go
+	vpn.GroupID = "resources"
+	root.AddCommand(vpn)
 	cluster := newClusterCmd(a)
 	cluster.GroupID = "operations"
 	root.AddCommand(cluster)

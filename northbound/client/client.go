@@ -299,8 +299,21 @@ func (c *Client) httpClient() *http.Client {
 	return http.DefaultClient
 }
 
+// collectionPath escapes each segment of a collection: some live below
+// another ("vpn/ikepolicies").
 func collectionPath(collection string) string {
-	return neutronPrefix + url.PathEscape(collection)
+	segs := strings.Split(collection, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return neutronPrefix + strings.Join(segs, "/")
+}
+
+// listKey is a collection's key in a list answer: its last segment with
+// dashes as underscores ("vpn/endpoint-groups" -> "endpoint_groups",
+// "security-groups" -> "security_groups"), as Neutron names them.
+func listKey(collection string) string {
+	return strings.ReplaceAll(collection[strings.LastIndex(collection, "/")+1:], "-", "_")
 }
 
 func resourcePath(collection, id string) string {
@@ -320,10 +333,10 @@ func (c *Client) Create(ctx context.Context, collection, singular string, body m
 // create does: POST /v2.0/{collection} with {collection: bodies}.
 func (c *Client) CreateBulk(ctx context.Context, collection string, bodies []map[string]any) ([]map[string]any, error) {
 	var out map[string]json.RawMessage
-	if err := c.Do(ctx, http.MethodPost, collectionPath(collection), nil, map[string]any{collection: bodies}, &out); err != nil {
+	if err := c.Do(ctx, http.MethodPost, collectionPath(collection), nil, map[string]any{listKey(collection): bodies}, &out); err != nil {
 		return nil, err
 	}
-	return member[[]map[string]any](out, collection)
+	return member[[]map[string]any](out, listKey(collection))
 }
 
 // List lists a collection: GET /v2.0/{collection}?query. The query carries
@@ -333,7 +346,7 @@ func (c *Client) List(ctx context.Context, collection string, query url.Values) 
 	if err := c.Do(ctx, http.MethodGet, collectionPath(collection), query, nil, &out); err != nil {
 		return nil, err
 	}
-	return member[[]map[string]any](out, collection)
+	return member[[]map[string]any](out, listKey(collection))
 }
 
 // Get reads one resource by id: GET /v2.0/{collection}/{id}.
