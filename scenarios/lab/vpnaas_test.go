@@ -154,6 +154,7 @@ type prepared struct {
 	spec     vpnSpec
 	psk      string
 	ike, esp string
+	peer     string // the peer's address: the site's unless set
 }
 
 // prepare creates the policies of a connection and configures the site;
@@ -198,10 +199,14 @@ func (l *vpnLab) create(p prepared) string {
 	ctx, cancel := l.ctx()
 	defer cancel()
 	nc, s, psk := l.admin, p.spec, p.psk
+	peer := p.peer
+	if peer == "" {
+		peer = l.site.WANIP()
+	}
 	yes := true
 	c, err := siteconnections.Create(ctx, nc, siteconnections.CreateOpts{Name: "to-site-" + s.String(),
 		VPNServiceID: l.svc, IKEPolicyID: p.ike, IPSecPolicyID: p.esp,
-		PeerAddress: l.site.WANIP(), PeerID: l.site.WANIP(), PSK: psk,
+		PeerAddress: peer, PeerID: peer, PSK: psk,
 		LocalEPGroupID: l.localEP, PeerEPGroupID: l.peerEP, AdminStateUp: &yes,
 		DPD: &siteconnections.DPDCreateOpts{Action: siteconnections.ActionRestart, Interval: 1, Timeout: 3}}).Extract()
 	if err != nil {
@@ -384,6 +389,25 @@ func TestVPNSiteToSite(t *testing.T) {
 			t.Logf("%s: ACTIVE after %s, traffic both ways", s, took.Round(time.Millisecond))
 			l.disconnect(cid)
 		}
+	})
+
+	t.Run("silent-peer", func(t *testing.T) {
+		defer l.as(t)()
+		// Nobody at the peer address: the agent's charon retransmits into
+		// the void and the connection is DOWN (from PENDING_CREATE), never
+		// ACTIVE, for as long as charon tries (its first 8 s here).
+		p := l.prepare(vpnSpec{"v2", "aes-128", "sha256"}, "nobody-key")
+		p.peer = "198.51.100.240"
+		cid := l.create(p)
+		l.waitStatus(cid, "DOWN", 30*time.Second)
+		deadline := time.Now().Add(8 * time.Second)
+		for time.Now().Before(deadline) {
+			if st, err := l.status(cid); err != nil || st != "DOWN" {
+				t.Fatalf("connection to a silent peer: status %q (%v), want DOWN", st, err)
+			}
+			time.Sleep(500 * time.Millisecond) // sampling the status over a window
+		}
+		l.disconnect(cid)
 	})
 }
 
