@@ -27,6 +27,9 @@ const strongswanConf = `charon {
   load_modular = no
   load = random nonce aes sha1 sha2 hmac xcbc kdf gmp pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
   install_virtual_ip = no
+  # Neutron lets a policy ask for IKEv1 aggressive mode with a PSK, which
+  # charon refuses as a responder unless told.
+  i_dont_care_about_security_and_use_aggressive_mode_psk = yes
   retransmit_timeout = 0.5
   retransmit_base = 1.4
   retransmit_tries = 8

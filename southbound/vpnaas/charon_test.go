@@ -106,16 +106,22 @@ func load(t *testing.T, s *site, c Conn) {
 }
 
 // TestCharonTunnel: two charons in namespaces (kernel-libipsec) bring up
-// an SA from rendered configuration, for IKEv1 and IKEv2, and traffic
+// an SA from rendered configuration, for IKEv2, IKEv1 main and aggressive
+// mode, and traffic
 // between the subnets behind them passes; a wrong PSK never gives an SA.
 func TestCharonTunnel(t *testing.T) {
 	skipUnlessRoot(t)
-	for _, version := range []string{"v2", "v1"} {
+	for _, version := range []string{"v2", "v1", "v1-aggressive"} {
 		t.Run(version, func(t *testing.T) {
 			a, b := twoSites(t)
 			ctx := context.Background()
-			load(t, b, conn(b, a, "right-key", version))
-			load(t, a, conn(a, b, "right-key", version))
+			ab, ba := conn(a, b, "right-key", version), conn(b, a, "right-key", version)
+			if version == "v1-aggressive" {
+				ab.IKEVersion, ba.IKEVersion = "v1", "v1"
+				ab.Phase1Mode, ba.Phase1Mode = "aggressive", "aggressive"
+			}
+			load(t, b, ba)
+			load(t, a, ab)
 			up := func(s *site) func() (bool, string) {
 				return func() (bool, string) {
 					sas, err := s.ch.SAs(ctx)
@@ -132,7 +138,8 @@ func TestCharonTunnel(t *testing.T) {
 				return err == nil, out
 			})
 			// Wrong key on b: a's new attempts fail and no SA comes back.
-			load(t, b, conn(b, a, "wrong-key", version))
+			ba.PSK = "wrong-key"
+			load(t, b, ba)
 			if _, err := b.ch.swanctl(ctx, "--terminate", "--ike", "c-t1", "--timeout", "5"); err != nil {
 				t.Logf("terminate: %v", err)
 			}
