@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -415,8 +416,9 @@ func TestVPNSiteToSite(t *testing.T) {
 // under a 50 ms ping stream from the VM to the site's host through the
 // tunnel: the router moves, the new gateway's agent brings the connection
 // up, and the stream resumes. Then it cuts the new active gateway off the
-// underlay: the same, and the cut-off gateway tears its tunnel down. The
-// outages are logged (BenchmarkVPN reports them); the test fails only if
+// underlay: the same, and the cut-off gateway tears its tunnel down.
+// Last the router is moved through the API with both gateways alive: the
+// one that lost it tears its tunnel down. The outages are logged (BenchmarkVPN reports them); the test fails only if
 // traffic never comes back.
 func TestVPNFailover(t *testing.T) {
 	l := upVPNLab(t)
@@ -442,6 +444,33 @@ func TestVPNFailover(t *testing.T) {
 	})
 	l.heal(cut)
 	l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+
+	// Moved through the API with both gateways alive: the one that lost
+	// the router tears its tunnel down, the other brings it up.
+	cur, list := l.activeGateway(l.routerID)
+	other := list[0]
+	if other == cur {
+		other = list[1]
+	}
+	l.mustCall(http.StatusOK, http.MethodPut, l.d.Endpoint()+"/v2.0/routers/"+l.routerID, nil, map[string]any{"router": map[string]any{
+		"neutrino:gateway_chassis": []string{other, cur}, "neutrino:gateway_preempt": true}})
+	poll(t, 20*time.Second, "the router moves to "+other, func() error {
+		if now, _ := l.activeGateway(l.routerID); now != other {
+			return fmt.Errorf("active gateway %s", now)
+		}
+		return nil
+	})
+	poll(t, 20*time.Second, cur+" tears its VPN namespace down", func() error {
+		for _, ns := range l.vpnNamespaces() {
+			if strings.Contains(ns, cur+"-vpn-") {
+				return fmt.Errorf("%s still there", ns)
+			}
+		}
+		return nil
+	})
+	l.waitStatus(id, "ACTIVE", 30*time.Second)
+	l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+	l.pingOK(10*time.Second, l.host(), l.vm.IP)
 }
 
 // failover does act (kill, partition) to the active gateway under a ping
