@@ -332,7 +332,15 @@ func TestVPNSiteToSite(t *testing.T) {
 		other := l.captureOn("underlay", "any", fmt.Sprintf("ip and host %s and host %s and not (udp port 500 or udp port 4500)", l.gwIP, l.site.WANIP()))
 		esp := l.captureOn("underlay", "any", fmt.Sprintf("udp port 4500 and host %s and host %s", l.gwIP, l.site.WANIP()))
 		l.traffic()
-		l.pingOK(5*time.Second, l.vm.Name, l.site.HostIP)
+		// tcpdump prints asynchronously: wait (bounded) for the tunnel's
+		// packets to show before stopping the captures.
+		poll(t, 10*time.Second, "tcpdump shows ESP-in-UDP between the gateway and the site", func() error {
+			l.pingOK(5*time.Second, l.vm.Name, l.site.HostIP)
+			if strings.TrimSpace(esp.proc.stdout()) == "" {
+				return fmt.Errorf("nothing captured yet")
+			}
+			return nil
+		})
 		if pk := plain.packets(); len(pk) != 0 {
 			t.Errorf("the tenant or site subnet in the clear on the external network:\n%s", strings.Join(pk, "\n"))
 		}

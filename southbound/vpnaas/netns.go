@@ -227,6 +227,9 @@ func (p Plumbing) routes(ctx context.Context) error {
 // RemovePorts deletes every VPN port (PortName) of a bridge: what an
 // earlier run of the agent left.
 func RemovePorts(ctx context.Context, ovsdb, bridge string) error {
+	if _, err := hostnet.Exec(ctx, "", "ovs-vsctl", "--db="+ovsdb, "--timeout=10", "br-exists", bridge); err != nil {
+		return nil // no bridge yet (or no OVSDB): no port of ours either
+	}
 	out, err := hostnet.Exec(ctx, "", "ovs-vsctl", "--db="+ovsdb, "--timeout=10", "list-ports", bridge)
 	if err != nil {
 		return err
