@@ -183,7 +183,9 @@ func applySetEpoch(txn *memdb.Txn, body []byte, index uint64) error {
 // Every new table must be added here (the round-trip test checks it).
 var snapshotTables = []string{tableIndex, TableNetworks,
 	TableSubnets, TablePorts, TableSecurityGroups, TableSecurityGroupRules,
-	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings, TableRequests}
+	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings, TableRequests,
+	TableLBLoadBalancers, TableLBListeners, TableLBPools, TableLBMembers,
+	TableLBHealthMonitors, TableLBL7Policies, TableLBL7Rules}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.
