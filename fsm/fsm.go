@@ -91,6 +91,14 @@ func New(log *slog.Logger) *FSM {
 		CmdFloatingIPCreate:      applyFloatingIPCreate,
 		CmdFloatingIPUpdate:      applyFloatingIPUpdate,
 		CmdFloatingIPDelete:      applyFloatingIPDelete,
+
+		CmdLBCreate:       applyLBCreate,
+		CmdLBUpdate:       applyLBUpdate,
+		CmdLBDelete:       applyLBDelete,
+		CmdLBFailover:     applyLBFailover,
+		CmdLBStatus:       applyLBStatus,
+		CmdLBTreeChange:   applyLBTreeChange,
+		CmdLBDeleteExpire: applyLBDeleteExpire,
 	}
 	return f
 }
