@@ -118,6 +118,9 @@ func (t CommandType) String() string {
 	case CmdRequest:
 		return "Request"
 	}
+	if s := lbCommandString(t); s != "" {
+		return s
+	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
 

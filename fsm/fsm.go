@@ -91,6 +91,14 @@ func New(log *slog.Logger) *FSM {
 		CmdFloatingIPCreate:      applyFloatingIPCreate,
 		CmdFloatingIPUpdate:      applyFloatingIPUpdate,
 		CmdFloatingIPDelete:      applyFloatingIPDelete,
+
+		CmdLBCreate:       applyLBCreate,
+		CmdLBUpdate:       applyLBUpdate,
+		CmdLBDelete:       applyLBDelete,
+		CmdLBFailover:     applyLBFailover,
+		CmdLBStatus:       applyLBStatus,
+		CmdLBTreeChange:   applyLBTreeChange,
+		CmdLBDeleteExpire: applyLBDeleteExpire,
 	}
 	return f
 }
@@ -183,7 +191,9 @@ func applySetEpoch(txn *memdb.Txn, body []byte, index uint64) error {
 // Every new table must be added here (the round-trip test checks it).
 var snapshotTables = []string{tableIndex, TableNetworks,
 	TableSubnets, TablePorts, TableSecurityGroups, TableSecurityGroupRules,
-	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings, TableRequests}
+	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings, TableRequests,
+	TableLBLoadBalancers, TableLBListeners, TableLBPools, TableLBMembers,
+	TableLBHealthMonitors, TableLBL7Policies, TableLBL7Rules}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.

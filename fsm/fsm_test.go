@@ -148,6 +148,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	last = fillChassisTable(t, f, last+1)
 	last = fillL3Tables(t, f, last+1)
 	last = fillGatewayTables(t, f, last+1)
+	last = fillLBTables(t, f, last+1)
 	last = fillRequestsTable(t, f, last+1)
 
 	for table := range schema().Tables {

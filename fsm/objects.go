@@ -7,7 +7,9 @@ import "slices"
 // not the internal index and request tables.
 var WatchTables = []string{TableNetworks, TableSubnets, TablePorts,
 	TableSecurityGroups, TableSecurityGroupRules, TableChassis, TableRouters,
-	TableFloatingIPs, TableMacBindings}
+	TableFloatingIPs, TableMacBindings, TableLBLoadBalancers, TableLBListeners,
+	TableLBPools, TableLBMembers, TableLBHealthMonitors, TableLBL7Policies,
+	TableLBL7Rules}
 
 // IsWatchTable reports whether table is one of WatchTables.
 func IsWatchTable(table string) bool { return slices.Contains(WatchTables, table) }
@@ -35,7 +37,7 @@ func NewObject(table string) any {
 	case TableMacBindings:
 		return new(MacBinding)
 	}
-	return nil
+	return newLBObject(table)
 }
 
 // Object returns the object of a WatchTables table with the id (a Change's

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -36,7 +37,7 @@ type indexEntry struct {
 }
 
 func schema() *memdb.DBSchema {
-	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		tableIndex: {
 			Name: tableIndex,
 			Indexes: map[string]*memdb.IndexSchema{
@@ -122,6 +123,8 @@ func schema() *memdb.DBSchema {
 			},
 		},
 	}}
+	maps.Copy(s.Tables, lbSchemas())
+	return s
 }
 
 // segmentIndexer indexes networks by SegmentKey so a duplicate segment is

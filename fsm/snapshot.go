@@ -134,6 +134,9 @@ func newRow(table string) (any, error) {
 	case TableRequests:
 		return &Request{}, nil
 	}
+	if o := newLBObject(table); o != nil {
+		return o, nil
+	}
 	return nil, fmt.Errorf("unknown table %q in snapshot", table)
 }
 
