@@ -419,3 +419,32 @@ func tail(path string) string {
 	}
 	return s
 }
+
+// SetChecks turns the health checks of servers off (standby) or on
+// (active). A standby's VIP port gets no flows, so its checks would fail
+// and, once it becomes active, hold every member down for rise x inter:
+// a standby keeps its checks disabled (HAProxy then counts its servers
+// UP) and the new active enables them with every server forced UP, which
+// the checks correct within fall x inter if a member is really down.
+func (m *Manager) SetChecks(ctx context.Context, servers [][2]string, on bool) error {
+	if len(servers) == 0 {
+		return nil
+	}
+	var cmds []string
+	for _, s := range servers {
+		name := s[0] + "/" + s[1]
+		if on {
+			cmds = append(cmds, "enable health "+name, "set server "+name+" health up")
+		} else {
+			cmds = append(cmds, "disable health "+name)
+		}
+	}
+	out, err := query(ctx, m.Paths.Stats(), strings.Join(cmds, ";"))
+	if err != nil {
+		return fmt.Errorf("lbaas: health checks: %w", err)
+	}
+	if s := strings.TrimSpace(out); s != "" {
+		return fmt.Errorf("lbaas: health checks: %s", s)
+	}
+	return nil
+}

@@ -77,11 +77,13 @@ func (p Plug) Up(ctx context.Context) error {
 // Down removes the bridge port and the namespace (and with it the veth);
 // what is already gone is not an error.
 func (p Plug) Down(ctx context.Context) error {
-	if _, err := p.vsctl(ctx, "--if-exists", "del-port", p.Bridge, p.HostIface); err != nil {
-		return fmt.Errorf("lbaas: unplug %s: %w", p.PortID, err)
-	}
-	if err := hostnet.DeleteLink("", p.HostIface); err != nil {
-		return fmt.Errorf("lbaas: %w", err)
+	if p.HostIface != "" {
+		if _, err := p.vsctl(ctx, "--if-exists", "del-port", p.Bridge, p.HostIface); err != nil {
+			return fmt.Errorf("lbaas: unplug %s: %w", p.PortID, err)
+		}
+		if err := hostnet.DeleteLink("", p.HostIface); err != nil {
+			return fmt.Errorf("lbaas: %w", err)
+		}
 	}
 	if err := hostnet.DeleteNamespace(ctx, p.Namespace); err != nil {
 		return fmt.Errorf("lbaas: %w", err)

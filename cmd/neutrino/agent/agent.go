@@ -61,7 +61,14 @@ type Config struct {
 	// WatchToken is the X-Auth-Token Watch sends (an admin's, in token
 	// mode).
 	WatchToken string
-	Logger     *slog.Logger
+	// HAProxy is the haproxy binary load balancers run with (default
+	// "haproxy" on PATH); LBNamespacePrefix starts the name of their
+	// namespaces (default DefaultLBNamespacePrefix); DisableLBaaS runs
+	// none on a gateway chassis (lbaas.go).
+	HAProxy           string
+	LBNamespacePrefix string
+	DisableLBaaS      bool
+	Logger            *slog.Logger
 }
 
 // Agent is a running Neutrino process.
@@ -84,6 +91,10 @@ type Agent struct {
 	fence       *fence
 	fenceCancel context.CancelFunc
 	fenceDone   chan struct{}
+
+	// The load balancer agent of a gateway chassis (lbaas.go).
+	lbStop context.CancelFunc
+	lbDone chan struct{}
 }
 
 // Start starts an agent and returns once its cluster runs (its snapshot
@@ -197,6 +208,7 @@ func Start(cfg Config) (*Agent, error) {
 	a.up.Store(true)
 	a.south.start(a)
 	a.startFence()
+	a.startLBaaS()
 
 	log.Info("agent started", "server", cfg.Server, "http", httpAddr, "bind", cfg.Bind)
 	return a, nil
@@ -267,6 +279,7 @@ func (a *Agent) Done() <-chan error { return a.done }
 func (a *Agent) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
+		a.stopLBaaS()
 		a.stopFence()
 		err = errors.Join(a.http.Shutdown(ctx), a.south.stop(), a.cluster.Shutdown())
 	})
