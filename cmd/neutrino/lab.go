@@ -77,6 +77,7 @@ removes every namespace, process and file the lab made, also after a crash.`,
 		newLabDegradeCmd(a, &o),
 		newLabHealCmd(a, &o),
 		newLabOutsideVLANCmd(a, &o),
+		newLabHTTPProbeCmd(a),
 	)
 	return cmd
 }

@@ -330,3 +330,74 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatalf("only %d requests: no load", ok.Load())
 	}
 }
+
+// TestConnectionLimit: a listener's connection_limit refuses (closes) the
+// connections beyond it instead of queueing them.
+func TestConnectionLimit(t *testing.T) {
+	needHAProxy(t)
+	nsName := testNS(t)
+	ns := newNSThread(t, nsName)
+	a := startMember(t, ns, "a", 0)
+	port := freePort(t, ns)
+	m := newManager(t, nsName)
+	s := spec(port, []*member{a}, false)
+	s.Listeners[0].Protocol, s.Pools[0].Protocol, s.Listeners[0].ConnectionLimit = "TCP", "TCP", 2
+	if _, err := m.Apply(context.Background(), Render(s, m.Paths)); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	dialErr := func() (net.Conn, error) {
+		var c net.Conn
+		var err error
+		ns.do(func() { c, err = net.DialTimeout("tcp", addr, 2*time.Second) })
+		return c, err
+	}
+	dial := func() net.Conn {
+		c, err := dialErr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// closed says whether HAProxy closed c without an answer to a
+	// request; a connection left waiting (queued) is not closed.
+	closed := func(c net.Conn) bool {
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte("GET / HTTP/1.0\r\n\r\n")); err != nil {
+			return true
+		}
+		b, err := io.ReadAll(c)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return false
+		}
+		return err != nil || !strings.Contains(string(b), "a")
+	}
+	idle := []net.Conn{dial(), dial()}
+	refused := func() bool {
+		c, err := dialErr()
+		if err != nil {
+			return true // reset during the handshake
+		}
+		defer c.Close()
+		return closed(c)
+	}
+	eventually(t, 5*time.Second, "a third connection is refused", func() error {
+		if !refused() {
+			return errors.New("served")
+		}
+		return nil
+	})
+	for i := range 3 {
+		if !refused() {
+			t.Fatalf("over the limit, attempt %d: served", i+1)
+		}
+	}
+	idle[0].Close()
+	eventually(t, 5*time.Second, "a connection is served once one of the two closed", func() error {
+		if refused() {
+			return errors.New("refused")
+		}
+		return nil
+	})
+	idle[1].Close()
+}
