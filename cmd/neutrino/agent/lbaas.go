@@ -69,6 +69,9 @@ type lbService struct {
 
 	mu  sync.Mutex
 	lbs map[string]*lbRun
+	// gone are load balancers torn down while being deleted, kept until
+	// the state drops them so their report is not repeated every pass.
+	gone map[string]*lbRun
 }
 
 // lbRun is one load balancer this chassis runs.
@@ -111,7 +114,7 @@ func (a *Agent) startLBaaS() {
 	s := &lbService{node: a.cfg.Node, ovsdb: a.cfg.Chassis.OVSDB, bridge: controller.DefaultBridge, prefix: prefix,
 		dir: filepath.Join(a.cfg.DataDir, "lbaas"), binary: a.cfg.HAProxy, token: a.cfg.WatchToken,
 		servers: a.watchServers, fenced: a.Fenced, log: log, w: w, kick: make(chan struct{}, 1),
-		http: &http.Client{Timeout: 5 * time.Second}, lbs: map[string]*lbRun{}}
+		http: &http.Client{Timeout: 5 * time.Second}, lbs: map[string]*lbRun{}, gone: map[string]*lbRun{}}
 	s.announce = s.garp
 	ctx, stop := context.WithCancel(context.Background())
 	a.lbStop, a.lbDone = stop, make(chan struct{})
@@ -259,15 +262,24 @@ func (s *lbService) reconcile(ctx context.Context) {
 	for id, r := range s.lbs {
 		if _, ok := want[id]; !ok {
 			s.teardown(id, r)
-			if lb := deleting[id]; lb != nil && lb.ActiveChassis == s.node {
-				// The deletion completes with our report of its revision.
-				s.report(ctx, lb, r, "", nil)
-			}
+			s.gone[id] = r
 		}
 	}
 	for id, lb := range deleting {
-		if _, ran := s.lbs[id]; !ran && lb.ActiveChassis == s.node {
-			s.report(ctx, lb, &lbRun{}, "", nil)
+		if lb.ActiveChassis != s.node {
+			continue
+		}
+		// The deletion completes with our report of its revision.
+		r := s.gone[id]
+		if r == nil {
+			r = &lbRun{}
+			s.gone[id] = r
+		}
+		s.report(ctx, lb, r, "", nil)
+	}
+	for id := range s.gone {
+		if _, ok := deleting[id]; !ok {
+			delete(s.gone, id)
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(want)) {
@@ -317,7 +329,12 @@ func (s *lbService) converge(ctx context.Context, w wanted, fenced bool) {
 	}
 	r.rev, r.spec = lb.ConfigRevision, w.spec
 	if !r.mgr.Running() {
-		return // the first configuration was refused: nothing runs yet
+		// The first configuration was refused: nothing runs yet, but
+		// the reason must reach the state.
+		if lb.ActiveChassis == s.node && r.cfgErr != "" {
+			s.report(ctx, lb, r, r.cfgErr, nil)
+		}
+		return
 	}
 	active := lb.ActiveChassis == s.node && !fenced
 	if fenced != r.vipDown {
