@@ -1,10 +1,13 @@
 package lab_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,6 +22,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/pools"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+
+	"neutrino/scenarios/lab"
 )
 
 // Load balancers on gateway chassis (issue 12), with real traffic: member
@@ -385,6 +390,39 @@ func TestLBaaS(t *testing.T) {
 		})
 	})
 
+	t.Run("RefusedConfig", func(t *testing.T) {
+		// Go's regexp (the API's check) takes \x{100}; HAProxy's PCRE2
+		// (no UTF mode) refuses it: haproxy -c fails, the running HAProxy
+		// stays, and the load balancer goes to ERROR with the reason.
+		pol, err := l7policies.Create(ctx, l.admin, l7policies.CreateOpts{ListenerID: lb.Listeners[0].ID, Action: l7policies.ActionReject,
+			Rules: []l7policies.CreateRuleOpts{{RuleType: l7policies.TypePath, CompareType: l7policies.CompareTypeRegex, Value: `^/\x{100}`}}}).Extract()
+		if err != nil {
+			t.Skipf("the API refuses the regex itself (nothing reaches HAProxy): %v", err)
+		}
+		var reason string
+		poll(t, 60*time.Second, "load balancer ERROR with HAProxy's reason", func() error {
+			body := l.lbBody(lb.ID)
+			reason, _ = body["neutrino:status_reason"].(string)
+			if body["provisioning_status"] != "ERROR" {
+				return fmt.Errorf("provisioning %v", body["provisioning_status"])
+			}
+			return nil
+		})
+		t.Logf("status_reason: %s", reason)
+		if !strings.Contains(reason, "regex") {
+			t.Fatalf("status_reason %q does not say what HAProxy refused", reason)
+		}
+		if seen := l.spread(l.client.Name, vip, 3); len(seen) == 0 {
+			t.Fatal("the running HAProxy stopped serving")
+		}
+		if err := l7policies.Delete(ctx, l.admin, pol.ID).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+		l.waitActive(lb.ID)
+	})
+
+	t.Run("CLILifecycle", l.cliLifecycle)
+
 	t.Run("ReloadUnderLoad", func(t *testing.T) {
 		probe := l.start(l.client.Name, binary, "lab", "http-probe", "--interval", "20ms", "--timeout", "2s", vip)
 		waitProbe(t, probe, 20)
@@ -403,6 +441,111 @@ func TestLBaaS(t *testing.T) {
 			t.Fatalf("%d requests failed across reloads: %v", n, res.errors(3))
 		}
 	})
+
+	t.Run("CascadeDelete", func(t *testing.T) {
+		if err := loadbalancers.Delete(ctx, l.admin, lb.ID, loadbalancers.DeleteOpts{Cascade: true}).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, 60*time.Second, "load balancer gone", func() error {
+			if _, err := loadbalancers.Get(ctx, l.admin, lb.ID).Extract(); err == nil {
+				return errors.New("still there")
+			}
+			return nil
+		})
+		if _, err := pools.Get(ctx, l.admin, pool).Extract(); err == nil {
+			t.Fatal("the pool outlived its load balancer")
+		}
+		poll(t, 30*time.Second, "no load balancer namespace left on the gateways", func() error {
+			if ns := lbNamespacesOf(l.d.State().Prefix); len(ns) > 0 {
+				return fmt.Errorf("%v", ns)
+			}
+			return nil
+		})
+	})
+}
+
+// lbNamespacesOf lists the load balancer namespaces of a lab's gateways.
+func lbNamespacesOf(prefix string) []string {
+	ents, _ := os.ReadDir("/run/netns")
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) && strings.Contains(e.Name(), lab.LBNamespaceInfix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// osc runs Debian's openstack CLI (octaviaclient) against the lab's API
+// and returns its stdout.
+func (l *lbLab) osc(args ...string) string {
+	l.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "openstack", append([]string{"--os-auth-type", "none", "--os-endpoint", l.d.Endpoint()}, args...)...)
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "OS_") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		l.tb.Fatalf("openstack %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String())
+}
+
+// cliLifecycle builds a load balancer with every child through the
+// openstack CLI (each step --wait: ACTIVE needs the agent's report), sends
+// traffic through it, reads the status tree, and deletes it with
+// --cascade.
+func (l *lbLab) cliLifecycle(t *testing.T) {
+	lbID := l.osc("loadbalancer", "create", "--name", "cli", "--vip-subnet-id", l.subA, "--wait", "-f", "value", "-c", "id")
+	vip := l.osc("loadbalancer", "show", lbID, "-f", "value", "-c", "vip_address")
+	vipPort := l.osc("loadbalancer", "show", lbID, "-f", "value", "-c", "vip_port_id")
+	ls := l.osc("loadbalancer", "listener", "create", "--name", "cli-http", "--protocol", "HTTP", "--protocol-port", "80",
+		"--wait", "-f", "value", "-c", "id", lbID)
+	pool := l.osc("loadbalancer", "pool", "create", "--name", "cli-pool", "--listener", ls, "--protocol", "HTTP",
+		"--lb-algorithm", "ROUND_ROBIN", "--wait", "-f", "value", "-c", "id")
+	for _, m := range l.members {
+		l.osc("loadbalancer", "member", "create", "--name", m.Name, "--address", m.IP, "--protocol-port", "80", "--wait", pool)
+	}
+	l.osc("loadbalancer", "healthmonitor", "create", "--name", "cli-hm", "--type", "HTTP", "--delay", "1", "--timeout", "1",
+		"--max-retries", "1", "--url-path", "/", "--wait", pool)
+	pol := l.osc("loadbalancer", "l7policy", "create", "--action", "REJECT", "--wait", "-f", "value", "-c", "id", ls)
+	l.osc("loadbalancer", "l7rule", "create", "--type", "PATH", "--compare-type", "STARTS_WITH", "--value", "/private", "--wait", pol)
+	poll(t, firstPacket, "the CLI's load balancer answers", func() error {
+		_, err := l.curl(l.client.Name, "http://"+vip+"/")
+		return err
+	})
+	if seen := l.spread(l.client.Name, "http://"+vip+"/", 9); len(seen) != 3 {
+		t.Fatalf("through the CLI's load balancer: %v", seen)
+	}
+	if _, err := l.curl(l.client.Name, "http://"+vip+"/private/"); err == nil {
+		t.Fatal("/private/ answered: the REJECT policy is not in force")
+	}
+	poll(t, 30*time.Second, "status tree ONLINE", func() error {
+		tree := l.osc("loadbalancer", "status", "show", lbID)
+		if strings.Count(tree, `"operating_status": "ONLINE"`) < 6 {
+			return fmt.Errorf("%s", tree)
+		}
+		return nil
+	})
+	l.osc("loadbalancer", "delete", "--cascade", "--wait", lbID)
+	if out := l.osc("loadbalancer", "list", "-f", "value", "-c", "id"); strings.Contains(out, lbID) {
+		t.Fatalf("after a cascade delete the load balancer is still listed: %s", out)
+	}
+	ctx, cancel := l.ctx()
+	defer cancel()
+	if _, err := ports.Get(ctx, l.admin, vipPort).Extract(); err == nil {
+		t.Fatalf("the VIP port %s outlived its load balancer", vipPort)
+	}
+	if _, err := l.curl(l.client.Name, "http://"+vip+"/", "-m", "1"); err == nil {
+		t.Fatal("the deleted load balancer's VIP still answers")
+	}
 }
 
 func (l *lbLab) memberID(poolID, name string) string {
