@@ -19,9 +19,12 @@ const VIPInterface = "vip0"
 // Plug describes the namespace of one load balancer and its VIP port.
 type Plug struct {
 	Namespace string // the load balancer's namespace
-	// HostIface is the veth end in the chassis' namespace (the agent's),
-	// added to Bridge as the VIP port; at most 15 bytes.
+	// HostIface is the veth end in the chassis' namespace, added to
+	// Bridge as the VIP port; at most 15 bytes.
 	HostIface string
+	// HostNS is the chassis' namespace, where ovs-vswitchd runs ("": the
+	// caller's, as for the agent of a chassis).
+	HostNS string
 	OVSDB     string // the chassis' OVSDB (ovs-vsctl --db syntax)
 	Bridge    string // integration bridge
 	PortID    string // Neutron VIP port id (external_ids:iface-id)
@@ -51,7 +54,7 @@ func (p Plug) Up(ctx context.Context) error {
 	if err := hostnet.CreateNamespace(ctx, p.Namespace); err != nil {
 		return fmt.Errorf("lbaas: %w", err)
 	}
-	if err := hostnet.CreateVeth(hostnet.VethSpec{Name: p.HostIface, PeerName: VIPInterface,
+	if err := hostnet.CreateVeth(hostnet.VethSpec{Name: p.HostIface, Namespace: p.HostNS, PeerName: VIPInterface,
 		PeerNS: p.Namespace, PeerMAC: p.MAC, MTU: p.MTU}); err != nil {
 		return fmt.Errorf("lbaas: %w", err)
 	}
@@ -81,7 +84,7 @@ func (p Plug) Down(ctx context.Context) error {
 		if _, err := p.vsctl(ctx, "--if-exists", "del-port", p.Bridge, p.HostIface); err != nil {
 			return fmt.Errorf("lbaas: unplug %s: %w", p.PortID, err)
 		}
-		if err := hostnet.DeleteLink("", p.HostIface); err != nil {
+		if err := hostnet.DeleteLink(p.HostNS, p.HostIface); err != nil {
 			return fmt.Errorf("lbaas: %w", err)
 		}
 	}
