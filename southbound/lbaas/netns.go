@@ -24,14 +24,14 @@ type Plug struct {
 	HostIface string
 	// HostNS is the chassis' namespace, where ovs-vswitchd runs ("": the
 	// caller's, as for the agent of a chassis).
-	HostNS string
-	OVSDB     string // the chassis' OVSDB (ovs-vsctl --db syntax)
-	Bridge    string // integration bridge
-	PortID    string // Neutron VIP port id (external_ids:iface-id)
-	MAC       string // VIP port MAC
-	CIDR      string // VIP address with the subnet's prefix length
-	Gateway   string // subnet gateway ("" for none)
-	MTU       int
+	HostNS  string
+	OVSDB   string // the chassis' OVSDB (ovs-vsctl --db syntax)
+	Bridge  string // integration bridge
+	PortID  string // Neutron VIP port id (external_ids:iface-id)
+	MAC     string // VIP port MAC
+	CIDR    string // VIP address with the subnet's prefix length
+	Gateway string // subnet gateway ("" for none)
+	MTU     int
 }
 
 // HostIfaceName is the chassis-side interface name for a VIP port.
