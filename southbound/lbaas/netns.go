@@ -6,7 +6,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"neutrino/southbound/hostnet"
@@ -86,6 +88,17 @@ func (p Plug) Down(ctx context.Context) error {
 		}
 		if err := hostnet.DeleteLink(p.HostNS, p.HostIface); err != nil {
 			return fmt.Errorf("lbaas: %w", err)
+		}
+	}
+	if hostnet.NamespaceExists(p.Namespace) {
+		// An HAProxy worker outlives a SIGKILLed master (and the master
+		// dies with its agent): whatever still runs in a load balancer's
+		// namespace is a leftover of this chassis' agent.
+		out, _ := exec.CommandContext(ctx, "ip", "netns", "pids", p.Namespace).Output()
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 	}
 	if err := hostnet.DeleteNamespace(ctx, p.Namespace); err != nil {

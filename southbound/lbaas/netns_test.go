@@ -69,8 +69,21 @@ func TestPlug(t *testing.T) {
 	if link, _ := hostnet.Exec(ctx, p.Namespace, "ip", "-o", "link", "show", VIPInterface); strings.Contains(link, ",UP") {
 		t.Fatalf("after SetVIP(false): %s", link)
 	}
+	// A leftover process (an HAProxy worker whose master died) goes too.
+	left := hostnet.Command(context.Background(), p.Namespace, "sleep", "60")
+	if err := left.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = left.Wait(); close(exited) }()
 	if err := p.Down(ctx); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		_ = left.Process.Kill()
+		t.Fatal("a process in the namespace survived Down")
 	}
 	if hostnet.NamespaceExists(p.Namespace) {
 		t.Fatal("namespace left after Down")
