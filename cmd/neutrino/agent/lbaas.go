@@ -461,8 +461,10 @@ func (s *lbService) send(ctx context.Context, lbID string, body []byte) error {
 			return nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %s: %s", srv, res.Status, bytes.TrimSpace(msg.Bytes())))
-		if res.StatusCode/100 == 4 && res.StatusCode != http.StatusConflict {
-			return errors.Join(errs...) // another server would say the same
+		if res.StatusCode/100 == 4 {
+			// Another server would say the same; 409: the report is stale
+			// (the state moved on, or this chassis is no longer active).
+			return errors.Join(errs...)
 		}
 	}
 	if len(errs) == 0 {
