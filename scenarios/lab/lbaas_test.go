@@ -142,22 +142,55 @@ func (l *lbLab) memberOpts(names ...string) []pools.CreateMemberOpts {
 
 // createLB creates a load balancer on the VIP subnet with one HTTP
 // listener on port 80 whose round-robin pool has every member and an HTTP
-// health monitor, and waits until it is ACTIVE.
+// health monitor, one object at a time (each once the load balancer is
+// ACTIVE again, as Octavia clients do), and returns it ACTIVE.
 func (l *lbLab) createLB(name string) *loadbalancers.LoadBalancer {
+	l.tb.Helper()
+	lb := l.createLBNoWait(name, true)
+	return l.waitActive(lb.ID)
+}
+
+// createLBNoWait is createLB without the final wait for ACTIVE; monitor
+// adds the health monitor.
+func (l *lbLab) createLBNoWait(name string, monitor bool) *loadbalancers.LoadBalancer {
 	l.tb.Helper()
 	ctx, cancel := l.ctx()
 	defer cancel()
-	lb, err := loadbalancers.Create(ctx, l.admin, loadbalancers.CreateOpts{Name: name, VipSubnetID: l.subA,
-		Listeners: []listeners.CreateOpts{{Name: name + "-http", Protocol: listeners.ProtocolHTTP, ProtocolPort: 80,
-			DefaultPool: &pools.CreateOpts{Name: name + "-pool", Protocol: pools.ProtocolHTTP, LBMethod: pools.LBMethodRoundRobin,
-				Members: l.memberOpts(),
-				Monitor: monitors.CreateOpts{Type: monitors.TypeHTTP, Delay: lbDelay, Timeout: 1, MaxRetries: 1,
-					MaxRetriesDown: lbRetriesDown, URLPath: "/", ExpectedCodes: "200"}}}}}).Extract()
+	lb, err := loadbalancers.Create(ctx, l.admin, loadbalancers.CreateOpts{Name: name, VipSubnetID: l.subA}).Extract()
 	if err != nil {
 		l.tb.Fatalf("create load balancer %s: %v", name, err)
 	}
 	l.tb.Logf("load balancer %s: VIP %s (port %s)", lb.ID, lb.VipAddress, lb.VipPortID)
-	return l.waitActive(lb.ID)
+	l.waitActive(lb.ID)
+	ls, err := listeners.Create(ctx, l.admin, listeners.CreateOpts{LoadbalancerID: lb.ID, Name: name + "-http",
+		Protocol: listeners.ProtocolHTTP, ProtocolPort: 80}).Extract()
+	if err != nil {
+		l.tb.Fatalf("create listener: %v", err)
+	}
+	l.waitActive(lb.ID)
+	pool, err := pools.Create(ctx, l.admin, pools.CreateOpts{ListenerID: ls.ID, Name: name + "-pool", Protocol: pools.ProtocolHTTP,
+		LBMethod: pools.LBMethodRoundRobin}).Extract()
+	if err != nil {
+		l.tb.Fatalf("create pool: %v", err)
+	}
+	for _, m := range l.memberOpts() {
+		l.waitActive(lb.ID)
+		if _, err := pools.CreateMember(ctx, l.admin, pool.ID, m).Extract(); err != nil {
+			l.tb.Fatalf("create member %s: %v", m.Name, err)
+		}
+	}
+	if monitor {
+		l.waitActive(lb.ID)
+		if _, err := monitors.Create(ctx, l.admin, monitors.CreateOpts{PoolID: pool.ID, Type: monitors.TypeHTTP, Delay: lbDelay,
+			Timeout: 1, MaxRetries: 1, MaxRetriesDown: lbRetriesDown, URLPath: "/", ExpectedCodes: "200"}).Extract(); err != nil {
+			l.tb.Fatalf("create health monitor: %v", err)
+		}
+	}
+	lb, err = loadbalancers.Get(ctx, l.admin, lb.ID).Extract()
+	if err != nil {
+		l.tb.Fatal(err)
+	}
+	return lb
 }
 
 // waitActive polls a load balancer until it is ACTIVE; ERROR fails.
@@ -324,11 +357,12 @@ func TestLBaaS(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.waitActive(lb.ID)
-		if _, err := pools.Create(ctx, l.admin, pools.CreateOpts{ListenerID: ls.ID, Protocol: pools.ProtocolTCP,
-			LBMethod: pools.LBMethodRoundRobin, Members: l.memberOpts("m1")}).Extract(); err != nil {
+		tcpPool, err := pools.Create(ctx, l.admin, pools.CreateOpts{ListenerID: ls.ID, Protocol: pools.ProtocolTCP,
+			LBMethod: pools.LBMethodRoundRobin}).Extract()
+		if err != nil {
 			t.Fatal(err)
 		}
-		l.waitActive(lb.ID)
+		l.addMembers(lb.ID, tcpPool.ID, "m1")
 		url := "http://" + lb.VipAddress + ":8080/"
 		poll(t, 20*time.Second, "the TCP listener answers", func() error {
 			_, err := l.curl(l.client.Name, url)
@@ -356,16 +390,13 @@ func TestLBaaS(t *testing.T) {
 
 	t.Run("L7Policy", func(t *testing.T) {
 		api, err := pools.Create(ctx, l.admin, pools.CreateOpts{LoadbalancerID: lb.ID, Protocol: pools.ProtocolHTTP,
-			LBMethod: pools.LBMethodRoundRobin, Name: "api", Members: l.memberOpts("m2")}).Extract()
+			LBMethod: pools.LBMethodRoundRobin, Name: "api"}).Extract()
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.waitActive(lb.ID)
-		if _, err := l7policies.Create(ctx, l.admin, l7policies.CreateOpts{ListenerID: lb.Listeners[0].ID,
-			Action: l7policies.ActionRedirectToPool, RedirectPoolID: api.ID,
-			Rules: []l7policies.CreateRuleOpts{{RuleType: l7policies.TypePath, CompareType: l7policies.CompareTypeStartWith, Value: "/api"}}}).Extract(); err != nil {
-			t.Fatal(err)
-		}
+		l.addMembers(lb.ID, api.ID, "m2")
+		l.policy(lb.ID, l7policies.CreateOpts{ListenerID: lb.Listeners[0].ID, Action: l7policies.ActionRedirectToPool, RedirectPoolID: api.ID},
+			l7policies.CreateRuleOpts{RuleType: l7policies.TypePath, CompareType: l7policies.CompareTypeStartWith, Value: "/api"})
 		l.waitActive(lb.ID)
 		if seen := l.spread(l.client.Name, vip+"api/", 6); len(seen) != 1 || seen["m2"] != 6 {
 			t.Fatalf("/api/ -> pool api (m2 only): %v", seen)
@@ -394,9 +425,13 @@ func TestLBaaS(t *testing.T) {
 		// Go's regexp (the API's check) takes \x{100}; HAProxy's PCRE2
 		// (no UTF mode) refuses it: haproxy -c fails, the running HAProxy
 		// stays, and the load balancer goes to ERROR with the reason.
-		pol, err := l7policies.Create(ctx, l.admin, l7policies.CreateOpts{ListenerID: lb.Listeners[0].ID, Action: l7policies.ActionReject,
-			Rules: []l7policies.CreateRuleOpts{{RuleType: l7policies.TypePath, CompareType: l7policies.CompareTypeRegex, Value: `^/\x{100}`}}}).Extract()
+		pol, err := l7policies.Create(ctx, l.admin, l7policies.CreateOpts{ListenerID: lb.Listeners[0].ID, Action: l7policies.ActionReject}).Extract()
 		if err != nil {
+			t.Fatal(err)
+		}
+		l.waitActive(lb.ID)
+		if _, err := l7policies.CreateRule(ctx, l.admin, pol.ID, l7policies.CreateRuleOpts{RuleType: l7policies.TypePath,
+			CompareType: l7policies.CompareTypeRegex, Value: `^/\x{100}`}).Extract(); err != nil {
 			t.Skipf("the API refuses the regex itself (nothing reaches HAProxy): %v", err)
 		}
 		var reason string
@@ -546,6 +581,41 @@ func (l *lbLab) cliLifecycle(t *testing.T) {
 	if _, err := l.curl(l.client.Name, "http://"+vip+"/", "-m", "1"); err == nil {
 		t.Fatal("the deleted load balancer's VIP still answers")
 	}
+}
+
+// addMembers adds members to a pool one by one, each once the load
+// balancer is ACTIVE, and waits for ACTIVE.
+func (l *lbLab) addMembers(lbID, poolID string, names ...string) {
+	l.tb.Helper()
+	ctx, cancel := l.ctx()
+	defer cancel()
+	for _, m := range l.memberOpts(names...) {
+		l.waitActive(lbID)
+		if _, err := pools.CreateMember(ctx, l.admin, poolID, m).Extract(); err != nil {
+			l.tb.Fatalf("create member %s: %v", m.Name, err)
+		}
+	}
+	l.waitActive(lbID)
+}
+
+// policy creates an L7 policy and its rules, and waits for ACTIVE.
+func (l *lbLab) policy(lbID string, opts l7policies.CreateOpts, rules ...l7policies.CreateRuleOpts) *l7policies.L7Policy {
+	l.tb.Helper()
+	ctx, cancel := l.ctx()
+	defer cancel()
+	l.waitActive(lbID)
+	pol, err := l7policies.Create(ctx, l.admin, opts).Extract()
+	if err != nil {
+		l.tb.Fatalf("create l7 policy: %v", err)
+	}
+	for _, r := range rules {
+		l.waitActive(lbID)
+		if _, err := l7policies.CreateRule(ctx, l.admin, pol.ID, r).Extract(); err != nil {
+			l.tb.Fatalf("create l7 rule: %v", err)
+		}
+	}
+	l.waitActive(lbID)
+	return pol
 }
 
 func (l *lbLab) memberID(poolID, name string) string {
@@ -714,7 +784,7 @@ func BenchmarkLBaaS(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		lb := l.createLBNoWait(fmt.Sprintf("bench-%d", i))
+		lb := l.createLBNoWait(fmt.Sprintf("bench-%d", i), false)
 		poll(b, 60*time.Second, "first request through the VIP", func() error {
 			_, err := l.curl(l.client.Name, "http://"+lb.VipAddress+"/", "-m", "1")
 			return err
@@ -726,20 +796,6 @@ func BenchmarkLBaaS(b *testing.B) {
 		b.ReportMetric(through, "vip-req/s")
 		b.ReportMetric(through/direct, "vip/direct")
 	}
-}
-
-// createLBNoWait is createLB without waiting for ACTIVE.
-func (l *lbLab) createLBNoWait(name string) *loadbalancers.LoadBalancer {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
-	defer cancel()
-	lb, err := loadbalancers.Create(ctx, l.admin, loadbalancers.CreateOpts{Name: name, VipSubnetID: l.subA,
-		Listeners: []listeners.CreateOpts{{Protocol: listeners.ProtocolHTTP, ProtocolPort: 80,
-			DefaultPool: &pools.CreateOpts{Protocol: pools.ProtocolHTTP, LBMethod: pools.LBMethodRoundRobin, Members: l.memberOpts()}}}}).Extract()
-	if err != nil {
-		l.tb.Fatalf("create load balancer %s: %v", name, err)
-	}
-	return lb
 }
 
 // rate runs `lab http-probe` back to back for 3 s from the client and
