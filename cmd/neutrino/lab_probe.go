@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ func newLabHTTPProbeCmd(a *app) *cobra.Command {
 	var (
 		interval, timeout time.Duration
 		count             int
+		concurrent        bool
 	)
 	cmd := &cobra.Command{
 		Use:    "http-probe URL",
@@ -35,16 +37,30 @@ func newLabHTTPProbeCmd(a *app) *cobra.Command {
 			c := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
 			tick := time.NewTicker(interval)
 			defer tick.Stop()
-			for i := 0; count == 0 || i < count; i++ {
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			one := func() {
 				at := time.Now()
 				body, err := probe(ctx, c, args[0])
 				if ctx.Err() != nil {
-					return nil
+					return
 				}
+				mu.Lock()
+				defer mu.Unlock()
 				if err != nil {
 					fmt.Fprintf(a.stdout, "%d err %s\n", at.UnixNano(), strings.ReplaceAll(err.Error(), "\n", " "))
 				} else {
 					fmt.Fprintf(a.stdout, "%d ok %s\n", at.UnixNano(), strings.TrimSpace(body))
+				}
+			}
+			defer wg.Wait()
+			for i := 0; count == 0 || i < count; i++ {
+				if concurrent {
+					// A request that hangs does not delay the next: every
+					// tick gets its own result, as in a ping stream.
+					wg.Go(one)
+				} else {
+					one()
 				}
 				select {
 				case <-ctx.Done():
@@ -59,6 +75,7 @@ func newLabHTTPProbeCmd(a *app) *cobra.Command {
 	f.DurationVar(&interval, "interval", 50*time.Millisecond, "time between request starts")
 	f.DurationVar(&timeout, "timeout", time.Second, "give a request up after this")
 	f.IntVar(&count, "count", 0, "stop after this many requests (0: until SIGTERM)")
+	f.BoolVar(&concurrent, "concurrent", false, "start a request every interval even while others are in flight")
 	return cmd
 }
 

@@ -459,7 +459,7 @@ func TestLBaaS(t *testing.T) {
 	t.Run("CLILifecycle", l.cliLifecycle)
 
 	t.Run("ReloadUnderLoad", func(t *testing.T) {
-		probe := l.start(l.client.Name, binary, "lab", "http-probe", "--interval", "20ms", "--timeout", "2s", vip)
+		probe := l.start(l.client.Name, binary, "lab", "http-probe", "--concurrent", "--interval", "20ms", "--timeout", "2s", vip)
 		waitProbe(t, probe, 20)
 		for i := range 3 {
 			w := 2 + i
@@ -659,6 +659,8 @@ func parseProbe(out string) probeResults {
 		}
 		rs = append(rs, r)
 	}
+	// Concurrent requests finish out of order.
+	slices.SortFunc(rs, func(a, b probeResult) int { return a.at.Compare(b.at) })
 	return rs
 }
 
@@ -682,8 +684,10 @@ func (rs probeResults) errors(max int) []string {
 	return out
 }
 
-// outage is the time from the first failed request of the longest run of
-// failures after since to the next success (zero if none failed).
+// outage is the longest run of failed requests after since, from the
+// start of its first to the start of the next successful one (zero if
+// none failed): with a request every 50 ms, the time clients saw no
+// answer, to 50 ms.
 func (rs probeResults) outage(since time.Time) time.Duration {
 	var worst time.Duration
 	var start time.Time
@@ -736,7 +740,7 @@ func (l *lbLab) lbFailover(lbID, vip string) (outage time.Duration, from, to str
 	if from == "" {
 		l.tb.Fatalf("load balancer %s has no active chassis", lbID)
 	}
-	probe := l.start(l.client.Name, binary, "lab", "http-probe", "--interval", "50ms", "--timeout", "1s", "http://"+vip+"/")
+	probe := l.start(l.client.Name, binary, "lab", "http-probe", "--concurrent", "--interval", "50ms", "--timeout", "1s", "http://"+vip+"/")
 	waitProbe(l.tb, probe, 10)
 	start := time.Now()
 	l.kill(from)
@@ -830,4 +834,8 @@ func BenchmarkLBaaSFailover(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(median(outs), "outage-ms")
 	b.ReportMetric(slices.Max(outs), "outage-max-ms")
+	// The target: at most about a second of failed requests.
+	if median(outs) > 1000 {
+		b.Errorf("median failover outage %.0f ms, over the 1 s target (all: %v)", median(outs), outs)
+	}
 }
