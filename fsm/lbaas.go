@@ -566,3 +566,21 @@ func (v *View) LBTreeOf(lbID string) LBTree {
 		L7Rules:        v.L7RulesOfLB(lbID),
 	}
 }
+
+// LoadBalancerOf is the id of the load balancer an LBaaS object belongs
+// to (its own id for a load balancer), "" for anything else.
+func LoadBalancerOf(obj any) string {
+	if o, ok := obj.(lbObject); ok {
+		return o.lbID()
+	}
+	return ""
+}
+
+// LBStatusOf returns an LBaaS object's provisioning and operating status.
+func LBStatusOf(obj any) (provisioning, operating string) {
+	if o, ok := obj.(lbObject); ok {
+		ps, os := o.lbStatus()
+		return *ps, *os
+	}
+	return "", ""
+}

@@ -228,6 +228,7 @@ func (s *Server) routes() {
 	s.securityGroupRoutes()
 	s.routerRoutes()
 	s.floatingIPRoutes()
+	s.lbaasRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, "HTTPNotFound", "The resource could not be found."))
 	})
@@ -240,8 +241,14 @@ type apiHandler func(w http.ResponseWriter, r *http.Request) error
 // and consistent reads, request identity and replay of writes, and the
 // error format.
 func (s *Server) neutron(pattern string, h apiHandler) {
+	s.mux.HandleFunc(pattern, s.apiHandlerFunc(pattern, h))
+}
+
+// apiHandlerFunc is what neutron registers for a route: the front door
+// shared by every API of ours (Neutron's, Octavia's, /v1).
+func (s *Server) apiHandlerFunc(pattern string, h apiHandler) http.HandlerFunc {
 	write := !strings.HasPrefix(pattern, "GET ")
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
 		var wait *waitRequest
 		key := ""
 		if write {
@@ -354,7 +361,7 @@ func (s *Server) neutron(pattern string, h apiHandler) {
 			return
 		}
 		run(w)
-	})
+	}
 }
 
 func staleRead(r *http.Request) bool {
