@@ -30,6 +30,10 @@ var ErrInvalidConfig = errors.New("haproxy refused the configuration")
 
 var alertPrefix = regexp.MustCompile(`^\[ALERT\]\s+\(\d+\) : (config : )?`)
 
+// alertWhere is the file position of an alert: the file is ours, the
+// line is what helps.
+var alertWhere = regexp.MustCompile(`parsing \[[^\]]*:(\d+)\] : `)
+
 var versionRE = regexp.MustCompile(`(?m)^HA-?Proxy version (\d+)\.(\d+)(\.\d+)?`)
 
 // CheckVersion runs `haproxy -v` and returns the version, or an error that
@@ -85,7 +89,8 @@ func alerts(out string, err error) string {
 	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, "[ALERT]") && !strings.Contains(l, "Fatal errors found") &&
 			!strings.Contains(l, "Error(s) found in configuration file") {
-			keep = append(keep, alertPrefix.ReplaceAllString(strings.TrimSpace(l), ""))
+			l = alertPrefix.ReplaceAllString(strings.TrimSpace(l), "")
+			keep = append(keep, alertWhere.ReplaceAllString(l, "line $1: "))
 		}
 	}
 	if len(keep) == 0 {
