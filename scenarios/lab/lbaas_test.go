@@ -368,9 +368,25 @@ func TestLBaaS(t *testing.T) {
 			_, err := l.curl(l.client.Name, url)
 			return err
 		})
+		var held []*bgProc
 		for range 2 {
-			l.start(l.client.Name, "nc", lb.VipAddress, "8080")
+			held = append(held, l.start(l.client.Name, "nc", lb.VipAddress, "8080"))
 		}
+		poll(t, 20*time.Second, "two idle connections held open", func() error {
+			for _, h := range held {
+				if h.exited() {
+					t.Fatalf("nc exited: %s", h.stderr())
+				}
+			}
+			out, err := l.exec(l.client.Name, "ss", "-Htn", "state", "established", "dst", lb.VipAddress+":8080")
+			if err != nil {
+				return err
+			}
+			if n := len(strings.Fields(out)) / 4; n != 2 {
+				return fmt.Errorf("%d established: %s", n, out)
+			}
+			return nil
+		})
 		poll(t, 20*time.Second, "a third connection is refused", func() error {
 			if got, err := l.curl(l.client.Name, url); err == nil {
 				return fmt.Errorf("answered %q", got)
