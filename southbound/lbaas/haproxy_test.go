@@ -361,12 +361,15 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	// closed says whether HAProxy closed c without an answer to a
 	// request; a connection left waiting (queued) is not closed.
+	var last string // what the last connection got, for failures
 	closed := func(c net.Conn) bool {
 		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 		if _, err := c.Write([]byte("GET / HTTP/1.0\r\n\r\n")); err != nil {
+			last = "write: " + err.Error()
 			return true
 		}
 		b, err := io.ReadAll(c)
+		last = fmt.Sprintf("read %q, %v", b, err)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return false
 		}
@@ -389,7 +392,7 @@ func TestConnectionLimit(t *testing.T) {
 	})
 	for i := range 3 {
 		if !refused() {
-			t.Fatalf("over the limit, attempt %d: served", i+1)
+			t.Fatalf("over the limit, attempt %d: served (%s)", i+1, last)
 		}
 	}
 	idle[0].Close()

@@ -109,10 +109,10 @@ func renderListener(w func(string, ...any), vip string, l Listener, pools map[st
 		w("    disabled")
 	}
 	if l.ConnectionLimit > 0 {
-		// Refused, not queued: HAProxy's maxconn would leave the excess
-		// waiting in the kernel's accept queue. fe_conn counts the
-		// connection being decided.
-		w("    maxconn %d", l.ConnectionLimit+1)
+		// Refused, not queued: a frontend maxconn would leave the excess
+		// waiting in the kernel's accept queue (and pause the listener,
+		// so a connection right after a refused one could wait too).
+		// fe_conn counts the connection being decided.
 		w("    tcp-request connection reject if { fe_conn gt %d }", l.ConnectionLimit)
 	}
 	w("    timeout client %dms", orDefault(l.TimeoutClientData, defaultClientMS))
