@@ -788,13 +788,83 @@ func TestLBaaSFailover(t *testing.T) {
 		_, err := l.curl(l.client.Name, "http://"+lb.VipAddress+"/")
 		return err
 	})
-	_, from, _ := l.lbFailover(lb.ID, lb.VipAddress)
+	_, from, to := l.lbFailover(lb.ID, lb.VipAddress)
 	l.revive(from)
 	// The moved load balancer stays healthy and ACTIVE where it went.
 	l.waitActive(lb.ID)
 	if seen := l.spread(l.client.Name, "http://"+lb.VipAddress+"/", 9); len(seen) != 3 {
 		t.Fatalf("after the failover: %v, want every member", seen)
 	}
+
+	// Split: the active gateway loses its underlay link only. The
+	// servers move the load balancer back to the revived gateway; the
+	// cut-off one fences itself and takes its VIP interface down.
+	probe := l.start(l.client.Name, binary, "lab", "http-probe", "--concurrent", "--interval", "50ms", "--timeout", "1s", "http://"+lb.VipAddress+"/")
+	waitProbe(t, probe, 10)
+	start := time.Now()
+	l.partition(to)
+	poll(t, 30*time.Second, "the load balancer moves off the cut-off "+to, func() error {
+		if now := l.activeChassis(lb.ID); now == to || now == "" {
+			return fmt.Errorf("active %q", now)
+		}
+		return nil
+	})
+	vipState := func(gw string) string {
+		// The agent runs under `ip netns exec` (a mount namespace of its
+		// own), so the name of the namespace it made is bound there only:
+		// enter the network namespace of its HAProxy instead.
+		pidFile := filepath.Join(l.d.State().Node(gw).DataDir, "lbaas", lb.ID, "haproxy.pid")
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return "unknown: " + err.Error()
+		}
+		pid := strings.Fields(string(b))
+		if len(pid) == 0 {
+			return "unknown: empty " + pidFile
+		}
+		out, err := exec.Command("nsenter", "-t", pid[0], "-n", "ip", "-o", "link", "show", "vip0").CombinedOutput()
+		switch {
+		case err != nil:
+			return fmt.Sprintf("unknown: %v: %s", err, out)
+		case strings.Contains(string(out), ",UP"):
+			return "up"
+		}
+		return "down"
+	}
+	poll(t, 30*time.Second, "the cut-off "+to+" takes its VIP down", func() error {
+		if st := vipState(to); st != "down" {
+			return errors.New(st)
+		}
+		return nil
+	})
+	waitProbe(t, probe, 20)
+	probe.stop()
+	res := parseProbe(probe.stdout())
+	t.Logf("partition %s: %d of %d requests failed, outage %s", to, res.failed(), len(res), res.outage(start).Round(time.Millisecond))
+	l.heal(to)
+	poll(t, 30*time.Second, "the healed "+to+" brings its VIP up again (as a standby)", func() error {
+		if st := vipState(to); st != "up" {
+			return errors.New(st)
+		}
+		return nil
+	})
+	defer func() {
+		if t.Failed() {
+			gw := l.activeChassis(lb.ID)
+			pid, _ := os.ReadFile(filepath.Join(l.d.State().Node(gw).DataDir, "lbaas", lb.ID, "haproxy.pid"))
+			for _, args := range [][]string{{"ip", "neigh"}, {"ip", "route"}, {"ip", "-s", "link", "show", "vip0"},
+				{"ping", "-c1", "-W1", l.members[2].IP}, {"ping", "-c1", "-W1", l.members[0].IP}} {
+				out, err := exec.Command("nsenter", append([]string{"-t", strings.TrimSpace(string(pid)), "-n"}, args...)...).CombinedOutput()
+				t.Logf("VIP namespace on %s: %v: %s (%v)", gw, args, out, err)
+			}
+		}
+	}()
+	poll(t, 30*time.Second, "after the heal, requests reach every member", func() error {
+		if seen := l.spread(l.client.Name, "http://"+lb.VipAddress+"/", 9); len(seen) != 3 {
+			return fmt.Errorf("%v; m3 %s on %s", seen, l.memberStatus(l.poolOf(lb), "m3"), l.activeChassis(lb.ID))
+		}
+		return nil
+	})
 }
 
 // BenchmarkLBaaS reports requests/s through the VIP against the members

@@ -117,6 +117,12 @@ func (p Plug) SetVIP(ctx context.Context, up bool) error {
 	if _, err := hostnet.Exec(ctx, p.Namespace, "ip", "link", "set", VIPInterface, state); err != nil {
 		return fmt.Errorf("lbaas: vip %s: %w", state, err)
 	}
+	// Taking the link down took the default route with it.
+	if up && p.Gateway != "" {
+		if err := hostnet.AddRoute(p.Namespace, "default", p.Gateway, VIPInterface); err != nil {
+			return fmt.Errorf("lbaas: vip up: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -69,6 +69,12 @@ func TestPlug(t *testing.T) {
 	if link, _ := hostnet.Exec(ctx, p.Namespace, "ip", "-o", "link", "show", VIPInterface); strings.Contains(link, ",UP") {
 		t.Fatalf("after SetVIP(false): %s", link)
 	}
+	if err := p.SetVIP(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if route, _ := hostnet.Exec(ctx, p.Namespace, "ip", "route", "show", "default"); !strings.Contains(route, "via 10.9.0.1") {
+		t.Fatalf("after SetVIP(true) the default route is %q: members on other subnets are unreachable", route)
+	}
 	// A leftover process (an HAProxy worker whose master died) goes too.
 	left := hostnet.Command(context.Background(), p.Namespace, "sleep", "60")
 	if err := left.Start(); err != nil {
