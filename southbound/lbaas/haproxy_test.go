@@ -404,3 +404,16 @@ func TestConnectionLimit(t *testing.T) {
 	})
 	idle[1].Close()
 }
+
+// TestCheckVersionMissing: a gateway without HAProxy is told what to
+// install.
+func TestCheckVersionMissing(t *testing.T) {
+	_, err := CheckVersion(context.Background(), "/nonexistent/haproxy")
+	if err == nil || !strings.Contains(err.Error(), "install Debian's haproxy package") {
+		t.Fatalf("missing haproxy: %v", err)
+	}
+	// A binary that prints no HAProxy version.
+	if _, err := CheckVersion(context.Background(), "true"); err == nil || !strings.Contains(err.Error(), "no version") {
+		t.Fatalf("not haproxy: %v", err)
+	}
+}
