@@ -55,9 +55,13 @@ type lbReporter struct {
 	failCfg atomic.Value // string: the error to report for new revisions
 }
 
-func newLBEnv(t *testing.T) *lbEnv {
+func newLBEnv(t *testing.T, tweak ...func(*northbound.Config)) *lbEnv {
 	t.Helper()
-	e := &lbEnv{t: t, servers: newAPICluster(t, 3, nil)}
+	var tw func(*northbound.Config)
+	if len(tweak) > 0 {
+		tw = tweak[0]
+	}
+	e := &lbEnv{t: t, servers: newAPICluster(t, 3, tw)}
 	for i := 1; i <= 2; i++ {
 		name := fmt.Sprintf("gw%d", i)
 		a, err := agent.Start(agent.Config{Node: name, DataDir: t.TempDir(), Bind: freeBind(t), HTTP: "127.0.0.1:0",

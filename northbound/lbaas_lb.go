@@ -1,9 +1,11 @@
 package northbound
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"neutrino/fsm"
 )
@@ -258,4 +260,51 @@ func (s *Server) lbAgentStatus(w http.ResponseWriter, r *http.Request) error {
 	setRevision(w, rev)
 	writeJSON(w, http.StatusOK, map[string]any{"applied": true})
 	return nil
+}
+
+// DefaultLBDeleteTimeout is LBDeleteTimeout's default: long enough for an
+// agent to tear HAProxy down and report, short enough that a load balancer
+// whose agent is gone (but whose chassis gossip still calls up) does not
+// stay PENDING_DELETE for long.
+const DefaultLBDeleteTimeout = 30 * time.Second
+
+// expireLBDeletes runs on every server and acts on the leader: a load
+// balancer in PENDING_DELETE whose agent did not report within
+// LBDeleteTimeout (by its updated_at, the leader's time of the delete) is
+// removed with CmdLBDeleteExpire, which applies only if it is still
+// waiting at the same config revision. It ends with StopWatches.
+func (s *Server) expireLBDeletes() {
+	timeout := s.cfg.LBDeleteTimeout
+	if timeout <= 0 {
+		timeout = DefaultLBDeleteTimeout
+	}
+	tick := time.NewTicker(min(timeout/4, 5*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.watchStop:
+			return
+		case <-tick.C:
+		}
+		if !s.be.IsLeader() {
+			continue
+		}
+		for _, lb := range s.fsm.State().Read().LoadBalancers() {
+			if lb.ProvisioningStatus != fsm.LBPendingDelete {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339, lb.UpdatedAt)
+			if err != nil || time.Since(at) < timeout {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ForwardTimeout)
+			_, err = s.propose(ctx, fsm.CmdLBDeleteExpire, fsm.LBDeleteExpireRequest{ID: lb.ID, ConfigRevision: lb.ConfigRevision})
+			cancel()
+			if err != nil {
+				s.log.Debug("load balancer delete expiry", "lb", lb.ID, "err", err)
+				continue
+			}
+			s.log.Warn("load balancer deleted without its agent's report", "lb", lb.ID, "chassis", lb.ActiveChassis, "after", timeout)
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/pools"
 
 	"neutrino/fsm"
+	"neutrino/northbound"
 )
 
 // lbTenantNet creates a network and subnet of a project for load
@@ -342,4 +343,30 @@ func TestLBaaSBadInput(t *testing.T) {
 		s.do("GET", fmt.Sprintf("/v1/watch?tables=%s&since=%d&timeout=1", strings.Join(fsm.WatchTables, ","), rev), nil, nil, &ch)
 		t.Fatalf("revision %d -> %d: %v", rev, got, ch)
 	}
+}
+
+// TestLBaaSDeleteWithoutReport: when the agent of the active chassis never
+// reports on a deletion, the leader completes it after LBDeleteTimeout.
+func TestLBaaSDeleteWithoutReport(t *testing.T) {
+	e := newLBEnv(t, func(c *northbound.Config) { c.LBDeleteTimeout = 2 * time.Second })
+	_, subID := lbTenantNet(e.servers[0], alice, "10.50.0.0/24")
+	var out map[string]map[string]any
+	if code := e.servers[1].do("POST", "/v2/lbaas/loadbalancers", alice, map[string]any{"loadbalancer": map[string]any{"vip_subnet_id": subID}}, &out); code != 201 {
+		t.Fatalf("create: %d", code)
+	}
+	id := out["loadbalancer"]["id"].(string)
+	active := e.waitActive(id)["neutrino:active_chassis"].(string)
+	e.gw(active).paused.Store(true)
+	if code := e.servers[2].do("DELETE", "/v2/lbaas/loadbalancers/"+id, alice, nil, nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if lb := e.lbState(id); lb == nil || lb["provisioning_status"] != fsm.LBPendingDelete {
+		t.Fatalf("after delete: %v", lb)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if lb := e.lbState(id); lb != nil {
+			return fmt.Errorf("still there: %v", lb["provisioning_status"])
+		}
+		return nil
+	})
 }
