@@ -186,6 +186,8 @@ func renderListener(v *fsm.View, l *fsm.Listener) map[string]any {
 	o["default_tls_container_ref"] = nil
 	o["sni_container_refs"] = []string{}
 	o["loadbalancers"] = idRefs([]string{l.LoadBalancerID})
+	// Not in Octavia's body, but a filter Octavia accepts.
+	o["loadbalancer_id"] = l.LoadBalancerID
 	o["l7policies"] = idRefs(ps)
 	o["insert_headers"] = hdrs
 	o["timeout_client_data"] = l.TimeoutClientData
@@ -212,6 +214,7 @@ func renderPool(v *fsm.View, p *fsm.Pool) map[string]any {
 		o["session_persistence"] = nil
 	}
 	o["loadbalancers"] = idRefs([]string{p.LoadBalancerID})
+	o["loadbalancer_id"] = p.LoadBalancerID
 	o["listeners"] = idRefs(p.ListenerIDs)
 	o["members"] = idRefs(ms)
 	o["healthmonitor_id"] = strOrNil(p.HealthMonitorID)
@@ -245,6 +248,7 @@ func renderHealthMonitor(h *fsm.HealthMonitor) map[string]any {
 	o["url_path"] = strOrNil(h.URLPath)
 	o["expected_codes"] = strOrNil(h.ExpectedCodes)
 	o["pools"] = idRefs([]string{h.PoolID})
+	o["pool_id"] = h.PoolID
 	o["http_version"] = nil
 	o["domain_name"] = nil
 	return o

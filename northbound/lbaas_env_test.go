@@ -37,7 +37,7 @@ import (
 // agent-status with the current config_revision. The API under test is
 // not mocked: the reporter is a client of it.
 type lbEnv struct {
-	t       *testing.T
+	t       testing.TB
 	servers []*apiServer
 	gws     []*lbReporter
 }
@@ -55,7 +55,7 @@ type lbReporter struct {
 	failCfg atomic.Value // string: the error to report for new revisions
 }
 
-func newLBEnv(t *testing.T, tweak ...func(*northbound.Config)) *lbEnv {
+func newLBEnv(t testing.TB, tweak ...func(*northbound.Config)) *lbEnv {
 	t.Helper()
 	var tw func(*northbound.Config)
 	if len(tweak) > 0 {

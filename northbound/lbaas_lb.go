@@ -23,7 +23,7 @@ func (s *Server) createLoadBalancer(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	a, _, err := parseObject(objs[0], loadBalancerAttrs, map[string]attrSpec{}, true)
+	a, raw, err := parseObject(objs[0], loadBalancerAttrs, map[string]attrSpec{"listeners": {Post: true}, "pools": {Post: true}}, true)
 	if err != nil {
 		return err
 	}
@@ -60,11 +60,16 @@ func (s *Server) createLoadBalancer(w http.ResponseWriter, r *http.Request) erro
 	b.boolean("admin_state_up", &lb.AdminStateUp)
 	owner := Identity{ProjectID: project, Admin: ident.Admin}
 	portIdent := newID(r.Context())
+	// The children's ids derive from the request too: build them once.
+	tree, err := s.lbTreeBuild(r, s.fsm.State().Read(), owner, lb, raw)
+	if err != nil {
+		return err
+	}
 	declare(r.Context(), &outcome{Status: http.StatusCreated, Collection: lbPrefixes[0] + "/loadbalancers",
 		Singular: "loadbalancer", IDs: []string{lb.ID}})
 	for attempt := 0; ; attempt++ {
 		v := s.fsm.State().Read()
-		req := fsm.LBCreateRequest{LoadBalancer: lb, At: ts}
+		req := fsm.LBCreateRequest{LoadBalancer: lb, At: ts, Tree: tree}
 		var ls *lease
 		if portID != "" {
 			cur, err := lookupPort(v, owner, portID)
@@ -307,4 +312,112 @@ func (s *Server) expireLBDeletes() {
 			s.log.Warn("load balancer deleted without its agent's report", "lb", lb.ID, "chassis", lb.ActiveChassis, "after", timeout)
 		}
 	}
+}
+
+// lbTreeBuild builds the children given in a load balancer's create
+// (Octavia's single-call create): listeners, each with an optional
+// default_pool, and pools, each with optional members and healthmonitor.
+// References are by nesting, not by id: the objects do not exist yet.
+func (s *Server) lbTreeBuild(r *http.Request, v *fsm.View, ident Identity, lb *fsm.LoadBalancer, raw map[string]json.RawMessage) (fsm.LBTree, error) {
+	var tree fsm.LBTree
+	var ls, ps []map[string]json.RawMessage
+	if x, ok := raw["listeners"]; ok && !isNull(x) {
+		if err := json.Unmarshal(x, &ls); err != nil {
+			return tree, lbInvalid("listeners must be a list of objects: %v", err)
+		}
+	}
+	if x, ok := raw["pools"]; ok && !isNull(x) {
+		if err := json.Unmarshal(x, &ps); err != nil {
+			return tree, lbInvalid("pools must be a list of objects: %v", err)
+		}
+	}
+	newBuild := func(a attrs, raw map[string]json.RawMessage) *lbBuild {
+		return &lbBuild{s: s, v: v, ident: ident, a: a, raw: raw, lb: lb, inTree: true}
+	}
+	pool := func(obj map[string]json.RawMessage) error {
+		a, praw, err := parseObject(obj, poolAttrs, map[string]attrSpec{"session_persistence": {Post: true}, "members": {Post: true}, "healthmonitor": {Post: true}}, true)
+		if err != nil {
+			return err
+		}
+		for _, k := range []string{"loadbalancer_id", "listener_id"} {
+			if _, ok := a[k]; ok {
+				return lbInvalid("%s is not allowed in a load balancer's create: pools are nested.", k)
+			}
+		}
+		a["loadbalancer_id"] = lb.ID
+		p, err := newBuild(a, praw).pool(r, nil)
+		if err != nil {
+			return err
+		}
+		tree.Pools = append(tree.Pools, p)
+		if x, ok := praw["healthmonitor"]; ok && !isNull(x) {
+			var hobj map[string]json.RawMessage
+			if err := json.Unmarshal(x, &hobj); err != nil {
+				return lbInvalid("healthmonitor must be an object: %v", err)
+			}
+			ha, err := parseAttrs(hobj, healthMonitorAttrs, true)
+			if err != nil {
+				return err
+			}
+			hb := newBuild(ha, nil)
+			hb.treePool = p
+			h, err := hb.healthMonitor(r, nil)
+			if err != nil {
+				return err
+			}
+			tree.HealthMonitors = append(tree.HealthMonitors, h)
+		}
+		if x, ok := praw["members"]; ok && !isNull(x) {
+			var mobjs []map[string]json.RawMessage
+			if err := json.Unmarshal(x, &mobjs); err != nil {
+				return lbInvalid("members must be a list of objects: %v", err)
+			}
+			for _, mo := range mobjs {
+				ma, err := parseAttrs(mo, memberAttrs, true)
+				if err != nil {
+					return err
+				}
+				m, err := newBuild(ma, nil).member(r, p, nil)
+				if err != nil {
+					return err
+				}
+				tree.Members = append(tree.Members, m)
+			}
+		}
+		return nil
+	}
+	for _, lo := range ls {
+		a, lraw, err := parseObject(lo, listenerAttrs, map[string]attrSpec{"insert_headers": {Post: true}, "default_pool": {Post: true}, "l7policies": {Post: true}}, true)
+		if err != nil {
+			return tree, err
+		}
+		if _, ok := lraw["l7policies"]; ok {
+			return tree, lbInvalid("l7policies in a load balancer's create are not supported: create them once the listener exists.")
+		}
+		if _, ok := a["default_pool_id"]; ok {
+			return tree, lbInvalid("default_pool_id is not allowed in a load balancer's create: give default_pool.")
+		}
+		a["loadbalancer_id"] = lb.ID
+		l, err := newBuild(a, lraw).listener(r, nil)
+		if err != nil {
+			return tree, err
+		}
+		tree.Listeners = append(tree.Listeners, l)
+		if x, ok := lraw["default_pool"]; ok && !isNull(x) {
+			var pobj map[string]json.RawMessage
+			if err := json.Unmarshal(x, &pobj); err != nil {
+				return tree, lbInvalid("default_pool must be an object: %v", err)
+			}
+			if err := pool(pobj); err != nil {
+				return tree, err
+			}
+			l.DefaultPoolID = tree.Pools[len(tree.Pools)-1].ID
+		}
+	}
+	for _, po := range ps {
+		if err := pool(po); err != nil {
+			return tree, err
+		}
+	}
+	return tree, nil
 }

@@ -229,6 +229,33 @@ func TestLBaaSGophercloud(t *testing.T) {
 	if code := e.servers[0].do("GET", "/v2.0/ports/"+lb.VipPortID, nil, nil, nil); code != 404 {
 		t.Fatalf("vip port after delete: %d", code)
 	}
+	// Octavia's single-call create of a whole tree.
+	tree, err := loadbalancers.Create(ctx, c(1), lbTreeOpts("tree", subID, 3)).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitActive(tree.ID)
+	tl, err := listeners.List(c(2), listeners.ListOpts{LoadbalancerID: tree.ID}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tls, _ := listeners.ExtractListeners(tl)
+	if len(tls) != 1 || tls[0].DefaultPoolID == "" {
+		t.Fatalf("tree listeners %+v", tls)
+	}
+	tp, err := pools.Get(ctx, c(0), tls[0].DefaultPoolID).Extract()
+	if err != nil || len(tp.Members) != 3 || tp.MonitorID == "" || tp.ProvisioningStatus != fsm.LBActive {
+		t.Fatalf("tree pool %v %+v", err, tp)
+	}
+	if err := loadbalancers.Delete(ctx, c(2), tree.ID, loadbalancers.DeleteOpts{Cascade: true}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if _, err := loadbalancers.Get(ctx, c(0), tree.ID).Extract(); !isStatus(err, 404) {
+			return fmt.Errorf("tree load balancer still there: %v", err)
+		}
+		return nil
+	})
 	for _, path := range []string{"/v2/lbaas/listeners", "/v2/lbaas/pools", "/v2/lbaas/healthmonitors", "/v2/lbaas/l7policies"} {
 		var out map[string][]any
 		e.servers[1].do("GET", path, nil, nil, &out)
@@ -369,4 +396,18 @@ func TestLBaaSDeleteWithoutReport(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// lbTreeOpts is a single-call create: an HTTP listener whose default pool
+// has n members and an HTTP monitor.
+func lbTreeOpts(name, subnetID string, n int) loadbalancers.CreateOpts {
+	var ms []pools.CreateMemberOpts
+	for i := range n {
+		ms = append(ms, pools.CreateMemberOpts{Address: fmt.Sprintf("10.20.1.%d", 10+i), ProtocolPort: 8080})
+	}
+	return loadbalancers.CreateOpts{Name: name, VipSubnetID: subnetID, Listeners: []listeners.CreateOpts{{
+		Name: name + "-l", Protocol: listeners.ProtocolHTTP, ProtocolPort: 80,
+		DefaultPool: &pools.CreateOpts{Name: name + "-p", Protocol: pools.ProtocolHTTP, LBMethod: pools.LBMethodRoundRobin, Members: ms,
+			Monitor: &monitors.CreateOpts{Type: monitors.TypeHTTP, Delay: 2, Timeout: 1, MaxRetries: 2}},
+	}}}
 }
