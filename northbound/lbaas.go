@@ -649,3 +649,9 @@ func (s *Server) loadBalancerStatus(w http.ResponseWriter, r *http.Request) erro
 	writeJSON(w, http.StatusOK, map[string]any{"statuses": map[string]any{"loadbalancer": lo}})
 	return nil
 }
+
+// lbSubresource is Octavia's InvalidSubresource: a referenced Neutron
+// object (subnet, network, port) the caller cannot use (400).
+func lbSubresource(resource, id string) *apiError {
+	return newError(http.StatusBadRequest, "InvalidSubresource", "%s %s not found.", resource, id)
+}

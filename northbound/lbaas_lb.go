@@ -74,7 +74,7 @@ func (s *Server) createLoadBalancer(w http.ResponseWriter, r *http.Request) erro
 		if portID != "" {
 			cur, err := lookupPort(v, owner, portID)
 			if err != nil {
-				return lbInvalid("Port %s not found.", portID)
+				return lbSubresource("Port", portID)
 			}
 			if cur.DeviceID != "" || cur.DeviceOwner != "" {
 				return lbInvalid("Port %s is in use by %s %s.", cur.ID, cur.DeviceOwner, cur.DeviceID)
@@ -88,7 +88,7 @@ func (s *Server) createLoadBalancer(w http.ResponseWriter, r *http.Request) erro
 			if subnetID != "" {
 				sub, err := lookupSubnet(v, owner, subnetID)
 				if err != nil {
-					return lbInvalid("Subnet %s not found.", subnetID)
+					return lbSubresource("Subnet", subnetID)
 				}
 				if netID != "" && sub.NetworkID != netID {
 					return lbInvalid("Subnet %s is not on network %s.", subnetID, netID)
@@ -96,7 +96,7 @@ func (s *Server) createLoadBalancer(w http.ResponseWriter, r *http.Request) erro
 				netID = sub.NetworkID
 			}
 			if _, err := lookupNetwork(v, owner, netID); err != nil {
-				return lbInvalid("Network %s not found.", netID)
+				return lbSubresource("Network", netID)
 			}
 			p := &fsm.Port{
 				Meta:      fsm.Meta{ID: portIdent, ProjectID: project, Name: "octavia-lb-" + lb.ID, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},

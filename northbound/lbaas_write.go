@@ -243,7 +243,7 @@ func (b *lbBuild) pool(r *http.Request, cur *fsm.Pool) (*fsm.Pool, error) {
 		b.str("protocol", &p.Protocol)
 		if l != nil {
 			if l.DefaultPoolID != "" {
-				return nil, newError(http.StatusConflict, fsm.ErrTypeLBDuplicate, "Listener %s already has a default pool.", l.ID)
+				return nil, newError(http.StatusConflict, fsm.ErrTypeLBDuplicate, "This listener already has a default pool")
 			}
 			nl := l.Copy()
 			nl.DefaultPoolID = p.ID
@@ -337,7 +337,7 @@ func (b *lbBuild) member(r *http.Request, pool *fsm.Pool, cur *fsm.Member) (*fsm
 			// may use.
 			sub, err := lookupSubnet(b.v, Identity{ProjectID: b.lb.ProjectID}, m.SubnetID)
 			if err != nil {
-				return nil, lbInvalid("Subnet %s not found.", m.SubnetID)
+				return nil, lbSubresource("Subnet", m.SubnetID)
 			}
 			if a, _ := netip.ParseAddr(m.Address); !sub.Prefix().Contains(a) {
 				return nil, lbInvalid("address %s is not on subnet %s (%s).", m.Address, sub.ID, sub.CIDR)
