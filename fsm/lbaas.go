@@ -100,8 +100,11 @@ type LoadBalancer struct {
 	VipSubnetID  string // vip_subnet_id
 	VipPortID    string // vip_port_id
 	VipAddress   string // vip_address
-	Provider     string // provider
-	AdminStateUp bool   // admin_state_up
+	// VipPortAdopted: the VIP port was the caller's (vip_port_id); it is
+	// released, not deleted, with the load balancer.
+	VipPortAdopted bool
+	Provider       string // provider
+	AdminStateUp   bool   // admin_state_up
 	// ProvisioningStatus is provisioning_status, OperatingStatus
 	// operating_status.
 	ProvisioningStatus string

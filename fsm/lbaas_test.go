@@ -296,6 +296,24 @@ func TestLBTreeChangeAndDelete(t *testing.T) {
 	if e.lb("lb4") != nil {
 		t.Fatal("expired delete did not complete")
 	}
+
+	// An adopted VIP port is released, not deleted.
+	own := testPort("own-port", "tn", "fa:16:3e:00:31:01", ip("tsub", "10.0.0.120"))
+	e.must(CmdPortCreate, PortCreateRequest{Ports: []*Port{own}})
+	cur := e.f.State().Read().Port("own-port")
+	adopt := e.lbCreate("lb5", "10.0.0.120", false)
+	adopt.VipPort, adopt.VipPortPrevIndex = cur.Copy(), cur.ModifyIndex
+	adopt.VipPort.DeviceID, adopt.VipPort.DeviceOwner = LBVIPDeviceID("lb5"), DeviceOwnerLBVIP
+	e.must(CmdLBCreate, adopt)
+	if p := e.f.State().Read().Port("own-port"); p.BindingHostID != "gw-a" || !e.lb("lb5").VipPortAdopted {
+		t.Fatalf("adopted port bound to %q", p.BindingHostID)
+	}
+	e.must(CmdLBStatus, LBStatusRequest{LoadBalancerID: "lb5", Chassis: "gw-a", ConfigRevision: e.lb("lb5").ConfigRevision})
+	e.must(CmdLBDelete, LBDeleteRequest{ID: "lb5"})
+	e.must(CmdLBStatus, LBStatusRequest{LoadBalancerID: "lb5", Chassis: "gw-a", ConfigRevision: e.lb("lb5").ConfigRevision})
+	if p := e.f.State().Read().Port("own-port"); p == nil || p.DeviceID != "" || p.DeviceOwner != "" || p.BindingHostID != "" {
+		t.Fatalf("adopted port after delete: %+v", p)
+	}
 }
 
 // fillLBTables puts objects in every LBaaS table for the snapshot

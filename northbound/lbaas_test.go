@@ -256,6 +256,26 @@ func TestLBaaSGophercloud(t *testing.T) {
 		}
 		return nil
 	})
+	// A VIP on the caller's own port: adopted, then released.
+	own := e.servers[0].create("ports", "port", map[string]any{"network_id": vp.Port["network_id"]}, alice)
+	adopted, err := loadbalancers.Create(ctx, c(2), loadbalancers.CreateOpts{VipPortID: own["id"].(string)}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ip := fixedIP(own, 0); adopted.VipAddress != ip || adopted.VipPortID != own["id"] {
+		t.Fatalf("adopted %+v, port %v", adopted, own)
+	}
+	e.waitActive(adopted.ID)
+	if err := loadbalancers.Delete(ctx, c(0), adopted.ID, nil).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		var op struct{ Port map[string]any }
+		if code := e.servers[1].do("GET", "/v2.0/ports/"+adopted.VipPortID, nil, nil, &op); code != 200 || op.Port["device_owner"] != "" {
+			return fmt.Errorf("adopted port: %d %v", code, op.Port)
+		}
+		return nil
+	})
 	for _, path := range []string{"/v2/lbaas/listeners", "/v2/lbaas/pools", "/v2/lbaas/healthmonitors", "/v2/lbaas/l7policies"} {
 		var out map[string][]any
 		e.servers[1].do("GET", path, nil, nil, &out)
