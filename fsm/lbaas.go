@@ -14,6 +14,7 @@ package fsm
 import (
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Table names of the LBaaS model.
@@ -586,4 +587,16 @@ func LBStatusOf(obj any) (provisioning, operating string) {
 		return *ps, *os
 	}
 	return "", ""
+}
+
+// LoadBalancerOfVIP is the load balancer whose VIP port p is, or nil.
+func (v *View) LoadBalancerOfVIP(p *Port) *LoadBalancer {
+	if p.DeviceOwner != DeviceOwnerLBVIP || !strings.HasPrefix(p.DeviceID, "lb-") {
+		return nil
+	}
+	lb := v.LoadBalancer(strings.TrimPrefix(p.DeviceID, "lb-"))
+	if lb == nil || lb.VipPortID != p.ID {
+		return nil
+	}
+	return lb
 }

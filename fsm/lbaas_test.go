@@ -99,6 +99,11 @@ func TestLBCreatePlacementAndStatus(t *testing.T) {
 	if p := v.Port("vip-lb1"); p.BindingHostID != "gw-a" || p.DeviceOwner != DeviceOwnerLBVIP {
 		t.Fatalf("vip port bound to %q owner %q", p.BindingHostID, p.DeviceOwner)
 	}
+	// The VIP port is the load balancer's: not deleted or moved directly.
+	e.wantRejected(CmdPortDelete, PortDeleteRequest{ID: "vip-lb1"}, ErrTypeL3PortInUse)
+	moved := v.Port("vip-lb1").Copy()
+	moved.DeviceID = "elsewhere"
+	e.wantRejected(CmdPortUpdate, PortUpdateRequest{Port: moved, PrevIndex: moved.ModifyIndex}, ErrTypeL3PortInUse)
 	for id, s := range treeStatuses(v, "lb1") {
 		if s != LBPendingCreate {
 			t.Fatalf("%s is %s after create", id, s)

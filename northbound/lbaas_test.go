@@ -379,6 +379,8 @@ func TestLBaaSBadInput(t *testing.T) {
 	rev := revisionNow(s)
 	var out map[string]any
 	checkFault(t, s.do("DELETE", "/v2/lbaas/pools/"+p2["id"].(string), alice, nil, &out), 409, out, "in use by L7 policy")
+	// The VIP port belongs to the load balancer.
+	checkNeutronError(t, s.do("DELETE", "/v2.0/ports/"+lb["vip_port_id"].(string), alice, nil, &out), 409, out, fsm.ErrTypeL3PortInUse)
 	// Another project's objects are invisible, through /v2.0 as well.
 	checkFault(t, s.do("GET", "/v2.0/lbaas/loadbalancers/"+lbID, bob, nil, &out), 404, out, "not found")
 	checkFault(t, s.do("DELETE", "/v2.0/lbaas/listeners/"+l["id"].(string), bob, nil, &out), 404, out, "not found")
