@@ -38,6 +38,23 @@ func TestLBaaSGophercloud(t *testing.T) {
 	c := func(i int) *gophercloud.ServiceClient { return octavia(e.servers[i%3], "alice") }
 	_, subID := lbTenantNet(e.servers[0], alice, "10.20.0.0/24")
 
+	// Discovery: the lbaasv2 extension, and Octavia's version document.
+	var exts map[string][]map[string]any
+	e.servers[1].do("GET", "/v2.0/extensions", nil, nil, &exts)
+	if !slices.ContainsFunc(exts["extensions"], func(x map[string]any) bool { return x["alias"] == "lbaasv2" }) {
+		t.Fatal("extension lbaasv2 not listed")
+	}
+	var vers struct {
+		Versions []struct {
+			ID    string
+			Links []map[string]string
+		}
+	}
+	if code := e.servers[2].do("GET", "/v2", nil, nil, &vers); code != 200 || len(vers.Versions) != 1 || vers.Versions[0].ID != "v2.0" ||
+		!strings.HasSuffix(vers.Versions[0].Links[0]["href"], "/v2") {
+		t.Fatalf("version document: %d %+v", code, vers)
+	}
+
 	lb, err := loadbalancers.Create(ctx, c(0), loadbalancers.CreateOpts{Name: "web", VipSubnetID: subID, VipAddress: "10.20.0.100", Tags: []string{"t1"}}).Extract()
 	if err != nil {
 		t.Fatal(err)
