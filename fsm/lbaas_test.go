@@ -123,6 +123,18 @@ func TestLBCreatePlacementAndStatus(t *testing.T) {
 
 	// A write while pending is refused.
 	e.wantRejected(CmdLBUpdate, LBUpdateRequest{LoadBalancer: lb, PrevIndex: lb.ModifyIndex}, ErrTypeLBImmutable)
+	// A chassis' iface-id claim never moves the VIP port: the standby's
+	// is ignored, the active one's sets only the ofport.
+	e.must(CmdPortBind, PortBindRequest{At: "t1", Bindings: []PortBinding{{PortID: "vip-lb1", Chassis: "gw-b", OFPort: 7}}})
+	if p := e.f.State().Read().Port("vip-lb1"); p.BindingHostID != "gw-a" || p.BindingOFPort != 0 {
+		t.Fatalf("standby's claim: vip on %q ofport %d", p.BindingHostID, p.BindingOFPort)
+	}
+	e.must(CmdPortBind, PortBindRequest{At: "t1", Bindings: []PortBinding{{PortID: "vip-lb1", Chassis: "gw-a", OFPort: 9}}})
+	if p := e.f.State().Read().Port("vip-lb1"); p.BindingHostID != "gw-a" || p.BindingOFPort != 9 {
+		t.Fatalf("active's claim: vip on %q ofport %d", p.BindingHostID, p.BindingOFPort)
+	}
+	lb = e.lb("lb1")
+
 	// Reports from a standby, or for an older revision, are stale.
 	e.wantRejected(CmdLBStatus, LBStatusRequest{LoadBalancerID: "lb1", Chassis: "gw-b", ConfigRevision: lb.ConfigRevision}, ErrTypeLBStaleStatus)
 	e.wantRejected(CmdLBStatus, LBStatusRequest{LoadBalancerID: "lb1", Chassis: "gw-a", ConfigRevision: lb.ConfigRevision - 1}, ErrTypeLBStatusUnchanged)
