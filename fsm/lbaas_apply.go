@@ -707,7 +707,7 @@ func deriveLBTree(txn *memdb.Txn, lbID string, index uint64) {
 		for i, p := range ps {
 			if p.Position != i+1 {
 				c := p.Copy()
-				c.Position = i + 1
+				c.Position, c.ModifyIndex = i+1, index
 				insert(txn, TableLBL7Policies, c, index)
 			}
 		}

@@ -44,10 +44,13 @@ type lbEnv struct {
 
 // lbReporter plays the HAProxy side of one gateway chassis' agent.
 type lbReporter struct {
-	name    string
-	env     *lbEnv
-	w       *watch.Watcher
-	kick    chan struct{}
+	name string
+	env  *lbEnv
+	w    *watch.Watcher
+	kick chan struct{}
+	// runMu is held through each pass, so that once pause returns no
+	// report of the pass before is still on its way.
+	runMu   sync.Mutex
 	paused  atomic.Bool
 	mu      sync.Mutex
 	health  map[string]string // object id -> operating status to report
@@ -141,15 +144,26 @@ func (g *lbReporter) run(ctx context.Context) {
 		case <-g.kick:
 		case <-tick.C:
 		}
-		if g.paused.Load() {
-			continue
-		}
-		for _, lb := range watch.List[*fsm.LoadBalancer](g.w, fsm.TableLBLoadBalancers) {
-			if lb.ActiveChassis != g.name {
-				continue
+		g.runMu.Lock()
+		if !g.paused.Load() {
+			for _, lb := range watch.List[*fsm.LoadBalancer](g.w, fsm.TableLBLoadBalancers) {
+				if lb.ActiveChassis == g.name {
+					g.report(ctx, lb)
+				}
 			}
-			g.report(ctx, lb)
 		}
+		g.runMu.Unlock()
+	}
+}
+
+// pause stops (true) or resumes (false) the reporter's reports; after
+// pause(true) returns, none is in flight.
+func (g *lbReporter) pause(on bool) {
+	g.runMu.Lock()
+	g.paused.Store(on)
+	g.runMu.Unlock()
+	if !on {
+		g.poke()
 	}
 }
 

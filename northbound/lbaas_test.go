@@ -77,7 +77,7 @@ func TestLBaaSGophercloud(t *testing.T) {
 
 	// A write while the tree is pending is 409 ImmutableObject.
 	g := e.gw(active)
-	g.paused.Store(true)
+	g.pause(true)
 	l, err := listeners.Create(ctx, c(1), listeners.CreateOpts{Name: "http", LoadbalancerID: lb.ID, Protocol: listeners.ProtocolHTTP,
 		ProtocolPort: 80, InsertHeaders: map[string]string{"X-Forwarded-For": "true"}}).Extract()
 	if err != nil {
@@ -86,8 +86,7 @@ func TestLBaaSGophercloud(t *testing.T) {
 	if _, err := listeners.Create(ctx, c(2), listeners.CreateOpts{LoadbalancerID: lb.ID, Protocol: listeners.ProtocolTCP, ProtocolPort: 81}).Extract(); !isStatus(err, 409) {
 		t.Fatalf("write while pending: %v", err)
 	}
-	g.paused.Store(false)
-	g.poke()
+	g.pause(false)
 	e.waitActive(lb.ID)
 
 	// Pool on the listener (becomes its default), members, monitor.
@@ -422,7 +421,7 @@ func TestLBaaSDeleteWithoutReport(t *testing.T) {
 	}
 	id := out["loadbalancer"]["id"].(string)
 	active := e.waitActive(id)["neutrino:active_chassis"].(string)
-	e.gw(active).paused.Store(true)
+	e.gw(active).pause(true)
 	if code := e.servers[2].do("DELETE", "/v2/lbaas/loadbalancers/"+id, alice, nil, nil); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}
