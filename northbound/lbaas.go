@@ -31,6 +31,15 @@ func (s *Server) octavia(method, path string, h apiHandler) {
 		pattern := method + " " + pre + path
 		inner := s.apiHandlerFunc(pattern, h)
 		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			// One request is one request under either prefix (its
+			// identity's fingerprint has the path); the route's path
+			// values are already matched.
+			if rest, ok := strings.CutPrefix(r.URL.Path, lbPrefixes[1]); ok {
+				u := *r.URL
+				u.Path, u.RawPath = lbPrefixes[0]+rest, ""
+				r = r.WithContext(r.Context())
+				r.URL = &u
+			}
 			// A forwarded request answers the forwarding server, which
 			// reads Neutron's error types (retries) and rewrites for its
 			// client.

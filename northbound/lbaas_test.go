@@ -395,6 +395,21 @@ func TestLBaaSBadInput(t *testing.T) {
 	rev := revisionNow(s)
 	var out map[string]any
 	checkFault(t, s.do("DELETE", "/v2/lbaas/pools/"+p2["id"].(string), alice, nil, &out), 409, out, "in use by L7 policy")
+	if got := revisionNow(s); got != rev {
+		t.Fatalf("refused pool delete: revision %d -> %d", rev, got)
+	}
+	// A create repeated with its Idempotency-Key answers the first outcome.
+	keyed := map[string]string{"X-Project-Id": "alice", "X-Roles": "member", "Idempotency-Key": "lb-once"}
+	body := map[string]any{"member": map[string]any{"address": "10.30.0.77", "protocol_port": 80}}
+	var first, again map[string]map[string]any
+	code1, _ := s.doRaw("POST", "/v2/lbaas/pools/"+p2["id"].(string)+"/members", keyed, body, &first)
+	rev = revisionNow(s)
+	code2, hdr := e.servers[2].doRaw("POST", "/v2.0/lbaas/pools/"+p2["id"].(string)+"/members", keyed, body, &again)
+	if code1 != 201 || code2 != 201 || hdr.Get(northbound.HeaderReplayed) != "true" || first["member"]["id"] != again["member"]["id"] || revisionNow(s) != rev {
+		t.Fatalf("replay: %d %d %v %v %v", code1, code2, hdr, first, again)
+	}
+	e.waitActive(lbID)
+	rev = revisionNow(s)
 	// The VIP port belongs to the load balancer.
 	checkNeutronError(t, s.do("DELETE", "/v2.0/ports/"+lb["vip_port_id"].(string), alice, nil, &out), 409, out, fsm.ErrTypeL3PortInUse)
 	// Another project's objects are invisible, through /v2.0 as well.
