@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"neutrino/fsm"
+	"neutrino/northbound/client"
 )
 
 // lbPrefixes are where the Octavia API is served: /v2 as Octavia's own
@@ -99,6 +100,8 @@ func (f *faultWriter) finish() {
 	body, _ := json.Marshal(map[string]any{"faultcode": code, "faultstring": env.NeutronError.Message, "debuginfo": nil})
 	f.Header().Del("Content-Length")
 	f.Header().Set("Content-Type", "application/json")
+	// Our own clients (northbound/client) retry by Neutron error type.
+	f.Header().Set(client.HeaderErrorType, env.NeutronError.Type)
 	f.ResponseWriter.WriteHeader(f.status)
 	_, _ = f.ResponseWriter.Write(append(body, '\n'))
 }
