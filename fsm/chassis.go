@@ -217,7 +217,9 @@ func applyPortBind(txn *memdb.Txn, body []byte, index uint64) error {
 		if cur == nil {
 			continue
 		}
-		if cur.DeviceOwner == DeviceOwnerRouterGateway || cur.DeviceOwner == DeviceOwnerLBVIP {
+		// A load balancer's VIP port is placed like a gateway port (the
+		// standby chassis plugs it too).
+		if cur.DeviceOwner == DeviceOwnerRouterGateway || v.LoadBalancerOfVIP(cur) != nil {
 			bindGatewayOFPort(txn, cur, b, req.At, index)
 			continue
 		}

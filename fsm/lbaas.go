@@ -14,6 +14,7 @@ package fsm
 import (
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Table names of the LBaaS model.
@@ -100,8 +101,11 @@ type LoadBalancer struct {
 	VipSubnetID  string // vip_subnet_id
 	VipPortID    string // vip_port_id
 	VipAddress   string // vip_address
-	Provider     string // provider
-	AdminStateUp bool   // admin_state_up
+	// VipPortAdopted: the VIP port was the caller's (vip_port_id); it is
+	// released, not deleted, with the load balancer.
+	VipPortAdopted bool
+	Provider       string // provider
+	AdminStateUp   bool   // admin_state_up
 	// ProvisioningStatus is provisioning_status, OperatingStatus
 	// operating_status.
 	ProvisioningStatus string
@@ -583,4 +587,16 @@ func LBStatusOf(obj any) (provisioning, operating string) {
 		return *ps, *os
 	}
 	return "", ""
+}
+
+// LoadBalancerOfVIP is the load balancer whose VIP port p is, or nil.
+func (v *View) LoadBalancerOfVIP(p *Port) *LoadBalancer {
+	if p.DeviceOwner != DeviceOwnerLBVIP || !strings.HasPrefix(p.DeviceID, "lb-") {
+		return nil
+	}
+	lb := v.LoadBalancer(strings.TrimPrefix(p.DeviceID, "lb-"))
+	if lb == nil || lb.VipPortID != p.ID {
+		return nil
+	}
+	return lb
 }

@@ -277,8 +277,17 @@ func removeLBTree(txn *memdb.Txn, lb *LoadBalancer, index uint64) {
 		remove(txn, lbTableOf(o), o, index)
 	}
 	if p := v.Port(lb.VipPortID); p != nil && p.DeviceID == LBVIPDeviceID(lb.ID) {
-		disassociatePort(txn, p.ID, index)
-		remove(txn, TablePorts, p, index)
+		if lb.VipPortAdopted {
+			c := p.Copy()
+			c.DeviceID, c.DeviceOwner = "", ""
+			setGatewayBinding(c, "")
+			c.RevisionNumber++
+			c.ModifyIndex = index
+			insert(txn, TablePorts, c, index)
+		} else {
+			disassociatePort(txn, p.ID, index)
+			remove(txn, TablePorts, p, index)
+		}
 	}
 	remove(txn, TableLBLoadBalancers, v.LoadBalancer(lb.ID), index)
 }
@@ -327,7 +336,7 @@ func applyLBCreate(txn *memdb.Txn, body []byte, index uint64) error {
 		lb.ProvisioningStatus, lb.StatusReason = LBError, LBStatusNoGateway
 	}
 	lb.ConfigRevision, lb.CreateIndex, lb.ModifyIndex = index, index, index
-	lb.VipPortID = p.ID
+	lb.VipPortID, lb.VipPortAdopted = p.ID, req.VipPortPrevIndex != 0
 	insert(txn, TableLBLoadBalancers, lb, index)
 	setGatewayBinding(p, target)
 	if cur != nil {
@@ -698,7 +707,7 @@ func deriveLBTree(txn *memdb.Txn, lbID string, index uint64) {
 		for i, p := range ps {
 			if p.Position != i+1 {
 				c := p.Copy()
-				c.Position = i + 1
+				c.Position, c.ModifyIndex = i+1, index
 				insert(txn, TableLBL7Policies, c, index)
 			}
 		}

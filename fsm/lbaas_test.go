@@ -99,6 +99,11 @@ func TestLBCreatePlacementAndStatus(t *testing.T) {
 	if p := v.Port("vip-lb1"); p.BindingHostID != "gw-a" || p.DeviceOwner != DeviceOwnerLBVIP {
 		t.Fatalf("vip port bound to %q owner %q", p.BindingHostID, p.DeviceOwner)
 	}
+	// The VIP port is the load balancer's: not deleted or moved directly.
+	e.wantRejected(CmdPortDelete, PortDeleteRequest{ID: "vip-lb1"}, ErrTypeL3PortInUse)
+	moved := v.Port("vip-lb1").Copy()
+	moved.DeviceID = "elsewhere"
+	e.wantRejected(CmdPortUpdate, PortUpdateRequest{Port: moved, PrevIndex: moved.ModifyIndex}, ErrTypeL3PortInUse)
 	for id, s := range treeStatuses(v, "lb1") {
 		if s != LBPendingCreate {
 			t.Fatalf("%s is %s after create", id, s)
@@ -118,6 +123,18 @@ func TestLBCreatePlacementAndStatus(t *testing.T) {
 
 	// A write while pending is refused.
 	e.wantRejected(CmdLBUpdate, LBUpdateRequest{LoadBalancer: lb, PrevIndex: lb.ModifyIndex}, ErrTypeLBImmutable)
+	// A chassis' iface-id claim never moves the VIP port: the standby's
+	// is ignored, the active one's sets only the ofport.
+	e.must(CmdPortBind, PortBindRequest{At: "t1", Bindings: []PortBinding{{PortID: "vip-lb1", Chassis: "gw-b", OFPort: 7}}})
+	if p := e.f.State().Read().Port("vip-lb1"); p.BindingHostID != "gw-a" || p.BindingOFPort != 0 {
+		t.Fatalf("standby's claim: vip on %q ofport %d", p.BindingHostID, p.BindingOFPort)
+	}
+	e.must(CmdPortBind, PortBindRequest{At: "t1", Bindings: []PortBinding{{PortID: "vip-lb1", Chassis: "gw-a", OFPort: 9}}})
+	if p := e.f.State().Read().Port("vip-lb1"); p.BindingHostID != "gw-a" || p.BindingOFPort != 9 {
+		t.Fatalf("active's claim: vip on %q ofport %d", p.BindingHostID, p.BindingOFPort)
+	}
+	lb = e.lb("lb1")
+
 	// Reports from a standby, or for an older revision, are stale.
 	e.wantRejected(CmdLBStatus, LBStatusRequest{LoadBalancerID: "lb1", Chassis: "gw-b", ConfigRevision: lb.ConfigRevision}, ErrTypeLBStaleStatus)
 	e.wantRejected(CmdLBStatus, LBStatusRequest{LoadBalancerID: "lb1", Chassis: "gw-a", ConfigRevision: lb.ConfigRevision - 1}, ErrTypeLBStatusUnchanged)
@@ -295,6 +312,24 @@ func TestLBTreeChangeAndDelete(t *testing.T) {
 	e.must(CmdLBDeleteExpire, LBDeleteExpireRequest{ID: "lb4", ConfigRevision: e.lb("lb4").ConfigRevision})
 	if e.lb("lb4") != nil {
 		t.Fatal("expired delete did not complete")
+	}
+
+	// An adopted VIP port is released, not deleted.
+	own := testPort("own-port", "tn", "fa:16:3e:00:31:01", ip("tsub", "10.0.0.120"))
+	e.must(CmdPortCreate, PortCreateRequest{Ports: []*Port{own}})
+	cur := e.f.State().Read().Port("own-port")
+	adopt := e.lbCreate("lb5", "10.0.0.120", false)
+	adopt.VipPort, adopt.VipPortPrevIndex = cur.Copy(), cur.ModifyIndex
+	adopt.VipPort.DeviceID, adopt.VipPort.DeviceOwner = LBVIPDeviceID("lb5"), DeviceOwnerLBVIP
+	e.must(CmdLBCreate, adopt)
+	if p := e.f.State().Read().Port("own-port"); p.BindingHostID != "gw-a" || !e.lb("lb5").VipPortAdopted {
+		t.Fatalf("adopted port bound to %q", p.BindingHostID)
+	}
+	e.must(CmdLBStatus, LBStatusRequest{LoadBalancerID: "lb5", Chassis: "gw-a", ConfigRevision: e.lb("lb5").ConfigRevision})
+	e.must(CmdLBDelete, LBDeleteRequest{ID: "lb5"})
+	e.must(CmdLBStatus, LBStatusRequest{LoadBalancerID: "lb5", Chassis: "gw-a", ConfigRevision: e.lb("lb5").ConfigRevision})
+	if p := e.f.State().Read().Port("own-port"); p == nil || p.DeviceID != "" || p.DeviceOwner != "" || p.BindingHostID != "" {
+		t.Fatalf("adopted port after delete: %+v", p)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"neutrino/fsm"
+	"neutrino/northbound/client"
 )
 
 // lbPrefixes are where the Octavia API is served: /v2 as Octavia's own
@@ -31,6 +32,15 @@ func (s *Server) octavia(method, path string, h apiHandler) {
 		pattern := method + " " + pre + path
 		inner := s.apiHandlerFunc(pattern, h)
 		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			// One request is one request under either prefix (its
+			// identity's fingerprint has the path); the route's path
+			// values are already matched.
+			if rest, ok := strings.CutPrefix(r.URL.Path, lbPrefixes[1]); ok {
+				u := *r.URL
+				u.Path, u.RawPath = lbPrefixes[0]+rest, ""
+				r = r.WithContext(r.Context())
+				r.URL = &u
+			}
 			// A forwarded request answers the forwarding server, which
 			// reads Neutron's error types (retries) and rewrites for its
 			// client.
@@ -90,6 +100,8 @@ func (f *faultWriter) finish() {
 	body, _ := json.Marshal(map[string]any{"faultcode": code, "faultstring": env.NeutronError.Message, "debuginfo": nil})
 	f.Header().Del("Content-Length")
 	f.Header().Set("Content-Type", "application/json")
+	// Our own clients (northbound/client) retry by Neutron error type.
+	f.Header().Set(client.HeaderErrorType, env.NeutronError.Type)
 	f.ResponseWriter.WriteHeader(f.status)
 	_, _ = f.ResponseWriter.Write(append(body, '\n'))
 }
@@ -186,6 +198,8 @@ func renderListener(v *fsm.View, l *fsm.Listener) map[string]any {
 	o["default_tls_container_ref"] = nil
 	o["sni_container_refs"] = []string{}
 	o["loadbalancers"] = idRefs([]string{l.LoadBalancerID})
+	// Not in Octavia's body, but a filter Octavia accepts.
+	o["loadbalancer_id"] = l.LoadBalancerID
 	o["l7policies"] = idRefs(ps)
 	o["insert_headers"] = hdrs
 	o["timeout_client_data"] = l.TimeoutClientData
@@ -212,6 +226,7 @@ func renderPool(v *fsm.View, p *fsm.Pool) map[string]any {
 		o["session_persistence"] = nil
 	}
 	o["loadbalancers"] = idRefs([]string{p.LoadBalancerID})
+	o["loadbalancer_id"] = p.LoadBalancerID
 	o["listeners"] = idRefs(p.ListenerIDs)
 	o["members"] = idRefs(ms)
 	o["healthmonitor_id"] = strOrNil(p.HealthMonitorID)
@@ -245,6 +260,7 @@ func renderHealthMonitor(h *fsm.HealthMonitor) map[string]any {
 	o["url_path"] = strOrNil(h.URLPath)
 	o["expected_codes"] = strOrNil(h.ExpectedCodes)
 	o["pools"] = idRefs([]string{h.PoolID})
+	o["pool_id"] = h.PoolID
 	o["http_version"] = nil
 	o["domain_name"] = nil
 	return o
@@ -644,4 +660,10 @@ func (s *Server) loadBalancerStatus(w http.ResponseWriter, r *http.Request) erro
 	lo["listeners"] = listeners
 	writeJSON(w, http.StatusOK, map[string]any{"statuses": map[string]any{"loadbalancer": lo}})
 	return nil
+}
+
+// lbSubresource is Octavia's InvalidSubresource: a referenced Neutron
+// object (subnet, network, port) the caller cannot use (400).
+func lbSubresource(resource, id string) *apiError {
+	return newError(http.StatusBadRequest, "InvalidSubresource", "%s %s not found.", resource, id)
 }

@@ -37,17 +37,20 @@ import (
 // agent-status with the current config_revision. The API under test is
 // not mocked: the reporter is a client of it.
 type lbEnv struct {
-	t       *testing.T
+	t       testing.TB
 	servers []*apiServer
 	gws     []*lbReporter
 }
 
 // lbReporter plays the HAProxy side of one gateway chassis' agent.
 type lbReporter struct {
-	name    string
-	env     *lbEnv
-	w       *watch.Watcher
-	kick    chan struct{}
+	name string
+	env  *lbEnv
+	w    *watch.Watcher
+	kick chan struct{}
+	// runMu is held through each pass, so that once pause returns no
+	// report of the pass before is still on its way.
+	runMu   sync.Mutex
 	paused  atomic.Bool
 	mu      sync.Mutex
 	health  map[string]string // object id -> operating status to report
@@ -55,9 +58,13 @@ type lbReporter struct {
 	failCfg atomic.Value // string: the error to report for new revisions
 }
 
-func newLBEnv(t *testing.T) *lbEnv {
+func newLBEnv(t testing.TB, tweak ...func(*northbound.Config)) *lbEnv {
 	t.Helper()
-	e := &lbEnv{t: t, servers: newAPICluster(t, 3, nil)}
+	var tw func(*northbound.Config)
+	if len(tweak) > 0 {
+		tw = tweak[0]
+	}
+	e := &lbEnv{t: t, servers: newAPICluster(t, 3, tw)}
 	for i := 1; i <= 2; i++ {
 		name := fmt.Sprintf("gw%d", i)
 		a, err := agent.Start(agent.Config{Node: name, DataDir: t.TempDir(), Bind: freeBind(t), HTTP: "127.0.0.1:0",
@@ -137,15 +144,26 @@ func (g *lbReporter) run(ctx context.Context) {
 		case <-g.kick:
 		case <-tick.C:
 		}
-		if g.paused.Load() {
-			continue
-		}
-		for _, lb := range watch.List[*fsm.LoadBalancer](g.w, fsm.TableLBLoadBalancers) {
-			if lb.ActiveChassis != g.name {
-				continue
+		g.runMu.Lock()
+		if !g.paused.Load() {
+			for _, lb := range watch.List[*fsm.LoadBalancer](g.w, fsm.TableLBLoadBalancers) {
+				if lb.ActiveChassis == g.name {
+					g.report(ctx, lb)
+				}
 			}
-			g.report(ctx, lb)
 		}
+		g.runMu.Unlock()
+	}
+}
+
+// pause stops (true) or resumes (false) the reporter's reports; after
+// pause(true) returns, none is in flight.
+func (g *lbReporter) pause(on bool) {
+	g.runMu.Lock()
+	g.paused.Store(on)
+	g.runMu.Unlock()
+	if !on {
+		g.poke()
 	}
 }
 

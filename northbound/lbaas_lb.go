@@ -1,9 +1,11 @@
 package northbound
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"neutrino/fsm"
 )
@@ -21,7 +23,7 @@ func (s *Server) createLoadBalancer(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	a, _, err := parseObject(objs[0], loadBalancerAttrs, map[string]attrSpec{}, true)
+	a, raw, err := parseObject(objs[0], loadBalancerAttrs, map[string]attrSpec{"listeners": {Post: true}, "pools": {Post: true}}, true)
 	if err != nil {
 		return err
 	}
@@ -58,16 +60,21 @@ func (s *Server) createLoadBalancer(w http.ResponseWriter, r *http.Request) erro
 	b.boolean("admin_state_up", &lb.AdminStateUp)
 	owner := Identity{ProjectID: project, Admin: ident.Admin}
 	portIdent := newID(r.Context())
+	// The children's ids derive from the request too: build them once.
+	tree, err := s.lbTreeBuild(r, s.fsm.State().Read(), owner, lb, raw)
+	if err != nil {
+		return err
+	}
 	declare(r.Context(), &outcome{Status: http.StatusCreated, Collection: lbPrefixes[0] + "/loadbalancers",
 		Singular: "loadbalancer", IDs: []string{lb.ID}})
 	for attempt := 0; ; attempt++ {
 		v := s.fsm.State().Read()
-		req := fsm.LBCreateRequest{LoadBalancer: lb, At: ts}
+		req := fsm.LBCreateRequest{LoadBalancer: lb, At: ts, Tree: tree}
 		var ls *lease
 		if portID != "" {
 			cur, err := lookupPort(v, owner, portID)
 			if err != nil {
-				return lbInvalid("Port %s not found.", portID)
+				return lbSubresource("Port", portID)
 			}
 			if cur.DeviceID != "" || cur.DeviceOwner != "" {
 				return lbInvalid("Port %s is in use by %s %s.", cur.ID, cur.DeviceOwner, cur.DeviceID)
@@ -81,7 +88,7 @@ func (s *Server) createLoadBalancer(w http.ResponseWriter, r *http.Request) erro
 			if subnetID != "" {
 				sub, err := lookupSubnet(v, owner, subnetID)
 				if err != nil {
-					return lbInvalid("Subnet %s not found.", subnetID)
+					return lbSubresource("Subnet", subnetID)
 				}
 				if netID != "" && sub.NetworkID != netID {
 					return lbInvalid("Subnet %s is not on network %s.", subnetID, netID)
@@ -89,7 +96,7 @@ func (s *Server) createLoadBalancer(w http.ResponseWriter, r *http.Request) erro
 				netID = sub.NetworkID
 			}
 			if _, err := lookupNetwork(v, owner, netID); err != nil {
-				return lbInvalid("Network %s not found.", netID)
+				return lbSubresource("Network", netID)
 			}
 			p := &fsm.Port{
 				Meta:      fsm.Meta{ID: portIdent, ProjectID: project, Name: "octavia-lb-" + lb.ID, RevisionNumber: 1, CreatedAt: ts, UpdatedAt: ts},
@@ -258,4 +265,159 @@ func (s *Server) lbAgentStatus(w http.ResponseWriter, r *http.Request) error {
 	setRevision(w, rev)
 	writeJSON(w, http.StatusOK, map[string]any{"applied": true})
 	return nil
+}
+
+// DefaultLBDeleteTimeout is LBDeleteTimeout's default: long enough for an
+// agent to tear HAProxy down and report, short enough that a load balancer
+// whose agent is gone (but whose chassis gossip still calls up) does not
+// stay PENDING_DELETE for long.
+const DefaultLBDeleteTimeout = 30 * time.Second
+
+// expireLBDeletes runs on every server and acts on the leader: a load
+// balancer in PENDING_DELETE whose agent did not report within
+// LBDeleteTimeout (by its updated_at, the leader's time of the delete) is
+// removed with CmdLBDeleteExpire, which applies only if it is still
+// waiting at the same config revision. It ends with StopWatches.
+func (s *Server) expireLBDeletes() {
+	timeout := s.cfg.LBDeleteTimeout
+	if timeout <= 0 {
+		timeout = DefaultLBDeleteTimeout
+	}
+	tick := time.NewTicker(min(timeout/4, 5*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.watchStop:
+			return
+		case <-tick.C:
+		}
+		if !s.be.IsLeader() {
+			continue
+		}
+		for _, lb := range s.fsm.State().Read().LoadBalancers() {
+			if lb.ProvisioningStatus != fsm.LBPendingDelete {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339, lb.UpdatedAt)
+			if err != nil || time.Since(at) < timeout {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ForwardTimeout)
+			_, err = s.propose(ctx, fsm.CmdLBDeleteExpire, fsm.LBDeleteExpireRequest{ID: lb.ID, ConfigRevision: lb.ConfigRevision})
+			cancel()
+			if err != nil {
+				s.log.Debug("load balancer delete expiry", "lb", lb.ID, "err", err)
+				continue
+			}
+			s.log.Warn("load balancer deleted without its agent's report", "lb", lb.ID, "chassis", lb.ActiveChassis, "after", timeout)
+		}
+	}
+}
+
+// lbTreeBuild builds the children given in a load balancer's create
+// (Octavia's single-call create): listeners, each with an optional
+// default_pool, and pools, each with optional members and healthmonitor.
+// References are by nesting, not by id: the objects do not exist yet.
+func (s *Server) lbTreeBuild(r *http.Request, v *fsm.View, ident Identity, lb *fsm.LoadBalancer, raw map[string]json.RawMessage) (fsm.LBTree, error) {
+	var tree fsm.LBTree
+	var ls, ps []map[string]json.RawMessage
+	if x, ok := raw["listeners"]; ok && !isNull(x) {
+		if err := json.Unmarshal(x, &ls); err != nil {
+			return tree, lbInvalid("listeners must be a list of objects: %v", err)
+		}
+	}
+	if x, ok := raw["pools"]; ok && !isNull(x) {
+		if err := json.Unmarshal(x, &ps); err != nil {
+			return tree, lbInvalid("pools must be a list of objects: %v", err)
+		}
+	}
+	newBuild := func(a attrs, raw map[string]json.RawMessage) *lbBuild {
+		return &lbBuild{s: s, v: v, ident: ident, a: a, raw: raw, lb: lb, inTree: true}
+	}
+	pool := func(obj map[string]json.RawMessage) error {
+		a, praw, err := parseObject(obj, poolAttrs, map[string]attrSpec{"session_persistence": {Post: true}, "members": {Post: true}, "healthmonitor": {Post: true}}, true)
+		if err != nil {
+			return err
+		}
+		for _, k := range []string{"loadbalancer_id", "listener_id"} {
+			if _, ok := a[k]; ok {
+				return lbInvalid("%s is not allowed in a load balancer's create: pools are nested.", k)
+			}
+		}
+		a["loadbalancer_id"] = lb.ID
+		p, err := newBuild(a, praw).pool(r, nil)
+		if err != nil {
+			return err
+		}
+		tree.Pools = append(tree.Pools, p)
+		if x, ok := praw["healthmonitor"]; ok && !isNull(x) {
+			var hobj map[string]json.RawMessage
+			if err := json.Unmarshal(x, &hobj); err != nil {
+				return lbInvalid("healthmonitor must be an object: %v", err)
+			}
+			ha, err := parseAttrs(hobj, healthMonitorAttrs, true)
+			if err != nil {
+				return err
+			}
+			hb := newBuild(ha, nil)
+			hb.treePool = p
+			h, err := hb.healthMonitor(r, nil)
+			if err != nil {
+				return err
+			}
+			tree.HealthMonitors = append(tree.HealthMonitors, h)
+		}
+		if x, ok := praw["members"]; ok && !isNull(x) {
+			var mobjs []map[string]json.RawMessage
+			if err := json.Unmarshal(x, &mobjs); err != nil {
+				return lbInvalid("members must be a list of objects: %v", err)
+			}
+			for _, mo := range mobjs {
+				ma, err := parseAttrs(mo, memberAttrs, true)
+				if err != nil {
+					return err
+				}
+				m, err := newBuild(ma, nil).member(r, p, nil)
+				if err != nil {
+					return err
+				}
+				tree.Members = append(tree.Members, m)
+			}
+		}
+		return nil
+	}
+	for _, lo := range ls {
+		a, lraw, err := parseObject(lo, listenerAttrs, map[string]attrSpec{"insert_headers": {Post: true}, "default_pool": {Post: true}, "l7policies": {Post: true}}, true)
+		if err != nil {
+			return tree, err
+		}
+		if _, ok := lraw["l7policies"]; ok {
+			return tree, lbInvalid("l7policies in a load balancer's create are not supported: create them once the listener exists.")
+		}
+		if _, ok := a["default_pool_id"]; ok {
+			return tree, lbInvalid("default_pool_id is not allowed in a load balancer's create: give default_pool.")
+		}
+		a["loadbalancer_id"] = lb.ID
+		l, err := newBuild(a, lraw).listener(r, nil)
+		if err != nil {
+			return tree, err
+		}
+		tree.Listeners = append(tree.Listeners, l)
+		if x, ok := lraw["default_pool"]; ok && !isNull(x) {
+			var pobj map[string]json.RawMessage
+			if err := json.Unmarshal(x, &pobj); err != nil {
+				return tree, lbInvalid("default_pool must be an object: %v", err)
+			}
+			if err := pool(pobj); err != nil {
+				return tree, err
+			}
+			l.DefaultPoolID = tree.Pools[len(tree.Pools)-1].ID
+		}
+	}
+	for _, po := range ps {
+		if err := pool(po); err != nil {
+			return tree, err
+		}
+	}
+	return tree, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/pools"
 
 	"neutrino/fsm"
+	"neutrino/northbound"
 )
 
 // lbTenantNet creates a network and subnet of a project for load
@@ -36,6 +37,23 @@ func TestLBaaSGophercloud(t *testing.T) {
 	ctx := context.Background()
 	c := func(i int) *gophercloud.ServiceClient { return octavia(e.servers[i%3], "alice") }
 	_, subID := lbTenantNet(e.servers[0], alice, "10.20.0.0/24")
+
+	// Discovery: the lbaasv2 extension, and Octavia's version document.
+	var exts map[string][]map[string]any
+	e.servers[1].do("GET", "/v2.0/extensions", nil, nil, &exts)
+	if !slices.ContainsFunc(exts["extensions"], func(x map[string]any) bool { return x["alias"] == "lbaasv2" }) {
+		t.Fatal("extension lbaasv2 not listed")
+	}
+	var vers struct {
+		Versions []struct {
+			ID    string
+			Links []map[string]string
+		}
+	}
+	if code := e.servers[2].do("GET", "/v2", nil, nil, &vers); code != 200 || len(vers.Versions) != 1 || vers.Versions[0].ID != "v2.0" ||
+		!strings.HasSuffix(vers.Versions[0].Links[0]["href"], "/v2") {
+		t.Fatalf("version document: %d %+v", code, vers)
+	}
 
 	lb, err := loadbalancers.Create(ctx, c(0), loadbalancers.CreateOpts{Name: "web", VipSubnetID: subID, VipAddress: "10.20.0.100", Tags: []string{"t1"}}).Extract()
 	if err != nil {
@@ -59,7 +77,7 @@ func TestLBaaSGophercloud(t *testing.T) {
 
 	// A write while the tree is pending is 409 ImmutableObject.
 	g := e.gw(active)
-	g.paused.Store(true)
+	g.pause(true)
 	l, err := listeners.Create(ctx, c(1), listeners.CreateOpts{Name: "http", LoadbalancerID: lb.ID, Protocol: listeners.ProtocolHTTP,
 		ProtocolPort: 80, InsertHeaders: map[string]string{"X-Forwarded-For": "true"}}).Extract()
 	if err != nil {
@@ -68,8 +86,7 @@ func TestLBaaSGophercloud(t *testing.T) {
 	if _, err := listeners.Create(ctx, c(2), listeners.CreateOpts{LoadbalancerID: lb.ID, Protocol: listeners.ProtocolTCP, ProtocolPort: 81}).Extract(); !isStatus(err, 409) {
 		t.Fatalf("write while pending: %v", err)
 	}
-	g.paused.Store(false)
-	g.poke()
+	g.pause(false)
 	e.waitActive(lb.ID)
 
 	// Pool on the listener (becomes its default), members, monitor.
@@ -228,6 +245,53 @@ func TestLBaaSGophercloud(t *testing.T) {
 	if code := e.servers[0].do("GET", "/v2.0/ports/"+lb.VipPortID, nil, nil, nil); code != 404 {
 		t.Fatalf("vip port after delete: %d", code)
 	}
+	// Octavia's single-call create of a whole tree.
+	tree, err := loadbalancers.Create(ctx, c(1), lbTreeOpts("tree", subID, 3)).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitActive(tree.ID)
+	tl, err := listeners.List(c(2), listeners.ListOpts{LoadbalancerID: tree.ID}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tls, _ := listeners.ExtractListeners(tl)
+	if len(tls) != 1 || tls[0].DefaultPoolID == "" {
+		t.Fatalf("tree listeners %+v", tls)
+	}
+	tp, err := pools.Get(ctx, c(0), tls[0].DefaultPoolID).Extract()
+	if err != nil || len(tp.Members) != 3 || tp.MonitorID == "" || tp.ProvisioningStatus != fsm.LBActive {
+		t.Fatalf("tree pool %v %+v", err, tp)
+	}
+	if err := loadbalancers.Delete(ctx, c(2), tree.ID, loadbalancers.DeleteOpts{Cascade: true}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if _, err := loadbalancers.Get(ctx, c(0), tree.ID).Extract(); !isStatus(err, 404) {
+			return fmt.Errorf("tree load balancer still there: %v", err)
+		}
+		return nil
+	})
+	// A VIP on the caller's own port: adopted, then released.
+	own := e.servers[0].create("ports", "port", map[string]any{"network_id": vp.Port["network_id"]}, alice)
+	adopted, err := loadbalancers.Create(ctx, c(2), loadbalancers.CreateOpts{VipPortID: own["id"].(string)}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ip := fixedIP(own, 0); adopted.VipAddress != ip || adopted.VipPortID != own["id"] {
+		t.Fatalf("adopted %+v, port %v", adopted, own)
+	}
+	e.waitActive(adopted.ID)
+	if err := loadbalancers.Delete(ctx, c(0), adopted.ID, nil).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		var op struct{ Port map[string]any }
+		if code := e.servers[1].do("GET", "/v2.0/ports/"+adopted.VipPortID, nil, nil, &op); code != 200 || op.Port["device_owner"] != "" {
+			return fmt.Errorf("adopted port: %d %v", code, op.Port)
+		}
+		return nil
+	})
 	for _, path := range []string{"/v2/lbaas/listeners", "/v2/lbaas/pools", "/v2/lbaas/healthmonitors", "/v2/lbaas/l7policies"} {
 		var out map[string][]any
 		e.servers[1].do("GET", path, nil, nil, &out)
@@ -331,6 +395,23 @@ func TestLBaaSBadInput(t *testing.T) {
 	rev := revisionNow(s)
 	var out map[string]any
 	checkFault(t, s.do("DELETE", "/v2/lbaas/pools/"+p2["id"].(string), alice, nil, &out), 409, out, "in use by L7 policy")
+	if got := revisionNow(s); got != rev {
+		t.Fatalf("refused pool delete: revision %d -> %d", rev, got)
+	}
+	// A create repeated with its Idempotency-Key answers the first outcome.
+	keyed := map[string]string{"X-Project-Id": "alice", "X-Roles": "member", "Idempotency-Key": "lb-once"}
+	body := map[string]any{"member": map[string]any{"address": "10.30.0.77", "protocol_port": 80}}
+	var first, again map[string]map[string]any
+	code1, _ := s.doRaw("POST", "/v2/lbaas/pools/"+p2["id"].(string)+"/members", keyed, body, &first)
+	rev = revisionNow(s)
+	code2, hdr := e.servers[2].doRaw("POST", "/v2.0/lbaas/pools/"+p2["id"].(string)+"/members", keyed, body, &again)
+	if code1 != 201 || code2 != 201 || hdr.Get(northbound.HeaderReplayed) != "true" || first["member"]["id"] != again["member"]["id"] || revisionNow(s) != rev {
+		t.Fatalf("replay: %d %d %v %v %v", code1, code2, hdr, first, again)
+	}
+	e.waitActive(lbID)
+	rev = revisionNow(s)
+	// The VIP port belongs to the load balancer.
+	checkNeutronError(t, s.do("DELETE", "/v2.0/ports/"+lb["vip_port_id"].(string), alice, nil, &out), 409, out, fsm.ErrTypeL3PortInUse)
 	// Another project's objects are invisible, through /v2.0 as well.
 	checkFault(t, s.do("GET", "/v2.0/lbaas/loadbalancers/"+lbID, bob, nil, &out), 404, out, "not found")
 	checkFault(t, s.do("DELETE", "/v2.0/lbaas/listeners/"+l["id"].(string), bob, nil, &out), 404, out, "not found")
@@ -342,4 +423,44 @@ func TestLBaaSBadInput(t *testing.T) {
 		s.do("GET", fmt.Sprintf("/v1/watch?tables=%s&since=%d&timeout=1", strings.Join(fsm.WatchTables, ","), rev), nil, nil, &ch)
 		t.Fatalf("revision %d -> %d: %v", rev, got, ch)
 	}
+}
+
+// TestLBaaSDeleteWithoutReport: when the agent of the active chassis never
+// reports on a deletion, the leader completes it after LBDeleteTimeout.
+func TestLBaaSDeleteWithoutReport(t *testing.T) {
+	e := newLBEnv(t, func(c *northbound.Config) { c.LBDeleteTimeout = 2 * time.Second })
+	_, subID := lbTenantNet(e.servers[0], alice, "10.50.0.0/24")
+	var out map[string]map[string]any
+	if code := e.servers[1].do("POST", "/v2/lbaas/loadbalancers", alice, map[string]any{"loadbalancer": map[string]any{"vip_subnet_id": subID}}, &out); code != 201 {
+		t.Fatalf("create: %d", code)
+	}
+	id := out["loadbalancer"]["id"].(string)
+	active := e.waitActive(id)["neutrino:active_chassis"].(string)
+	e.gw(active).pause(true)
+	if code := e.servers[2].do("DELETE", "/v2/lbaas/loadbalancers/"+id, alice, nil, nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if lb := e.lbState(id); lb == nil || lb["provisioning_status"] != fsm.LBPendingDelete {
+		t.Fatalf("after delete: %v", lb)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if lb := e.lbState(id); lb != nil {
+			return fmt.Errorf("still there: %v", lb["provisioning_status"])
+		}
+		return nil
+	})
+}
+
+// lbTreeOpts is a single-call create: an HTTP listener whose default pool
+// has n members and an HTTP monitor.
+func lbTreeOpts(name, subnetID string, n int) loadbalancers.CreateOpts {
+	var ms []pools.CreateMemberOpts
+	for i := range n {
+		ms = append(ms, pools.CreateMemberOpts{Address: fmt.Sprintf("10.20.1.%d", 10+i), ProtocolPort: 8080})
+	}
+	return loadbalancers.CreateOpts{Name: name, VipSubnetID: subnetID, Listeners: []listeners.CreateOpts{{
+		Name: name + "-l", Protocol: listeners.ProtocolHTTP, ProtocolPort: 80,
+		DefaultPool: &pools.CreateOpts{Name: name + "-p", Protocol: pools.ProtocolHTTP, LBMethod: pools.LBMethodRoundRobin, Members: ms,
+			Monitor: &monitors.CreateOpts{Type: monitors.TypeHTTP, Delay: 2, Timeout: 1, MaxRetries: 2}},
+	}}}
 }

@@ -27,6 +27,11 @@ type lbBuild struct {
 	// change collects the tree change: the object and what else it moves
 	// (a pool created for a listener sets the listener's default pool).
 	change fsm.LBTreeChangeRequest
+	// inTree: the object is built inside a load balancer's create (lb is
+	// new, not in the state); treePool is the pool a monitor or members
+	// are built for there.
+	inTree   bool
+	treePool *fsm.Pool
 }
 
 func (b *lbBuild) str(k string, dst *string) {
@@ -64,6 +69,9 @@ func (b *lbBuild) meta(m *fsm.Meta, desc bool) error {
 
 // useLB sets the load balancer of the build: one the caller may see.
 func (b *lbBuild) useLB(id string) error {
+	if b.inTree && b.lb != nil && id == b.lb.ID {
+		return nil
+	}
 	obj, err := lbLookup(b.v, b.ident, kindLB, id, "")
 	if err != nil {
 		return err
@@ -235,7 +243,7 @@ func (b *lbBuild) pool(r *http.Request, cur *fsm.Pool) (*fsm.Pool, error) {
 		b.str("protocol", &p.Protocol)
 		if l != nil {
 			if l.DefaultPoolID != "" {
-				return nil, newError(http.StatusConflict, fsm.ErrTypeLBDuplicate, "Listener %s already has a default pool.", l.ID)
+				return nil, newError(http.StatusConflict, fsm.ErrTypeLBDuplicate, "This listener already has a default pool")
 			}
 			nl := l.Copy()
 			nl.DefaultPoolID = p.ID
@@ -329,7 +337,7 @@ func (b *lbBuild) member(r *http.Request, pool *fsm.Pool, cur *fsm.Member) (*fsm
 			// may use.
 			sub, err := lookupSubnet(b.v, Identity{ProjectID: b.lb.ProjectID}, m.SubnetID)
 			if err != nil {
-				return nil, lbInvalid("Subnet %s not found.", m.SubnetID)
+				return nil, lbSubresource("Subnet", m.SubnetID)
 			}
 			if a, _ := netip.ParseAddr(m.Address); !sub.Prefix().Contains(a) {
 				return nil, lbInvalid("address %s is not on subnet %s (%s).", m.Address, sub.ID, sub.CIDR)
@@ -377,15 +385,21 @@ func (b *lbBuild) healthMonitor(r *http.Request, cur *fsm.HealthMonitor) (*fsm.H
 	if cur != nil {
 		h = cur.Copy()
 	} else {
+		if b.treePool != nil {
+			b.a["pool_id"] = b.treePool.ID
+		}
 		if err := b.requireAll("pool_id", "type", "delay", "timeout", "max_retries"); err != nil {
 			return nil, err
 		}
-		pid, _ := b.a.str("pool_id")
-		obj, err := lbLookup(b.v, b.ident, kindPool, pid, "")
-		if err != nil {
-			return nil, err
+		pool := b.treePool
+		if pool == nil {
+			pid, _ := b.a.str("pool_id")
+			obj, err := lbLookup(b.v, b.ident, kindPool, pid, "")
+			if err != nil {
+				return nil, err
+			}
+			pool = obj.(*fsm.Pool)
 		}
-		pool := obj.(*fsm.Pool)
 		if err := b.useLB(pool.LoadBalancerID); err != nil {
 			return nil, err
 		}

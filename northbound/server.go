@@ -125,6 +125,10 @@ type Config struct {
 	// agent), so it refuses watches (503) instead of answering from an
 	// empty state.
 	NoReplica bool
+	// LBDeleteTimeout is how long the leader waits for the agent's report
+	// on a load balancer being deleted before it completes the deletion
+	// without one (DefaultLBDeleteTimeout when zero).
+	LBDeleteTimeout time.Duration
 	// Readiness feeds GET /readyz and the readiness gate (ready.go); nil
 	// means always ready.
 	Readiness func() Readiness
@@ -198,6 +202,9 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 	}
 	s.ipam = ipam
 	s.routes()
+	if !cfg.NoReplica {
+		go s.expireLBDeletes()
+	}
 	return s
 }
 

@@ -124,6 +124,7 @@ var extensionList = []struct{ Alias, Name, Description string }{
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"},
 	{"dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers."},
 	{"l3-ha", "HA Router extension", "Adds HA capability to routers."},
+	{"lbaasv2", "LoadBalancing service v2", "The Octavia v2 load balancing API, served by this endpoint at /v2.0/lbaas and /v2/lbaas."},
 	{"neutrino-gateway-chassis", "Neutrino router gateway chassis", "Shows and sets the priority list of gateway chassis of a router's external gateway (neutrino:gateway_chassis), the chassis it is active on (neutrino:active_gateway_chassis) and whether a recovered chassis takes it back (neutrino:gateway_preempt)."},
 }
 

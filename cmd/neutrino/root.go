@@ -98,6 +98,9 @@ names. The command line wins over the environment, which wins over the file.`,
 		cmd.GroupID = "resources"
 		root.AddCommand(cmd)
 	}
+	lb := newLoadBalancerCmd(a) // loadbalancer.go
+	lb.GroupID = "resources"
+	root.AddCommand(lb)
 	cluster := newClusterCmd(a)
 	cluster.GroupID = "operations"
 	root.AddCommand(cluster)
