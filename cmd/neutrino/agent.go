@@ -139,7 +139,7 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringSliceVar(&cfg.Chassis.Encaps, "encaps", []string{"vxlan", "gre", "geneve"}, "chassis: supported encapsulations")
 	f.StringVar(&cfg.Chassis.DatapathType, "datapath-type", "system", "chassis: OVS datapath type, system or netdev")
 	f.StringVar(&cfg.HAProxy, "haproxy", "haproxy", "gateway chassis: the haproxy binary load balancers run with")
-	f.StringVar(&cfg.LBNamespacePrefix, "lb-netns-prefix", "", "gateway chassis: prefix of load balancer namespace names (default nlb-)")
+	f.StringVar(&cfg.LBNamespacePrefix, "lb-netns-prefix", "", "gateway chassis: prefix of load balancer namespace names (default nlb-NODE-)")
 	f.BoolVar(&cfg.DisableLBaaS, "no-lbaas", false, "gateway chassis: run no load balancers here")
 	return cmd
 }

@@ -43,8 +43,8 @@ const (
 	lbResendAfter = 2 * time.Second
 )
 
-// DefaultLBNamespacePrefix starts the name of every load balancer
-// namespace of a chassis; the lab gives each chassis its own.
+// DefaultLBNamespacePrefix, then the node name, starts the name of every
+// load balancer namespace of a chassis (--lb-netns-prefix replaces both).
 const DefaultLBNamespacePrefix = "nlb-"
 
 // lbTables are the tables the load balancer agent watches.
@@ -109,7 +109,9 @@ func (a *Agent) startLBaaS() {
 	}
 	prefix := a.cfg.LBNamespacePrefix
 	if prefix == "" {
-		prefix = DefaultLBNamespacePrefix
+		// The node name keeps two agents on one machine (tests) from
+		// taking each other's namespaces for leftovers.
+		prefix = DefaultLBNamespacePrefix + a.cfg.Node + "-"
 	}
 	s := &lbService{node: a.cfg.Node, ovsdb: a.cfg.Chassis.OVSDB, bridge: controller.DefaultBridge, prefix: prefix,
 		dir: filepath.Join(a.cfg.DataDir, "lbaas"), binary: a.cfg.HAProxy, token: a.cfg.WatchToken,
