@@ -63,6 +63,9 @@ func TestPlug(t *testing.T) {
 	if !strings.Contains(addr, "10.9.0.10/24") || !strings.Contains(route, "via 10.9.0.1") {
 		t.Fatalf("vip address %q, default route %q", addr, route)
 	}
+	if err := p.Announce(ctx); err != nil {
+		t.Fatalf("gratuitous ARP: %v", err)
+	}
 	if err := p.SetVIP(ctx, false); err != nil {
 		t.Fatal(err)
 	}

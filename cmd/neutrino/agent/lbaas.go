@@ -393,39 +393,40 @@ func (s *lbService) report(ctx context.Context, lb *fsm.LoadBalancer, r *lbRun, 
 
 // needsReport says whether the state differs from what the report says.
 func (s *lbService) needsReport(lb *fsm.LoadBalancer, cfgErr string, op map[string]string) bool {
-	pending := func(st string) bool {
-		return st == fsm.LBPendingCreate || st == fsm.LBPendingUpdate || st == fsm.LBPendingDelete
-	}
-	if pending(lb.ProvisioningStatus) {
-		return true
-	}
-	if cfgErr != "" && (lb.ProvisioningStatus != fsm.LBError || lb.StatusReason != cfgErr) {
-		return true
-	}
 	states := map[string]string{lb.ID: lb.OperatingStatus}
+	pending := isPending(lb.ProvisioningStatus)
 	for _, o := range watch.List[*fsm.Listener](s.w, fsm.TableLBListeners) {
 		if o.LoadBalancerID == lb.ID {
-			states[o.ID] = o.OperatingStatus
-			if pending(o.ProvisioningStatus) {
-				return true
-			}
+			states[o.ID], pending = o.OperatingStatus, pending || isPending(o.ProvisioningStatus)
 		}
 	}
 	for _, o := range watch.List[*fsm.Pool](s.w, fsm.TableLBPools) {
 		if o.LoadBalancerID == lb.ID {
-			states[o.ID] = o.OperatingStatus
-			if pending(o.ProvisioningStatus) {
-				return true
-			}
+			states[o.ID], pending = o.OperatingStatus, pending || isPending(o.ProvisioningStatus)
 		}
 	}
 	for _, o := range watch.List[*fsm.Member](s.w, fsm.TableLBMembers) {
 		if o.LoadBalancerID == lb.ID {
-			states[o.ID] = o.OperatingStatus
-			if pending(o.ProvisioningStatus) {
-				return true
-			}
+			states[o.ID], pending = o.OperatingStatus, pending || isPending(o.ProvisioningStatus)
 		}
+	}
+	return reportDiffers(lb, pending, states, cfgErr, op)
+}
+
+func isPending(st string) bool {
+	return st == fsm.LBPendingCreate || st == fsm.LBPendingUpdate || st == fsm.LBPendingDelete
+}
+
+// reportDiffers says whether a report (cfgErr, op) would change the state:
+// something of the tree is pending (only a report of its revision settles
+// it), the error is not the one recorded, or an operating status differs
+// (states: the state's operating status by object id).
+func reportDiffers(lb *fsm.LoadBalancer, pending bool, states map[string]string, cfgErr string, op map[string]string) bool {
+	if pending {
+		return true
+	}
+	if cfgErr != "" && (lb.ProvisioningStatus != fsm.LBError || lb.StatusReason != cfgErr) {
+		return true
 	}
 	for id, st := range op {
 		if cur, ok := states[id]; ok && cur != st {
