@@ -867,6 +867,64 @@ func TestLBaaSFailover(t *testing.T) {
 	})
 }
 
+// TestLBaaSOverlap: two load balancers with the same VIP address on two
+// networks with the same CIDR, each in front of its own network's
+// members: each client reaches only its own load balancer's members.
+func TestLBaaSOverlap(t *testing.T) {
+	l := upLBLab(t)
+	lb := l.createLB("one")
+	nc := l.admin
+	net2, sub2 := l.network(nc, "web2", "10.30.0.0/24")
+	sg := l.openGroup(nc, "open2")
+	opts := func(name string) ports.CreateOpts {
+		return ports.CreateOpts{NetworkID: net2, Name: name, SecurityGroups: &[]string{sg}}
+	}
+	client2 := l.plug("client2", l.chassis[1], l.port(nc, opts("client2")))
+	m4 := l.plug("m4", l.chassis[0], l.port(nc, opts("m4")))
+	if err := os.MkdirAll(filepath.Join(l.docroot, m4.Name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(l.docroot, m4.Name, "index.html"), []byte("m4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.httpd[m4.Name] = l.start(m4.Name, "busybox", "httpd", "-f", "-p", "80", "-h", filepath.Join(l.docroot, m4.Name))
+	ctx := context.Background()
+	lb2, err := loadbalancers.Create(ctx, nc, loadbalancers.CreateOpts{Name: "two", VipSubnetID: sub2, VipAddress: lb.VipAddress}).Extract()
+	if err != nil {
+		t.Fatalf("second load balancer on %s: %v", lb.VipAddress, err)
+	}
+	l.waitActive(lb2.ID)
+	ls, err := listeners.Create(ctx, nc, listeners.CreateOpts{LoadbalancerID: lb2.ID, Protocol: listeners.ProtocolHTTP, ProtocolPort: 80}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.waitActive(lb2.ID)
+	pool, err := pools.Create(ctx, nc, pools.CreateOpts{ListenerID: ls.ID, Protocol: pools.ProtocolHTTP, LBMethod: pools.LBMethodRoundRobin}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.waitActive(lb2.ID)
+	if _, err := pools.CreateMember(ctx, nc, pool.ID, pools.CreateMemberOpts{Address: m4.IP, ProtocolPort: 80}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	l.waitActive(lb2.ID)
+	vip := "http://" + lb.VipAddress + "/"
+	poll(t, firstPacket, "client2 reaches its load balancer", func() error {
+		_, err := l.curl(client2.Name, vip)
+		return err
+	})
+	if seen := l.spread(client2.Name, vip, 6); len(seen) != 1 || seen["m4"] != 6 {
+		t.Fatalf("client2 -> %s (its network's load balancer): %v, want m4 only", lb.VipAddress, seen)
+	}
+	poll(t, firstPacket, "client reaches its load balancer", func() error {
+		_, err := l.curl(l.client.Name, vip)
+		return err
+	})
+	if seen := l.spread(l.client.Name, vip, 9); len(seen) != 3 || seen["m4"] > 0 {
+		t.Fatalf("client -> %s (its network's load balancer): %v, want m1-m3", lb.VipAddress, seen)
+	}
+}
+
 // BenchmarkLBaaS reports requests/s through the VIP against the members
 // directly (one client, sequential fresh connections, so the ratio is the
 // latency HAProxy and the extra hop add) and the time from create to the
