@@ -80,7 +80,7 @@ func Render(s Spec, p Paths) string {
 	ps := slices.Clone(s.Pools)
 	slices.SortFunc(ps, func(a, b Pool) int { return strings.Compare(a.ID, b.ID) })
 	for _, pl := range ps {
-		renderPool(w, pl, poolListener[pl.ID])
+		renderPool(w, pl, poolListener[pl.ID], poolMode(pl, ls))
 	}
 	return b.String()
 }
@@ -225,8 +225,26 @@ func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func renderPool(w func(string, ...any), p Pool, l Listener) {
-	m := mode(p.Protocol)
+// poolMode is a backend's mode: HTTP pools are http; a PROXY pool takes
+// the mode of the listeners that use it (an http frontend needs an http
+// backend; haproxy -c refuses a mix); others are tcp.
+func poolMode(p Pool, ls []Listener) string {
+	if p.Protocol != "PROXY" {
+		return mode(p.Protocol)
+	}
+	for _, l := range ls {
+		uses := l.DefaultPool == p.ID
+		for _, pol := range l.Policies {
+			uses = uses || pol.RedirectPool == p.ID
+		}
+		if uses {
+			return mode(l.Protocol)
+		}
+	}
+	return "tcp"
+}
+
+func renderPool(w func(string, ...any), p Pool, l Listener, m string) {
 	w("")
 	w("backend %s", p.ID)
 	w("    mode %s", m)

@@ -59,6 +59,14 @@ var specs = map[string]Spec{
 			{ID: "api", Protocol: "HTTP", AdminStateUp: true, Members: []Member{{ID: "x", Address: "10.0.0.6", Port: 80, Weight: 1, AdminStateUp: true}}},
 		}},
 	"empty": {ID: "lb4", VIP: "10.0.0.13"},
+	"proxy": {ID: "lb5", VIP: "10.0.0.14",
+		Listeners: []Listener{
+			{ID: "http", Protocol: "HTTP", Port: 80, DefaultPool: "proxy-http", AdminStateUp: true},
+			{ID: "tcp", Protocol: "TCP", Port: 81, DefaultPool: "proxy-tcp", AdminStateUp: true}},
+		Pools: []Pool{
+			{ID: "proxy-http", Protocol: "PROXY", AdminStateUp: true, Members: []Member{{ID: "a", Address: "10.0.0.5", Port: 80, Weight: 1, AdminStateUp: true}}},
+			{ID: "proxy-tcp", Protocol: "PROXY", AdminStateUp: true, Members: []Member{{ID: "b", Address: "10.0.0.6", Port: 80, Weight: 1, AdminStateUp: true}}},
+		}},
 }
 
 func TestRenderGolden(t *testing.T) {
