@@ -203,8 +203,8 @@ func applyChassisDelete(txn *memdb.Txn, body []byte, index uint64) error {
 // applyPortBind sets binding:host_id, binding:vif_type and status. Ports
 // that no longer exist are skipped, not refused: a workload may outlive
 // its Neutron port, and one stale binding must not block the others.
-// Router gateway ports are bound by the scheduler, not here
-// (bindGatewayOFPort).
+// Router gateway and load balancer VIP ports are bound by the scheduler,
+// not here (bindGatewayOFPort).
 //
 // A new or changed binding leaves the port DOWN until CmdPortStatus says
 // its chassis realized it; an unchanged one keeps its status.
@@ -217,7 +217,9 @@ func applyPortBind(txn *memdb.Txn, body []byte, index uint64) error {
 		if cur == nil {
 			continue
 		}
-		if cur.DeviceOwner == DeviceOwnerRouterGateway {
+		// A load balancer's VIP port is placed like a gateway port (the
+		// standby chassis plugs it too).
+		if cur.DeviceOwner == DeviceOwnerRouterGateway || v.LoadBalancerOfVIP(cur) != nil {
 			bindGatewayOFPort(txn, cur, b, req.At, index)
 			continue
 		}

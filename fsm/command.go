@@ -121,6 +121,9 @@ func (t CommandType) String() string {
 	if name := vpnCommandName(t); name != "" {
 		return name
 	}
+	if s := lbCommandString(t); s != "" {
+		return s
+	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
 

@@ -91,6 +91,14 @@ func New(log *slog.Logger) *FSM {
 		CmdFloatingIPCreate:      applyFloatingIPCreate,
 		CmdFloatingIPUpdate:      applyFloatingIPUpdate,
 		CmdFloatingIPDelete:      applyFloatingIPDelete,
+
+		CmdLBCreate:       applyLBCreate,
+		CmdLBUpdate:       applyLBUpdate,
+		CmdLBDelete:       applyLBDelete,
+		CmdLBFailover:     applyLBFailover,
+		CmdLBStatus:       applyLBStatus,
+		CmdLBTreeChange:   applyLBTreeChange,
+		CmdLBDeleteExpire: applyLBDeleteExpire,
 	}
 	for t, h := range vpnHandlers() {
 		f.handlers[t] = h
@@ -187,7 +195,9 @@ func applySetEpoch(txn *memdb.Txn, body []byte, index uint64) error {
 var snapshotTables = []string{tableIndex, TableNetworks,
 	TableSubnets, TablePorts, TableSecurityGroups, TableSecurityGroupRules,
 	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings, TableRequests,
-	TableVPNIKEPolicies, TableVPNIPsecPolicies, TableVPNServices, TableVPNEndpointGroups, TableVPNSiteConnections}
+	TableVPNIKEPolicies, TableVPNIPsecPolicies, TableVPNServices, TableVPNEndpointGroups, TableVPNSiteConnections,
+	TableLBLoadBalancers, TableLBListeners, TableLBPools, TableLBMembers,
+	TableLBHealthMonitors, TableLBL7Policies, TableLBL7Rules}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.

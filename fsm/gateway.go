@@ -337,6 +337,7 @@ func reconcileGateways(txn *memdb.Txn, at string, index uint64) {
 		reviseRouter(txn, r, at, index)
 		rebindGatewayPort(txn, gp, target, at, index)
 	}
+	reconcileLoadBalancers(txn, at, index)
 }
 
 // TableMacBindings holds the MAC addresses learned for IP addresses on

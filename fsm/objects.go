@@ -8,7 +8,10 @@ import "slices"
 var WatchTables = []string{TableNetworks, TableSubnets, TablePorts,
 	TableSecurityGroups, TableSecurityGroupRules, TableChassis, TableRouters,
 	TableFloatingIPs, TableMacBindings,
-	TableVPNIKEPolicies, TableVPNIPsecPolicies, TableVPNServices, TableVPNEndpointGroups, TableVPNSiteConnections}
+	TableVPNIKEPolicies, TableVPNIPsecPolicies, TableVPNServices, TableVPNEndpointGroups, TableVPNSiteConnections,
+	TableFloatingIPs, TableMacBindings, TableLBLoadBalancers, TableLBListeners,
+	TableLBPools, TableLBMembers, TableLBHealthMonitors, TableLBL7Policies,
+	TableLBL7Rules}
 
 // IsWatchTable reports whether table is one of WatchTables.
 func IsWatchTable(table string) bool { return slices.Contains(WatchTables, table) }
@@ -36,7 +39,10 @@ func NewObject(table string) any {
 	case TableMacBindings:
 		return new(MacBinding)
 	}
-	return newVPNObject(table)
+	if o := newVPNObject(table); o != nil {
+		return o
+	}
+	return newLBObject(table)
 }
 
 // Object returns the object of a WatchTables table with the id (a Change's

@@ -744,6 +744,10 @@ func (v *View) CheckExternalNetworkUnused(id string) error {
 // checkL3PortDelete refuses deleting a router's or a floating IP's port
 // through the port API while its owner exists (Neutron's L3PortInUse).
 func checkL3PortDelete(v *View, p *Port) error {
+	if lb := v.LoadBalancerOfVIP(p); lb != nil {
+		return Errorf(CodeConflict, ErrTypeL3PortInUse,
+			"Port %s is the VIP of load balancer %s and therefore cannot be deleted directly via the port API.", p.ID, lb.ID)
+	}
 	if !IsL3Port(p) {
 		return nil
 	}

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -125,6 +126,7 @@ func schema() *memdb.DBSchema {
 	for name, t := range vpnSchemas() {
 		s.Tables[name] = t
 	}
+	maps.Copy(s.Tables, lbSchemas())
 	return s
 }
 

@@ -137,6 +137,9 @@ func newRow(table string) (any, error) {
 	if obj := newVPNObject(table); obj != nil {
 		return obj, nil
 	}
+	if o := newLBObject(table); o != nil {
+		return o, nil
+	}
 	return nil, fmt.Errorf("unknown table %q in snapshot", table)
 }
 

@@ -26,6 +26,8 @@ var (
 type apiServer struct {
 	t    testing.TB
 	base string
+	// bind is the server's gossip address (for agents to join).
+	bind string
 }
 
 func newAPIServer(t testing.TB, tweak func(*northbound.Config)) *apiServer {
@@ -71,7 +73,7 @@ func newAPIClusterBinds(t testing.TB, n int, tweak func(*northbound.Config)) ([]
 			defer cancel()
 			_ = a.Shutdown(ctx)
 		})
-		servers = append(servers, &apiServer{t: t, base: "http://" + a.HTTPAddr()})
+		servers = append(servers, &apiServer{t: t, base: "http://" + a.HTTPAddr(), bind: binds[i]})
 	}
 	for _, s := range servers {
 		eventually(t, 30*time.Second, func() error {

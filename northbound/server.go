@@ -125,6 +125,10 @@ type Config struct {
 	// agent), so it refuses watches (503) instead of answering from an
 	// empty state.
 	NoReplica bool
+	// LBDeleteTimeout is how long the leader waits for the agent's report
+	// on a load balancer being deleted before it completes the deletion
+	// without one (DefaultLBDeleteTimeout when zero).
+	LBDeleteTimeout time.Duration
 	// Readiness feeds GET /readyz and the readiness gate (ready.go); nil
 	// means always ready.
 	Readiness func() Readiness
@@ -198,6 +202,9 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 	}
 	s.ipam = ipam
 	s.routes()
+	if !cfg.NoReplica {
+		go s.expireLBDeletes()
+	}
 	return s
 }
 
@@ -229,6 +236,7 @@ func (s *Server) routes() {
 	s.routerRoutes()
 	s.floatingIPRoutes()
 	s.vpnRoutes()
+	s.lbaasRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, "HTTPNotFound", "The resource could not be found."))
 	})
@@ -241,8 +249,14 @@ type apiHandler func(w http.ResponseWriter, r *http.Request) error
 // and consistent reads, request identity and replay of writes, and the
 // error format.
 func (s *Server) neutron(pattern string, h apiHandler) {
+	s.mux.HandleFunc(pattern, s.apiHandlerFunc(pattern, h))
+}
+
+// apiHandlerFunc is what neutron registers for a route: the front door
+// shared by every API of ours (Neutron's, Octavia's, /v1).
+func (s *Server) apiHandlerFunc(pattern string, h apiHandler) http.HandlerFunc {
 	write := !strings.HasPrefix(pattern, "GET ")
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
 		var wait *waitRequest
 		key := ""
 		if write {
@@ -355,7 +369,7 @@ func (s *Server) neutron(pattern string, h apiHandler) {
 			return
 		}
 		run(w)
-	})
+	}
 }
 
 func staleRead(r *http.Request) bool {

@@ -140,6 +140,9 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringVar(&cfg.Chassis.DatapathType, "datapath-type", "system", "chassis: OVS datapath type, system or netdev")
 	f.StringVar(&cfg.VPNNamespacePrefix, "vpn-namespace-prefix", "nvpn-", "gateway: name prefix of the per-router VPN namespaces")
 	f.BoolVar(&cfg.VPNDisabled, "no-vpn", false, "gateway: run no VPN (IPsec) connections")
+	f.StringVar(&cfg.HAProxy, "haproxy", "haproxy", "gateway chassis: the haproxy binary load balancers run with")
+	f.StringVar(&cfg.LBNamespacePrefix, "lb-netns-prefix", "", "gateway chassis: prefix of load balancer namespace names (default nlb-NODE-)")
+	f.BoolVar(&cfg.DisableLBaaS, "no-lbaas", false, "gateway chassis: run no load balancers here")
 	return cmd
 }
 

@@ -78,6 +78,7 @@ removes every namespace, process and file the lab made, also after a crash.`,
 		newLabHealCmd(a, &o),
 		newLabOutsideVLANCmd(a, &o),
 		newLabSiteCmd(a, &o),
+		newLabHTTPProbeCmd(a),
 	)
 	return cmd
 }

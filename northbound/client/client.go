@@ -208,7 +208,7 @@ func retryable(resp *http.Response, raw []byte, err error) bool {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		return false
 	}
-	e := decodeError(resp.StatusCode, raw)
+	e := decodeErrorResponse(resp, raw)
 	return e.Type == ErrTypeOutcomeUnknown || e.Type == ErrTypeServiceUnavailable
 }
 
@@ -277,7 +277,7 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, target strin
 func (c *Client) answer(resp *http.Response, raw []byte, target string, out any) error {
 	method := resp.Request.Method
 	if resp.StatusCode >= 400 {
-		e := decodeError(resp.StatusCode, raw)
+		e := decodeErrorResponse(resp, raw)
 		e.Revision, _ = strconv.ParseUint(resp.Header.Get(HeaderRevision), 10, 64)
 		return e
 	}

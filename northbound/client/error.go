@@ -52,6 +52,20 @@ func IsRealizationTimeout(err error) bool {
 // a proxy's HTML error page is not worth printing whole.
 const maxErrorText = 512
 
+// HeaderErrorType carries the Neutron error type of an answer whose body
+// is another API's (Octavia's fault body has no type).
+const HeaderErrorType = "X-Neutrino-Error-Type"
+
+// decodeErrorResponse is decodeError with the type from HeaderErrorType
+// when the body has none.
+func decodeErrorResponse(resp *http.Response, body []byte) *Error {
+	e := decodeError(resp.StatusCode, body)
+	if e.Type == "" {
+		e.Type = resp.Header.Get(HeaderErrorType)
+	}
+	return e
+}
+
 // decodeError turns an error response into *Error. Bodies that are not
 // Neutron's (a proxy in between, a panic page) keep their text as the
 // message so the caller still sees what went wrong.
@@ -76,6 +90,14 @@ func decodeError(status int, body []byte) *Error {
 			b, _ := json.Marshal(d)
 			e.Detail = string(b)
 		}
+		return e
+	}
+	// Octavia's fault body (the load balancing API).
+	var fault struct {
+		Faultstring *string `json:"faultstring"`
+	}
+	if err := json.Unmarshal(body, &fault); err == nil && fault.Faultstring != nil {
+		e.Message = *fault.Faultstring
 		return e
 	}
 	text := strings.TrimSpace(string(body))

@@ -461,6 +461,11 @@ func (b *builder) node(ctx context.Context, p plannedNode, all []plannedNode, se
 		}
 		args = append(args, "--http", net.JoinHostPort(p.ip.String(), strconv.Itoa(httpPort)),
 			"--tunnel-ip", n.IP, "--ovsdb", n.OVSDB, "--chassis-roles", role, "--datapath-type", "netdev")
+		if role == "gateway" {
+			// Load balancer namespaces carry the node's name, so Down
+			// finds them (lbNamespaces) and two gateways never collide.
+			args = append(args, "--lb-netns-prefix", n.Namespace+LBNamespaceInfix)
+		}
 		for _, l := range n.Physnets {
 			args = append(args, "--bridge-mappings", l.Physnet+":"+l.OVSBridge)
 		}
@@ -806,6 +811,7 @@ func destroy(ctx context.Context, dir string, st *State, log *slog.Logger) error
 	for _, n := range st.Nodes {
 		nss = append(nss, n.Namespace)
 	}
+	nss = append(nss, lbNamespaces(st)...)
 	slices.Sort(nss)
 	nss = slices.Compact(nss)
 
@@ -852,6 +858,31 @@ func destroy(ctx context.Context, dir string, st *State, log *slog.Logger) error
 	return nil
 }
 
+// LBNamespaceInfix follows a gateway's namespace name in the names of its
+// load balancer namespaces.
+const LBNamespaceInfix = "-lb-"
+
+// lbNamespaces lists the load balancer namespaces of the lab's gateways
+// (made by their agents, not recorded in the state).
+func lbNamespaces(st *State) []string {
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range st.Nodes {
+		if n.Namespace == "" {
+			continue
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), n.Namespace+LBNamespaceInfix) {
+				out = append(out, e.Name())
+			}
+		}
+	}
+	return out
+}
+
 // isLabDir reports whether dir is a lab's (has its state or lock file), so
 // a mistyped --dir never removes someone's directory.
 func isLabDir(dir string) bool {
@@ -869,6 +900,9 @@ func isLabDir(dir string) bool {
 var ovsTools = map[string]bool{
 	"ovs-vsctl": true, "ovs-appctl": true, "ovs-ofctl": true, "ovsdb-client": true,
 	"ovsdb-tool": true, "ovsdb-server": true, "ovs-vswitchd": true,
+	// A gateway agent's load balancers (their config is in its data dir);
+	// they die with the agent, unless it was stopped mid-start.
+	"haproxy": true,
 }
 
 // processesOf lists the lab's daemons by their command lines: an agent's

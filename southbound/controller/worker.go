@@ -189,9 +189,11 @@ func (w *worker) pass() (again bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	shown := map[string]uint32{}
 	for _, b := range bindings {
-		facts.Bindings[b.IfaceID] = uint32(b.OFPort)
+		shown[b.IfaceID] = uint32(b.OFPort)
 	}
+	facts.Bindings = localBindings(v, w.name, shown)
 	if err := w.commitBindings(ctx, v, facts.Bindings); err != nil {
 		return false, err
 	}
@@ -355,9 +357,9 @@ func (w *worker) commitBindings(ctx context.Context, v *fsm.View, local map[stri
 		}
 	}
 	for _, p := range v.PortsOnChassis(w.name) {
-		// A router gateway port is bound by the FSM (gateway scheduling),
-		// not plugged: never unbind it from here.
-		if p.DeviceOwner == fsm.DeviceOwnerRouterGateway {
+		// A router gateway or VIP port is bound by the FSM (scheduling),
+		// not plugged: never unbind it from here (lbvip.go).
+		if scheduled(p) {
 			continue
 		}
 		if _, ok := local[p.ID]; !ok && p.BindingHostID == w.name {

@@ -65,7 +65,14 @@ type Config struct {
 	// (default "nvpn-"); VPNDisabled runs no VPN on a gateway.
 	VPNNamespacePrefix string
 	VPNDisabled        bool
-	Logger             *slog.Logger
+	// HAProxy is the haproxy binary load balancers run with (default
+	// "haproxy" on PATH); LBNamespacePrefix starts the name of their
+	// namespaces (default DefaultLBNamespacePrefix); DisableLBaaS runs
+	// none on a gateway chassis (lbaas.go).
+	HAProxy           string
+	LBNamespacePrefix string
+	DisableLBaaS      bool
+	Logger            *slog.Logger
 }
 
 // Agent is a running Neutrino process.
@@ -91,6 +98,9 @@ type Agent struct {
 
 	// vpnStop stops the gateway's VPN manager (vpnaas.go); nil if none.
 	vpnStop func()
+	// The load balancer agent of a gateway chassis (lbaas.go).
+	lbStop context.CancelFunc
+	lbDone chan struct{}
 }
 
 // Start starts an agent and returns once its cluster runs (its snapshot
@@ -205,6 +215,7 @@ func Start(cfg Config) (*Agent, error) {
 	a.south.start(a)
 	a.startFence()
 	a.startVPN()
+	a.startLBaaS()
 
 	log.Info("agent started", "server", cfg.Server, "http", httpAddr, "bind", cfg.Bind)
 	return a, nil
@@ -276,6 +287,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
 		a.stopVPN()
+		a.stopLBaaS()
 		a.stopFence()
 		err = errors.Join(a.http.Shutdown(ctx), a.south.stop(), a.cluster.Shutdown())
 	})
