@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"neutrino/southbound/dhcp"
 	"os"
 	"os/signal"
 	"strconv"
@@ -138,6 +139,10 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringSliceVar(&mappings, "bridge-mappings", nil, "chassis: PHYSNET:BRIDGE pairs (repeatable)")
 	f.StringSliceVar(&cfg.Chassis.Encaps, "encaps", []string{"vxlan", "gre", "geneve"}, "chassis: supported encapsulations")
 	f.StringVar(&cfg.Chassis.DatapathType, "datapath-type", "system", "chassis: OVS datapath type, system or netdev")
+	f.StringVar(&cfg.DHCP.Socket, "dhcp-socket", "", "chassis: br-int's service socket the DHCP/RA responder connects to (default $OVS_RUNDIR/br-int.mgmt; off: no responder)")
+	f.DurationVar(&cfg.DHCP.LeaseTime, "dhcp-lease-time", dhcp.DefaultLeaseTime, "chassis: DHCP and DHCPv6 lease time")
+	f.StringVar(&cfg.DHCP.Domain, "dns-domain", dhcp.DefaultDomain, "chassis: DNS domain given to VMs by DHCP")
+	f.DurationVar(&cfg.DHCP.RAInterval, "ra-interval", dhcp.DefaultRAInterval, "chassis: period of unsolicited router advertisements")
 	return cmd
 }
 

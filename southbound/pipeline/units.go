@@ -268,6 +268,7 @@ func (c *Compiler) localPortFlows(e *emitter, p *fsm.Port, key uint64, mac net.H
 	outPort := openflow.Reg(RegOutPort, ofport)
 	e.add(TableClassify, prioMatch, openflow.Match{openflow.InPort(ofport)},
 		openflow.SetReg(RegInPort, ofport), writeNet(key), goTo(TablePortSecurity))
+	c.dhcpPortFlows(e, p, inPort)
 	for _, m := range portMACs(p, mac) {
 		e.add(TableL2Lookup, prioMatch, openflow.Match{meta, openflow.EthDst(m)},
 			openflow.SetReg(RegOutPort, ofport), goTo(TableIngressCT))

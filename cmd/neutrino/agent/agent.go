@@ -61,7 +61,9 @@ type Config struct {
 	// WatchToken is the X-Auth-Token Watch sends (an admin's, in token
 	// mode).
 	WatchToken string
-	Logger     *slog.Logger
+	// DHCP configures a chassis' DHCP and RA responder (dhcp.go).
+	DHCP   DHCPConfig
+	Logger *slog.Logger
 }
 
 // Agent is a running Neutrino process.
@@ -84,6 +86,8 @@ type Agent struct {
 	fence       *fence
 	fenceCancel context.CancelFunc
 	fenceDone   chan struct{}
+
+	dhcp *dhcpService // nil unless a chassis
 }
 
 // Start starts an agent and returns once its cluster runs (its snapshot
@@ -197,6 +201,9 @@ func Start(cfg Config) (*Agent, error) {
 	a.up.Store(true)
 	a.south.start(a)
 	a.startFence()
+	if err := a.startDHCP(); err != nil {
+		log.Error("DHCP responder not started", "err", err)
+	}
 
 	log.Info("agent started", "server", cfg.Server, "http", httpAddr, "bind", cfg.Bind)
 	return a, nil
@@ -268,6 +275,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
 		a.stopFence()
+		a.stopDHCP()
 		err = errors.Join(a.http.Shutdown(ctx), a.south.stop(), a.cluster.Shutdown())
 	})
 	return err
