@@ -458,7 +458,9 @@ func (b *builder) node(ctx context.Context, p plannedNode, all []plannedNode, se
 			role = "gateway"
 		}
 		args = append(args, "--http", net.JoinHostPort(p.ip.String(), strconv.Itoa(httpPort)),
-			"--tunnel-ip", n.IP, "--ovsdb", n.OVSDB, "--chassis-roles", role, "--datapath-type", "netdev")
+			"--tunnel-ip", n.IP, "--ovsdb", n.OVSDB, "--chassis-roles", role, "--datapath-type", "netdev",
+			// The DHCP/RA responder's own OpenFlow connection.
+			"--dhcp-socket", filepath.Join(n.OVSDir, "br-int.mgmt"))
 		for _, l := range n.Physnets {
 			args = append(args, "--bridge-mappings", l.Physnet+":"+l.OVSBridge)
 		}

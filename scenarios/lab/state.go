@@ -209,6 +209,10 @@ type VM struct {
 	CIDR      string `json:"cidr"`
 	Gateway   string `json:"gateway,omitempty"`
 	MTU       int    `json:"mtu,omitempty"`
+	// DHCP: the VM's address comes from DHCP (busybox udhcpc, run as
+	// DHCPClient), not written by the lab.
+	DHCP       bool     `json:"dhcp,omitempty"`
+	DHCPClient *Process `json:"dhcp_client,omitempty"`
 }
 
 // Process is a daemon the lab started; StartTime (from /proc/PID/stat)

@@ -1,0 +1,156 @@
+package lab_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+
+	"neutrino/scenarios/lab"
+)
+
+// dhcpLease is the lease the chassis agents give in the DHCP tests: short,
+// so renewals (at half of it) happen during a test.
+const dhcpLease = 10 * time.Second
+
+// TestDHCP: VMs plugged by `lab vm add` run busybox udhcpc and get from
+// their chassis' agent the port's address, the gateway, DNS, the MTU and
+// host routes (option 121); they reach a VM of their network on another
+// chassis and one of another routed subnet. A DHCP server's packet from a
+// VM does not reach its neighbour (port security drops udp 67->68) while
+// other UDP does. Changing the port's fixed IP moves the VM at its next
+// renewal (NAK, new address). Renewals go on succeeding after the Raft
+// leader is killed.
+func TestDHCP(t *testing.T) {
+	p := upPipelineLab(t, pipelineTopo, "--dhcp-lease-time", dhcpLease.String())
+	nc := p.admin
+	ctx, cancel := p.ctx()
+	defer cancel()
+
+	n1, err := networks.Create(ctx, nc, networks.CreateOpts{Name: "dhcp-1"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dhcpOn := true
+	s1, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: n1.ID, CIDR: "10.31.0.0/24", IPVersion: gophercloud.IPv4,
+		EnableDHCP: &dhcpOn, DNSNameservers: []string{"10.31.0.53"},
+		HostRoutes: []subnets.HostRoute{{DestinationCIDR: "172.31.0.0/16", NextHop: "10.31.0.254"}}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	net2, sub2 := p.network(nc, "dhcp-2", "10.32.0.0/24")
+	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "dhcp"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{s1.ID, sub2} {
+		if _, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: sub}).Extract(); err != nil {
+			t.Fatalf("add_router_interface %s: %v", sub, err)
+		}
+	}
+	portA := p.port(nc, ports.CreateOpts{NetworkID: n1.ID, Name: "da"})
+	a := p.plug("da", p.chassis[0], portA)
+	b := p.plug("db", p.chassis[1], p.port(nc, ports.CreateOpts{NetworkID: net2, Name: "db"}))
+	c := p.plug("dc", p.chassis[1], p.port(nc, ports.CreateOpts{NetworkID: n1.ID, Name: "dc"}))
+
+	// What DHCP gave A.
+	if out := p.mustExec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, " "+a.IP+"/24 ") {
+		t.Fatalf("%s: eth0 %q, want %s/24", a.Name, out, a.IP)
+	}
+	routes := p.mustExec(a.Name, "ip", "-4", "route")
+	for _, want := range []string{"default via 10.31.0.1", "172.31.0.0/16 via 10.31.0.254"} {
+		if !strings.Contains(routes, want) {
+			t.Errorf("%s: routes\n%s\nwant %q (option 121)", a.Name, routes, want)
+		}
+	}
+	var withMTU struct {
+		MTU int `json:"mtu"`
+	}
+	if err := networks.Get(ctx, nc, n1.ID).ExtractIntoStructPtr(&withMTU, "network"); err != nil || withMTU.MTU == 0 {
+		t.Fatalf("network mtu: %v (%d)", err, withMTU.MTU)
+	}
+	if mtu := p.mustExec(a.Name, "cat", "/sys/class/net/eth0/mtu"); strings.TrimSpace(mtu) != fmt.Sprint(withMTU.MTU) {
+		t.Errorf("%s: mtu %s, want the network's %d", a.Name, strings.TrimSpace(mtu), withMTU.MTU)
+	}
+	resolv, err := os.ReadFile(lab.ResolvConf(p.d.Options.Dir, a.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"nameserver 10.31.0.53", "search openstacklocal"} {
+		if !strings.Contains(string(resolv), want) {
+			t.Errorf("%s: resolv.conf\n%s\nwant %q", a.Name, resolv, want)
+		}
+	}
+	p.pingOK(firstPacket, a.Name, c.IP) // same network, other chassis
+	p.pingOK(firstPacket, a.Name, b.IP) // routed, other chassis
+
+	// A rogue DHCP server in C: its offer (udp 67 -> 68) never reaches A;
+	// the same datagram from another port does (the capture works).
+	capt := p.capture(a.Name, fmt.Sprintf("udp dst port 68 and ether src %s", c.MAC))
+	for _, sport := range []string{"1067", "67"} {
+		p.mustExec(c.Name, "sh", "-c", fmt.Sprintf("echo rogue-offer-%s | nc -u -w 1 -p %s %s 68", sport, sport, a.IP))
+	}
+	got := capt.packets()
+	if len(got) == 0 {
+		t.Fatalf("the capture in %s saw nothing from %s, not even the control datagram", a.Name, c.Name)
+	}
+	for _, l := range got {
+		if strings.Contains(l, ".67 > ") || strings.Contains(l, ".bootps > ") {
+			t.Errorf("%s received a DHCP server packet from %s: %s", a.Name, c.Name, l)
+		}
+	}
+
+	// A new fixed IP reaches A at its next renewal.
+	newIP := "10.31.0.77"
+	if _, err := ports.Update(ctx, nc, portA.ID, ports.UpdateOpts{FixedIPs: []ports.IP{{SubnetID: s1.ID, IPAddress: newIP}}}).Extract(); err != nil {
+		t.Fatalf("update fixed IP: %v", err)
+	}
+	poll(t, 6*dhcpLease+firstPacket, fmt.Sprintf("%s moves to %s at renewal", a.Name, newIP), func() error {
+		out, err := p.exec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, " "+newIP+"/24 ") || strings.Contains(out, " "+a.IP+"/") {
+			return fmt.Errorf("eth0: %s", strings.TrimSpace(out))
+		}
+		return nil
+	})
+	p.pingOK(firstPacket, a.Name, c.IP)
+
+	// Renewals while the leader is dead: the chassis answer from their
+	// own copy of the state.
+	leader, _ := p.leaderOf(p.servers(), 30*time.Second)
+	log := filepath.Join(p.d.Options.Dir, "vms", a.Name, "resolv.conf.log")
+	before := renewals(t, log)
+	if err := p.d.KillAgent(ctx, leader); err != nil {
+		t.Fatalf("kill leader %s: %v", leader, err)
+	}
+	t.Logf("killed the leader %s; %d renewals so far", leader, before)
+	poll(t, 4*dhcpLease, "two renewals after the leader was killed", func() error {
+		if n := renewals(t, log); n < before+2 {
+			return fmt.Errorf("%d renewals, want %d", n, before+2)
+		}
+		return nil
+	})
+	if out := p.mustExec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, " "+newIP+"/24 ") {
+		t.Fatalf("%s lost its address: %s", a.Name, out)
+	}
+}
+
+// renewals counts the leases (bound or renewed) a VM's DHCP client applied.
+func renewals(t *testing.T, log string) int {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "renew ")
+}
