@@ -2,6 +2,8 @@ package lab_test
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
+	"neutrino/scenarios"
 	"neutrino/scenarios/lab"
 )
 
@@ -153,4 +156,100 @@ func renewals(t *testing.T, log string) int {
 		t.Fatal(err)
 	}
 	return strings.Count(string(b), "renew ")
+}
+
+// TestSLAAC: an IPv6 subnet in slaac mode on a router. A VM's kernel
+// solicits routers; its chassis' agent answers with an advertisement from
+// the router interface (prefix with the A flag, MTU), and the VM configures
+// the port's SLAAC address (EUI-64 of its MAC, as the API allocated it)
+// and a default route via the router's link-local address.
+func TestSLAAC(t *testing.T) {
+	p := upPipelineLab(t, pipelineTopo)
+	nc := p.admin
+	ctx, cancel := p.ctx()
+	defer cancel()
+	netID, sub4 := p.network(nc, "slaac", "10.41.0.0/24")
+	s6, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: netID, CIDR: "fd00:41::/64", IPVersion: gophercloud.IPv6,
+		IPv6RAMode: "slaac", IPv6AddressMode: "slaac", DNSNameservers: []string{"fd00:41::53"}}).Extract()
+	if err != nil {
+		t.Fatalf("create slaac subnet: %v", err)
+	}
+	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "slaac"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routerMAC string
+	for _, sub := range []string{sub4, s6.ID} {
+		info, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: sub}).Extract()
+		if err != nil {
+			t.Fatalf("add_router_interface %s: %v", sub, err)
+		}
+		rp, err := ports.Get(ctx, nc, info.PortID).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		routerMAC = rp.MACAddress
+	}
+	port := p.port(nc, ports.CreateOpts{NetworkID: netID, Name: "s6"})
+	var want string
+	for _, f := range port.FixedIPs {
+		if f.SubnetID == s6.ID {
+			want = f.IPAddress
+		}
+	}
+	if want == "" {
+		t.Fatalf("port has no SLAAC address: %v", port.FixedIPs)
+	}
+	v := p.plug("s6", p.chassis[0], port)
+	poll(t, firstPacket, fmt.Sprintf("%s configures %s from a router advertisement", v.Name, want), func() error {
+		out, err := p.exec(v.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, " "+want+"/64 ") {
+			return fmt.Errorf("eth0: %q", strings.TrimSpace(out))
+		}
+		return nil
+	})
+	mac, err := net.ParseMAC(routerMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll := netip.AddrFrom16([16]byte{0xfe, 0x80, 8: mac[0] ^ 2, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]}).String()
+	if out := p.mustExec(v.Name, "ip", "-6", "route", "show", "default"); !strings.Contains(out, "via "+ll) {
+		t.Errorf("%s: default route %q, want via the router's link-local %s", v.Name, strings.TrimSpace(out), ll)
+	}
+}
+
+// BenchmarkVMAddDHCP: `lab vm add` of a new port until the VM's eth0 has
+// its address, by DHCP (the port's flows and binding must reach the
+// chassis and its agent first) and, for comparison, written (--static).
+func BenchmarkVMAddDHCP(b *testing.B) {
+	p := upPipelineLab(b, scenarios.Topology{Servers: 1, Chassis: 1})
+	nc := p.admin
+	netID, _ := p.network(nc, "bench-dhcp", "10.51.0.0/16")
+	for _, mode := range []string{"dhcp", "static"} {
+		b.Run(mode, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				i++
+				name := fmt.Sprintf("b%s%d", mode[:1], i)
+				port := p.port(nc, ports.CreateOpts{NetworkID: netID, Name: name})
+				ctx, cancel := p.ctx()
+				b.StartTimer()
+				err := lab.AddVMWith(ctx, p.d.Options.Dir, name, port.ID, p.chassis[0], lab.VMOptions{Static: mode == "static"}, nil)
+				b.StopTimer()
+				if err != nil {
+					cancel()
+					b.Fatal(err)
+				}
+				if err := p.d.DelVM(ctx, name); err != nil {
+					b.Fatal(err)
+				}
+				cancel()
+				b.StartTimer()
+			}
+		})
+	}
 }
