@@ -68,6 +68,7 @@ removes every namespace, process and file the lab made, also after a crash.`,
 		newLabDownCmd(a, &o),
 		newLabStatusCmd(a, &o),
 		newLabVMCmd(a, &o),
+		newLabDHCP6Cmd(a),
 		newLabExecCmd(a, &o),
 		newLabAgentCmd(a, &o),
 		newLabKillCmd(a, &o),
@@ -335,6 +336,20 @@ func newLabVMCmd(a *app, o *labOptions) *cobra.Command {
 	}
 	cmd.AddCommand(add, del)
 	return cmd
+}
+
+// newLabDHCP6Cmd is the lab VMs' DHCPv6 client (Debian's busybox-static
+// has no udhcpc6).
+func newLabDHCP6Cmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:    "dhcp6-client IFACE",
+		Short:  "The lab VMs' DHCPv6 client (run inside a VM's namespace by vm add)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return lab.RunDHCPv6Client(cmd.Context(), args[0], a.stdout)
+		},
+	}
 }
 
 func newLabExecCmd(_ *app, o *labOptions) *cobra.Command {

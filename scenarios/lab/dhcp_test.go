@@ -221,6 +221,51 @@ func TestSLAAC(t *testing.T) {
 	}
 }
 
+// TestDHCPv6Stateful: an IPv6 subnet in dhcpv6-stateful mode on a router.
+// The VM's DHCPv6 client (the lab's, busybox-static has none) gets the
+// port's address from its chassis' agent (IA_NA, Reply to a Solicit with
+// rapid commit); the router advertisement says M (no SLAAC address).
+func TestDHCPv6Stateful(t *testing.T) {
+	p := upPipelineLab(t, pipelineTopo)
+	nc := p.admin
+	ctx, cancel := p.ctx()
+	defer cancel()
+	netID, sub4 := p.network(nc, "stateful", "10.42.0.0/24")
+	dhcpOn := true
+	s6, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: netID, CIDR: "fd00:42::/64", IPVersion: gophercloud.IPv6,
+		EnableDHCP: &dhcpOn, IPv6RAMode: "dhcpv6-stateful", IPv6AddressMode: "dhcpv6-stateful"}).Extract()
+	if err != nil {
+		t.Fatalf("create stateful subnet: %v", err)
+	}
+	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "stateful"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{sub4, s6.ID} {
+		if _, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: sub}).Extract(); err != nil {
+			t.Fatalf("add_router_interface %s: %v", sub, err)
+		}
+	}
+	port := p.port(nc, ports.CreateOpts{NetworkID: netID, Name: "st6", FixedIPs: []ports.IP{{SubnetID: sub4}, {SubnetID: s6.ID}}})
+	var want string
+	for _, f := range port.FixedIPs {
+		if f.SubnetID == s6.ID {
+			want = f.IPAddress
+		}
+	}
+	if want == "" {
+		t.Fatalf("port has no address on the stateful subnet: %v", port.FixedIPs)
+	}
+	v := p.plug("st6", p.chassis[1], port)
+	out := p.mustExec(v.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+	if !strings.Contains(out, " "+want+"/128 ") {
+		t.Fatalf("%s: eth0 %q, want the port's %s/128 from DHCPv6", v.Name, strings.TrimSpace(out), want)
+	}
+	if strings.Contains(out, "/64 ") {
+		t.Errorf("%s: a SLAAC address on a stateful subnet: %q", v.Name, strings.TrimSpace(out))
+	}
+}
+
 // BenchmarkVMAddDHCP: `lab vm add` of a new port until the VM's eth0 has
 // its address, by DHCP (the port's flows and binding must reach the
 // chassis and its agent first) and, for comparison, written (--static).
@@ -238,7 +283,7 @@ func BenchmarkVMAddDHCP(b *testing.B) {
 				port := p.port(nc, ports.CreateOpts{NetworkID: netID, Name: name})
 				ctx, cancel := p.ctx()
 				b.StartTimer()
-				err := lab.AddVMWith(ctx, p.d.Options.Dir, name, port.ID, p.chassis[0], lab.VMOptions{Static: mode == "static"}, nil)
+				err := lab.AddVMWith(ctx, p.d.Options.Dir, name, port.ID, p.chassis[0], lab.VMOptions{Static: mode == "static", Binary: p.d.Options.Binary}, nil)
 				b.StopTimer()
 				if err != nil {
 					cancel()

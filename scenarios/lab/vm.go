@@ -36,6 +36,8 @@ type VMSpec struct {
 	// DHCP says the IPv4 subnet has enable_dhcp: the VM asks for its
 	// address instead of the lab writing it.
 	DHCP bool
+	// DHCP6 says the port has an address on a dhcpv6-stateful subnet.
+	DHCP6 bool
 }
 
 // PortSpec reads a Neutron port, its first fixed IP's subnet and its
@@ -60,6 +62,22 @@ func PortSpec(ctx context.Context, c *client.Client, portID string) (VMSpec, err
 		return VMSpec{}, fmt.Errorf("lab: port %s has no mac_address", portID)
 	}
 	spec := VMSpec{MAC: p.MAC}
+	for _, f := range p.FixedIPs {
+		if ip, err := netip.ParseAddr(f.IPAddress); err != nil || !ip.Is6() {
+			continue
+		}
+		sub, err := c.Get(ctx, "subnets", "subnet", f.SubnetID)
+		if err != nil {
+			return VMSpec{}, fmt.Errorf("lab: read subnet %s of port %s: %w", f.SubnetID, portID, err)
+		}
+		var s struct {
+			EnableDHCP  bool   `json:"enable_dhcp"`
+			AddressMode string `json:"ipv6_address_mode"`
+		}
+		if err := remarshal(sub, &s); err == nil && s.EnableDHCP && s.AddressMode == "dhcpv6-stateful" {
+			spec.DHCP6 = true
+		}
+	}
 	for _, f := range p.FixedIPs {
 		ip, err := netip.ParseAddr(f.IPAddress)
 		if err != nil || !ip.Is4() {
@@ -116,6 +134,9 @@ type VMOptions struct {
 	// Static writes the port's address, gateway and MTU into the VM
 	// instead of running a DHCP client in it.
 	Static bool
+	// Binary is the neutrino binary that runs the VM's DHCPv6 client
+	// (default: this executable).
+	Binary string
 }
 
 // AddVM plugs a workload as AddVMWith does with the default options: the
@@ -168,7 +189,7 @@ func AddVMWith(ctx context.Context, dir, name, portID, chassis string, o VMOptio
 	}
 	vm := &VM{Name: name, Namespace: st.Prefix + "vm-" + name, Chassis: chassis, PortID: portID,
 		OVSPort: ovsPort, MAC: spec.MAC, CIDR: spec.CIDR, Gateway: spec.Gateway, MTU: spec.MTU,
-		DHCP: spec.DHCP && !o.Static}
+		DHCP: spec.DHCP && !o.Static, DHCP6: spec.DHCP6 && !o.Static}
 	if err := s.update(func(st *State) {
 		st.addNamespace(vm.Namespace)
 		st.VMs = append(st.VMs, vm)
@@ -178,6 +199,9 @@ func AddVMWith(ctx context.Context, dir, name, portID, chassis string, o VMOptio
 	err = plug(ctx, n, vm)
 	if err == nil && vm.DHCP {
 		err = s.startDHCP(ctx, vm)
+	}
+	if err == nil && vm.DHCP6 {
+		err = s.startDHCP6(ctx, o.Binary, vm)
 	}
 	if err != nil {
 		if uerr := unplug(context.Background(), n, vm); uerr != nil {
@@ -284,8 +308,11 @@ func staticMTU(vm *VM) int {
 
 func unplug(ctx context.Context, n *Node, vm *VM) error {
 	var errs []error
-	if vm.DHCPClient != nil {
-		if err := vm.DHCPClient.kill(); err != nil {
+	for _, p := range []*Process{vm.DHCPClient, vm.DHCP6Client} {
+		if p == nil {
+			continue
+		}
+		if err := p.kill(); err != nil {
 			errs = append(errs, err)
 		}
 	}
