@@ -3,7 +3,6 @@ package lab_test
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,55 +157,75 @@ func renewals(t *testing.T, log string) int {
 	return strings.Count(string(b), "renew ")
 }
 
-// TestSLAAC: an IPv6 subnet in slaac mode on a router. A VM's kernel
-// solicits routers; its chassis' agent answers with an advertisement from
-// the router interface (prefix with the A flag, MTU), and the VM configures
-// the port's SLAAC address (EUI-64 of its MAC, as the API allocated it)
-// and a default route via the router's link-local address.
-func TestSLAAC(t *testing.T) {
+// TestIPv6SLAACAndDHCPv6: a router with two IPv6 subnets, one in slaac
+// mode and one in dhcpv6-stateful mode, each with an IPv4 subnet beside it.
+// A VM on the first (chassis 1) solicits routers; its chassis' agent
+// answers with an advertisement from the router interface (prefix with the
+// A flag, MTU) and the kernel configures the port's SLAAC address (the
+// EUI-64 of its MAC, as the API allocated it) and a default route via the
+// router's link-local address. A VM on the second (chassis 2) gets the
+// port's address from the lab's DHCPv6 client (IA_NA, Reply to a Solicit
+// with rapid commit), and no SLAAC address (the advertisement says M, no
+// A flag). The two ping6 each other across the router, one hop.
+func TestIPv6SLAACAndDHCPv6(t *testing.T) {
 	p := upPipelineLab(t, pipelineTopo)
 	nc := p.admin
 	ctx, cancel := p.ctx()
 	defer cancel()
-	netID, sub4 := p.network(nc, "slaac", "10.41.0.0/24")
-	s6, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: netID, CIDR: "fd00:41::/64", IPVersion: gophercloud.IPv6,
-		IPv6RAMode: "slaac", IPv6AddressMode: "slaac", DNSNameservers: []string{"fd00:41::53"}}).Extract()
-	if err != nil {
-		t.Fatalf("create slaac subnet: %v", err)
-	}
-	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "slaac"}).Extract()
+	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "v6modes"}).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}
+	dhcpOn := true
 	var routerMAC string
-	for _, sub := range []string{sub4, s6.ID} {
-		info, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: sub}).Extract()
+	subnet6 := func(name, cidr4, cidr6, mode string) (netID, sub4, sub6 string) {
+		netID, sub4 = p.network(nc, name, cidr4)
+		s6, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: netID, CIDR: cidr6, IPVersion: gophercloud.IPv6,
+			EnableDHCP: &dhcpOn, IPv6RAMode: mode, IPv6AddressMode: mode}).Extract()
 		if err != nil {
-			t.Fatalf("add_router_interface %s: %v", sub, err)
+			t.Fatalf("create %s subnet: %v", mode, err)
 		}
-		rp, err := ports.Get(ctx, nc, info.PortID).Extract()
-		if err != nil {
-			t.Fatal(err)
+		for _, sub := range []string{sub4, s6.ID} {
+			info, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: sub}).Extract()
+			if err != nil {
+				t.Fatalf("add_router_interface %s: %v", sub, err)
+			}
+			if sub == s6.ID && mode == "slaac" {
+				rp, err := ports.Get(ctx, nc, info.PortID).Extract()
+				if err != nil {
+					t.Fatal(err)
+				}
+				routerMAC = rp.MACAddress
+			}
 		}
-		routerMAC = rp.MACAddress
+		return netID, sub4, s6.ID
 	}
-	port := p.port(nc, ports.CreateOpts{NetworkID: netID, Name: "s6"})
-	var want string
-	for _, f := range port.FixedIPs {
-		if f.SubnetID == s6.ID {
-			want = f.IPAddress
+	net1, _, slaac := subnet6("slaac", "10.41.0.0/24", "fd00:41::/64", "slaac")
+	net2, st4, stateful := subnet6("stateful", "10.42.0.0/24", "fd00:42::/64", "dhcpv6-stateful")
+
+	addrOn := func(port *ports.Port, sub string) string {
+		for _, f := range port.FixedIPs {
+			if f.SubnetID == sub {
+				return f.IPAddress
+			}
 		}
+		t.Fatalf("port %s has no address on subnet %s: %v", port.Name, sub, port.FixedIPs)
+		return ""
 	}
-	if want == "" {
-		t.Fatalf("port has no SLAAC address: %v", port.FixedIPs)
-	}
-	v := p.plug("s6", p.chassis[0], port)
-	poll(t, firstPacket, fmt.Sprintf("%s configures %s from a router advertisement", v.Name, want), func() error {
-		out, err := p.exec(v.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+	pa := p.port(nc, ports.CreateOpts{NetworkID: net1, Name: "sl6"})
+	// The API allocates on one IPv4 subnet and every SLAAC subnet by
+	// default: ask for the stateful address.
+	pb := p.port(nc, ports.CreateOpts{NetworkID: net2, Name: "st6", FixedIPs: []ports.IP{{SubnetID: st4}, {SubnetID: stateful}}})
+	ipA, ipB := addrOn(pa, slaac), addrOn(pb, stateful)
+	a := p.plug("sl6", p.chassis[0], pa)
+	b := p.plug("st6", p.chassis[1], pb)
+
+	poll(t, firstPacket, fmt.Sprintf("%s configures %s from a router advertisement", a.Name, ipA), func() error {
+		out, err := p.exec(a.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
 		if err != nil {
 			return err
 		}
-		if !strings.Contains(out, " "+want+"/64 ") {
+		if !strings.Contains(out, " "+ipA+"/64 ") {
 			return fmt.Errorf("eth0: %q", strings.TrimSpace(out))
 		}
 		return nil
@@ -215,54 +234,24 @@ func TestSLAAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ll := netip.AddrFrom16([16]byte{0xfe, 0x80, 8: mac[0] ^ 2, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]}).String()
-	if out := p.mustExec(v.Name, "ip", "-6", "route", "show", "default"); !strings.Contains(out, "via "+ll) {
-		t.Errorf("%s: default route %q, want via the router's link-local %s", v.Name, strings.TrimSpace(out), ll)
+	if out := p.mustExec(a.Name, "ip", "-6", "route", "show", "default"); !strings.Contains(out, "via "+eui64LinkLocal(mac).String()) {
+		t.Errorf("%s: default route %q, want via the router's link-local %s", a.Name, strings.TrimSpace(out), eui64LinkLocal(mac))
 	}
-}
 
-// TestDHCPv6Stateful: an IPv6 subnet in dhcpv6-stateful mode on a router.
-// The VM's DHCPv6 client (the lab's, busybox-static has none) gets the
-// port's address from its chassis' agent (IA_NA, Reply to a Solicit with
-// rapid commit); the router advertisement says M (no SLAAC address).
-func TestDHCPv6Stateful(t *testing.T) {
-	p := upPipelineLab(t, pipelineTopo)
-	nc := p.admin
-	ctx, cancel := p.ctx()
-	defer cancel()
-	netID, sub4 := p.network(nc, "stateful", "10.42.0.0/24")
-	dhcpOn := true
-	s6, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: netID, CIDR: "fd00:42::/64", IPVersion: gophercloud.IPv6,
-		EnableDHCP: &dhcpOn, IPv6RAMode: "dhcpv6-stateful", IPv6AddressMode: "dhcpv6-stateful"}).Extract()
-	if err != nil {
-		t.Fatalf("create stateful subnet: %v", err)
-	}
-	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "stateful"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sub := range []string{sub4, s6.ID} {
-		if _, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: sub}).Extract(); err != nil {
-			t.Fatalf("add_router_interface %s: %v", sub, err)
-		}
-	}
-	port := p.port(nc, ports.CreateOpts{NetworkID: netID, Name: "st6", FixedIPs: []ports.IP{{SubnetID: sub4}, {SubnetID: s6.ID}}})
-	var want string
-	for _, f := range port.FixedIPs {
-		if f.SubnetID == s6.ID {
-			want = f.IPAddress
-		}
-	}
-	if want == "" {
-		t.Fatalf("port has no address on the stateful subnet: %v", port.FixedIPs)
-	}
-	v := p.plug("st6", p.chassis[1], port)
-	out := p.mustExec(v.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
-	if !strings.Contains(out, " "+want+"/128 ") {
-		t.Fatalf("%s: eth0 %q, want the port's %s/128 from DHCPv6", v.Name, strings.TrimSpace(out), want)
+	// vm add returned once the DHCPv6 address was there.
+	out := p.mustExec(b.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+	if !strings.Contains(out, " "+ipB+"/128 ") {
+		t.Fatalf("%s: eth0 %q, want the port's %s/128 from DHCPv6", b.Name, strings.TrimSpace(out), ipB)
 	}
 	if strings.Contains(out, "/64 ") {
-		t.Errorf("%s: a SLAAC address on a stateful subnet: %q", v.Name, strings.TrimSpace(out))
+		t.Errorf("%s: a SLAAC address on a stateful subnet: %q", b.Name, strings.TrimSpace(out))
+	}
+
+	// Across the router (ipv6-route's routing), both ways.
+	for _, pr := range [][3]string{{a.Name, ipB, b.Name}, {b.Name, ipA, a.Name}} {
+		if out := p.pingOK(firstPacket, pr[0], pr[1]); !strings.Contains(out, "ttl=63") {
+			t.Errorf("ping6 %s -> %s (%s): want one hop (ttl=63), got:\n%s", pr[0], pr[2], pr[1], out)
+		}
 	}
 }
 
