@@ -30,7 +30,8 @@ import (
 //   - ping6 across the router between chassis, both ways, and to a VM of
 //     the other subnet on the same chassis, with the hop limit decremented
 //     once (ttl=63); hop limit 1 does not cross (dropped, no ICMPv6 time
-//     exceeded: as IPv4); TCP crosses intact;
+//     exceeded: as IPv4); TCP crosses intact; an IPv6 extra route leads
+//     to a prefix behind a VM;
 //   - a VM that takes the router's address cannot use it: its packets
 //     from that address and its advertisements for it are dropped (port
 //     security), and the other VMs keep the router's MAC for it;
@@ -42,6 +43,7 @@ func TestRoutedPing6(t *testing.T) {
 		id      string
 		size    int // ping payload: tells the projects' packets apart
 		gwMAC   map[string]string
+		router  string
 		a, b, c vm
 	}
 	projects := []*project{
@@ -55,7 +57,7 @@ func TestRoutedPing6(t *testing.T) {
 		p.rule(nc, rules.CreateOpts{SecGroupID: open, Direction: rules.DirIngress, EtherType: rules.EtherType6})
 		net1, sub1 := p.network6(nc, "r6-1", "fd00:61::/64")
 		net2, sub2 := p.network6(nc, "r6-2", "fd00:62::/64")
-		pr.gwMAC = p.router6(nc, sub1, sub2)
+		pr.router, pr.gwMAC = p.router6(nc, sub1, sub2)
 		for _, gw := range []string{gw1, gw2} {
 			if pr.gwMAC[gw] == "" {
 				t.Fatalf("project %d: router interfaces %v, want the subnets' gateways %s and %s", i+1, pr.gwMAC, gw1, gw2)
@@ -111,6 +113,23 @@ func TestRoutedPing6(t *testing.T) {
 	p.pingFails(change, 2, a.Name, b.IP, "-t", "1")
 
 	p.tcpExchange6(b.Name, b.IP, a.Name, 5006)
+
+	// An IPv6 extra route: fd00:99::/64 via c, which holds fd00:99::1 and
+	// may send from the prefix (an allowed address pair).
+	ctx, cancel := p.ctx()
+	nc1 := apiNetworkClient(p.d.Endpoint(), projects[0].id)
+	if _, err := ports.Update(ctx, nc1, c.PortID, ports.UpdateOpts{AllowedAddressPairs: &[]ports.AddressPair{{IPAddress: "fd00:99::/64"}}}).Extract(); err != nil {
+		t.Fatalf("allowed address pair on %s: %v", c.Name, err)
+	}
+	routes := []routers.Route{{DestinationCIDR: "fd00:99::/64", NextHop: c.IP}}
+	if _, err := routers.Update(ctx, nc1, projects[0].router, routers.UpdateOpts{Routes: &routes}).Extract(); err != nil {
+		t.Fatalf("router routes %v: %v", routes, err)
+	}
+	cancel()
+	p.mustExec(c.Name, "ip", "-6", "addr", "add", "fd00:99::1/128", "dev", "lo")
+	if out := p.pingOK(change, a.Name, "fd00:99::1"); !strings.Contains(out, "ttl=63") {
+		t.Errorf("ping6 %s -> fd00:99::1 (extra route via %s): want ttl=63, got:\n%s", a.Name, c.Name, out)
+	}
 
 	// A VM taking the router's address gets nothing from it.
 	x := p.plug("p1-x", p.chassis[1], p.port(apiNetworkClient(p.d.Endpoint(), projects[0].id), ports.CreateOpts{
@@ -225,8 +244,8 @@ func (p *pipeLab) network6(nc *gophercloud.ServiceClient, name, cidr string) (ne
 }
 
 // router6 creates a router with an interface on each subnet and returns
-// the interfaces' MACs by address.
-func (p *pipeLab) router6(nc *gophercloud.ServiceClient, subs ...string) map[string]string {
+// its id and the interfaces' MACs by address.
+func (p *pipeLab) router6(nc *gophercloud.ServiceClient, subs ...string) (string, map[string]string) {
 	p.tb.Helper()
 	ctx, cancel := p.ctx()
 	defer cancel()
@@ -248,7 +267,7 @@ func (p *pipeLab) router6(nc *gophercloud.ServiceClient, subs ...string) map[str
 			macs[f.IPAddress] = strings.ToLower(rp.MACAddress)
 		}
 	}
-	return macs
+	return r.ID, macs
 }
 
 // getPort reads a VM's port as admin.
