@@ -239,3 +239,25 @@ func TestParseErrorsWrapMalformed(t *testing.T) {
 		t.Errorf("ParseV6: %v", err)
 	}
 }
+
+func TestExtraDHCPOpts(t *testing.T) {
+	r, src := newTestResponder(true)
+	src.ports[0].ExtraDHCPOpts = []fsm.DHCPOpt{
+		{Name: "ntp-server", Value: "10.0.0.123,10.0.0.124", IPVersion: 4},
+		{Name: "mtu", Value: "1300", IPVersion: 4},
+		{Name: "250", Value: "custom", IPVersion: 4},
+		{Name: "42", Value: "not-an-address", IPVersion: 4}, // left out
+		{Name: "23", Value: "fd00::1", IPVersion: 6},        // not DHCPv4
+	}
+	r.Invalidate()
+	m := reply4(t, r.Handle(7, request4(Discover, netip.Addr{})))
+	if v, _ := m.Option(42); !bytes.Equal(v, []byte{10, 0, 0, 123, 10, 0, 0, 124}) {
+		t.Errorf("option 42 = %v", v)
+	}
+	if v, _ := m.Option(OptMTU); binary.BigEndian.Uint16(v) != 1300 {
+		t.Errorf("mtu = %v, want the extra option's 1300", v)
+	}
+	if v, _ := m.Option(250); string(v) != "custom" {
+		t.Errorf("option 250 = %q", v)
+	}
+}
