@@ -261,3 +261,43 @@ func TestExtraDHCPOpts(t *testing.T) {
 		t.Errorf("option 250 = %q", v)
 	}
 }
+
+func TestDHCPv6Stateless(t *testing.T) {
+	r, src := newTestResponder(true)
+	src.subnets[1].IPv6AddressMode, src.subnets[1].IPv6RAMode = "dhcpv6-stateless", "dhcpv6-stateless"
+	r.Invalidate()
+	cll := linkLocal(clientMAC)
+	msg := appendOpt6([]byte{InfoReq6, 4, 5, 6}, Opt6ClientID, DUID(clientMAC))
+	out := r.Handle(7, buildUDP(net.HardwareAddr{0x33, 0x33, 0, 1, 0, 2}, clientMAC, cll, netip.MustParseAddr("ff02::1:2"), 546, 547, msg))
+	if out == nil {
+		t.Fatal("no reply to an information-request")
+	}
+	f, _ := ParseFrame(out)
+	opts, err := parseOptions6(f.Payload[4:])
+	if err != nil || f.Payload[0] != Reply6 {
+		t.Fatalf("reply type %d: %v", f.Payload[0], err)
+	}
+	var dns []byte
+	for _, o := range opts {
+		if o.Code == Opt6IANA {
+			t.Error("stateless reply carries an IA_NA")
+		}
+		if o.Code == Opt6DNS {
+			dns = o.Value
+		}
+		if o.Code == Opt6ServerID && !bytes.Equal(o.Value, DUID(net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 1})) {
+			t.Errorf("server DUID %x, want the router interface's MAC", o.Value)
+		}
+	}
+	if !bytes.Equal(dns, netip.MustParseAddr("2001:db8::53").AsSlice()) {
+		t.Fatalf("DNS option %x", dns)
+	}
+	// The RA of a stateless subnet: O without M, and the A flag.
+	rs := append([]byte{133, 0, 0, 0, 0, 0, 0, 0}, 1, 1)
+	rs = append(rs, clientMAC...)
+	ra := r.Handle(7, buildICMP6(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 2}, clientMAC, cll, netip.MustParseAddr("ff02::2"), rs))
+	rf, _ := ParseFrame(ra)
+	if rf.Payload[5]&0xc0 != 0x40 {
+		t.Fatalf("RA flags %x, want O only", rf.Payload[5])
+	}
+}
