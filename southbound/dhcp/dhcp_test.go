@@ -239,3 +239,65 @@ func TestParseErrorsWrapMalformed(t *testing.T) {
 		t.Errorf("ParseV6: %v", err)
 	}
 }
+
+func TestExtraDHCPOpts(t *testing.T) {
+	r, src := newTestResponder(true)
+	src.ports[0].ExtraDHCPOpts = []fsm.DHCPOpt{
+		{Name: "ntp-server", Value: "10.0.0.123,10.0.0.124", IPVersion: 4},
+		{Name: "mtu", Value: "1300", IPVersion: 4},
+		{Name: "250", Value: "custom", IPVersion: 4},
+		{Name: "42", Value: "not-an-address", IPVersion: 4}, // left out
+		{Name: "23", Value: "fd00::1", IPVersion: 6},        // not DHCPv4
+	}
+	r.Invalidate()
+	m := reply4(t, r.Handle(7, request4(Discover, netip.Addr{})))
+	if v, _ := m.Option(42); !bytes.Equal(v, []byte{10, 0, 0, 123, 10, 0, 0, 124}) {
+		t.Errorf("option 42 = %v", v)
+	}
+	if v, _ := m.Option(OptMTU); binary.BigEndian.Uint16(v) != 1300 {
+		t.Errorf("mtu = %v, want the extra option's 1300", v)
+	}
+	if v, _ := m.Option(250); string(v) != "custom" {
+		t.Errorf("option 250 = %q", v)
+	}
+}
+
+func TestDHCPv6Stateless(t *testing.T) {
+	r, src := newTestResponder(true)
+	src.subnets[1].IPv6AddressMode, src.subnets[1].IPv6RAMode = "dhcpv6-stateless", "dhcpv6-stateless"
+	r.Invalidate()
+	cll := linkLocal(clientMAC)
+	msg := appendOpt6([]byte{InfoReq6, 4, 5, 6}, Opt6ClientID, DUID(clientMAC))
+	out := r.Handle(7, buildUDP(net.HardwareAddr{0x33, 0x33, 0, 1, 0, 2}, clientMAC, cll, netip.MustParseAddr("ff02::1:2"), 546, 547, msg))
+	if out == nil {
+		t.Fatal("no reply to an information-request")
+	}
+	f, _ := ParseFrame(out)
+	opts, err := parseOptions6(f.Payload[4:])
+	if err != nil || f.Payload[0] != Reply6 {
+		t.Fatalf("reply type %d: %v", f.Payload[0], err)
+	}
+	var dns []byte
+	for _, o := range opts {
+		if o.Code == Opt6IANA {
+			t.Error("stateless reply carries an IA_NA")
+		}
+		if o.Code == Opt6DNS {
+			dns = o.Value
+		}
+		if o.Code == Opt6ServerID && !bytes.Equal(o.Value, DUID(net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 1})) {
+			t.Errorf("server DUID %x, want the router interface's MAC", o.Value)
+		}
+	}
+	if !bytes.Equal(dns, netip.MustParseAddr("2001:db8::53").AsSlice()) {
+		t.Fatalf("DNS option %x", dns)
+	}
+	// The RA of a stateless subnet: O without M, and the A flag.
+	rs := append([]byte{133, 0, 0, 0, 0, 0, 0, 0}, 1, 1)
+	rs = append(rs, clientMAC...)
+	ra := r.Handle(7, buildICMP6(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 2}, clientMAC, cll, netip.MustParseAddr("ff02::2"), rs))
+	rf, _ := ParseFrame(ra)
+	if rf.Payload[5]&0xc0 != 0x40 {
+		t.Fatalf("RA flags %x, want O only", rf.Payload[5])
+	}
+}

@@ -149,6 +149,7 @@ func (x *index) v4Config(p *fsm.Port) *V4Config {
 		if n := x.networks[p.NetworkID]; n != nil {
 			c.MTU = n.MTU
 		}
+		c.Extra, _ = extraOptions(p.ExtraDHCPOpts)
 		return c
 	}
 	return nil
