@@ -9,6 +9,8 @@ PKGS      := ./...
 TEST_TIMEOUT ?= 25m
 BENCH     ?= .
 BENCHTIME ?= 1s
+# FUZZTIME bounds each fuzz target 'make test' runs.
+FUZZTIME  ?= 20s
 
 .PHONY: all build test lint tidy-check bench nemesis deps demo demo-stop clean
 
@@ -22,10 +24,13 @@ deps:
 	.ci/deps
 
 # test installs what it needs and runs every test with the race detector,
-# then the timing soak the race detector makes meaningless, without it.
+# then the timing soak the race detector makes meaningless, without it,
+# then each fuzz target for FUZZTIME.
 test: deps lint tidy-check
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 	$(GO) test -count=1 -run 'TestGossipQuietNoFalseDeaths' ./cluster
+	$(GO) test -run '^$$' -fuzz '^FuzzDHCPv4$$' -fuzztime $(FUZZTIME) ./southbound/dhcp
+	$(GO) test -run '^$$' -fuzz '^FuzzDHCPv6$$' -fuzztime $(FUZZTIME) ./southbound/dhcp
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -67,6 +67,8 @@ type Port struct {
 	PortSecurityEnabled bool
 	SecurityGroups      []string
 	AllowedAddressPairs []AddressPair
+	// ExtraDHCPOpts are answered by the chassis' DHCP responder.
+	ExtraDHCPOpts []DHCPOpt
 }
 
 // Copy returns a deep copy that may be changed.
@@ -76,6 +78,7 @@ func (p *Port) Copy() *Port {
 	c.FixedIPs = append([]FixedIP(nil), p.FixedIPs...)
 	c.SecurityGroups = append([]string(nil), p.SecurityGroups...)
 	c.AllowedAddressPairs = append([]AddressPair(nil), p.AllowedAddressPairs...)
+	c.ExtraDHCPOpts = append([]DHCPOpt(nil), p.ExtraDHCPOpts...)
 	return &c
 }
 

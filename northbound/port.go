@@ -36,7 +36,6 @@ var portAttrs = map[string]attrSpec{
 	"created_at":            {Kind: attrString},
 	"updated_at":            {Kind: attrString},
 	"binding:vif_details":   {Kind: attrString},
-	"extra_dhcp_opts":       {Kind: attrStrings},
 	"ip_allocation":         {Kind: attrString},
 }
 
@@ -45,6 +44,7 @@ var portStructured = map[string]attrSpec{
 	"fixed_ips":             {Post: true, Put: true},
 	"allowed_address_pairs": {Post: true, Put: true},
 	"binding:profile":       {Post: true, Put: true},
+	"extra_dhcp_opts":       {Post: true, Put: true},
 }
 
 var portKnown = merged(portAttrs, portStructured)
@@ -85,7 +85,7 @@ func renderPort(p *fsm.Port) map[string]any {
 		"device_owner":          p.DeviceOwner,
 		"fixed_ips":             ips,
 		"allowed_address_pairs": pairs,
-		"extra_dhcp_opts":       []string{},
+		"extra_dhcp_opts":       renderDHCPOpts(p.ExtraDHCPOpts),
 		"security_groups":       nonNil(p.SecurityGroups),
 		"port_security_enabled": p.PortSecurityEnabled,
 		"binding:host_id":       p.BindingHostID,
@@ -435,6 +435,9 @@ func (b *portBuild) newPort(a attrs, raw map[string]json.RawMessage) (*fsm.Port,
 		return nil, err
 	}
 	if err := setAddressPairs(p, raw); err != nil {
+		return nil, err
+	}
+	if err := setExtraDHCPOpts(p, raw); err != nil {
 		return nil, err
 	}
 	sgs, sgSet := a.strings("security_groups")
@@ -838,6 +841,9 @@ func (s *Server) updatePort(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		if err := setAddressPairs(p, raw); err != nil {
+			return err
+		}
+		if err := setExtraDHCPOpts(p, raw); err != nil {
 			return err
 		}
 		sgs, sgSet := a.strings("security_groups")

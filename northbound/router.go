@@ -762,11 +762,18 @@ func (s *Server) addRouterInterface(w http.ResponseWriter, r *http.Request) erro
 }
 
 // checkInterfaceSubnet: not a subnet of an external network (that is
-// what a gateway is for), and not one the router already has or overlaps.
+// what a gateway is for), not an IPv6 subnet whose hosts are to take
+// their router advertisements from an external router (address mode set,
+// RA mode not: Neutron refuses it), and not one the router already has
+// or overlaps.
 func checkInterfaceSubnet(v *fsm.View, routerID string, sub *fsm.Subnet) error {
 	if n := v.Network(sub.NetworkID); n != nil && n.External {
 		return newError(http.StatusBadRequest, fsm.ErrTypeBadRequest,
 			"Bad router request: Subnet %s is on external network %s; use it as the router's gateway.", sub.ID, n.ID)
+	}
+	if sub.IPVersion == 6 && sub.IPv6RAMode == "" && sub.IPv6AddressMode != "" {
+		return newError(http.StatusBadRequest, fsm.ErrTypeBadRequest,
+			"Bad router request: IPv6 subnet %s configured to receive RAs from an external router cannot be added to Neutron Router.", sub.ID)
 	}
 	return v.CheckInterfaceSubnet(routerID, sub)
 }

@@ -116,6 +116,7 @@ var extensionList = []struct{ Alias, Name, Description string }{
 	{"security-group", "security-group", "The security groups extension."},
 	{"binding", "Port Binding", "Expose port bindings of a virtual port to external application"},
 	{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"},
+	{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"},
 	{"ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports"},
 	{"filter-validation", "Filter parameters validation", "Provides validation on filter parameters."},
 	{"revision-if-match", "If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported."},

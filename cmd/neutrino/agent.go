@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"neutrino/southbound/dhcp"
 	"os"
 	"os/signal"
 	"strconv"
@@ -143,6 +144,10 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringVar(&cfg.HAProxy, "haproxy", "haproxy", "gateway chassis: the haproxy binary load balancers run with")
 	f.StringVar(&cfg.LBNamespacePrefix, "lb-netns-prefix", "", "gateway chassis: prefix of load balancer namespace names (default nlb-NODE-)")
 	f.BoolVar(&cfg.DisableLBaaS, "no-lbaas", false, "gateway chassis: run no load balancers here")
+	f.StringVar(&cfg.DHCP.Socket, "dhcp-socket", "", "chassis: br-int's service socket the DHCP/RA responder connects to (default $OVS_RUNDIR/br-int.mgmt; off: no responder)")
+	f.DurationVar(&cfg.DHCP.LeaseTime, "dhcp-lease-time", dhcp.DefaultLeaseTime, "chassis: DHCP and DHCPv6 lease time")
+	f.StringVar(&cfg.DHCP.Domain, "dns-domain", dhcp.DefaultDomain, "chassis: DNS domain given to VMs by DHCP")
+	f.DurationVar(&cfg.DHCP.RAInterval, "ra-interval", dhcp.DefaultRAInterval, "chassis: period of unsolicited router advertisements")
 	return cmd
 }
 

@@ -68,6 +68,7 @@ removes every namespace, process and file the lab made, also after a crash.`,
 		newLabDownCmd(a, &o),
 		newLabStatusCmd(a, &o),
 		newLabVMCmd(a, &o),
+		newLabDHCP6Cmd(a),
 		newLabExecCmd(a, &o),
 		newLabAgentCmd(a, &o),
 		newLabKillCmd(a, &o),
@@ -297,12 +298,13 @@ func newLabVMCmd(a *app, o *labOptions) *cobra.Command {
 		Short: "Plug and unplug workloads (namespaces on a chassis' br-int)",
 	}
 	var port, chassis string
+	var static bool
 	add := &cobra.Command{
 		Use:   "add NAME --port PORT_ID --chassis CHASSIS",
-		Short: "Plug a workload as a Neutron port (MAC, IP, gateway and MTU from the API)",
+		Short: "Plug a workload as a Neutron port (MAC from the API; address, routes, MTU and DNS by DHCP, or written with --static)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := lab.AddVM(cmd.Context(), o.dir, args[0], port, chassis, a.labLogger()); err != nil {
+			if err := lab.AddVMWith(cmd.Context(), o.dir, args[0], port, chassis, lab.VMOptions{Static: static}, a.labLogger()); err != nil {
 				return err
 			}
 			st, err := lab.LoadState(o.dir)
@@ -322,6 +324,7 @@ func newLabVMCmd(a *app, o *labOptions) *cobra.Command {
 	}
 	add.Flags().StringVar(&port, "port", "", "Neutron port id")
 	add.Flags().StringVar(&chassis, "chassis", "", "chassis (or gateway) to plug into, e.g. chassis-1")
+	add.Flags().BoolVar(&static, "static", false, "write the port's address, gateway and MTU into the VM instead of running a DHCP client")
 	_ = add.MarkFlagRequired("port")
 	_ = add.MarkFlagRequired("chassis")
 	del := &cobra.Command{
@@ -335,6 +338,20 @@ func newLabVMCmd(a *app, o *labOptions) *cobra.Command {
 	}
 	cmd.AddCommand(add, del)
 	return cmd
+}
+
+// newLabDHCP6Cmd is the lab VMs' DHCPv6 client (Debian's busybox-static
+// has no udhcpc6).
+func newLabDHCP6Cmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:    "dhcp6-client IFACE",
+		Short:  "The lab VMs' DHCPv6 client (run inside a VM's namespace by vm add)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return lab.RunDHCPv6Client(cmd.Context(), args[0], a.stdout)
+		},
+	}
 }
 
 func newLabExecCmd(_ *app, o *labOptions) *cobra.Command {

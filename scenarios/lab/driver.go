@@ -144,7 +144,7 @@ func (d *Driver) Exec(ctx context.Context, node string, args ...string) (string,
 
 // AddVM plugs a workload for a Neutron port.
 func (d *Driver) AddVM(ctx context.Context, name, portID, chassis string) error {
-	return AddVM(ctx, d.Options.Dir, name, portID, chassis, d.Options.Logger)
+	return AddVMWith(ctx, d.Options.Dir, name, portID, chassis, VMOptions{Binary: d.Options.Binary}, d.Options.Logger)
 }
 
 // DelVM removes a workload.

@@ -41,7 +41,7 @@ type pipeLab struct {
 // upPipelineLab brings a lab up for tb and takes it down when tb ends,
 // whatever happened; it skips when the machine cannot run a lab (not
 // root, no OVS) and, for a benchmark, when the lab does not come up.
-func upPipelineLab(tb testing.TB, topo scenarios.Topology) *pipeLab {
+func upPipelineLab(tb testing.TB, topo scenarios.Topology, agentArgs ...string) *pipeLab {
 	tb.Helper()
 	if skipWhy != nil {
 		tb.Skipf("lab needs root and Open vSwitch: %v", skipWhy)
@@ -57,6 +57,7 @@ func upPipelineLab(tb testing.TB, topo scenarios.Topology) *pipeLab {
 	prefix := fmt.Sprintf("lp%d-%d-", os.Getpid()%100000, labSeq.Add(1))
 	dir := filepath.Join(tmp, "lab")
 	d := lab.NewDriver(dir, prefix, binary, nil)
+	d.Options.AgentArgs = agentArgs
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			logs, _ := filepath.Glob(filepath.Join(dir, "*", "agent.log"))

@@ -460,7 +460,9 @@ func (b *builder) node(ctx context.Context, p plannedNode, all []plannedNode, se
 			args = append(args, "--vpn-namespace-prefix", ns+"-vpn-")
 		}
 		args = append(args, "--http", net.JoinHostPort(p.ip.String(), strconv.Itoa(httpPort)),
-			"--tunnel-ip", n.IP, "--ovsdb", n.OVSDB, "--chassis-roles", role, "--datapath-type", "netdev")
+			"--tunnel-ip", n.IP, "--ovsdb", n.OVSDB, "--chassis-roles", role, "--datapath-type", "netdev",
+			// The DHCP/RA responder's own OpenFlow connection.
+			"--dhcp-socket", filepath.Join(n.OVSDir, "br-int.mgmt"))
 		if role == "gateway" {
 			// Load balancer namespaces carry the node's name, so Down
 			// finds them (lbNamespaces) and two gateways never collide.

@@ -211,6 +211,14 @@ type VM struct {
 	CIDR      string `json:"cidr"`
 	Gateway   string `json:"gateway,omitempty"`
 	MTU       int    `json:"mtu,omitempty"`
+	// DHCP: the VM's address comes from DHCP (busybox udhcpc, run as
+	// DHCPClient), not written by the lab.
+	DHCP       bool     `json:"dhcp,omitempty"`
+	DHCPClient *Process `json:"dhcp_client,omitempty"`
+	// DHCP6: the VM asks for its IPv6 address by DHCPv6 (the lab's own
+	// client, `neutrino lab dhcp6-client`, run as DHCP6Client).
+	DHCP6       bool     `json:"dhcp6,omitempty"`
+	DHCP6Client *Process `json:"dhcp6_client,omitempty"`
 }
 
 // Process is a daemon the lab started; StartTime (from /proc/PID/stat)

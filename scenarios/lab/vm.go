@@ -33,6 +33,11 @@ type VMSpec struct {
 	CIDR    string // address/prefix, the prefix from the subnet's cidr
 	Gateway string // the subnet's gateway_ip, or empty
 	MTU     int    // the network's mtu, or 0
+	// DHCP says the IPv4 subnet has enable_dhcp: the VM asks for its
+	// address instead of the lab writing it.
+	DHCP bool
+	// DHCP6 says the port has an address on a dhcpv6-stateful subnet.
+	DHCP6 bool
 }
 
 // PortSpec reads a Neutron port, its first fixed IP's subnet and its
@@ -58,6 +63,22 @@ func PortSpec(ctx context.Context, c *client.Client, portID string) (VMSpec, err
 	}
 	spec := VMSpec{MAC: p.MAC}
 	for _, f := range p.FixedIPs {
+		if ip, err := netip.ParseAddr(f.IPAddress); err != nil || !ip.Is6() {
+			continue
+		}
+		sub, err := c.Get(ctx, "subnets", "subnet", f.SubnetID)
+		if err != nil {
+			return VMSpec{}, fmt.Errorf("lab: read subnet %s of port %s: %w", f.SubnetID, portID, err)
+		}
+		var s struct {
+			EnableDHCP  bool   `json:"enable_dhcp"`
+			AddressMode string `json:"ipv6_address_mode"`
+		}
+		if err := remarshal(sub, &s); err == nil && s.EnableDHCP && s.AddressMode == "dhcpv6-stateful" {
+			spec.DHCP6 = true
+		}
+	}
+	for _, f := range p.FixedIPs {
 		ip, err := netip.ParseAddr(f.IPAddress)
 		if err != nil || !ip.Is4() {
 			continue // the lab plugs IPv4 only
@@ -67,8 +88,9 @@ func PortSpec(ctx context.Context, c *client.Client, portID string) (VMSpec, err
 			return VMSpec{}, fmt.Errorf("lab: read subnet %s of port %s: %w", f.SubnetID, portID, err)
 		}
 		var s struct {
-			CIDR    string  `json:"cidr"`
-			Gateway *string `json:"gateway_ip"`
+			CIDR       string  `json:"cidr"`
+			Gateway    *string `json:"gateway_ip"`
+			EnableDHCP bool    `json:"enable_dhcp"`
 		}
 		if err := remarshal(sub, &s); err != nil {
 			return VMSpec{}, fmt.Errorf("lab: subnet %s: %w", f.SubnetID, err)
@@ -78,6 +100,7 @@ func PortSpec(ctx context.Context, c *client.Client, portID string) (VMSpec, err
 			return VMSpec{}, fmt.Errorf("lab: subnet %s cidr %q: %w", f.SubnetID, s.CIDR, err)
 		}
 		spec.CIDR = netip.PrefixFrom(ip, pfx.Bits()).String()
+		spec.DHCP = s.EnableDHCP
 		if s.Gateway != nil {
 			spec.Gateway = *s.Gateway
 		}
@@ -106,13 +129,32 @@ func remarshal(in any, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-// AddVM plugs a workload namespace <prefix>vm-NAME into a chassis' br-int
+// VMOptions change how AddVMWith plugs a workload.
+type VMOptions struct {
+	// Static writes the port's address, gateway and MTU into the VM
+	// instead of running a DHCP client in it.
+	Static bool
+	// Binary is the neutrino binary that runs the VM's DHCPv6 client
+	// (default: this executable).
+	Binary string
+}
+
+// AddVM plugs a workload as AddVMWith does with the default options: the
+// VM gets its IPv4 address by DHCP when its subnet has enable_dhcp.
+func AddVM(ctx context.Context, dir, name, portID, chassis string, log *slog.Logger) error {
+	return AddVMWith(ctx, dir, name, portID, chassis, VMOptions{}, log)
+}
+
+// AddVMWith plugs a workload namespace <prefix>vm-NAME into a chassis' br-int
 // as Neutron port portID: eth0 with the port's MAC and address, a default
 // route via the subnet's gateway, the network's MTU and TX checksum
 // offload off; the OVS port is tap<first 11 of the port id>, as Neutron
 // names it, with external_ids:iface-id=portID. It reads the port through
-// the API of the lab's servers.
-func AddVM(ctx context.Context, dir, name, portID, chassis string, log *slog.Logger) error {
+// the API of the lab's servers. Unless o.Static (or the subnet has no
+// DHCP), eth0 gets its address, routes, MTU and DNS from busybox udhcpc
+// run in the namespace, and AddVMWith returns once it has an address. The
+// kernel configures IPv6 from router advertisements (SLAAC).
+func AddVMWith(ctx context.Context, dir, name, portID, chassis string, o VMOptions, log *slog.Logger) error {
 	if !vmName.MatchString(name) {
 		return fmt.Errorf("lab: VM name %q: want 1-32 of [a-zA-Z0-9_.-], starting alphanumeric", name)
 	}
@@ -146,14 +188,22 @@ func AddVM(ctx context.Context, dir, name, portID, chassis string, log *slog.Log
 		ovsPort = ovsPort[:14]
 	}
 	vm := &VM{Name: name, Namespace: st.Prefix + "vm-" + name, Chassis: chassis, PortID: portID,
-		OVSPort: ovsPort, MAC: spec.MAC, CIDR: spec.CIDR, Gateway: spec.Gateway, MTU: spec.MTU}
+		OVSPort: ovsPort, MAC: spec.MAC, CIDR: spec.CIDR, Gateway: spec.Gateway, MTU: spec.MTU,
+		DHCP: spec.DHCP && !o.Static, DHCP6: spec.DHCP6 && !o.Static}
 	if err := s.update(func(st *State) {
 		st.addNamespace(vm.Namespace)
 		st.VMs = append(st.VMs, vm)
 	}); err != nil {
 		return err
 	}
-	if err := plug(ctx, n, vm); err != nil {
+	err = plug(ctx, n, vm)
+	if err == nil && vm.DHCP {
+		err = s.startDHCP(ctx, vm)
+	}
+	if err == nil && vm.DHCP6 {
+		err = s.startDHCP6(ctx, o.Binary, vm)
+	}
+	if err != nil {
 		if uerr := unplug(context.Background(), n, vm); uerr != nil {
 			log.Warn("cleanup after failed plug", "vm", name, "err", uerr)
 		}
@@ -209,16 +259,19 @@ func plug(ctx context.Context, n *Node, vm *VM) error {
 	}
 	if err := hostnet.CreateVeth(hostnet.VethSpec{
 		Name: vm.OVSPort, Namespace: n.Namespace,
-		PeerName: "eth0", PeerNS: vm.Namespace, PeerMAC: vm.MAC, MTU: vm.MTU,
+		PeerName: "eth0", PeerNS: vm.Namespace, PeerMAC: vm.MAC, MTU: staticMTU(vm),
 	}); err != nil {
 		return err
 	}
-	if vm.CIDR != "" {
+	if err := ipv6Autoconf(ctx, vm.Namespace); err != nil {
+		return err
+	}
+	if vm.CIDR != "" && !vm.DHCP {
 		if err := hostnet.AddAddress(vm.Namespace, "eth0", vm.CIDR); err != nil {
 			return err
 		}
 	}
-	if vm.Gateway != "" {
+	if vm.Gateway != "" && !vm.DHCP {
 		if err := hostnet.AddRoute(vm.Namespace, "default", vm.Gateway, "eth0"); err != nil {
 			return err
 		}
@@ -245,8 +298,24 @@ func plug(ctx context.Context, n *Node, vm *VM) error {
 	})
 }
 
+// staticMTU is the MTU the lab writes: none when DHCP gives it (option 26).
+func staticMTU(vm *VM) int {
+	if vm.DHCP {
+		return 0
+	}
+	return vm.MTU
+}
+
 func unplug(ctx context.Context, n *Node, vm *VM) error {
 	var errs []error
+	for _, p := range []*Process{vm.DHCPClient, vm.DHCP6Client} {
+		if p == nil {
+			continue
+		}
+		if err := p.kill(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if n != nil {
 		if _, err := vsctl(ctx, n, "--if-exists", "del-port", intBridge, vm.OVSPort); err != nil {
 			errs = append(errs, err)

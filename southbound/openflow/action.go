@@ -404,6 +404,10 @@ func decodeActions(b []byte) ([]Action, error) {
 					if n := decodeNAT(a); n != nil {
 						act = n
 					}
+				case nxastController:
+					if c := decodeController(a); c != nil {
+						act = c
+					}
 				case of13.NXAST_CT:
 					c, err := decodeCT(a)
 					if err != nil {

@@ -46,6 +46,33 @@ func BenchmarkCompileFull(b *testing.B) {
 	}
 }
 
+// BenchmarkCompileDualStack compiles one chassis fully for a 100-router
+// topology (10,000 ports, as benchTopology) IPv4-only and dual-stack
+// (topology.Spec.DualStack: an IPv6 subnet, address and router interface
+// on every network): the cost IPv6 routing adds.
+func BenchmarkCompileDualStack(b *testing.B) {
+	for _, dual := range []bool{false, true} {
+		b.Run(fmt.Sprintf("dualstack=%v", dual), func(b *testing.B) {
+			spec := topology.DefaultSpec(10000)
+			spec.Chassis, spec.DualStack = 1, dual
+			f, err := topology.Build(spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			v := f.State().Read()
+			name := topology.ChassisName(0)
+			facts := pipeline.Facts{Chassis: name, Bindings: topology.Bindings(v, name), Tunnels: tunnels}
+			b.ResetTimer()
+			var flows int
+			for i := 0; i < b.N; i++ {
+				flows = len(pipeline.Compile(v, facts))
+			}
+			b.ReportMetric(float64(flows), "flows")
+			b.ReportMetric(float64(len(v.Routers())), "routers")
+		})
+	}
+}
+
 // BenchmarkCompileIncremental adds one port (bound to the chassis, in the
 // default security group of its network) to a 10k-port topology and
 // measures the incremental compile of that change; the port is deleted

@@ -143,6 +143,13 @@ func (c *Compiler) Update(v *fsm.View, changes []fsm.Change, f Facts) (add []ope
 		case fsm.TableSubnets:
 			for _, view := range []*fsm.View{old, v} {
 				if s := view.Subnet(ch.ID); s != nil {
+					// Local ports carry their network's DHCP and RA
+					// services (dhcp.go).
+					for _, p := range view.PortsOfNetwork(s.NetworkID) {
+						if _, ok := c.local[p.ID]; ok {
+							d.units[unit{KindPort, p.ID}] = true
+						}
+					}
 					for r := range c.netRouters[s.NetworkID] {
 						d.units[unit{KindRouter, r}] = true
 					}

@@ -39,12 +39,19 @@ func (cc *chassisCompile) mirrorFlows() []openflow.Flow {
 
 // TestIncrementalEqualsFull applies random state changes (500 per seed)
 // and checks after each that every chassis' incremental flow set, and the
-// set its deltas build up, equal a full compile of the same state.
+// set its deltas build up, equal a full compile of the same state. The
+// last run makes half the subnets IPv6 (routers with IPv6 interfaces and
+// routes).
 func TestIncrementalEqualsFull(t *testing.T) {
-	for _, seed := range []int64{1, 2, 3} {
-		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+	for _, run := range []struct {
+		seed int64
+		ipv6 int
+	}{{1, 0}, {2, 0}, {3, 0}, {4, 50}} {
+		seed := run.seed
+		t.Run(fmt.Sprintf("seed=%d,ipv6=%d", seed, run.ipv6), func(t *testing.T) {
 			f := fsm.New(nil)
 			ops := topology.NewOps(f, seed)
+			ops.IPv6Percent = run.ipv6
 			compilers := map[string]*chassisCompile{}
 			ok := 0
 			var hist []string

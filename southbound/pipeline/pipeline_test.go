@@ -87,8 +87,10 @@ func intp(i int) *int { return &i }
 // routedTopology: two tenant networks (VXLAN 10.0.1.0/24 and Geneve
 // 10.0.2.0/24) joined by a router with an extra route; a security group
 // "web" (ICMP, TCP 22, TCP 80 from its own members, any egress); a port
-// with an allowed address pair and one without port security; net-a also
-// has an IPv6 subnet (fd00:a::/64) on which pa2 has an address.
+// with an allowed address pair and one without port security. Both
+// networks also have an IPv6 subnet (fd00:a::/64, fd00:b::/64) on which
+// pa2 and pb2 have addresses; r1 has an IPv6 interface on each (ports of
+// their own, as Neutron adds them) and an IPv6 extra route.
 func routedTopology(t testing.TB) *fsm.View {
 	s := newState(t)
 	buildRouted(s)
@@ -108,9 +110,10 @@ func buildRouted(s *state) {
 	s.apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: []*fsm.Subnet{
 		subnet("sub-a", "net-a", "10.0.1.0/24", "10.0.1.1"), subnet("sub-b", "net-b", "10.0.2.0/24", "10.0.2.1"),
 	}})
-	sub6 := subnet("sub-a6", "net-a", "fd00:a::/64", "")
-	sub6.IPVersion = 6
-	s.apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: []*fsm.Subnet{sub6}})
+	sub6 := subnet("sub-a6", "net-a", "fd00:a::/64", "fd00:a::1")
+	sub6b := subnet("sub-b6", "net-b", "fd00:b::/64", "fd00:b::1")
+	sub6.IPVersion, sub6b.IPVersion = 6, 6
+	s.apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: []*fsm.Subnet{sub6, sub6b}})
 	rule := func(id, dir, proto string, lo, hi *int, remoteGroup string) *fsm.SecurityGroupRule {
 		return &fsm.SecurityGroupRule{Meta: fsm.Meta{ID: id, ProjectID: "p"}, SecurityGroupID: "web", Direction: dir,
 			EtherType: fsm.EtherTypeIPv4, Protocol: proto, PortRangeMin: lo, PortRangeMax: hi, RemoteGroupID: remoteGroup}
@@ -137,24 +140,30 @@ func buildRouted(s *state) {
 	// pa2 also has an IPv6 address (port security, ND responder).
 	pa2 := vm("pa2", "net-a", "sub-a", "10.0.1.11", "fa:16:3e:00:00:02", "ch2", true)
 	pa2.FixedIPs = append(pa2.FixedIPs, fsm.FixedIP{SubnetID: "sub-a6", IPAddress: "fd00:a::11"})
+	pb2 := vm("pb2", "net-b", "sub-b", "10.0.2.20", "fa:16:3e:00:01:02", "ch3", true)
+	pb2.FixedIPs = append(pb2.FixedIPs, fsm.FixedIP{SubnetID: "sub-b6", IPAddress: "fd00:b::20"})
 	s.apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: []*fsm.Port{
 		pa1,
 		pa2,
 		vm("pb1", "net-b", "sub-b", "10.0.2.10", "fa:16:3e:00:01:01", "ch2", false),
-		vm("pb2", "net-b", "sub-b", "10.0.2.20", "fa:16:3e:00:01:02", "ch3", true),
+		pb2,
 	}})
 	s.apply(fsm.CmdRouterCreate, fsm.RouterCreateRequest{Router: &fsm.Router{Meta: fsm.Meta{ID: "r1", ProjectID: "p"}, AdminStateUp: true}})
-	for i, sub := range []string{"sub-a", "sub-b"} {
-		net, ip := []string{"net-a", "net-b"}[i], []string{"10.0.1.1", "10.0.2.1"}[i]
+	for i, sub := range []string{"sub-a", "sub-b", "sub-a6", "sub-b6"} {
+		net, ip := []string{"net-a", "net-b", "net-a", "net-b"}[i], []string{"10.0.1.1", "10.0.2.1", "fd00:a::1", "fd00:b::1"}[i]
+		id := "ri-" + net
+		if i >= 2 {
+			id = "ri6-" + net
+		}
 		r := s.f.State().Read().Router("r1")
-		p := port("ri-"+net, net, fmt.Sprintf("fa:16:3e:ff:00:0%d", i+1), "")
+		p := port(id, net, fmt.Sprintf("fa:16:3e:ff:00:0%d", i+1), "")
 		p.DeviceOwner, p.DeviceID = fsm.DeviceOwnerRouterInterface, "r1"
 		p.FixedIPs = []fsm.FixedIP{{SubnetID: sub, IPAddress: ip}}
 		s.apply(fsm.CmdRouterInterfaceAdd, fsm.RouterInterfaceAddRequest{Router: r.Copy(), PrevIndex: r.ModifyIndex, Port: p})
 	}
 	r := s.f.State().Read().Router("r1")
 	nr := r.Copy()
-	nr.Routes = []fsm.Route{{Destination: "192.168.0.0/24", NextHop: "10.0.2.20"}}
+	nr.Routes = []fsm.Route{{Destination: "192.168.0.0/24", NextHop: "10.0.2.20"}, {Destination: "fd00:c::/64", NextHop: "fd00:b::20"}}
 	s.apply(fsm.CmdRouterUpdate, fsm.RouterUpdateRequest{Router: nr, PrevIndex: r.ModifyIndex})
 }
 

@@ -91,12 +91,13 @@ func (c *Compiler) routerFlows(e *emitter, r *fsm.Router) {
 			openflow.DecTTL{}, openflow.SetReg(RegNextHop, ip4u32(nh)),
 			openflow.SetField{Field: openflow.FieldEthSrc, Value: slices.Clone(ifc.mac)}, writeNet(ifc.key), goTo(TableNextHop))
 	}
+	c.route6Flows(e, r)
 	c.externalFlows(e, r, ifaces, seen)
 	c.vpnFlows(e, r)
 }
 
-// ipv4Route is a router's extra route, parsed.
-type ipv4Route struct {
+// extraRoute is a router's extra route, parsed.
+type extraRoute struct {
 	dst     netip.Prefix // masked
 	nextHop netip.Addr
 }
@@ -104,20 +105,27 @@ type ipv4Route struct {
 // ipv4Routes returns a router's valid IPv4 extra routes, sorted by
 // destination then next hop (as strings: the order the lowest-next-hop
 // rule is defined by).
-func ipv4Routes(r *fsm.Router) []ipv4Route {
-	routes := slices.Clone(r.Routes)
-	slices.SortFunc(routes, func(a, b fsm.Route) int {
-		return cmp.Or(cmp.Compare(a.Destination, b.Destination), cmp.Compare(a.NextHop, b.NextHop))
-	})
-	out := make([]ipv4Route, 0, len(routes))
+func ipv4Routes(r *fsm.Router) []extraRoute {
+	routes := sortedRoutes(r)
+	out := make([]extraRoute, 0, len(routes))
 	for _, rt := range routes {
 		dst, ok := parsePrefix(rt.Destination)
 		nh, err := netip.ParseAddr(rt.NextHop)
 		if ok && err == nil && dst.Addr().Is4() && nh.Is4() {
-			out = append(out, ipv4Route{dst: dst.Masked(), nextHop: nh})
+			out = append(out, extraRoute{dst: dst.Masked(), nextHop: nh})
 		}
 	}
 	return out
+}
+
+// sortedRoutes are a router's extra routes sorted by destination then
+// next hop.
+func sortedRoutes(r *fsm.Router) []fsm.Route {
+	routes := slices.Clone(r.Routes)
+	slices.SortFunc(routes, func(a, b fsm.Route) int {
+		return cmp.Or(cmp.Compare(a.Destination, b.Destination), cmp.Compare(a.NextHop, b.NextHop))
+	})
+	return routes
 }
 
 // echoReply turns an ICMP echo request to ip into the reply, sent back out

@@ -230,11 +230,15 @@ func (c *Compiler) portFlows(e *emitter, p *fsm.Port) {
 	}
 	// ND responder: a neighbour solicitation for a known IPv6 address is
 	// answered the same way.
-	for _, a := range ipv6s(p) {
-		if ofport != 0 {
-			e.add(TableARPResponder, prioOwner, append(icmp6Type(135), openflow.Reg(RegInPort, ofport), openflow.NDTarget(a)), goTo(TableL2Lookup))
+	if isRouterInterface(p) {
+		routerND(e, p, meta, mac)
+	} else {
+		for _, a := range ipv6s(p) {
+			if ofport != 0 {
+				e.add(TableARPResponder, prioOwner, append(icmp6Type(135), openflow.Reg(RegInPort, ofport), openflow.NDTarget(a)), goTo(TableL2Lookup))
+			}
+			e.add(TableARPResponder, prioMatch, append(icmp6Type(135), meta, openflow.NDTarget(a)), ndAdvert(mac, a)...)
 		}
-		e.add(TableARPResponder, prioMatch, append(icmp6Type(135), meta, openflow.NDTarget(a)), ndAdvert(mac, a)...)
 	}
 	// Next hop entries for networks routed to from here.
 	if len(c.netRouters[p.NetworkID]) > 0 && !isRouterInterface(p) {
@@ -243,6 +247,7 @@ func (c *Compiler) portFlows(e *emitter, p *fsm.Port) {
 				// Back to an earlier table: resubmit (goto_table only goes forward).
 				openflow.SetField{Field: openflow.FieldEthDst, Value: slices.Clone(mac)}, openflow.Resubmit{Table: TableL2Lookup})
 		}
+		nextHop6Flows(e, p, meta, mac)
 	}
 }
 
@@ -268,6 +273,7 @@ func (c *Compiler) localPortFlows(e *emitter, p *fsm.Port, key uint64, mac net.H
 	outPort := openflow.Reg(RegOutPort, ofport)
 	e.add(TableClassify, prioMatch, openflow.Match{openflow.InPort(ofport)},
 		openflow.SetReg(RegInPort, ofport), writeNet(key), goTo(TablePortSecurity))
+	c.dhcpPortFlows(e, p, inPort)
 	for _, m := range portMACs(p, mac) {
 		e.add(TableL2Lookup, prioMatch, openflow.Match{meta, openflow.EthDst(m)},
 			openflow.SetReg(RegOutPort, ofport), goTo(TableIngressCT))
@@ -480,13 +486,18 @@ func arpReply(mac net.HardwareAddr, ip netip.Addr) []openflow.Action {
 // came from a host with an address (DAD probes from :: are not answered),
 // so the advertisement goes to the solicitor's address and MAC.
 func ndAdvert(mac net.HardwareAddr, ip netip.Addr) []openflow.Action {
+	return ndAdvertFlags(mac, ip, ndFlagsSolicitedOverride)
+}
+
+// ndAdvertFlags is ndAdvert with the advertisement's flags word.
+func ndAdvertFlags(mac net.HardwareAddr, ip netip.Addr, flags uint64) []openflow.Action {
 	return []openflow.Action{
 		move(openflow.FieldEthSrc, openflow.FieldEthDst),
 		openflow.SetField{Field: openflow.FieldEthSrc, Value: slices.Clone(mac)},
 		move(openflow.FieldIPv6Src, openflow.FieldIPv6Dst),
 		openflow.SetIP(openflow.FieldIPv6Src, ip),
 		openflow.SetUint(openflow.FieldICMPv6Type, 136),
-		openflow.SetUint(openflow.FieldNDReserved, ndFlagsSolicitedOverride),
+		openflow.SetUint(openflow.FieldNDReserved, flags),
 		openflow.SetUint(openflow.FieldNDOptionsType, 2),
 		goTo(TableNDReply),
 	}

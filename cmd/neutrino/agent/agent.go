@@ -72,7 +72,9 @@ type Config struct {
 	HAProxy           string
 	LBNamespacePrefix string
 	DisableLBaaS      bool
-	Logger            *slog.Logger
+	// DHCP configures a chassis' DHCP and RA responder (dhcp.go).
+	DHCP   DHCPConfig
+	Logger *slog.Logger
 }
 
 // Agent is a running Neutrino process.
@@ -101,6 +103,7 @@ type Agent struct {
 	// The load balancer agent of a gateway chassis (lbaas.go).
 	lbStop context.CancelFunc
 	lbDone chan struct{}
+	dhcp   *dhcpService // nil unless a chassis
 }
 
 // Start starts an agent and returns once its cluster runs (its snapshot
@@ -216,6 +219,9 @@ func Start(cfg Config) (*Agent, error) {
 	a.startFence()
 	a.startVPN()
 	a.startLBaaS()
+	if err := a.startDHCP(); err != nil {
+		log.Error("DHCP responder not started", "err", err)
+	}
 
 	log.Info("agent started", "server", cfg.Server, "http", httpAddr, "bind", cfg.Bind)
 	return a, nil
@@ -289,6 +295,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		a.stopVPN()
 		a.stopLBaaS()
 		a.stopFence()
+		a.stopDHCP()
 		err = errors.Join(a.http.Shutdown(ctx), a.south.stop(), a.cluster.Shutdown())
 	})
 	return err

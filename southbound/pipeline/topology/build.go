@@ -61,6 +61,11 @@ type Spec struct {
 	RouteEvery int
 	// OverlappingCIDRs makes every tenant reuse the same subnet CIDRs.
 	OverlappingCIDRs bool
+	// DualStack gives every network an IPv6 subnet too (fd00:N::/64),
+	// every VM port an address on it, every router an IPv6 interface on
+	// it (a port of its own, as Neutron adds one) and, with its IPv4
+	// extra route, an IPv6 one.
+	DualStack bool
 	// Seed drives the ids, MACs and the chassis of each port.
 	Seed int64
 	// Batch is the number of ports per PortCreateRequest (and bindings per
@@ -128,6 +133,11 @@ func (s Spec) Expect() Counts {
 		if s.hasRoute(r) {
 			c.ExtraRoutes++
 		}
+	}
+	if s.DualStack {
+		c.Subnets *= 2
+		c.RouterInterfaces *= 2
+		c.ExtraRoutes *= 2
 	}
 	c.SecurityGroups = ceilDiv(c.Networks, s.NetworksPerGroup)
 	c.Rules = c.SecurityGroups * s.rulesPerGroup()
@@ -345,6 +355,38 @@ func Build(s Spec) (*fsm.FSM, error) {
 			return nil, err
 		}
 	}
+	var sub6IDs []string
+	plan6 := func(i int) netip.Prefix {
+		blk := i
+		if s.OverlappingCIDRs {
+			blk = i % s.NetworksPerRouter
+		}
+		return netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0, byte(blk >> 24), byte(blk >> 16), byte(blk >> 8), byte(blk)}), 64)
+	}
+	addr6 := func(i int, host uint16) string {
+		b := plan6(i).Addr().As16()
+		b[14], b[15] = byte(host>>8), byte(host)
+		return netip.AddrFrom16(b).String()
+	}
+	if s.DualStack {
+		sub6IDs = make([]string, exp.Networks)
+		for lo := 0; lo < exp.Networks; lo += s.Batch {
+			var subs []*fsm.Subnet
+			for i := lo; i < min(lo+s.Batch, exp.Networks); i++ {
+				sub6IDs[i] = g.uuid()
+				subs = append(subs, &fsm.Subnet{
+					Meta:      g.meta(sub6IDs[i], project(i), fmt.Sprintf("subnet6-%d", i)),
+					NetworkID: netIDs[i], IPVersion: 6, CIDR: plan6(i).String(), GatewayIP: addr6(i, 1),
+					AllocationPools: []fsm.IPRange{{Start: addr6(i, 2), End: addr6(i, 0xfffe)}},
+					EnableDHCP:      true, DNSNameservers: []string{},
+					HostRoutes: []fsm.HostRoute{},
+				})
+			}
+			if _, err := a.apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: subs}); err != nil {
+				return nil, err
+			}
+		}
+	}
 
 	// Security groups.
 	groupIDs := make([]string, exp.SecurityGroups)
@@ -386,11 +428,26 @@ func Build(s Spec) (*fsm.FSM, error) {
 				return nil, err
 			}
 			rt = next
+			if !s.DualStack {
+				continue
+			}
+			next = rt.Copy()
+			next.RevisionNumber++
+			port6 := port.Copy()
+			port6.ID, port6.MACAddress = g.uuid(), g.mac()
+			port6.FixedIPs = []fsm.FixedIP{{SubnetID: sub6IDs[i], IPAddress: addr6(i, 1)}}
+			if idx, err = a.apply(fsm.CmdRouterInterfaceAdd, fsm.RouterInterfaceAddRequest{Router: next, PrevIndex: idx, Port: port6}); err != nil {
+				return nil, err
+			}
+			rt = next
 		}
 		if s.hasRoute(r) {
 			next := rt.Copy()
 			next.RevisionNumber++
 			next.Routes = []fsm.Route{{Destination: fmt.Sprintf("192.168.%d.0/24", r%256), NextHop: plans[first].addr(plans[first].size - 2)}}
+			if s.DualStack {
+				next.Routes = append(next.Routes, fsm.Route{Destination: fmt.Sprintf("fd99:%x::/64", r%65536), NextHop: addr6(first, 0xfffe)})
+			}
 			if _, err = a.apply(fsm.CmdRouterUpdate, fsm.RouterUpdateRequest{Router: next, PrevIndex: idx}); err != nil {
 				return nil, err
 			}
@@ -424,6 +481,9 @@ func Build(s Spec) (*fsm.FSM, error) {
 			PortSecurityEnabled: true,
 			SecurityGroups:      []string{groupIDs[i/s.NetworksPerGroup]},
 			AllowedAddressPairs: []fsm.AddressPair{},
+		}
+		if s.DualStack {
+			p.FixedIPs = append(p.FixedIPs, fsm.FixedIP{SubnetID: sub6IDs[i], IPAddress: addr6(i, uint16(vmOffset+j))})
 		}
 		switch {
 		case s.noPortSecurity(k):

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -21,6 +22,9 @@ type Ops struct {
 	steps int
 	ops   []weightedOp
 	v     *fsm.View // the view of the current step
+
+	// IPv6Percent is the share of new subnets that are IPv6 (8 when 0).
+	IPv6Percent int
 }
 
 type opFunc func(o *Ops) (desc string, t fsm.CommandType, body any)
@@ -356,7 +360,7 @@ func (o *Ops) subnetCreate() (string, fsm.CommandType, any) {
 	var pfx netip.Prefix
 	subs := o.v.Subnets()
 	switch r := o.rng.IntN(100); {
-	case r < 8:
+	case r < cmp.Or(o.IPv6Percent, 8):
 		pfx = netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0, byte(o.rng.IntN(256)), byte(o.rng.IntN(256))}), 64)
 	case r < 25 && len(subs) > 0:
 		// An address range another network (maybe this one) uses.

@@ -12,6 +12,40 @@ import (
 	"neutrino/fsm"
 )
 
+// TestBuildDualStack: every network has an IPv4 and an IPv6 subnet, every
+// VM port an address on each, every router an interface (a port) on each
+// subnet and an extra route of each family where it has one.
+func TestBuildDualStack(t *testing.T) {
+	spec := DefaultSpec(200)
+	spec.DualStack = true
+	f, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := spec.Expect()
+	v := f.State().Read()
+	ifaces, routes := 0, 0
+	for _, r := range v.Routers() {
+		ifaces += len(v.RouterInterfaces(r.ID))
+		routes += len(r.Routes)
+	}
+	if len(v.Subnets()) != exp.Subnets || exp.Subnets != 40 || ifaces != exp.RouterInterfaces || exp.RouterInterfaces != 40 ||
+		routes != exp.ExtraRoutes || exp.ExtraRoutes != 2 || len(v.Ports()) != 240 {
+		t.Fatalf("expect %+v; state %d subnets %d interfaces %d routes %d ports", exp, len(v.Subnets()), ifaces, routes, len(v.Ports()))
+	}
+	for _, n := range v.Networks() {
+		subs := v.SubnetsOfNetwork(n.ID)
+		if len(subs) != 2 || subs[0].IPVersion+subs[1].IPVersion != 10 {
+			t.Fatalf("network %s subnets %+v, want one IPv4 and one IPv6", n.ID, subs)
+		}
+	}
+	for _, p := range v.Ports() {
+		if p.DeviceOwner == "compute:nova" && len(p.FixedIPs) != 2 {
+			t.Fatalf("VM port %s fixed IPs %v, want one per family", p.ID, p.FixedIPs)
+		}
+	}
+}
+
 func TestBuildCounts(t *testing.T) {
 	spec := DefaultSpec(1000)
 	f, err := Build(spec)

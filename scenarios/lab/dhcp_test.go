@@ -1,0 +1,289 @@
+package lab_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+
+	"neutrino/scenarios"
+	"neutrino/scenarios/lab"
+)
+
+// dhcpLease is the lease the chassis agents give in the DHCP tests: short,
+// so renewals (at half of it) happen during a test.
+const dhcpLease = 10 * time.Second
+
+// TestDHCP: VMs plugged by `lab vm add` run busybox udhcpc and get from
+// their chassis' agent the port's address, the gateway, DNS, the MTU and
+// host routes (option 121); they reach a VM of their network on another
+// chassis and one of another routed subnet. A DHCP server's packet from a
+// VM does not reach its neighbour (port security drops udp 67->68) while
+// other UDP does. Changing the port's fixed IP moves the VM at its next
+// renewal (NAK, new address). Renewals go on succeeding after the Raft
+// leader is killed.
+func TestDHCP(t *testing.T) {
+	p := upPipelineLab(t, pipelineTopo, "--dhcp-lease-time", dhcpLease.String())
+	nc := p.admin
+	ctx, cancel := p.ctx()
+	defer cancel()
+
+	n1, err := networks.Create(ctx, nc, networks.CreateOpts{Name: "dhcp-1"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dhcpOn := true
+	s1, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: n1.ID, CIDR: "10.31.0.0/24", IPVersion: gophercloud.IPv4,
+		EnableDHCP: &dhcpOn, DNSNameservers: []string{"10.31.0.53"},
+		HostRoutes: []subnets.HostRoute{{DestinationCIDR: "172.31.0.0/16", NextHop: "10.31.0.254"}}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	net2, sub2 := p.network(nc, "dhcp-2", "10.32.0.0/24")
+	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "dhcp"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{s1.ID, sub2} {
+		if _, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: sub}).Extract(); err != nil {
+			t.Fatalf("add_router_interface %s: %v", sub, err)
+		}
+	}
+	portA := p.port(nc, ports.CreateOpts{NetworkID: n1.ID, Name: "da"})
+	a := p.plug("da", p.chassis[0], portA)
+	b := p.plug("db", p.chassis[1], p.port(nc, ports.CreateOpts{NetworkID: net2, Name: "db"}))
+	c := p.plug("dc", p.chassis[1], p.port(nc, ports.CreateOpts{NetworkID: n1.ID, Name: "dc"}))
+
+	// What DHCP gave A.
+	if out := p.mustExec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, " "+a.IP+"/24 ") {
+		t.Fatalf("%s: eth0 %q, want %s/24", a.Name, out, a.IP)
+	}
+	routes := p.mustExec(a.Name, "ip", "-4", "route")
+	for _, want := range []string{"default via 10.31.0.1", "172.31.0.0/16 via 10.31.0.254"} {
+		if !strings.Contains(routes, want) {
+			t.Errorf("%s: routes\n%s\nwant %q (option 121)", a.Name, routes, want)
+		}
+	}
+	var withMTU struct {
+		MTU int `json:"mtu"`
+	}
+	if err := networks.Get(ctx, nc, n1.ID).ExtractIntoStructPtr(&withMTU, "network"); err != nil || withMTU.MTU == 0 {
+		t.Fatalf("network mtu: %v (%d)", err, withMTU.MTU)
+	}
+	if mtu := p.mustExec(a.Name, "cat", "/sys/class/net/eth0/mtu"); strings.TrimSpace(mtu) != fmt.Sprint(withMTU.MTU) {
+		t.Errorf("%s: mtu %s, want the network's %d", a.Name, strings.TrimSpace(mtu), withMTU.MTU)
+	}
+	resolv, err := os.ReadFile(lab.ResolvConf(p.d.Options.Dir, a.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"nameserver 10.31.0.53", "search openstacklocal"} {
+		if !strings.Contains(string(resolv), want) {
+			t.Errorf("%s: resolv.conf\n%s\nwant %q", a.Name, resolv, want)
+		}
+	}
+	p.pingOK(firstPacket, a.Name, c.IP) // same network, other chassis
+	p.pingOK(firstPacket, a.Name, b.IP) // routed, other chassis
+
+	// A rogue DHCP server in C: its offer (udp 67 -> 68) never reaches A;
+	// the same datagram from another port does (the capture works).
+	capt := p.capture(a.Name, fmt.Sprintf("udp dst port 68 and ether src %s", c.MAC))
+	for _, sport := range []string{"1067", "67"} {
+		p.mustExec(c.Name, "sh", "-c", fmt.Sprintf("echo rogue-offer-%s | nc -u -w 1 -p %s %s 68", sport, sport, a.IP))
+	}
+	got := capt.packets()
+	if len(got) == 0 {
+		t.Fatalf("the capture in %s saw nothing from %s, not even the control datagram", a.Name, c.Name)
+	}
+	for _, l := range got {
+		if strings.Contains(l, ".67 > ") || strings.Contains(l, ".bootps > ") {
+			t.Errorf("%s received a DHCP server packet from %s: %s", a.Name, c.Name, l)
+		}
+	}
+
+	// A new fixed IP reaches A at its next renewal.
+	newIP := "10.31.0.77"
+	if _, err := ports.Update(ctx, nc, portA.ID, ports.UpdateOpts{FixedIPs: []ports.IP{{SubnetID: s1.ID, IPAddress: newIP}}}).Extract(); err != nil {
+		t.Fatalf("update fixed IP: %v", err)
+	}
+	poll(t, 6*dhcpLease+firstPacket, fmt.Sprintf("%s moves to %s at renewal", a.Name, newIP), func() error {
+		out, err := p.exec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, " "+newIP+"/24 ") || strings.Contains(out, " "+a.IP+"/") {
+			return fmt.Errorf("eth0: %s", strings.TrimSpace(out))
+		}
+		return nil
+	})
+	p.pingOK(firstPacket, a.Name, c.IP)
+
+	// Renewals while the leader is dead: the chassis answer from their
+	// own copy of the state.
+	leader, _ := p.leaderOf(p.servers(), 30*time.Second)
+	log := filepath.Join(p.d.Options.Dir, "vms", a.Name, "resolv.conf.log")
+	before := renewals(t, log)
+	if err := p.d.KillAgent(ctx, leader); err != nil {
+		t.Fatalf("kill leader %s: %v", leader, err)
+	}
+	t.Logf("killed the leader %s; %d renewals so far", leader, before)
+	poll(t, 4*dhcpLease, "two renewals after the leader was killed", func() error {
+		if n := renewals(t, log); n < before+2 {
+			return fmt.Errorf("%d renewals, want %d", n, before+2)
+		}
+		return nil
+	})
+	if out := p.mustExec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, " "+newIP+"/24 ") {
+		t.Fatalf("%s lost its address: %s", a.Name, out)
+	}
+}
+
+// renewals counts the leases (bound or renewed) a VM's DHCP client applied.
+func renewals(t *testing.T, log string) int {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "renew ")
+}
+
+// TestIPv6SLAACAndDHCPv6: a router with two IPv6 subnets, one in slaac
+// mode and one in dhcpv6-stateful mode, each with an IPv4 subnet beside it.
+// A VM on the first (chassis 1) solicits routers; its chassis' agent
+// answers with an advertisement from the router interface (prefix with the
+// A flag, MTU) and the kernel configures the port's SLAAC address (the
+// EUI-64 of its MAC, as the API allocated it) and a default route via the
+// router's link-local address. A VM on the second (chassis 2) gets the
+// port's address from the lab's DHCPv6 client (IA_NA, Reply to a Solicit
+// with rapid commit), and no SLAAC address (the advertisement says M, no
+// A flag). The two ping6 each other across the router, one hop.
+func TestIPv6SLAACAndDHCPv6(t *testing.T) {
+	p := upPipelineLab(t, pipelineTopo)
+	nc := p.admin
+	ctx, cancel := p.ctx()
+	defer cancel()
+	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "v6modes"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dhcpOn := true
+	var routerMAC string
+	subnet6 := func(name, cidr4, cidr6, mode string) (netID, sub4, sub6 string) {
+		netID, sub4 = p.network(nc, name, cidr4)
+		s6, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: netID, CIDR: cidr6, IPVersion: gophercloud.IPv6,
+			EnableDHCP: &dhcpOn, IPv6RAMode: mode, IPv6AddressMode: mode}).Extract()
+		if err != nil {
+			t.Fatalf("create %s subnet: %v", mode, err)
+		}
+		for _, sub := range []string{sub4, s6.ID} {
+			info, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: sub}).Extract()
+			if err != nil {
+				t.Fatalf("add_router_interface %s: %v", sub, err)
+			}
+			if sub == s6.ID && mode == "slaac" {
+				rp, err := ports.Get(ctx, nc, info.PortID).Extract()
+				if err != nil {
+					t.Fatal(err)
+				}
+				routerMAC = rp.MACAddress
+			}
+		}
+		return netID, sub4, s6.ID
+	}
+	net1, _, slaac := subnet6("slaac", "10.41.0.0/24", "fd00:41::/64", "slaac")
+	net2, st4, stateful := subnet6("stateful", "10.42.0.0/24", "fd00:42::/64", "dhcpv6-stateful")
+
+	addrOn := func(port *ports.Port, sub string) string {
+		for _, f := range port.FixedIPs {
+			if f.SubnetID == sub {
+				return f.IPAddress
+			}
+		}
+		t.Fatalf("port %s has no address on subnet %s: %v", port.Name, sub, port.FixedIPs)
+		return ""
+	}
+	pa := p.port(nc, ports.CreateOpts{NetworkID: net1, Name: "sl6"})
+	// The API allocates on one IPv4 subnet and every SLAAC subnet by
+	// default: ask for the stateful address.
+	pb := p.port(nc, ports.CreateOpts{NetworkID: net2, Name: "st6", FixedIPs: []ports.IP{{SubnetID: st4}, {SubnetID: stateful}}})
+	ipA, ipB := addrOn(pa, slaac), addrOn(pb, stateful)
+	a := p.plug("sl6", p.chassis[0], pa)
+	b := p.plug("st6", p.chassis[1], pb)
+
+	poll(t, firstPacket, fmt.Sprintf("%s configures %s from a router advertisement", a.Name, ipA), func() error {
+		out, err := p.exec(a.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, " "+ipA+"/64 ") {
+			return fmt.Errorf("eth0: %q", strings.TrimSpace(out))
+		}
+		return nil
+	})
+	mac, err := net.ParseMAC(routerMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := p.mustExec(a.Name, "ip", "-6", "route", "show", "default"); !strings.Contains(out, "via "+eui64LinkLocal(mac).String()) {
+		t.Errorf("%s: default route %q, want via the router's link-local %s", a.Name, strings.TrimSpace(out), eui64LinkLocal(mac))
+	}
+
+	// vm add returned once the DHCPv6 address was there.
+	out := p.mustExec(b.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+	if !strings.Contains(out, " "+ipB+"/128 ") {
+		t.Fatalf("%s: eth0 %q, want the port's %s/128 from DHCPv6", b.Name, strings.TrimSpace(out), ipB)
+	}
+	if strings.Contains(out, "/64 ") {
+		t.Errorf("%s: a SLAAC address on a stateful subnet: %q", b.Name, strings.TrimSpace(out))
+	}
+
+	// Across the router (ipv6-route's routing), both ways.
+	for _, pr := range [][3]string{{a.Name, ipB, b.Name}, {b.Name, ipA, a.Name}} {
+		if out := p.pingOK(firstPacket, pr[0], pr[1]); !strings.Contains(out, "ttl=63") {
+			t.Errorf("ping6 %s -> %s (%s): want one hop (ttl=63), got:\n%s", pr[0], pr[2], pr[1], out)
+		}
+	}
+}
+
+// BenchmarkVMAddDHCP: `lab vm add` of a new port until the VM's eth0 has
+// its address, by DHCP (the port's flows and binding must reach the
+// chassis and its agent first) and, for comparison, written (--static).
+func BenchmarkVMAddDHCP(b *testing.B) {
+	p := upPipelineLab(b, scenarios.Topology{Servers: 1, Chassis: 1})
+	nc := p.admin
+	netID, _ := p.network(nc, "bench-dhcp", "10.51.0.0/16")
+	for _, mode := range []string{"dhcp", "static"} {
+		b.Run(mode, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				i++
+				name := fmt.Sprintf("b%s%d", mode[:1], i)
+				port := p.port(nc, ports.CreateOpts{NetworkID: netID, Name: name})
+				ctx, cancel := p.ctx()
+				b.StartTimer()
+				err := lab.AddVMWith(ctx, p.d.Options.Dir, name, port.ID, p.chassis[0], lab.VMOptions{Static: mode == "static", Binary: p.d.Options.Binary}, nil)
+				b.StopTimer()
+				if err != nil {
+					cancel()
+					b.Fatal(err)
+				}
+				if err := p.d.DelVM(ctx, name); err != nil {
+					b.Fatal(err)
+				}
+				cancel()
+				b.StartTimer()
+			}
+		})
+	}
+}
