@@ -28,7 +28,9 @@ const dhcpLease = 10 * time.Second
 // host routes (option 121); they reach a VM of their network on another
 // chassis and one of another routed subnet. A DHCP server's packet from a
 // VM does not reach its neighbour (port security drops udp 67->68) while
-// other UDP does. Changing the port's fixed IP moves the VM at its next
+// other UDP does. A client claiming another port's client id and address
+// gets its own port's; a subnet with enable_dhcp=false gets no answer.
+// Changing the port's fixed IP moves the VM at its next
 // renewal (NAK, new address). Renewals go on succeeding after the Raft
 // leader is killed.
 func TestDHCP(t *testing.T) {
@@ -108,6 +110,41 @@ func TestDHCP(t *testing.T) {
 		if strings.Contains(l, ".67 > ") || strings.Contains(l, ".bootps > ") {
 			t.Errorf("%s received a DHCP server packet from %s: %s", a.Name, c.Name, l)
 		}
+	}
+
+	// A client lying about its identity (C's client id, asking for C's
+	// address) still gets A's address: answers are keyed by the port.
+	lie := p.mustExec(a.Name, "sh", "-c", fmt.Sprintf("busybox udhcpc -i eth0 -n -q -f -t 5 -T 1 -r %s -x 61:01%s -s /bin/true 2>&1",
+		c.IP, strings.ReplaceAll(c.MAC, ":", "")))
+	if !strings.Contains(lie, "lease of "+a.IP+" ") || strings.Contains(lie, "lease of "+c.IP+" ") {
+		t.Fatalf("%s asking for %s as %s: %s", a.Name, c.IP, c.Name, lie)
+	}
+
+	// A subnet with enable_dhcp=false gets no answer (the lab writes the
+	// VM's address instead).
+	n3, err := networks.Create(ctx, nc, networks.CreateOpts{Name: "dhcp-off"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dhcpOff := false
+	if _, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: n3.ID, CIDR: "10.33.0.0/24", IPVersion: gophercloud.IPv4,
+		EnableDHCP: &dhcpOff}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	d := p.plug("dd", p.chassis[0], p.port(nc, ports.CreateOpts{NetworkID: n3.ID, Name: "dd"}))
+	// ACTIVE: the chassis acknowledged the port's flows.
+	poll(t, firstPacket, d.Name+"'s port ACTIVE", func() error {
+		pd, err := ports.Get(ctx, nc, d.PortID).Extract()
+		if err != nil {
+			return err
+		}
+		if pd.Status != "ACTIVE" {
+			return fmt.Errorf("status %s", pd.Status)
+		}
+		return nil
+	})
+	if out, err := p.exec(d.Name, "sh", "-c", "busybox udhcpc -i eth0 -n -q -f -t 3 -T 1 -s /bin/true 2>&1"); err == nil || strings.Contains(out, "lease of") {
+		t.Fatalf("%s got a DHCP answer with enable_dhcp=false: %v %s", d.Name, err, out)
 	}
 
 	// A new fixed IP reaches A at its next renewal.
