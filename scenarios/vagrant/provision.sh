@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# Provisions one host of the Vagrant cluster (see the Vagrantfile) and
+# starts its Neutrino agent with the flags README "Running a cluster" gives.
+#
+#   provision.sh boot          docker provider: the container's main process
+#                              (under docker's init): set up, start the
+#                              agent, then stay as the container's life
+#   provision.sh install       VMs (libvirt): set up, install and start the
+#                              agent as the systemd unit neutrino-agent
+#   provision.sh agent-start   start the agent again (after agent-kill)
+#   provision.sh agent-kill    SIGKILL the agent, as a crash would
+#
+# Everything it needs comes from the environment the Vagrantfile sets:
+#   NV_NAME NV_KIND             node name; server, chassis, gateway, outside
+#   NV_UNDERLAY_IP NV_PREFIX    underlay (tunnel, gossip, Raft) address/len
+#   NV_MGMT_IP                  management address (servers' API there too)
+#   NV_SERVERS                  servers' underlay IPs (space separated)
+#   NV_PEERS                    chassis' and gateways' underlay IPs
+#   NV_EXTERNAL_IP              address Docker/libvirt gave this host's NIC
+#                               on the external network ("" if none)
+#   NV_EXTERNAL_CIDR            the external subnet (outside: its router)
+#   NV_BINARY                   the built neutrino binary to install
+# It is idempotent: a restarted container runs it again on the state its
+# disk kept (OVS database, agent data dir).
+set -euo pipefail
+
+mode=${1:-}
+mtu=1600                  # the underlay leaves room for 1500-byte inner frames
+run=/run/neutrino
+log_dir=/var/log/neutrino
+data_dir=/var/lib/neutrino
+pidfile=$run/agent.pid
+gossip_port=7301
+http_port=9696
+ovsdb_port=6640
+
+say() { echo "provision[$NV_NAME]: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# wait_for CMD... polls CMD for up to 30 s.
+wait_for() {
+  for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  die "timed out waiting for: $*"
+}
+
+# nic_of IP prints the interface that carries IP (Docker names NICs by
+# connect order, so addresses, not names, identify them).
+nic_of() {
+  ip -o -4 addr show | awk -v ip="$1" '{split($4, a, "/"); if (a[1] == ip) {print $2; exit}}'
+}
+
+# has_addr IP succeeds once some interface carries IP.
+has_addr() { [ -n "$(nic_of "$1")" ]; }
+
+# wait_nics waits for this host's addresses: Vagrant's docker provider
+# starts the container first and connects its networks after.
+wait_nics() {
+  [ "$mode" = boot ] || return 0
+  local ips=("${NV_MGMT_IP:-}" "${NV_UNDERLAY_IP:-}" "${NV_EXTERNAL_IP:-}")
+  for ip in "${ips[@]}"; do
+    [ -n "$ip" ] || continue
+    for _ in $(seq 1 600); do has_addr "$ip" && break; sleep 0.1; done
+    has_addr "$ip" || die "no interface got $ip within 60 s"
+  done
+}
+
+# phy_mac IP is the fixed br-phy MAC of the chassis at IP: every chassis
+# can pre-load its peers' tunnel MACs (lab-notes: the first packet to an
+# unresolved peer is lost).
+phy_mac() {
+  local IFS=.; set -- $1
+  printf '02:6e:76:%02x:%02x:%02x' "$2" "$3" "$4"
+}
+
+# ensure_sysctl sets a sysctl unless it has the value already: a container
+# gets it from `docker run --sysctl` (its /proc/sys is read-only).
+ensure_sysctl() {
+  [ "$(sysctl -n "$1")" = "$2" ] || sysctl -qw "$1=$2"
+}
+
+docker_mode() { [ "$mode" = boot ] || [ -f "$run/docker" ]; }
+
+install_binary() {
+  [ -x "$NV_BINARY" ] || die "no neutrino binary at $NV_BINARY (make build)"
+  if ! cmp -s "$NV_BINARY" /usr/local/bin/neutrino 2>/dev/null; then
+    install -m 0755 "$NV_BINARY" /usr/local/bin/neutrino
+  fi
+}
+
+# no_offload turns TX checksum offload off: the netdev datapath never
+# completes partial checksums (lab-notes), so TCP across it would fail.
+no_offload() { ethtool -K "$1" tx off >/dev/null 2>&1 || true; }
+
+start_ovs() {
+  mkdir -p /etc/openvswitch /var/run/openvswitch /var/log/openvswitch
+  [ -f /etc/openvswitch/conf.db ] ||
+    ovsdb-tool create /etc/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema
+  if docker_mode; then
+    # The leader manages this chassis' OVSDB over the underlay; the address
+    # moves to br-phy below, so bind it before it is there.
+    ensure_sysctl net.ipv4.ip_nonlocal_bind 1
+    ovsdb-server /etc/openvswitch/conf.db --remote=punix:/var/run/openvswitch/db.sock \
+      --remote="ptcp:$ovsdb_port:$NV_UNDERLAY_IP" --pidfile --detach --log-file
+    ovs-vsctl --no-wait init
+    ovs-vsctl --no-wait set Open_vSwitch . external_ids:system-id="$NV_NAME"
+    # No kernel module here: userspace datapath only.
+    ovs-vswitchd --pidfile --detach --log-file --disable-system
+  else
+    systemctl enable --now openvswitch-switch
+    ovs-vsctl set Open_vSwitch . external_ids:system-id="$NV_NAME"
+    ovs-vsctl set-manager "ptcp:$ovsdb_port:$NV_UNDERLAY_IP"
+  fi
+  wait_for ovs-vsctl --timeout=5 show
+}
+
+# tunnel_endpoint puts the tunnel IP on br-phy, a netdev bridge with the
+# underlay NIC as its port (lab-notes: userspace tunnels need it there).
+# The kernel datapath (VMs) keeps the address on the NIC.
+tunnel_endpoint() {
+  docker_mode || return 0
+  local nic
+  nic=$(nic_of "$NV_UNDERLAY_IP")
+  if [ "$nic" = br-phy ] || [ -z "$nic" ]; then
+    nic=$(ovs-vsctl list-ports br-phy | head -n1)
+  fi
+  [ -n "$nic" ] || die "no NIC carries $NV_UNDERLAY_IP"
+  no_offload "$nic"
+  drop_stale_nics br-phy "$nic"
+  ovs-vsctl --may-exist add-br br-phy -- set Bridge br-phy datapath_type=netdev \
+    other-config:hwaddr="\"$(phy_mac "$NV_UNDERLAY_IP")\"" \
+    -- set Interface br-phy mtu_request=$mtu -- --may-exist add-port br-phy "$nic"
+  wait_for ip link show br-phy
+  ip addr flush dev "$nic"
+  ip link set "$nic" up
+  ip addr replace "$NV_UNDERLAY_IP/$NV_PREFIX" dev br-phy
+  ip link set br-phy mtu $mtu up
+  no_offload br-phy
+  for p in ${NV_PEERS:-}; do
+    [ "$p" = "$NV_UNDERLAY_IP" ] || ovs-appctl tnl/arp/set br-phy "$p" "$(phy_mac "$p")" >/dev/null
+  done
+}
+
+# drop_stale_nics BRIDGE NIC removes the NICs other than NIC that an
+# earlier boot made ports of BRIDGE: a restarted container's NICs may be
+# named in another order, and a stale port would take another network's NIC.
+drop_stale_nics() {
+  local p
+  for p in $(ovs-vsctl list-ports "$1" 2>/dev/null); do
+    case "$p" in eth*) [ "$p" = "$2" ] || ovs-vsctl del-port "$1" "$p" ;; esac
+  done
+}
+
+# external_bridge makes br-ex, a standalone (learning) netdev bridge with
+# the external NIC as its port; the controller patches br-int to it.
+external_bridge() {
+  [ -n "${NV_EXTERNAL_IP:-}" ] || return 0
+  local nic dp=system
+  docker_mode && dp=netdev
+  nic=$(nic_of "$NV_EXTERNAL_IP")
+  if [ -z "$nic" ]; then
+    nic=$(ovs-vsctl list-ports br-ex 2>/dev/null | grep -v '^patch' | head -n1 || true)
+  fi
+  [ -n "$nic" ] || die "no NIC carries $NV_EXTERNAL_IP"
+  no_offload "$nic"
+  drop_stale_nics br-ex "$nic"
+  # The NIC is a switch port now: the host itself has no external address.
+  ip addr flush dev "$nic"
+  ip link set "$nic" up
+  ovs-vsctl --may-exist add-br br-ex -- set Bridge br-ex datapath_type=$dp fail_mode=standalone \
+    -- --may-exist add-port br-ex "$nic"
+}
+
+agent_args() {
+  local a=(agent --node "$NV_NAME" --data-dir "$data_dir" --bind "$NV_UNDERLAY_IP:$gossip_port")
+  for s in $NV_SERVERS; do a+=(--join "$s:$gossip_port"); done
+  case "$NV_KIND" in
+    server)
+      a+=(--server --bootstrap-expect "$(wc -w <<<"$NV_SERVERS")"
+        --http "$NV_UNDERLAY_IP:$http_port" --http-also "$NV_MGMT_IP:$http_port"
+        --flat-networks external)
+      ;;
+    chassis|gateway)
+      local role=compute dp=system
+      [ "$NV_KIND" = gateway ] && role=gateway
+      docker_mode && dp=netdev
+      a+=(--http "$NV_UNDERLAY_IP:$http_port" --tunnel-ip "$NV_UNDERLAY_IP"
+        --ovsdb "tcp:$NV_UNDERLAY_IP:$ovsdb_port" --chassis-roles "$role" --datapath-type "$dp")
+      [ -n "${NV_EXTERNAL_IP:-}" ] && a+=(--bridge-mappings external:br-ex)
+      ;;
+  esac
+  printf '%s\n' "${a[@]}"
+}
+
+agent_running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+agent_start() {
+  mkdir -p "$run" "$log_dir" "$data_dir"
+  if docker_mode; then
+    agent_running && die "the agent is running (pid $(cat "$pidfile"))"
+    mapfile -t args < <(agent_args)
+    setsid /usr/local/bin/neutrino "${args[@]}" </dev/null >>"$log_dir/agent.log" 2>&1 &
+    echo $! >"$pidfile"
+    say "agent started (pid $!)"
+  else
+    systemctl start neutrino-agent
+  fi
+}
+
+agent_kill() {
+  if docker_mode; then
+    agent_running || die "the agent is not running"
+    local pid
+    pid=$(cat "$pidfile")
+    kill -KILL "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return 0; }; sleep 0.05; done
+    die "the agent (pid $pid) did not exit"
+  else
+    systemctl kill --signal=SIGKILL neutrino-agent
+  fi
+}
+
+systemd_unit() {
+  mapfile -t args < <(agent_args)
+  printf '%q ' "${args[@]}" >/etc/neutrino-agent.args
+  cat >/etc/systemd/system/neutrino-agent.service <<EOF
+[Unit]
+Description=Neutrino agent ($NV_KIND $NV_NAME)
+After=network-online.target openvswitch-switch.service
+Wants=network-online.target
+
+[Service]
+ExecStart=/bin/sh -c 'exec /usr/local/bin/neutrino $(cat /etc/neutrino-agent.args)'
+Restart=on-failure
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  systemctl daemon-reload
+  systemctl enable neutrino-agent
+}
+
+outside() {
+  # The upstream router of the external network: its gateway address
+  # (given by Docker/libvirt) and forwarding.
+  local nic
+  nic=$(nic_of "$NV_EXTERNAL_IP")
+  [ -n "$nic" ] || die "no NIC carries $NV_EXTERNAL_IP"
+  no_offload "$nic"
+  ensure_sysctl net.ipv4.ip_forward 1
+}
+
+setup() {
+  [ -n "${NV_NAME:-}" ] && [ -n "${NV_KIND:-}" ] || die "NV_NAME and NV_KIND must be set"
+  mkdir -p "$run"
+  if [ "$mode" = boot ]; then
+    # A restarted container keeps its disk, /run included: what the last
+    # boot wrote there names processes that died with it.
+    rm -f "$pidfile" "$run/provisioned"
+    touch "$run/docker"
+  fi
+  wait_nics
+  if [ "$NV_KIND" = outside ]; then
+    outside
+    return
+  fi
+  install_binary
+  for ip in "$NV_UNDERLAY_IP" "${NV_MGMT_IP:-}"; do
+    [ -n "$ip" ] || continue
+    nic=$(nic_of "$ip")
+    [ -n "$nic" ] && no_offload "$nic"
+  done
+  case "$NV_KIND" in
+    chassis|gateway)
+      start_ovs
+      tunnel_endpoint
+      external_bridge
+      ;;
+  esac
+}
+
+case "$mode" in
+  boot)
+    setup
+    [ "$NV_KIND" = outside ] || agent_start
+    echo ready >"$run/provisioned"
+    # The container lives as long as this; docker's init reaps the rest.
+    exec sleep infinity
+    ;;
+  install)
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends openvswitch-switch iproute2 ethtool \
+      iputils-ping netcat-openbsd busybox-static >/dev/null
+    setup
+    if [ "$NV_KIND" != outside ]; then
+      systemd_unit
+      systemctl restart neutrino-agent
+    fi
+    ;;
+  agent-start) agent_start ;;
+  agent-kill) agent_kill ;;
+  *) echo "usage: $0 boot|install|agent-start|agent-kill" >&2; exit 2 ;;
+esac
