@@ -20,7 +20,8 @@ import (
 )
 
 // The driver is chosen with NEUTRINO_SCENARIO_DRIVER: "netns" (default,
-// network namespaces on this machine).
+// network namespaces on this machine) or "vagrant" (the Vagrantfile on
+// the docker provider: vagrant_test.go).
 const driverEnv = "NEUTRINO_SCENARIO_DRIVER"
 
 var (
@@ -30,10 +31,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if d := os.Getenv(driverEnv); d != "" && d != "netns" {
-		skipWhy = fmt.Errorf("%s=%q: only the netns driver exists so far", driverEnv, d)
-	} else {
+	switch d := os.Getenv(driverEnv); d {
+	case "", "netns":
 		skipWhy = ovsproc.Available()
+	case "vagrant":
+		// Never skipped: a machine without Docker fails the scenarios.
+	default:
+		skipWhy = fmt.Errorf("%s=%q: want netns or vagrant", driverEnv, d)
 	}
 	if skipWhy != nil {
 		os.Exit(m.Run())
@@ -61,6 +65,9 @@ func up(t *testing.T, topo scenarios.Topology) (scenarios.Driver, *scenarios.Lab
 	}
 	if buildErr != nil {
 		t.Fatal(buildErr)
+	}
+	if os.Getenv(driverEnv) == "vagrant" {
+		return upVagrant(t, topo)
 	}
 	tmp, err := os.MkdirTemp("", "sc") // short: OVS socket paths live under it
 	if err != nil {

@@ -9,6 +9,8 @@
 #                              agent as the systemd unit neutrino-agent
 #   provision.sh agent-start   start the agent again (after agent-kill)
 #   provision.sh agent-kill    SIGKILL the agent, as a crash would
+#   provision.sh underlay-down take the underlay NIC down (a partition)
+#   provision.sh underlay-up   and up again
 #
 # Everything it needs comes from the environment the Vagrantfile sets:
 #   NV_NAME NV_KIND             node name; server, chassis, gateway, outside
@@ -240,6 +242,18 @@ EOF
   systemctl enable neutrino-agent
 }
 
+# underlay_nic prints the NIC on the underlay: br-phy's port on a
+# docker chassis, else the NIC with the underlay address.
+underlay_nic() {
+  local nic
+  nic=$(nic_of "$NV_UNDERLAY_IP")
+  if [ "$nic" = br-phy ]; then
+    nic=$(ovs-vsctl list-ports br-phy | grep '^eth' | head -n1)
+  fi
+  [ -n "$nic" ] || die "no underlay NIC"
+  echo "$nic"
+}
+
 outside() {
   # The upstream router of the external network: its gateway address
   # (given by Docker/libvirt) and forwarding.
@@ -299,6 +313,10 @@ case "$mode" in
     fi
     ;;
   agent-start) agent_start ;;
+  # A partition: the underlay NIC down (processes keep running; the
+  # management and external NICs stay up), and back.
+  underlay-down) ip link set "$(underlay_nic)" down ;;
+  underlay-up) ip link set "$(underlay_nic)" up ;;
   agent-kill) agent_kill ;;
-  *) echo "usage: $0 boot|install|agent-start|agent-kill" >&2; exit 2 ;;
+  *) echo "usage: $0 boot|install|agent-start|agent-kill|underlay-down|underlay-up" >&2; exit 2 ;;
 esac
