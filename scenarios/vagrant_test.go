@@ -29,59 +29,53 @@ func envOr(name, def string) string {
 	return def
 }
 
-// upVagrant brings the Vagrantfile's cluster up on the docker provider
-// for t and destroys it when t ends, whatever happened: no container and
-// no network of it stays.
-func upVagrant(t *testing.T, topo scenarios.Topology) (scenarios.Driver, *scenarios.Lab) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+// vagrantDriver is the Vagrantfile's cluster on the docker provider, with
+// names and networks of its own; after Down no container and no network of
+// it may be left. Docker must answer: a machine without it fails here.
+func vagrantDriver(tb testing.TB) scenarios.Driver {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := vagrant.Available(ctx); err != nil {
-		t.Fatal(err) // loudly: the docker provider is part of the suite
+		tb.Fatal(err)
 	}
 	root, err := filepath.Abs("..")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	state, err := os.MkdirTemp("", "nvt-vagrant-")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	prefix, net := envOr(vagrantPrefixEnv, "nvt-"), envOr(vagrantNetEnv, "10.214")
 	// A run killed before its cleanup leaves its containers behind.
 	if err := vagrant.Sweep(ctx, prefix, net); err != nil {
-		t.Fatalf("remove a previous run's cluster: %v", err)
+		tb.Fatalf("remove a previous run's cluster: %v", err)
 	}
 	d := vagrant.NewDriver(vagrant.Options{Root: root, StateDir: state, Binary: binary, Prefix: prefix, Net: net})
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		if t.Failed() {
+		if tb.Failed() {
 			if l := d.Lab(); l != nil {
 				for _, n := range l.Nodes {
-					t.Logf("%s agent.log:\n%s", n.Name, d.AgentLog(ctx, n.Name, 20))
+					tb.Logf("%s agent.log (tail):\n%s", n.Name, d.AgentLog(ctx, n.Name, 25))
 				}
 			}
 		}
 		start := time.Now()
 		if err := d.Down(ctx); err != nil {
-			t.Errorf("vagrant down: %v", err)
+			tb.Errorf("vagrant down: %v", err)
 		}
-		t.Logf("vagrant down in %s", time.Since(start).Round(time.Millisecond))
+		tb.Logf("vagrant down in %s", time.Since(start).Round(time.Millisecond))
 		if out, err := dockerOut(ctx, "ps", "-aq", "--filter", "name=^"+prefix); err != nil || out != "" {
-			t.Errorf("vagrant down left containers %q (%v)", out, err)
+			tb.Errorf("vagrant down left containers %q (%v)", out, err)
 		}
 		if out, err := dockerOut(ctx, "network", "ls", "-q", "--filter", "name=vagrant_network_"+net+"."); err != nil || out != "" {
-			t.Errorf("vagrant down left networks %q (%v)", out, err)
+			tb.Errorf("vagrant down left networks %q (%v)", out, err)
 		}
 	})
-	start := time.Now()
-	l, err := d.Up(ctx, topo)
-	if err != nil {
-		t.Fatalf("vagrant up: %v", err)
-	}
-	t.Logf("vagrant up (%d servers, %d chassis, %d gateways) in %s", topo.Servers, topo.Chassis, topo.Gateways, time.Since(start).Round(time.Millisecond))
-	return d, l
+	return d
 }
 
 func dockerOut(ctx context.Context, args ...string) (string, error) {

@@ -133,6 +133,49 @@ func Revive(ctx context.Context, dir, name, binary string) error {
 	return waitAlive(ctx, s, name)
 }
 
+// RestartOVS kills a chassis' ovsdb-server and ovs-vswitchd (SIGKILL, its
+// agent runs on) and starts them again on the database they had, as
+// Revive does; the flows are gone until the controller puts them back.
+func RestartOVS(ctx context.Context, dir, name string) error {
+	s, lk, st, n, err := openNode(dir, name)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	if n.OVSDir == "" {
+		return fmt.Errorf("lab: %s runs no Open vSwitch", name)
+	}
+	if n.Killed {
+		return fmt.Errorf("lab: %s is killed (`neutrino lab revive %s` boots it)", name, name)
+	}
+	var procs []Process
+	for _, p := range nodeProcesses(st, n) {
+		if p.PID == n.OVSDBPID || p.PID == n.VswitchdPID {
+			procs = append(procs, p)
+		}
+	}
+	for _, p := range procs {
+		if err := p.kill(); err != nil {
+			return err
+		}
+	}
+	gone := func() bool {
+		for _, p := range procs {
+			if p.alive() {
+				return false
+			}
+		}
+		return true
+	}
+	if !waitUntil(ctx, 5*time.Second, gone) {
+		return fmt.Errorf("lab: OVS of %s still alive after SIGKILL", name)
+	}
+	if err := restartOVS(ctx, s, st, n); err != nil {
+		return fmt.Errorf("lab: restart OVS of %s: %w", name, err)
+	}
+	return nil
+}
+
 // restartOVS starts a killed chassis' OVS on its database and redoes what
 // does not persist in it.
 func restartOVS(ctx context.Context, s *store, st *State, n *Node) error {
@@ -152,6 +195,9 @@ func restartOVS(ctx context.Context, s *store, st *State, n *Node) error {
 			processOf(dbPID, "ovsdb-server "+n.Name),
 			processOf(vsPID, "ovs-vswitchd "+n.Name))
 	}); err != nil {
+		return err
+	}
+	if err := appctlTarget(inst); err != nil {
 		return err
 	}
 	var peers []peer

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"neutrino/northbound/client"
@@ -432,19 +434,57 @@ func (d *Driver) Exec(ctx context.Context, node string, args ...string) (string,
 	if len(args) == 0 {
 		return "", errors.New("vagrant: exec: no command")
 	}
-	host := node
-	d.mu.Lock()
-	if v := d.vms[node]; v != nil {
-		host = v.chassis
-		args = append([]string{"ip", "netns", "exec", "vm-" + v.name}, args...)
-	}
-	d.mu.Unlock()
-	out, err := docker(ctx, append([]string{"exec", d.container(host)}, args...)...)
+	id, full := d.target(node, args)
+	out, err := docker(ctx, append([]string{"exec", id}, full...)...)
 	if err != nil {
 		return out, fmt.Errorf("%s: %w", node, err)
 	}
 	return out, nil
 }
+
+// target is the container and in-container command line of a host or VM.
+func (d *Driver) target(node string, args []string) (string, []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v := d.vms[node]; v != nil {
+		return d.container(v.chassis), append([]string{"ip", "netns", "exec", "vm-" + v.name}, args...)
+	}
+	return d.container(node), args
+}
+
+// commandScript runs `docker exec -i` in the background and, on SIGTERM,
+// sends SIGTERM to the command inside the container: `docker exec` passes
+// no signal on, and a command left running there would outlive its caller
+// (and keep output, e.g. tcpdump's, unflushed). $1 is the container, $2 a
+// unique tag, the rest the command.
+const commandScript = `id=$1 tag=$2; shift 2
+pidfile=/run/neutrino/cmd-$tag.pid
+stop() { docker exec "$id" sh -c "kill -TERM \$(cat $pidfile) 2>/dev/null; rm -f $pidfile" >/dev/null 2>&1; }
+trap stop TERM INT
+exec 3<&0
+docker exec -i "$id" sh -c 'mkdir -p /run/neutrino; echo $$ >'"$pidfile"'; exec "$@"' sh "$@" 0<&3 &
+child=$!
+wait $child
+rc=$?
+if kill -0 $child 2>/dev/null; then wait $child; rc=$?; fi
+exit $rc`
+
+// Command is Exec not yet started, for a long-running command; cancelling
+// ctx (or SIGTERM to the returned process) ends the command inside the
+// container too.
+func (d *Driver) Command(ctx context.Context, node string, args ...string) (*exec.Cmd, error) {
+	if len(args) == 0 {
+		return nil, errors.New("vagrant: command: no command")
+	}
+	id, full := d.target(node, args)
+	tag := strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.Itoa(int(cmdSeq.Add(1)))
+	cmd := exec.CommandContext(ctx, "bash", append([]string{"-c", commandScript, "vagrant-command", id, tag}, full...)...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd, nil
+}
+
+var cmdSeq atomic.Int64
 
 // script runs provision.sh with args on a host.
 func (d *Driver) script(ctx context.Context, node string, args ...string) (string, error) {
@@ -534,11 +574,79 @@ func (d *Driver) Partition(ctx context.Context, node string) error {
 	return nil
 }
 
-// Heal brings the underlay NIC up again and returns once the live servers
-// see the node alive in gossip.
+// RestartOVS kills a chassis' ovsdb-server and ovs-vswitchd and starts
+// them again on the database (provision.sh ovs-restart), the agent
+// running on; it returns once ovs-vswitchd answers.
+func (d *Driver) RestartOVS(ctx context.Context, node string) error {
+	_, err := d.script(ctx, node, "ovs-restart")
+	return err
+}
+
+// Isolate cuts a server off from the other servers only: blackhole routes
+// to their underlay addresses on it and to its address on them, as the
+// lab does (chassis still reach it; the test still reaches its API).
+func (d *Driver) Isolate(ctx context.Context, node string) error {
+	self, others, err := d.serverPeers(node)
+	if err != nil {
+		return err
+	}
+	if _, err := d.script(ctx, node, append([]string{"blackhole-add"}, addresses(others)...)...); err != nil {
+		return err
+	}
+	for _, o := range others {
+		if _, err := d.script(ctx, o.Name, "blackhole-add", self.Address); err != nil {
+			return err
+		}
+	}
+	d.mu.Lock()
+	d.kill[node] = true
+	d.mu.Unlock()
+	return nil
+}
+
+// serverPeers returns server node and the other servers.
+func (d *Driver) serverPeers(node string) (self scenarios.Node, others []scenarios.Node, err error) {
+	l := d.Lab()
+	if l == nil {
+		return self, nil, errors.New("vagrant: not up")
+	}
+	found := false
+	for _, n := range l.ByKind(scenarios.KindServer) {
+		if n.Name == node {
+			self, found = n, true
+		} else {
+			others = append(others, n)
+		}
+	}
+	if !found {
+		return self, nil, fmt.Errorf("vagrant: %s is not a server", node)
+	}
+	return self, others, nil
+}
+
+func addresses(nodes []scenarios.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.Address)
+	}
+	return out
+}
+
+// Heal undoes Partition and Isolate (underlay NIC up, blackhole routes
+// gone) and returns once the live servers see the node alive in gossip.
 func (d *Driver) Heal(ctx context.Context, node string) error {
 	if _, err := d.script(ctx, node, "underlay-up"); err != nil {
 		return err
+	}
+	if self, others, err := d.serverPeers(node); err == nil {
+		if _, err := d.script(ctx, node, append([]string{"blackhole-del"}, addresses(others)...)...); err != nil {
+			return err
+		}
+		for _, o := range others {
+			if _, err := d.script(ctx, o.Name, "blackhole-del", self.Address); err != nil {
+				return err
+			}
+		}
 	}
 	d.mu.Lock()
 	delete(d.kill, node)

@@ -11,6 +11,8 @@
 #   provision.sh agent-kill    SIGKILL the agent, as a crash would
 #   provision.sh underlay-down take the underlay NIC down (a partition)
 #   provision.sh underlay-up   and up again
+#   provision.sh ovs-restart   kill OVS and start it again on its database
+#   provision.sh blackhole-add|blackhole-del IP...   routes to nowhere
 #
 # Everything it needs comes from the environment the Vagrantfile sets:
 #   NV_NAME NV_KIND             node name; server, chassis, gateway, outside
@@ -254,6 +256,39 @@ underlay_nic() {
   echo "$nic"
 }
 
+# ovs_restart kills ovsdb-server and ovs-vswitchd at once, as a crash
+# would, and starts them again on the database: bridges and ports come
+# back from it, flows do not (the controller puts them back).
+ovs_restart() {
+  docker_mode || { systemctl restart openvswitch-switch; return; }
+  local pids=() p
+  for f in /var/run/openvswitch/ovsdb-server.pid /var/run/openvswitch/ovs-vswitchd.pid; do
+    [ -f "$f" ] && pids+=("$(cat "$f")")
+  done
+  [ ${#pids[@]} -gt 0 ] && kill -KILL "${pids[@]}" 2>/dev/null || true
+  for p in "${pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    ! kill -0 "$p" 2>/dev/null || die "OVS process $p did not exit"
+  done
+  start_ovs
+  tunnel_endpoint
+  external_bridge
+}
+
+# blackhole ADD|DEL IP... routes the addresses into a blackhole (a server
+# cut off from the other servers only) or removes those routes.
+blackhole() {
+  local op=$1 ip
+  shift
+  for ip in "$@"; do
+    if [ "$op" = add ]; then
+      ip route replace blackhole "$ip/32"
+    else
+      ip route del blackhole "$ip/32" 2>/dev/null || true
+    fi
+  done
+}
+
 outside() {
   # The upstream router of the external network: its gateway address
   # (given by Docker/libvirt) and forwarding.
@@ -317,6 +352,9 @@ case "$mode" in
   # management and external NICs stay up), and back.
   underlay-down) ip link set "$(underlay_nic)" down ;;
   underlay-up) ip link set "$(underlay_nic)" up ;;
+  ovs-restart) ovs_restart ;;
+  blackhole-add) shift; blackhole add "$@" ;;
+  blackhole-del) shift; blackhole del "$@" ;;
   agent-kill) agent_kill ;;
-  *) echo "usage: $0 boot|install|agent-start|agent-kill|underlay-down|underlay-up" >&2; exit 2 ;;
+  *) echo "usage: $0 boot|install|agent-start|agent-kill|underlay-down|underlay-up|ovs-restart|blackhole-add|blackhole-del" >&2; exit 2 ;;
 esac

@@ -1,0 +1,472 @@
+package scenarios_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+
+	"neutrino/scenarios"
+	"neutrino/scenarios/harness"
+)
+
+// Fault scenarios (issue 15): what a controller crash, a cut-off leader,
+// an OVS restart, a rolling restart of the servers and a dead chassis do
+// to the data plane and to acknowledged writes. They share one lab
+// (faultLab): each leaves it as it found it (every agent running, every
+// node up and connected) before the next starts, which saves a lab per
+// scenario on drivers where a lab is slow to build (Vagrant); a scenario
+// that fails half-way may leave the later ones failing too (its cleanup
+// heals what it cut).
+
+// faultTopo: three servers (a majority of two survives one fault) and two
+// chassis, so traffic crosses a tunnel.
+var faultTopo = scenarios.Topology{Servers: 3, Chassis: 2}
+
+// faultLab is a network with a VM on each chassis that ping each other.
+type faultLab struct {
+	*harness.Env
+	netID, sg string
+	a, b      harness.VM
+}
+
+func upFaultLab(tb testing.TB) *faultLab {
+	e := up(tb, faultTopo)
+	netID, _ := e.Network(e.Admin, "faults", "10.41.0.0/24")
+	f := &faultLab{Env: e, netID: netID, sg: e.OpenGroup(e.Admin, "open")}
+	f.a = f.newVM("fa", e.Chassis[0])
+	f.b = f.newVM("fb", e.Chassis[1])
+	e.PingOK(harness.FirstPacket, f.a.Name, f.b.IP)
+	return f
+}
+
+func (f *faultLab) newVM(name, chassis string) harness.VM {
+	port := f.Port(f.Admin, ports.CreateOpts{NetworkID: f.netID, Name: name, SecurityGroups: &[]string{f.sg}})
+	return f.Plug(name, chassis, port)
+}
+
+func (f *faultLab) sub(t *testing.T) *faultLab {
+	cp := *f
+	cp.Env = f.Env.Sub(t)
+	return &cp
+}
+
+// TestFaults runs the fault scenarios on one lab, in order.
+func TestFaults(t *testing.T) {
+	f := upFaultLab(t)
+	t.Run("leader-sigkill", func(t *testing.T) { f.sub(t).leaderKill(t) })
+	t.Run("isolated-leader-fenced", func(t *testing.T) { f.sub(t).isolatedLeaderFenced(t) })
+	t.Run("ovs-restart", func(t *testing.T) { f.sub(t).ovsRestart(t) })
+	t.Run("rolling-restart", func(t *testing.T) { f.sub(t).rollingRestart(t) })
+	t.Run("chassis-reboot", func(t *testing.T) { f.sub(t).chassisReboot(t) })
+}
+
+// programmed dumps every chassis' Neutrino flows (FlowSet, cookies as
+// asked).
+func (f *faultLab) programmed(withCookie bool) map[string]map[string]bool {
+	f.TB.Helper()
+	out := map[string]map[string]bool{}
+	for _, ch := range f.Chassis {
+		fs, err := f.Flows(ch)
+		if err != nil {
+			f.TB.Fatal(err)
+		}
+		out[ch] = harness.FlowSet(harness.Ours(fs), withCookie)
+	}
+	return out
+}
+
+// sameFlows fails unless every chassis has the flows of want.
+func (f *faultLab) sameFlows(when string, want, got map[string]map[string]bool) {
+	f.TB.Helper()
+	for _, ch := range f.Chassis {
+		if gone, extra := harness.FlowDiff(want[ch], got[ch]), harness.FlowDiff(got[ch], want[ch]); len(gone)+len(extra) > 0 {
+			f.TB.Errorf("%s: %s: %d flows gone, %d new:\n  gone: %s\n  new: %s", when, ch, len(gone), len(extra),
+				strings.Join(gone, "\n  gone: "), strings.Join(extra, "\n  new: "))
+		}
+	}
+}
+
+// noLoss fails if the stream lost any reply after since.
+func (f *faultLab) noLoss(s *harness.Stream, since time.Time, what string) {
+	f.TB.Helper()
+	if gs := s.Gaps(since); len(gs) > 0 {
+		g := harness.Longest(gs)
+		f.TB.Errorf("%s: %s lost replies %d times, the longest %d in a row (%s) after %s", what, s.Name, len(gs), g.Lost, g.Duration(), g.After.Format("15:04:05.000"))
+	}
+}
+
+// serverReady waits until server answers with a leader and has applied
+// what the leader had committed when it was asked.
+func (f *faultLab) serverReady(server string) {
+	f.TB.Helper()
+	leader, _ := f.LeaderOf(f.Servers(), 60*time.Second)
+	lv, err := f.Cluster(leader)
+	if err != nil {
+		f.TB.Fatal(err)
+	}
+	harness.Poll(f.TB, 60*time.Second, server+" caught up with "+leader, func() error {
+		v, err := f.Cluster(server)
+		if err != nil {
+			return err
+		}
+		if v.AppliedIndex < lv.CommitIndex {
+			return fmt.Errorf("applied %d of %d", v.AppliedIndex, lv.CommitIndex)
+		}
+		return nil
+	})
+}
+
+// restartAgent starts a killed agent again (in t's cleanup too, should
+// the scenario stop before it does) and waits until it is ready.
+func (f *faultLab) killAgent(t *testing.T, node string) (restart func()) {
+	f.NodeOp("kill agent of", node, f.D.KillAgent)
+	done := false
+	restart = func() {
+		if done {
+			return
+		}
+		done = true
+		f.NodeOp("start agent of", node, f.D.StartAgent)
+		f.serverReady(node)
+	}
+	t.Cleanup(restart)
+	return restart
+}
+
+// leaderKill: SIGKILL of the leader under a continuous ping between the
+// chassis loses no packet: the switches keep their flows while the
+// servers elect a new leader, which takes the switches over (master, its
+// round on every flow) with the same flows.
+func (f *faultLab) leaderKill(t *testing.T) {
+	all := f.Servers()
+	old, oldTerm := f.LeaderOf(all, 60*time.Second)
+	f.WaitRound(oldTerm, 60*time.Second)
+	before := f.programmed(false)
+	s := f.StartStream(f.a.Name+" -> "+f.b.IP, f.a.Name, f.b.IP)
+	at := time.Now()
+	restart := f.killAgent(t, old)
+	rest := harness.Without(all, old)
+	leader, term := f.LeaderOf(rest, 60*time.Second)
+	t.Logf("%s leads term %d, %s after %s (term %d) was killed", leader, term, time.Since(at).Round(time.Millisecond), old, oldTerm)
+	f.WaitRound(term, 60*time.Second)
+	t.Logf("every flow of round %d %s after the kill", uint16(term), time.Since(at).Round(time.Millisecond))
+	f.WaitReplies(s, 20, 30*time.Second)
+	s.Proc.Stop()
+	f.noLoss(s, at, "leader "+old+" killed")
+	f.sameFlows("after the new leader took over", before, f.programmed(false))
+	restart()
+	f.PingOK(harness.Change, f.a.Name, f.b.IP)
+}
+
+// isolatedLeaderFenced: the leader cut off from the other servers (not
+// from the switches) loses the switches: once a new leader is elected
+// every switch has the old leader's connection as slave (its flow-mods
+// refused, OFPBRC_IS_SLAVE) and the new one as master, and the flows the
+// new leader programmed stay exactly as they are, cookies included, until
+// the old leader is back as a follower.
+func (f *faultLab) isolatedLeaderFenced(t *testing.T) {
+	all := f.Servers()
+	old, oldTerm := f.LeaderOf(all, 60*time.Second)
+	f.WaitRoles(old, harness.Without(all, old)[0], true, 60*time.Second)
+	healed := false
+	f.NodeOp("isolate", old, f.D.Isolate)
+	t.Cleanup(func() {
+		if !healed {
+			f.NodeOp("heal", old, f.D.Heal)
+		}
+	})
+	leader, term := f.LeaderOf(harness.Without(all, old), 60*time.Second)
+	if term <= oldTerm {
+		t.Fatalf("new leader's term %d is not above the old leader's %d: its generation id would be stale", term, oldTerm)
+	}
+	f.WaitRoles(leader, old, true, 60*time.Second)
+	f.WaitRound(term, 60*time.Second)
+	// The new leader's write reaches the switches; the old one's view of
+	// the cluster stays behind (it applies nothing).
+	v := f.newVM("fenced", f.Chassis[1])
+	f.PingOK(harness.FirstPacket, f.a.Name, v.IP)
+	f.WaitRound(term, 30*time.Second)
+	fenced := f.programmed(true)
+	// Still isolated for a while: the old leader may try again (its lease
+	// long gone); the switches change nothing.
+	f.WaitRoles(leader, old, true, 10*time.Second)
+	s := f.StartStream(f.a.Name+" -> "+v.IP, f.a.Name, v.IP)
+	f.WaitReplies(s, 40, 30*time.Second)
+	f.sameFlows("while "+old+" is isolated", fenced, f.programmed(true))
+	f.NodeOp("heal", old, f.D.Heal)
+	healed = true
+	now, nowTerm := f.LeaderOf(all, 60*time.Second)
+	if now != leader {
+		t.Logf("after the heal %s leads term %d (was %s)", now, nowTerm, leader)
+	} else {
+		f.sameFlows("after "+old+" is back", fenced, f.programmed(true))
+	}
+	f.WaitRound(nowTerm, 60*time.Second)
+	s.Proc.Stop()
+	if err := f.D.DelVM(t.Context(), v.Name); err != nil {
+		t.Errorf("del VM %s: %v", v.Name, err)
+	}
+	f.deletePort(v.PortID)
+}
+
+func (f *faultLab) deletePort(id string) {
+	f.TB.Helper()
+	ctx, cancel := f.Ctx()
+	defer cancel()
+	if err := ports.Delete(ctx, f.Admin, id).ExtractErr(); err != nil {
+		f.TB.Errorf("delete port %s: %v", id, err)
+	}
+}
+
+// ovsRestart restarts Open vSwitch on a chassis: traffic through it
+// resumes and its flows are back, the same as before.
+func (f *faultLab) ovsRestart(t *testing.T) {
+	resumed, flowsBack := f.restartOVS(f.Chassis[1])
+	t.Logf("OVS restart on %s: flows back %s, traffic %s after the restart returned", f.Chassis[1], flowsBack, resumed)
+}
+
+// restartOVS restarts OVS on chassis and returns, counted from the
+// restart's return, when its flows were back and the first ping through
+// it was answered.
+func (f *faultLab) restartOVS(chassis string) (resumed, flowsBack time.Duration) {
+	f.TB.Helper()
+	before := f.programmed(false)
+	f.NodeOp("restart OVS on", chassis, f.D.RestartOVS)
+	at := time.Now()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Polled here, not by PingOK: a failure is reported by the
+		// caller's goroutine.
+		deadline := at.Add(harness.FirstPacket)
+		for time.Now().Before(deadline) {
+			if _, err := f.Ping(f.a.Name, f.b.IP); err == nil {
+				resumed = time.Since(at)
+				return
+			}
+		}
+	}()
+	harness.Poll(f.TB, harness.FirstPacket, "flows back on "+chassis, func() error {
+		fs, err := f.Flows(chassis)
+		if err != nil {
+			return err
+		}
+		got := harness.FlowSet(harness.Ours(fs), false)
+		if gone := harness.FlowDiff(before[chassis], got); len(gone) > 0 {
+			return fmt.Errorf("%d of %d flows missing", len(gone), len(before[chassis]))
+		}
+		return nil
+	})
+	flowsBack = time.Since(at)
+	wg.Wait()
+	if resumed == 0 {
+		f.TB.Fatalf("ping %s -> %s: no answer within %s of the OVS restart on %s", f.a.Name, f.b.IP, harness.FirstPacket, chassis)
+	}
+	f.sameFlows("after the OVS restart", before, f.programmed(false))
+	return resumed, flowsBack
+}
+
+// rollingRestart restarts the three servers one by one (SIGKILL, start,
+// caught up) under concurrent writes and a ping between the chassis:
+// every write acknowledged is there once, and no packet is lost.
+func (f *faultLab) rollingRestart(t *testing.T) {
+	s := f.StartStream(f.a.Name+" -> "+f.b.IP, f.a.Name, f.b.IP)
+	at := time.Now()
+	w := &writes{prefix: fmt.Sprintf("rolling-%d-", time.Now().UnixNano()), endpoints: f.D.Endpoints()}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(i, stop)
+		}()
+	}
+	stopped := false
+	stopWriters := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+			wg.Wait()
+		}
+	}
+	t.Cleanup(stopWriters)
+	for _, srv := range f.Servers() {
+		before := w.acked()
+		restart := f.killAgent(t, srv)
+		restart()
+		// Writes go on through the restart: some acknowledged after it.
+		harness.Poll(t, 60*time.Second, "writes acknowledged after "+srv+" restarted", func() error {
+			if n := w.acked(); n < before+5 {
+				return fmt.Errorf("%d acknowledged since", n-before)
+			}
+			return nil
+		})
+	}
+	stopWriters()
+	f.WaitReplies(s, 20, 30*time.Second)
+	s.Proc.Stop()
+	f.noLoss(s, at, "rolling restart")
+
+	acked, failed := w.result()
+	t.Logf("rolling restart: %d writes acknowledged, %d failed (refused or no answer)", len(acked), failed)
+	if len(acked) == 0 {
+		t.Fatal("no write acknowledged")
+	}
+	leader, _ := f.LeaderOf(f.Servers(), 60*time.Second)
+	have := f.networksByName(f.Node(leader).API, w.prefix)
+	for _, name := range acked {
+		if n := have[name]; n != 1 {
+			t.Errorf("acknowledged network %s: %d in the list, want 1", name, n)
+		}
+	}
+	for name, n := range have {
+		if n > 1 {
+			t.Errorf("network %s: %d copies", name, n)
+		}
+	}
+	f.deleteNetworks(w.prefix)
+}
+
+// writes creates networks named prefix+N through the servers in turn and
+// records which were acknowledged (201).
+type writes struct {
+	prefix    string
+	endpoints []string
+	mu        sync.Mutex
+	ok        []string
+	failed    int
+}
+
+func (w *writes) run(id int, stop <-chan struct{}) {
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		name := fmt.Sprintf("%s%d-%d", w.prefix, id, n)
+		ep := w.endpoints[rand.IntN(len(w.endpoints))]
+		r, err := harness.Call("POST", ep+"/v2.0/networks", nil, map[string]any{"network": map[string]any{"name": name}})
+		w.mu.Lock()
+		if err == nil && r.Status == http.StatusCreated {
+			w.ok = append(w.ok, name)
+		} else {
+			w.failed++
+		}
+		w.mu.Unlock()
+		if err != nil || r.Status >= 500 {
+			time.Sleep(50 * time.Millisecond) // pace retries at a server that is down
+		}
+	}
+}
+
+func (w *writes) acked() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ok)
+}
+
+func (w *writes) result() ([]string, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.ok), w.failed
+}
+
+// networksByName counts the networks whose name starts with prefix.
+func (f *faultLab) networksByName(api, prefix string) map[string]int {
+	f.TB.Helper()
+	r := f.MustCall(http.StatusOK, "GET", api+"/v2.0/networks?fields=name&fields=id", nil, nil)
+	var body struct {
+		Networks []struct{ ID, Name string } `json:"networks"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		f.TB.Fatalf("networks: %v", err)
+	}
+	out := map[string]int{}
+	for _, n := range body.Networks {
+		if strings.HasPrefix(n.Name, prefix) {
+			out[n.Name]++
+		}
+	}
+	return out
+}
+
+// deleteNetworks deletes the networks whose name starts with prefix.
+func (f *faultLab) deleteNetworks(prefix string) {
+	f.TB.Helper()
+	r := f.MustCall(http.StatusOK, "GET", f.D.Endpoint()+"/v2.0/networks?fields=name&fields=id", nil, nil)
+	var body struct {
+		Networks []struct{ ID, Name string } `json:"networks"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		f.TB.Fatalf("networks: %v", err)
+	}
+	for _, n := range body.Networks {
+		if strings.HasPrefix(n.Name, prefix) {
+			f.MustCall(http.StatusNoContent, "DELETE", f.D.Endpoint()+"/v2.0/networks/"+n.ID, nil, nil)
+		}
+	}
+}
+
+// portStatus reads a port's status from the API.
+func (f *faultLab) portStatus(id string) (string, error) {
+	r, err := harness.Call("GET", f.D.Endpoint()+"/v2.0/ports/"+id, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	var body struct {
+		Port struct{ Status string } `json:"port"`
+	}
+	if r.Status != http.StatusOK {
+		return "", fmt.Errorf("GET port %s: %d %s", id, r.Status, r.Body)
+	}
+	return body.Port.Status, json.Unmarshal(r.Body, &body)
+}
+
+func (f *faultLab) waitPortStatus(id, want string, timeout time.Duration) {
+	f.TB.Helper()
+	harness.Poll(f.TB, timeout, "port "+id+" "+want, func() error {
+		got, err := f.portStatus(id)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("status %s", got)
+		}
+		return nil
+	})
+}
+
+// chassisReboot kills a chassis host (agent, OVS, links, as a machine
+// dies) and boots it again: its VM's port goes DOWN, then ACTIVE once the
+// chassis is back, and traffic to it flows again.
+func (f *faultLab) chassisReboot(t *testing.T) {
+	ch := f.b.Chassis
+	f.waitPortStatus(f.b.PortID, "ACTIVE", 30*time.Second)
+	f.NodeOp("kill", ch, f.D.KillNode)
+	revived := false
+	t.Cleanup(func() {
+		if !revived {
+			f.NodeOp("revive", ch, f.D.ReviveNode)
+		}
+	})
+	at := time.Now()
+	f.waitPortStatus(f.b.PortID, "DOWN", 60*time.Second)
+	t.Logf("port of %s DOWN %s after %s died", f.b.Name, time.Since(at).Round(time.Millisecond), ch)
+	f.NodeOp("revive", ch, f.D.ReviveNode)
+	revived = true
+	at = time.Now()
+	f.waitPortStatus(f.b.PortID, "ACTIVE", 60*time.Second)
+	t.Logf("port of %s ACTIVE %s after %s came back", f.b.Name, time.Since(at).Round(time.Millisecond), ch)
+	f.PingOK(harness.FirstPacket, f.a.Name, f.b.IP)
+}
