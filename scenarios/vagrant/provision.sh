@@ -195,16 +195,21 @@ agent_args() {
   printf '%s\n' "${a[@]}"
 }
 
-agent_running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+# alive PID: the process runs (a zombie is dead).
+alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat")" != Z ]; }
+
+agent_running() { [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; }
 
 agent_start() {
   mkdir -p "$run" "$log_dir" "$data_dir"
   if docker_mode; then
     agent_running && die "the agent is running (pid $(cat "$pidfile"))"
     mapfile -t args < <(agent_args)
-    setsid /usr/local/bin/neutrino "${args[@]}" </dev/null >>"$log_dir/agent.log" 2>&1 &
-    echo $! >"$pidfile"
-    say "agent started (pid $!)"
+    # Started from a subshell that exits at once: the agent is docker's
+    # init's child, which reaps it when it dies (this script becomes
+    # `sleep`, which would leave it a zombie).
+    (setsid /usr/local/bin/neutrino "${args[@]}" </dev/null >>"$log_dir/agent.log" 2>&1 & echo $! >"$pidfile")
+    say "agent started (pid $(cat "$pidfile"))"
   else
     systemctl start neutrino-agent
   fi
@@ -216,7 +221,7 @@ agent_kill() {
     local pid
     pid=$(cat "$pidfile")
     kill -KILL "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return 0; }; sleep 0.05; done
+    for _ in $(seq 1 100); do alive "$pid" || { rm -f "$pidfile"; return 0; }; sleep 0.05; done
     die "the agent (pid $pid) did not exit"
   else
     systemctl kill --signal=SIGKILL neutrino-agent
@@ -267,8 +272,8 @@ ovs_restart() {
   done
   [ ${#pids[@]} -gt 0 ] && kill -KILL "${pids[@]}" 2>/dev/null || true
   for p in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-    ! kill -0 "$p" 2>/dev/null || die "OVS process $p did not exit"
+    for _ in $(seq 1 100); do alive "$p" || break; sleep 0.05; done
+    ! alive "$p" || die "OVS process $p did not exit"
   done
   start_ovs
   tunnel_endpoint
