@@ -9,6 +9,7 @@
 #                              agent as the systemd unit neutrino-agent
 #   provision.sh agent-start   start the agent again (after agent-kill)
 #   provision.sh agent-kill    SIGKILL the agent, as a crash would
+#   provision.sh agent-args    print the agent's command line, one a line
 #   provision.sh underlay-down take the underlay NIC down (a partition)
 #   provision.sh underlay-up   and up again
 #   provision.sh ovs-restart   kill OVS and start it again on its database
@@ -353,6 +354,7 @@ case "$mode" in
     fi
     ;;
   agent-start) agent_start ;;
+  agent-args) agent_args ;;
   # A partition: the underlay NIC down (processes keep running; the
   # management and external NICs stay up), and back.
   underlay-down) ip link set "$(underlay_nic)" down ;;
@@ -361,5 +363,5 @@ case "$mode" in
   blackhole-add) shift; blackhole add "$@" ;;
   blackhole-del) shift; blackhole del "$@" ;;
   agent-kill) agent_kill ;;
-  *) echo "usage: $0 boot|install|agent-start|agent-kill|underlay-down|underlay-up|ovs-restart|blackhole-add|blackhole-del" >&2; exit 2 ;;
+  *) echo "usage: $0 boot|install|agent-start|agent-kill|agent-args|underlay-down|underlay-up|ovs-restart|blackhole-add|blackhole-del" >&2; exit 2 ;;
 esac
