@@ -115,7 +115,8 @@ type Driver interface {
 	// connection held open); cancelling ctx ends it.
 	Command(ctx context.Context, node string, cmd ...string) (*exec.Cmd, error)
 	// AddVM plugs a workload named name into chassis' br-int as the
-	// Neutron port portID (MAC, address, gateway and MTU read from the API).
+	// Neutron port portID (MAC, address, gateway and MTU read from the
+	// API); its interface is eth0. Exec and Command reach it by name.
 	AddVM(ctx context.Context, name, portID, chassis string) error
 	// DelVM unplugs and removes a workload.
 	DelVM(ctx context.Context, name string) error

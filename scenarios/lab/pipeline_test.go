@@ -55,8 +55,6 @@ func (p *pipeLab) sub(t *testing.T) *pipeLab {
 
 // seenAt captures on a VM (pcap filter) while send runs and returns the
 // packets captured (harness.Env.SeenAt).
-//
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func (p *pipeLab) seenAt(vmName, filter string, send func()) []string {
 	p.tb.Helper()
 	return p.e().SeenAt(vmName, filter, send)
