@@ -3,7 +3,6 @@ package scenarios_test
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -281,141 +280,21 @@ func (f *faultLab) restartOVS(chassis string) (resumed, flowsBack time.Duration)
 func (f *faultLab) rollingRestart(t *testing.T) {
 	s := f.StartStream(f.a.Name+" -> "+f.b.IP, f.a.Name, f.b.IP)
 	at := time.Now()
-	w := &writes{prefix: fmt.Sprintf("rolling-%d-", time.Now().UnixNano()), endpoints: f.D.Endpoints()}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.run(i, stop)
-		}()
-	}
-	stopped := false
-	stopWriters := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			wg.Wait()
-		}
-	}
-	t.Cleanup(stopWriters)
+	w := harness.StartWrites(t, fmt.Sprintf("rolling-%d", time.Now().UnixNano()), f.APIs(), 4)
 	for _, srv := range f.Servers() {
-		before := w.acked()
+		before := w.Acks()
+		w.Avoid(srv)
 		restart := f.killAgent(t, srv)
 		restart()
+		w.Avoid("")
 		// Writes go on through the restart: some acknowledged after it.
-		harness.Poll(t, 60*time.Second, "writes acknowledged after "+srv+" restarted", func() error {
-			if n := w.acked(); n < before+5 {
-				return fmt.Errorf("%d acknowledged since", n-before)
-			}
-			return nil
-		})
+		w.WaitAcks(t, before, 5, 60*time.Second, "writes acknowledged while "+srv+" restarted")
 	}
-	stopWriters()
+	leader, _ := f.LeaderOf(f.Servers(), 60*time.Second)
+	w.Check(t, f.Node(leader).API)
 	f.WaitReplies(s, 20, 30*time.Second)
 	s.Proc.Stop()
 	f.noLoss(s, at, "rolling restart")
-
-	acked, failed := w.result()
-	t.Logf("rolling restart: %d writes acknowledged, %d failed (refused or no answer)", len(acked), failed)
-	if len(acked) == 0 {
-		t.Fatal("no write acknowledged")
-	}
-	leader, _ := f.LeaderOf(f.Servers(), 60*time.Second)
-	have := f.networksByName(f.Node(leader).API, w.prefix)
-	for _, name := range acked {
-		if n := have[name]; n != 1 {
-			t.Errorf("acknowledged network %s: %d in the list, want 1", name, n)
-		}
-	}
-	for name, n := range have {
-		if n > 1 {
-			t.Errorf("network %s: %d copies", name, n)
-		}
-	}
-	f.deleteNetworks(w.prefix)
-}
-
-// writes creates networks named prefix+N through the servers in turn and
-// records which were acknowledged (201).
-type writes struct {
-	prefix    string
-	endpoints []string
-	mu        sync.Mutex
-	ok        []string
-	failed    int
-}
-
-func (w *writes) run(id int, stop <-chan struct{}) {
-	for n := 0; ; n++ {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		name := fmt.Sprintf("%s%d-%d", w.prefix, id, n)
-		ep := w.endpoints[rand.IntN(len(w.endpoints))]
-		r, err := harness.Call("POST", ep+"/v2.0/networks", nil, map[string]any{"network": map[string]any{"name": name}})
-		w.mu.Lock()
-		if err == nil && r.Status == http.StatusCreated {
-			w.ok = append(w.ok, name)
-		} else {
-			w.failed++
-		}
-		w.mu.Unlock()
-		if err != nil || r.Status >= 500 {
-			time.Sleep(50 * time.Millisecond) // pace retries at a server that is down
-		}
-	}
-}
-
-func (w *writes) acked() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.ok)
-}
-
-func (w *writes) result() ([]string, int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.ok), w.failed
-}
-
-// networksByName counts the networks whose name starts with prefix.
-func (f *faultLab) networksByName(api, prefix string) map[string]int {
-	f.TB.Helper()
-	r := f.MustCall(http.StatusOK, "GET", api+"/v2.0/networks?fields=name&fields=id", nil, nil)
-	var body struct {
-		Networks []struct{ ID, Name string } `json:"networks"`
-	}
-	if err := json.Unmarshal(r.Body, &body); err != nil {
-		f.TB.Fatalf("networks: %v", err)
-	}
-	out := map[string]int{}
-	for _, n := range body.Networks {
-		if strings.HasPrefix(n.Name, prefix) {
-			out[n.Name]++
-		}
-	}
-	return out
-}
-
-// deleteNetworks deletes the networks whose name starts with prefix.
-func (f *faultLab) deleteNetworks(prefix string) {
-	f.TB.Helper()
-	r := f.MustCall(http.StatusOK, "GET", f.D.Endpoint()+"/v2.0/networks?fields=name&fields=id", nil, nil)
-	var body struct {
-		Networks []struct{ ID, Name string } `json:"networks"`
-	}
-	if err := json.Unmarshal(r.Body, &body); err != nil {
-		f.TB.Fatalf("networks: %v", err)
-	}
-	for _, n := range body.Networks {
-		if strings.HasPrefix(n.Name, prefix) {
-			f.MustCall(http.StatusNoContent, "DELETE", f.D.Endpoint()+"/v2.0/networks/"+n.ID, nil, nil)
-		}
-	}
 }
 
 // portStatus reads a port's status from the API.
