@@ -84,7 +84,8 @@ func netnsDriver(tb testing.TB) scenarios.Driver {
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			logs, _ := filepath.Glob(filepath.Join(dir, "*", "agent.log"))
-			for _, l := range logs {
+			ovs, _ := filepath.Glob(filepath.Join(dir, "*", "ovs", "ovs-vswitchd.log"))
+			for _, l := range append(logs, ovs...) {
 				b, _ := os.ReadFile(l)
 				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 				if len(lines) > 25 {
