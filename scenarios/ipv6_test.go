@@ -23,7 +23,7 @@ import (
 // (tcpdump), and ofproto/trace drops neighbour advertisements and
 // solicitations that lie about the sender's addresses.
 func TestIPv6PortSecurity(t *testing.T) {
-	p := up(t, pipelineTopo)
+	p := sharedUp(t, pipelineTopo)
 	nc := p.Admin
 	netID, sub4 := p.Network(nc, "v6", "10.6.0.0/24")
 	ctx, cancel := p.Ctx()

@@ -44,7 +44,7 @@ const waitTimeout = 10 * time.Second
 //     chassis connected, master, without error, at or past the last
 //     waited write's revision.
 func TestRealizedWrites(t *testing.T) {
-	p := up(t, pipelineTopo)
+	p := sharedUp(t, pipelineTopo)
 	eps := p.D.Endpoints()
 	ep := eps[len(eps)-1]
 	nc := harness.NetworkClient(ep, "")
