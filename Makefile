@@ -86,21 +86,22 @@ vagrant-up: build vagrant-image
 	$(VAGRANT_ENV) vagrant up --provider=docker --parallel
 	@echo "API: http://10.213.0.11:9696 (server-1), http://10.213.0.12:9696, http://10.213.0.13:9696"
 
-# vagrant-test runs the scenario suite on its own Vagrant cluster(s)
-# (containers nvt-*, networks 10.214.0-2.0/24), beside a vagrant-up one.
+# vagrant-test runs the scenario suite on its own Vagrant clusters
+# (containers nvt-N-*, networks 10.(214+N).0-2.0/24), beside a vagrant-up one.
 vagrant-test: vagrant-image
 	NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) -run '$(VAGRANT_SCENARIOS)' ./scenarios
 
 # vagrant-down removes the cluster's containers at once (and a crashed
 # test run's: nv-* and nvt-*; `vagrant destroy` alone stops them one by
 # one, 40-60 s), lets Vagrant forget them, removes the Vagrant networks on
-# 10.213/10.214 and dangling image layers; only the cached base image stays.
+# 10.213-10.243 (the tests') and dangling image layers; only the cached
+# base image stays.
 vagrant-down:
 	@if docker info >/dev/null 2>&1; then \
 		ids=$$(docker ps -aq --filter name=^nv- --filter name=^nvt-); \
 		[ -z "$$ids" ] || docker rm -f -v $$ids >/dev/null; \
 		$(VAGRANT_ENV) vagrant destroy -f >/dev/null; \
-		nets=$$(docker network ls --format '{{.Name}}' | grep -E '^vagrant_network_10\.21[34]\.' || true); \
+		nets=$$(docker network ls --format '{{.Name}}' | grep -E '^vagrant_network_10\.2(1[3-9]|[23][0-9]|4[0-3])\.' || true); \
 		[ -z "$$nets" ] || docker network rm $$nets >/dev/null; \
 		docker image prune -f >/dev/null; \
 		echo "vagrant-down: no container or network left; images:"; docker images neutrino-base; \

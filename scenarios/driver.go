@@ -8,6 +8,7 @@ package scenarios
 import (
 	"context"
 	"os/exec"
+	"time"
 )
 
 // Node kinds of a lab.
@@ -115,7 +116,8 @@ type Driver interface {
 	// connection held open); cancelling ctx ends it.
 	Command(ctx context.Context, node string, cmd ...string) (*exec.Cmd, error)
 	// AddVM plugs a workload named name into chassis' br-int as the
-	// Neutron port portID (MAC, address, gateway and MTU read from the API).
+	// Neutron port portID (MAC, address, gateway and MTU read from the
+	// API); its interface is eth0. Exec and Command reach it by name.
 	AddVM(ctx context.Context, name, portID, chassis string) error
 	// DelVM unplugs and removes a workload.
 	DelVM(ctx context.Context, name string) error
@@ -147,4 +149,13 @@ type Driver interface {
 	// VLANPhysnet (frames leave on VLANNIC tagged vid). Idempotent for the
 	// same vid (the address becomes cidr).
 	OutsideVLAN(ctx context.Context, vid int, cidr string) error
+}
+
+// Degrader is a Driver that can also make a node's underlay link lossy
+// and slow; a scenario uses it where the driver has it (the lab does).
+// Heal undoes it.
+type Degrader interface {
+	// Degrade puts lossPercent loss and delay on every packet leaving
+	// either end of node's underlay link.
+	Degrade(ctx context.Context, node string, lossPercent float64, delay time.Duration) error
 }

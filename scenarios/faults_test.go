@@ -3,7 +3,6 @@ package scenarios_test
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -124,9 +123,9 @@ func (f *faultLab) serverReady(server string) {
 	})
 }
 
-// restartAgent starts a killed agent again (in t's cleanup too, should
+// killAgent kills a server's agent; restart starts it again (in t's cleanup too, should
 // the scenario stop before it does) and waits until it is ready.
-func (f *faultLab) killAgent(t *testing.T, node string) (restart func()) {
+func (f *faultLab) killAgent(t testing.TB, node string) (restart func()) {
 	f.NodeOp("kill agent of", node, f.D.KillAgent)
 	done := false
 	restart = func() {
@@ -281,141 +280,21 @@ func (f *faultLab) restartOVS(chassis string) (resumed, flowsBack time.Duration)
 func (f *faultLab) rollingRestart(t *testing.T) {
 	s := f.StartStream(f.a.Name+" -> "+f.b.IP, f.a.Name, f.b.IP)
 	at := time.Now()
-	w := &writes{prefix: fmt.Sprintf("rolling-%d-", time.Now().UnixNano()), endpoints: f.D.Endpoints()}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.run(i, stop)
-		}()
-	}
-	stopped := false
-	stopWriters := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			wg.Wait()
-		}
-	}
-	t.Cleanup(stopWriters)
+	w := harness.StartWrites(t, fmt.Sprintf("rolling-%d", time.Now().UnixNano()), f.APIs(), 4)
 	for _, srv := range f.Servers() {
-		before := w.acked()
+		before := w.Acks()
+		w.Avoid(srv)
 		restart := f.killAgent(t, srv)
 		restart()
+		w.Avoid("")
 		// Writes go on through the restart: some acknowledged after it.
-		harness.Poll(t, 60*time.Second, "writes acknowledged after "+srv+" restarted", func() error {
-			if n := w.acked(); n < before+5 {
-				return fmt.Errorf("%d acknowledged since", n-before)
-			}
-			return nil
-		})
+		w.WaitAcks(t, before, 5, 60*time.Second, "writes acknowledged while "+srv+" restarted")
 	}
-	stopWriters()
+	leader, _ := f.LeaderOf(f.Servers(), 60*time.Second)
+	w.Check(t, f.Node(leader).API)
 	f.WaitReplies(s, 20, 30*time.Second)
 	s.Proc.Stop()
 	f.noLoss(s, at, "rolling restart")
-
-	acked, failed := w.result()
-	t.Logf("rolling restart: %d writes acknowledged, %d failed (refused or no answer)", len(acked), failed)
-	if len(acked) == 0 {
-		t.Fatal("no write acknowledged")
-	}
-	leader, _ := f.LeaderOf(f.Servers(), 60*time.Second)
-	have := f.networksByName(f.Node(leader).API, w.prefix)
-	for _, name := range acked {
-		if n := have[name]; n != 1 {
-			t.Errorf("acknowledged network %s: %d in the list, want 1", name, n)
-		}
-	}
-	for name, n := range have {
-		if n > 1 {
-			t.Errorf("network %s: %d copies", name, n)
-		}
-	}
-	f.deleteNetworks(w.prefix)
-}
-
-// writes creates networks named prefix+N through the servers in turn and
-// records which were acknowledged (201).
-type writes struct {
-	prefix    string
-	endpoints []string
-	mu        sync.Mutex
-	ok        []string
-	failed    int
-}
-
-func (w *writes) run(id int, stop <-chan struct{}) {
-	for n := 0; ; n++ {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		name := fmt.Sprintf("%s%d-%d", w.prefix, id, n)
-		ep := w.endpoints[rand.IntN(len(w.endpoints))]
-		r, err := harness.Call("POST", ep+"/v2.0/networks", nil, map[string]any{"network": map[string]any{"name": name}})
-		w.mu.Lock()
-		if err == nil && r.Status == http.StatusCreated {
-			w.ok = append(w.ok, name)
-		} else {
-			w.failed++
-		}
-		w.mu.Unlock()
-		if err != nil || r.Status >= 500 {
-			time.Sleep(50 * time.Millisecond) // pace retries at a server that is down
-		}
-	}
-}
-
-func (w *writes) acked() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.ok)
-}
-
-func (w *writes) result() ([]string, int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.ok), w.failed
-}
-
-// networksByName counts the networks whose name starts with prefix.
-func (f *faultLab) networksByName(api, prefix string) map[string]int {
-	f.TB.Helper()
-	r := f.MustCall(http.StatusOK, "GET", api+"/v2.0/networks?fields=name&fields=id", nil, nil)
-	var body struct {
-		Networks []struct{ ID, Name string } `json:"networks"`
-	}
-	if err := json.Unmarshal(r.Body, &body); err != nil {
-		f.TB.Fatalf("networks: %v", err)
-	}
-	out := map[string]int{}
-	for _, n := range body.Networks {
-		if strings.HasPrefix(n.Name, prefix) {
-			out[n.Name]++
-		}
-	}
-	return out
-}
-
-// deleteNetworks deletes the networks whose name starts with prefix.
-func (f *faultLab) deleteNetworks(prefix string) {
-	f.TB.Helper()
-	r := f.MustCall(http.StatusOK, "GET", f.D.Endpoint()+"/v2.0/networks?fields=name&fields=id", nil, nil)
-	var body struct {
-		Networks []struct{ ID, Name string } `json:"networks"`
-	}
-	if err := json.Unmarshal(r.Body, &body); err != nil {
-		f.TB.Fatalf("networks: %v", err)
-	}
-	for _, n := range body.Networks {
-		if strings.HasPrefix(n.Name, prefix) {
-			f.MustCall(http.StatusNoContent, "DELETE", f.D.Endpoint()+"/v2.0/networks/"+n.ID, nil, nil)
-		}
-	}
 }
 
 // portStatus reads a port's status from the API.
@@ -469,4 +348,48 @@ func (f *faultLab) chassisReboot(t *testing.T) {
 	f.waitPortStatus(f.b.PortID, "ACTIVE", 60*time.Second)
 	t.Logf("port of %s ACTIVE %s after %s came back", f.b.Name, time.Since(at).Round(time.Millisecond), ch)
 	f.PingOK(harness.FirstPacket, f.a.Name, f.b.IP)
+}
+
+// BenchmarkOVSRestart reports, over 5 OVS restarts on a chassis, the
+// median time from the restart's return until its flows are back and
+// until a ping through it is answered (the target is 2 s).
+func BenchmarkOVSRestart(b *testing.B) {
+	f := upFaultLab(b)
+	b.ResetTimer()
+	var flows, traffic []float64
+	for range b.N {
+		for range 5 {
+			resumed, back := f.restartOVS(f.Chassis[1])
+			flows, traffic = append(flows, float64(back.Milliseconds())), append(traffic, float64(resumed.Milliseconds()))
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(harness.Median(flows), "flows-back-ms")
+	b.ReportMetric(harness.Median(traffic), "traffic-back-ms")
+	b.ReportMetric(slices.Max(flows), "flows-back-max-ms")
+}
+
+// BenchmarkLeaderKill reports, over 3 SIGKILLs of the leader (each
+// restarted before the next), the median time until the others agree on
+// a new leader and until every switch carries only its round's flows.
+func BenchmarkLeaderKill(b *testing.B) {
+	f := upFaultLab(b)
+	b.ResetTimer()
+	var elected, programmed []float64
+	for range b.N {
+		for range 3 {
+			all := f.Servers()
+			old, _ := f.LeaderOf(all, 60*time.Second)
+			at := time.Now()
+			restart := f.killAgent(b, old)
+			_, term := f.LeaderOf(harness.Without(all, old), 60*time.Second)
+			elected = append(elected, float64(time.Since(at).Milliseconds()))
+			f.WaitRound(term, 60*time.Second)
+			programmed = append(programmed, float64(time.Since(at).Milliseconds()))
+			restart()
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(harness.Median(elected), "new-leader-ms")
+	b.ReportMetric(harness.Median(programmed), "switches-taken-over-ms")
 }

@@ -54,6 +54,9 @@ func TestMain(m *testing.M) {
 		buildErr = fmt.Errorf("go build: %w: %s", err, out)
 	}
 	code := m.Run()
+	if !downShared() && code == 0 {
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -65,53 +68,78 @@ func newDriver(tb testing.TB) scenarios.Driver {
 	tb.Helper()
 	switch driverName {
 	case "netns":
-		return netnsDriver(tb)
+		d, teardown := netnsDriver()
+		tb.Cleanup(func() {
+			for _, err := range teardown(tb.Failed(), tb.Logf) {
+				tb.Error(err)
+			}
+		})
+		return d
 	case "vagrant":
-		return vagrantDriver(tb)
+		d, teardown := vagrantDriver()
+		tb.Cleanup(func() {
+			for _, err := range teardown(tb.Failed(), tb.Logf) {
+				tb.Error(err)
+			}
+		})
+		return d
 	default:
 		tb.Fatalf("%s=%q: no such driver (netns, vagrant)", driverEnv, driverName)
 		return nil
 	}
 }
 
+// independentDriver is the selected driver, built without a test (for a
+// shared lab), and its teardown.
+func independentDriver() (scenarios.Driver, func(failed bool, logf func(string, ...any)) []error) {
+	if driverName == "vagrant" {
+		return vagrantDriver()
+	}
+	return netnsDriver()
+}
+
 // netnsDriver is the namespace lab, in a directory and with a namespace
-// prefix of its own; after Down no namespace of it may be left.
-func netnsDriver(tb testing.TB) scenarios.Driver {
+// prefix of its own. teardown takes it down (with the agents' and
+// switches' log tails first if failed) and reports what it left: after
+// Down no namespace of the lab may be left.
+func netnsDriver() (d *lab.Driver, teardown func(failed bool, logf func(string, ...any)) []error) {
 	tmp, err := os.MkdirTemp("", "sc") // short: OVS socket paths live under it
 	if err != nil {
-		tb.Fatal(err)
+		return nil, func(bool, func(string, ...any)) []error { return []error{err} }
 	}
 	prefix := fmt.Sprintf("sc%d-%d-", os.Getpid()%100000, labSeq.Add(1))
 	dir := filepath.Join(tmp, "lab")
-	d := lab.NewDriver(dir, prefix, binary, nil)
-	tb.Cleanup(func() {
-		if tb.Failed() {
+	d = lab.NewDriver(dir, prefix, binary, nil)
+	return d, func(failed bool, logf func(string, ...any)) []error {
+		if failed {
 			logs, _ := filepath.Glob(filepath.Join(dir, "*", "agent.log"))
-			for _, l := range logs {
+			ovs, _ := filepath.Glob(filepath.Join(dir, "*", "ovs", "ovs-vswitchd.log"))
+			for _, l := range append(logs, ovs...) {
 				b, _ := os.ReadFile(l)
 				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 				if len(lines) > 25 {
 					lines = lines[len(lines)-25:]
 				}
-				tb.Logf("%s (tail):\n%s", l, strings.Join(lines, "\n"))
+				logf("%s (tail):\n%s", l, strings.Join(lines, "\n"))
 			}
 		}
+		var errs []error
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := d.Down(ctx); err != nil && !errors.Is(err, lab.ErrNoLab) {
-			tb.Errorf("lab down: %v", err)
+			errs = append(errs, fmt.Errorf("lab down: %w", err))
 		}
 		// VMs included: down leaves no namespace of the lab.
 		if ents, err := os.ReadDir("/run/netns"); err == nil {
 			for _, e := range ents {
 				if strings.HasPrefix(e.Name(), prefix) {
-					tb.Errorf("lab down left namespace %s", e.Name())
+					errs = append(errs, fmt.Errorf("lab down left namespace %s", e.Name()))
 				}
 			}
 		}
 		os.RemoveAll(tmp)
-	})
-	return d
+		return errs
+	}
 }
 
 // up brings a lab up for tb through the selected driver and takes it down
@@ -126,6 +154,12 @@ func up(tb testing.TB, topo scenarios.Topology) *harness.Env {
 		tb.Fatal(buildErr)
 	}
 	d := newDriver(tb)
+	return upOn(tb, d, topo)
+}
+
+// upOn brings d's lab up for tb.
+func upOn(tb testing.TB, d scenarios.Driver, topo scenarios.Topology) *harness.Env {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -142,6 +176,82 @@ func up(tb testing.TB, topo scenarios.Topology) *harness.Env {
 		tb.Fatalf("lab: want %d chassis, got %v", topo.Chassis, e.Chassis)
 	}
 	return e
+}
+
+// sharedLab is a lab several scenarios run on in turn (sharedUp).
+type sharedLab struct {
+	d        scenarios.Driver
+	l        *scenarios.Lab
+	teardown func(failed bool, logf func(string, ...any)) []error
+}
+
+// shared are the labs of sharedUp by topology; TestMain takes down those
+// still up after the last test.
+var shared = map[scenarios.Topology]*sharedLab{}
+
+// sharedUp is up for scenarios that leave a lab as they found it once
+// their objects are gone (no node faults): they run in turn on one lab of
+// their topology. When tb ends its VMs and API objects are swept (a leak
+// fails tb); a failed test takes the lab down with it, so the next one
+// starts on a fresh lab. Drivers without a test-independent constructor
+// (so far: all but netns and vagrant) give every test a lab of its own.
+func sharedUp(tb testing.TB, topo scenarios.Topology) *harness.Env {
+	tb.Helper()
+	if driverName != "netns" && driverName != "vagrant" {
+		return up(tb, topo)
+	}
+	if skipWhy != nil {
+		tb.Skipf("the %s driver cannot run here: %v", driverName, skipWhy)
+	}
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	s := shared[topo]
+	if s == nil {
+		d, teardown := independentDriver()
+		s = &sharedLab{d: d, teardown: teardown}
+		shared[topo] = s
+		failed := true
+		defer func() {
+			if failed {
+				delete(shared, topo)
+				for _, err := range teardown(true, tb.Logf) {
+					tb.Error(err)
+				}
+			}
+		}()
+		s.l = upOn(tb, d, topo).Lab
+		failed = false
+	} else {
+		tb.Logf("on the shared %s lab (%d servers, %d chassis, %d gateways)", driverName, topo.Servers, topo.Chassis, topo.Gateways)
+	}
+	e := harness.New(tb, s.d, s.l)
+	tb.Cleanup(func() {
+		if err := e.Sweep(); err != nil {
+			tb.Errorf("sweeping the shared lab for the next scenario: %v", err)
+		}
+		if tb.Failed() {
+			delete(shared, topo)
+			for _, err := range s.teardown(true, tb.Logf) {
+				tb.Error(err)
+			}
+		}
+	})
+	return e
+}
+
+// downShared takes down the shared labs; it returns false if one left
+// something behind.
+func downShared() bool {
+	ok := true
+	for topo, s := range shared {
+		for _, err := range s.teardown(false, func(string, ...any) {}) {
+			fmt.Fprintf(os.Stderr, "shared lab %+v: %v\n", topo, err)
+			ok = false
+		}
+		delete(shared, topo)
+	}
+	return ok
 }
 
 // requireAPI skips the test when the API lacks a collection (404 on its

@@ -13,7 +13,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
-	"neutrino/scenarios"
 	"neutrino/scenarios/harness"
 )
 
@@ -47,7 +46,7 @@ type providerResult struct {
 // that they reach each other across the tunnel: ping both ways, a ping of
 // the network's full MTU with DF set, and a TCP exchange.
 func TestL2AcrossEncapsulations(t *testing.T) {
-	e := up(t, scenarios.Topology{Servers: 3, Chassis: 3})
+	e := sharedUp(t, pipelineTopo)
 	d := e.D
 	requireAPI(t, d.Endpoint(), "networks", "subnets", "ports")
 	chassis := e.Chassis

@@ -32,7 +32,7 @@ var pipelineTopo = scenarios.Topology{Servers: 3, Chassis: 3}
 // answers ARP with its interface's MAC and ICMP echo), A reaches a VM of
 // net2 on its own chassis, and TCP crosses the router intact.
 func TestRoutedPing(t *testing.T) {
-	p := up(t, pipelineTopo)
+	p := sharedUp(t, pipelineTopo)
 	nc := p.Admin
 	ctx, cancel := p.Ctx()
 	defer cancel()
@@ -106,7 +106,7 @@ func TestRoutedPing(t *testing.T) {
 // removed, while new connections to 22 are denied (docs/pipeline.md:
 // established traffic passes before any rule).
 func TestSecurityGroups(t *testing.T) {
-	p := up(t, pipelineTopo)
+	p := sharedUp(t, pipelineTopo)
 	nc := p.Admin
 	netID, _ := p.Network(nc, "sg", "10.3.0.0/24")
 	s := p.Group(nc, "sg-server")
@@ -194,7 +194,7 @@ func TestSecurityGroups(t *testing.T) {
 // the genuine ones; with port_security_enabled=false (and no security
 // groups) on A's port the same spoofed traffic reaches B.
 func TestPortSecurity(t *testing.T) {
-	p := up(t, pipelineTopo)
+	p := sharedUp(t, pipelineTopo)
 	nc := p.Admin
 	netID, _ := p.Network(nc, "ps", "10.4.0.0/24")
 	// B lets ICMP in from anywhere: only port security stands in the way.
@@ -283,7 +283,7 @@ func TestPortSecurity(t *testing.T) {
 // pings within its project at once, with a payload size of its own; a
 // capture in every VM shows only its own project's echo packets.
 func TestTenantIsolation(t *testing.T) {
-	p := up(t, pipelineTopo)
+	p := sharedUp(t, pipelineTopo)
 	type project struct {
 		id   string
 		size int // ping payload: tells the projects' packets apart
@@ -361,7 +361,7 @@ func TestTenantIsolation(t *testing.T) {
 // FNV-1a-32 of its id, any round), while the other ports' flows stay on
 // the chassis where the network still has ports, and their traffic flows.
 func TestPortDeleteRemovesFlows(t *testing.T) {
-	p := up(t, pipelineTopo)
+	p := sharedUp(t, pipelineTopo)
 	nc := p.Admin
 	netID, _ := p.Network(nc, "del", "10.5.0.0/24")
 	var vms []harness.VM

@@ -26,7 +26,12 @@ func BenchmarkVagrantCluster(b *testing.B) {
 	}
 	var up, ping, down time.Duration
 	for i := 0; i < b.N; i++ {
-		d := vagrantDriver(b)
+		d, teardown := vagrantDriver()
+		b.Cleanup(func() {
+			for _, err := range teardown(b.Failed(), b.Logf) {
+				b.Error(err)
+			}
+		})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		start := time.Now()
 		l, err := d.Up(ctx, scenarios.Topology{Servers: 3, Chassis: 2, Gateways: 2})

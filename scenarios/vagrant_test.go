@@ -2,93 +2,91 @@ package scenarios_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"neutrino/scenarios"
 	"neutrino/scenarios/vagrant"
 )
 
-// The scenarios' Vagrant cluster gets names and networks of its own
-// (nvt-*, 10.214.0-2.0/24), so a cluster of `make vagrant-up` (nv-*,
-// 10.213.*) can stay up beside it.
-const (
-	vagrantPrefixEnv = "NEUTRINO_VAGRANT_TEST_PREFIX"
-	vagrantNetEnv    = "NEUTRINO_VAGRANT_TEST_NET"
-)
+// Every Vagrant cluster of the scenarios gets names and networks of its
+// own, nvt-N-* on 10.(214+N).0-2.0/24 for the Nth cluster of the run (a
+// shared lab stays up while other tests bring theirs up), away from a
+// cluster of `make vagrant-up` (nv-*, 10.213.*), which can stay up beside
+// them. NEUTRINO_VAGRANT_TEST_PREFIX changes "nvt-".
+const vagrantPrefixEnv = "NEUTRINO_VAGRANT_TEST_PREFIX"
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-// vagrantDriver is the Vagrantfile's cluster on the docker provider, with
-// names and networks of its own; after Down no container and no network of
-// it may be left. Docker must answer: a machine without it fails here.
-func vagrantDriver(tb testing.TB) scenarios.Driver {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := vagrant.Available(ctx); err != nil {
-		tb.Fatal(err)
+// vagrantDriver is the Vagrantfile's cluster on the docker provider (Up
+// fails where dockerd does not answer: never skipped). teardown takes it
+// down (with the agents' log tails first if failed) and reports what it
+// left: after Down no container and no network of it may be left.
+func vagrantDriver() (d *vagrant.Driver, teardown func(failed bool, logf func(string, ...any)) []error) {
+	fail := func(err error) (*vagrant.Driver, func(bool, func(string, ...any)) []error) {
+		return vagrant.NewDriver(vagrant.Options{}), func(bool, func(string, ...any)) []error { return []error{err} }
 	}
 	root, err := filepath.Abs("..")
 	if err != nil {
-		tb.Fatal(err)
+		return fail(err)
 	}
 	state, err := os.MkdirTemp("", "nvt-vagrant-")
 	if err != nil {
-		tb.Fatal(err)
+		return fail(err)
 	}
-	prefix, net := envOr(vagrantPrefixEnv, "nvt-"), envOr(vagrantNetEnv, "10.214")
+	seq := int(labSeq.Add(1))
+	prefix := os.Getenv(vagrantPrefixEnv)
+	if prefix == "" {
+		prefix = "nvt-"
+	}
+	prefix += strconv.Itoa(seq) + "-"
+	net := fmt.Sprintf("10.%d", 214+seq%30)
+	d = vagrant.NewDriver(vagrant.Options{Root: root, StateDir: state, Binary: binary, Prefix: prefix, Net: net})
 	// A run killed before its cleanup leaves its containers behind.
-	if err := vagrant.Sweep(ctx, prefix, net); err != nil {
-		tb.Fatalf("remove a previous run's cluster: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := vagrant.Sweep(ctx, prefix, net); err != nil && vagrant.Available(ctx) == nil {
+		return fail(fmt.Errorf("remove a previous run's cluster %s: %w", prefix, err))
 	}
-	d := vagrant.NewDriver(vagrant.Options{Root: root, StateDir: state, Binary: binary, Prefix: prefix, Net: net})
-	tb.Cleanup(func() {
+	return d, func(failed bool, logf func(string, ...any)) []error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		if tb.Failed() {
+		if failed {
 			if l := d.Lab(); l != nil {
 				for _, n := range l.Nodes {
-					tb.Logf("%s agent.log (tail):\n%s", n.Name, d.AgentLog(ctx, n.Name, 25))
+					logf("%s agent.log (tail):\n%s", n.Name, d.AgentLog(ctx, n.Name, 25))
 				}
 			}
 		}
+		var errs []error
 		start := time.Now()
 		if err := d.Down(ctx); err != nil {
-			tb.Errorf("vagrant down: %v", err)
+			errs = append(errs, fmt.Errorf("vagrant down: %w", err))
 		}
-		tb.Logf("vagrant down in %s", time.Since(start).Round(time.Millisecond))
+		logf("vagrant down in %s", time.Since(start).Round(time.Millisecond))
 		if out, err := dockerOut(ctx, "ps", "-aq", "--filter", "name=^"+prefix); err != nil || out != "" {
-			tb.Errorf("vagrant down left containers %q (%v)", out, err)
+			errs = append(errs, fmt.Errorf("vagrant down left containers %q (%v)", out, err))
 		}
 		if out, err := dockerOut(ctx, "network", "ls", "-q", "--filter", "name=vagrant_network_"+net+"."); err != nil || out != "" {
-			tb.Errorf("vagrant down left networks %q (%v)", out, err)
+			errs = append(errs, fmt.Errorf("vagrant down left networks %q (%v)", out, err))
 		}
-	})
-	return d
+		os.RemoveAll(state)
+		return errs
+	}
 }
+
+var _ scenarios.Driver = (*vagrant.Driver)(nil)
 
 func dockerOut(ctx context.Context, args ...string) (string, error) {
-	out, err := execOut(ctx, "docker", args...)
-	return strings.TrimSpace(out), err
-}
-
-// execOut runs a command and returns its standard output.
-func execOut(ctx context.Context, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, "docker", args...)
 	out, err := cmd.Output()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		err = fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, ee.Stderr)
 	}
-	return string(out), nil
+	return strings.TrimSpace(string(out)), err
 }

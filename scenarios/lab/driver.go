@@ -24,7 +24,10 @@ type Driver struct {
 	st *State
 }
 
-var _ scenarios.Driver = (*Driver)(nil)
+var (
+	_ scenarios.Driver   = (*Driver)(nil)
+	_ scenarios.Degrader = (*Driver)(nil)
+)
 
 // NewDriver returns a driver that builds its lab in dir with namespace
 // prefix prefix, running agents from binary.

@@ -157,8 +157,6 @@ func (p *pipeLab) pingOK(timeout time.Duration, from, to string, extra ...string
 }
 
 // pingFails checks that pings from a VM get no answer (harness.Env.PingFails).
-//
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func (p *pipeLab) pingFails(timeout time.Duration, attempts int, from, to string, extra ...string) {
 	p.tb.Helper()
 	p.e().PingFails(timeout, attempts, from, to, extra...)
@@ -166,15 +164,11 @@ func (p *pipeLab) pingFails(timeout time.Duration, attempts int, from, to string
 
 // tcpConnect opens (and closes) a TCP connection from a VM to ip:port,
 // giving up after wait seconds.
-//
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func (p *pipeLab) tcpConnect(from, ip string, port, wait int) error {
 	return p.env.TCPConnect(from, ip, port, wait)
 }
 
 // tcpOK polls a TCP connect from a VM until it succeeds.
-//
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func (p *pipeLab) tcpOK(timeout time.Duration, from, ip string, port int) {
 	p.tb.Helper()
 	p.e().TCPOK(timeout, from, ip, port)
@@ -182,16 +176,12 @@ func (p *pipeLab) tcpOK(timeout time.Duration, from, ip string, port int) {
 
 // tcpDenied checks that TCP connects from a VM to ip:port fail, attempts
 // times in a row.
-//
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func (p *pipeLab) tcpDenied(attempts int, from, ip string, port int) {
 	p.tb.Helper()
 	p.e().TCPDenied(attempts, from, ip, port)
 }
 
 // listen starts a TCP listener in a VM (harness.Env.Listen).
-//
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func (p *pipeLab) listen(vmName string, port int) *bgProc {
 	p.tb.Helper()
 	return &bgProc{p.e().Listen(vmName, port)}
@@ -245,14 +235,9 @@ func poll(tb testing.TB, timeout time.Duration, what string, cond func() error) 
 }
 
 // packetLoss is ping's summary line ("1 packets transmitted, 0 received").
-//
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func packetLoss(out string) string { return harness.PacketLoss(out) }
 
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func lastLine(s string) string { return harness.LastLine(s) }
 
 // matching returns the lines that contain every one of subs.
-//
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func matching(lines []string, subs ...string) []string { return harness.Matching(lines, subs...) }

@@ -30,8 +30,6 @@ func mentioning(fs []ofFlow, s string) []ofFlow { return harness.Mentioning(fs, 
 func flowTexts(fs []ofFlow) string { return harness.FlowTexts(fs) }
 
 // ofport returns the OpenFlow port number of a VM's interface on its chassis.
-//
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func (p *pipeLab) ofport(vmName string) (int, error) {
 	v, ok := p.env.VM(vmName)
 	if !ok {
@@ -41,8 +39,6 @@ func (p *pipeLab) ofport(vmName string) (int, error) {
 }
 
 // trace runs ofproto/trace on a chassis (harness.Env.Trace).
-//
-//lint:ignore U1000 a helper of the lab's data-path tests, kept for the tests other work adds
 func (p *pipeLab) trace(chassis, flow string) (actions, full string, err error) {
 	return p.env.Trace(chassis, flow)
 }

@@ -138,6 +138,9 @@ func (d *Driver) Up(ctx context.Context, t scenarios.Topology) (*scenarios.Lab, 
 	if t.Servers < 1 || t.Servers > 9 || t.Chassis > 89 || t.Gateways > 49 || t.ExternalChassis > t.Chassis {
 		return nil, fmt.Errorf("vagrant: topology %+v: want 1-9 servers, at most 89 chassis and 49 gateways", t)
 	}
+	if err := Available(ctx); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(d.o.Binary); err != nil {
 		return nil, fmt.Errorf("vagrant: binary: %w", err)
 	}
