@@ -9,6 +9,8 @@ PKGS      := ./...
 TEST_TIMEOUT ?= 25m
 BENCH     ?= .
 BENCHTIME ?= 1s
+# Benchmarks of ./scenarios that make bench runs on Vagrant too.
+VAGRANT_BENCH ?= GatewayFailover|LeaderKill|OVSRestart
 
 .PHONY: all build test lint tidy-check bench nemesis deps demo demo-stop clean \
 	vagrant-deps docker vagrant-image vagrant-up vagrant-test vagrant-down
@@ -53,6 +55,8 @@ nemesis:
 # (the Vagrant cluster's among them: it needs dockerd and the base image).
 bench: deps vagrant-image
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count=1 -timeout 30m $(PKGS) | tee bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
+	@echo "# the failover scenarios' benchmarks again, on the Vagrant cluster:"
+	NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test -run '^$$' -bench '$(VAGRANT_BENCH)' -benchtime $(BENCHTIME) -count=1 -timeout 30m ./scenarios | tee -a bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
 
 demo: deps build
 	scenarios/demo/cluster.sh

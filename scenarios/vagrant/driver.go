@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,13 +45,13 @@ const (
 	outsideName = "outside"
 	physnet     = "external"
 	extBridge   = "br-ex"
+	vlanPhysnet = "external-vlan"
+	vlanBridge  = "br-vlan"
+	vlanMin     = 100 // the servers' --vlan-ranges external-vlan:100:199
+	vlanMax     = 199
 	httpPort    = 9696
 	scriptDir   = "/opt/neutrino/scripts"
 )
-
-// ErrVLANUnsupported is OutsideVLAN's answer: the Vagrant cluster has no
-// VLAN physical network (External.VLANPhysnet is empty).
-var ErrVLANUnsupported = errors.New("vagrant: the cluster has no VLAN physical network (external-vlan): OutsideVLAN is not supported")
 
 // Options configure a Driver.
 type Options struct {
@@ -157,12 +158,23 @@ func (d *Driver) Up(ctx context.Context, t scenarios.Topology) (*scenarios.Lab, 
 	}
 	d.o.Logger.Info("vagrant up", "took", time.Since(start).Round(time.Millisecond))
 	if l.External != nil {
-		nic, mac, err := d.outsideNIC(ctx, l.External.Gateway)
+		if err := poll(ctx, ReadyTimeout, func() (bool, string) {
+			_, err := d.Exec(ctx, outsideName, "test", "-f", "/run/neutrino/provisioned")
+			return err == nil, "outside is not provisioned yet"
+		}); err != nil {
+			return nil, fmt.Errorf("vagrant: %w", err)
+		}
+		nic, mac, err := d.outsideNIC(ctx)
+		if err != nil {
+			return nil, err
+		}
+		vnic, vmac, err := d.outsideVLANNIC(ctx)
 		if err != nil {
 			return nil, err
 		}
 		d.mu.Lock()
 		l.External.NIC, l.External.MAC = nic, mac
+		l.External.VLANNIC, l.External.VLANMAC = vnic, vmac
 		d.mu.Unlock()
 	}
 	if err := d.waitReady(ctx); err != nil {
@@ -191,7 +203,8 @@ func (d *Driver) plan(t scenarios.Topology) *scenarios.Lab {
 		add(scenarios.KindGateway, fmt.Sprintf("gateway-%d", i), 200+i)
 	}
 	x := &scenarios.External{Physnet: physnet, Bridge: extBridge, Node: outsideName,
-		CIDR: d.ip(2, 0) + "/24", Gateway: d.ip(2, 1)}
+		CIDR: d.ip(2, 0) + "/24", Gateway: d.ip(2, 1),
+		VLANPhysnet: vlanPhysnet, VLANBridge: vlanBridge, VLANMin: vlanMin, VLANMax: vlanMax}
 	for i := 1; i <= t.ExternalChassis; i++ {
 		x.Chassis = append(x.Chassis, fmt.Sprintf("chassis-%d", i))
 	}
@@ -222,7 +235,10 @@ func (d *Driver) Lab() *scenarios.Lab {
 	return &cp
 }
 
-func (d *Driver) outsideNIC(ctx context.Context, ip string) (nic, mac string, err error) {
+// outsideNIC is the outside host's NIC on the external network (it
+// carries the gateway address) and its MAC.
+func (d *Driver) outsideNIC(ctx context.Context) (nic, mac string, err error) {
+	ip := d.ip(2, 1)
 	out, err := d.Exec(ctx, outsideName, "ip", "-o", "-4", "addr", "show")
 	if err != nil {
 		return "", "", err
@@ -235,6 +251,25 @@ func (d *Driver) outsideNIC(ctx context.Context, ip string) (nic, mac string, er
 	}
 	if nic == "" {
 		return "", "", fmt.Errorf("vagrant: outside has no NIC with %s", ip)
+	}
+	out, err = d.Exec(ctx, outsideName, "cat", "/sys/class/net/"+nic+"/address")
+	return nic, strings.TrimSpace(out), err
+}
+
+// outsideVLANNIC is the outside host's trunk NIC on external-vlan (the
+// port of its bridge br-out) and its MAC.
+func (d *Driver) outsideVLANNIC(ctx context.Context) (nic, mac string, err error) {
+	out, err := d.Exec(ctx, outsideName, "ovs-vsctl", "--timeout=10", "list-ports", "br-out")
+	if err != nil {
+		return "", "", err
+	}
+	for _, p := range strings.Fields(out) {
+		if strings.HasPrefix(p, "eth") {
+			nic = p
+		}
+	}
+	if nic == "" {
+		return "", "", fmt.Errorf("vagrant: outside's br-out has no NIC: %q", out)
 	}
 	out, err = d.Exec(ctx, outsideName, "cat", "/sys/class/net/"+nic+"/address")
 	return nic, strings.TrimSpace(out), err
@@ -355,7 +390,7 @@ func Sweep(ctx context.Context, prefix, net string) error {
 			errs = append(errs, err)
 		}
 	}
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 4; i++ {
 		name := fmt.Sprintf("vagrant_network_%s.%d.0/24", net, i)
 		if _, err := docker(ctx, "network", "inspect", name); err != nil {
 			continue // not there
@@ -654,8 +689,21 @@ func (d *Driver) Heal(ctx context.Context, node string) error {
 	return d.waitAlive(ctx, node)
 }
 
-// OutsideVLAN is not supported: the cluster has no VLAN physical network.
-func (d *Driver) OutsideVLAN(context.Context, int, string) error { return ErrVLANUnsupported }
+// OutsideVLAN gives the outside host the address cidr on VLAN vid of
+// external-vlan: an internal port vlan<vid> with tag=<vid> on its bridge
+// br-out, whose trunk port is its NIC on that network (provision.sh
+// outside-vlan). Again for the same vid, the address becomes cidr.
+func (d *Driver) OutsideVLAN(ctx context.Context, vid int, cidr string) error {
+	if vid < 1 || vid > 4094 {
+		return fmt.Errorf("vagrant: VLAN id %d out of 1-4094", vid)
+	}
+	pfx, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return fmt.Errorf("vagrant: outside VLAN address: %w", err)
+	}
+	_, err = d.script(ctx, outsideName, "outside-vlan", strconv.Itoa(vid), pfx.String())
+	return err
+}
 
 // vmName is what a VM may be called: it becomes part of a namespace name.
 var vmName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}$`)

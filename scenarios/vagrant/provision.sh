@@ -14,6 +14,7 @@
 #   provision.sh underlay-up   and up again
 #   provision.sh ovs-restart   kill OVS and start it again on its database
 #   provision.sh blackhole-add|blackhole-del IP...   routes to nowhere
+#   provision.sh outside-vlan VID CIDR   the outside host's address on a VLAN
 #
 # Everything it needs comes from the environment the Vagrantfile sets:
 #   NV_NAME NV_KIND             node name; server, chassis, gateway, outside
@@ -24,6 +25,8 @@
 #   NV_EXTERNAL_IP              address Docker/libvirt gave this host's NIC
 #                               on the external network ("" if none)
 #   NV_EXTERNAL_CIDR            the external subnet (outside: its router)
+#   NV_VLAN_IP                  address given to this host's NIC on the
+#                               external-vlan network ("" if none)
 #   NV_BINARY                   the built neutrino binary to install
 # It is idempotent: a restarted container runs it again on the state its
 # disk kept (OVS database, agent data dir).
@@ -61,7 +64,7 @@ has_addr() { [ -n "$(nic_of "$1")" ]; }
 # starts the container first and connects its networks after.
 wait_nics() {
   [ "$mode" = boot ] || return 0
-  local ips=("${NV_MGMT_IP:-}" "${NV_UNDERLAY_IP:-}" "${NV_EXTERNAL_IP:-}")
+  local ips=("${NV_MGMT_IP:-}" "${NV_UNDERLAY_IP:-}" "${NV_EXTERNAL_IP:-}" "${NV_VLAN_IP:-}")
   for ip in "${ips[@]}"; do
     [ -n "$ip" ] || continue
     for _ in $(seq 1 600); do has_addr "$ip" && break; sleep 0.1; done
@@ -104,8 +107,9 @@ start_ovs() {
     # The leader manages this chassis' OVSDB over the underlay; the address
     # moves to br-phy below, so bind it before it is there.
     ensure_sysctl net.ipv4.ip_nonlocal_bind 1
-    ovsdb-server /etc/openvswitch/conf.db --remote=punix:/var/run/openvswitch/db.sock \
-      --remote="ptcp:$ovsdb_port:$NV_UNDERLAY_IP" --pidfile --detach --log-file
+    local remotes=(--remote=punix:/var/run/openvswitch/db.sock)
+    [ -n "${NV_UNDERLAY_IP:-}" ] && remotes+=(--remote="ptcp:$ovsdb_port:$NV_UNDERLAY_IP")
+    ovsdb-server /etc/openvswitch/conf.db "${remotes[@]}" --pidfile --detach --log-file
     ovs-vsctl --no-wait init
     ovs-vsctl --no-wait set Open_vSwitch . external_ids:system-id="$NV_NAME"
     # No kernel module here: userspace datapath only.
@@ -113,7 +117,7 @@ start_ovs() {
   else
     systemctl enable --now openvswitch-switch
     ovs-vsctl set Open_vSwitch . external_ids:system-id="$NV_NAME"
-    ovs-vsctl set-manager "ptcp:$ovsdb_port:$NV_UNDERLAY_IP"
+    [ -z "${NV_UNDERLAY_IP:-}" ] || ovs-vsctl set-manager "ptcp:$ovsdb_port:$NV_UNDERLAY_IP"
   fi
   wait_for ovs-vsctl --timeout=5 show
 }
@@ -155,24 +159,47 @@ drop_stale_nics() {
   done
 }
 
-# external_bridge makes br-ex, a standalone (learning) netdev bridge with
-# the external NIC as its port; the controller patches br-int to it.
-external_bridge() {
-  [ -n "${NV_EXTERNAL_IP:-}" ] || return 0
+# phys_bridge IP BRIDGE makes BRIDGE a standalone (learning) bridge with
+# the NIC that Docker/libvirt gave IP as its port: the host itself has no
+# address there. The controller patches br-int to the chassis' bridges.
+phys_bridge() {
+  [ -n "$1" ] || return 0
   local nic dp=system
   docker_mode && dp=netdev
-  nic=$(nic_of "$NV_EXTERNAL_IP")
+  nic=$(nic_of "$1")
   if [ -z "$nic" ]; then
-    nic=$(ovs-vsctl list-ports br-ex 2>/dev/null | grep -v '^patch' | head -n1 || true)
+    nic=$(ovs-vsctl list-ports "$2" 2>/dev/null | grep '^eth' | head -n1 || true)
   fi
-  [ -n "$nic" ] || die "no NIC carries $NV_EXTERNAL_IP"
+  [ -n "$nic" ] || die "no NIC carries $1"
   no_offload "$nic"
-  drop_stale_nics br-ex "$nic"
-  # The NIC is a switch port now: the host itself has no external address.
+  drop_stale_nics "$2" "$nic"
   ip addr flush dev "$nic"
   ip link set "$nic" up
-  ovs-vsctl --may-exist add-br br-ex -- set Bridge br-ex datapath_type=$dp fail_mode=standalone \
-    -- --may-exist add-port br-ex "$nic"
+  ovs-vsctl --may-exist add-br "$2" -- set Bridge "$2" datapath_type=$dp fail_mode=standalone \
+    -- --may-exist add-port "$2" "$nic"
+}
+
+# external_bridge plugs the chassis into the physical networks: br-ex
+# (external, flat) and br-vlan (external-vlan, a trunk).
+external_bridge() {
+  phys_bridge "${NV_EXTERNAL_IP:-}" br-ex
+  phys_bridge "${NV_VLAN_IP:-}" br-vlan
+}
+
+# outside_vlan VID CIDR gives the outside host CIDR on VLAN VID: an
+# internal port vlanVID with tag=VID on br-out (OVS tags what leaves on the
+# trunk NIC and untags what comes in; no 802.1Q module here). Again for
+# the same VID, the address becomes CIDR.
+outside_vlan() {
+  local vid=$1 cidr=$2 port=vlan$1
+  [[ "$vid" =~ ^[0-9]+$ ]] && [ "$vid" -ge 1 ] && [ "$vid" -le 4094 ] || die "VLAN id $vid out of 1-4094"
+  ovs-vsctl --may-exist add-port br-out "$port" -- set Port "$port" tag="$vid" \
+    -- set Interface "$port" type=internal
+  wait_for ip link show "$port"
+  no_offload "$port"
+  ip addr flush dev "$port"
+  ip addr add "$cidr" dev "$port"
+  ip link set "$port" up
 }
 
 agent_args() {
@@ -182,7 +209,7 @@ agent_args() {
     server)
       a+=(--server --bootstrap-expect "$(wc -w <<<"$NV_SERVERS")"
         --http "$NV_UNDERLAY_IP:$http_port" --http-also "$NV_MGMT_IP:$http_port"
-        --flat-networks external)
+        --flat-networks external --vlan-ranges external-vlan:100:199)
       ;;
     chassis|gateway)
       local role=compute dp=system
@@ -191,6 +218,7 @@ agent_args() {
       a+=(--http "$NV_UNDERLAY_IP:$http_port" --tunnel-ip "$NV_UNDERLAY_IP"
         --ovsdb "tcp:$NV_UNDERLAY_IP:$ovsdb_port" --chassis-roles "$role" --datapath-type "$dp")
       [ -n "${NV_EXTERNAL_IP:-}" ] && a+=(--bridge-mappings external:br-ex)
+      [ -n "${NV_VLAN_IP:-}" ] && a+=(--bridge-mappings external-vlan:br-vlan)
       ;;
   esac
   printf '%s\n' "${a[@]}"
@@ -303,6 +331,11 @@ outside() {
   [ -n "$nic" ] || die "no NIC carries $NV_EXTERNAL_IP"
   no_offload "$nic"
   ensure_sysctl net.ipv4.ip_forward 1
+  # The VLAN trunk ends on an OVS bridge of the outside host's own.
+  if [ -n "${NV_VLAN_IP:-}" ]; then
+    start_ovs
+    phys_bridge "$NV_VLAN_IP" br-out
+  fi
 }
 
 setup() {
@@ -360,8 +393,9 @@ case "$mode" in
   underlay-down) ip link set "$(underlay_nic)" down ;;
   underlay-up) ip link set "$(underlay_nic)" up ;;
   ovs-restart) ovs_restart ;;
+  outside-vlan) outside_vlan "$2" "$3" ;;
   blackhole-add) shift; blackhole add "$@" ;;
   blackhole-del) shift; blackhole del "$@" ;;
   agent-kill) agent_kill ;;
-  *) echo "usage: $0 boot|install|agent-start|agent-kill|agent-args|underlay-down|underlay-up|ovs-restart|blackhole-add|blackhole-del" >&2; exit 2 ;;
+  *) echo "usage: $0 boot|install|agent-start|agent-kill|agent-args|underlay-down|underlay-up|ovs-restart|outside-vlan|blackhole-add|blackhole-del" >&2; exit 2 ;;
 esac
