@@ -91,7 +91,7 @@ vagrant-up: build vagrant-image
 	@echo "API: http://10.213.0.11:9696 (server-1), http://10.213.0.12:9696, http://10.213.0.13:9696"
 
 # vagrant-test runs the scenario suite on its own Vagrant clusters
-# (containers nvt-N-*, networks 10.(214+N).0-2.0/24), beside a vagrant-up one.
+# (containers nvt-*, networks in 10.214-10.243), beside a vagrant-up one.
 vagrant-test: vagrant-image
 	NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) -run '$(VAGRANT_SCENARIOS)' ./scenarios
 

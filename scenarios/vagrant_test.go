@@ -16,10 +16,12 @@ import (
 )
 
 // Every Vagrant cluster of the scenarios gets names and networks of its
-// own, nvt-N-* on 10.(214+N).0-2.0/24 for the Nth cluster of the run (a
-// shared lab stays up while other tests bring theirs up), away from a
-// cluster of `make vagrant-up` (nv-*, 10.213.*), which can stay up beside
-// them. NEUTRINO_VAGRANT_TEST_PREFIX changes "nvt-".
+// own: nvt-PID-N-* for the Nth cluster of test process PID, on the first
+// 10.X.0-3.0/24 (X in 214-243) that no Docker network uses (a shared lab
+// stays up while other tests bring theirs up, and another test process
+// may run beside), away from a cluster of `make vagrant-up` (nv-*,
+// 10.213.*), which can stay up beside them. NEUTRINO_VAGRANT_TEST_PREFIX
+// changes "nvt-".
 const vagrantPrefixEnv = "NEUTRINO_VAGRANT_TEST_PREFIX"
 
 // vagrantDriver is the Vagrantfile's cluster on the docker provider (Up
@@ -38,20 +40,24 @@ func vagrantDriver() (d *vagrant.Driver, teardown func(failed bool, logf func(st
 	if err != nil {
 		return fail(err)
 	}
-	seq := int(labSeq.Add(1))
 	prefix := os.Getenv(vagrantPrefixEnv)
 	if prefix == "" {
 		prefix = "nvt-"
 	}
-	prefix += strconv.Itoa(seq) + "-"
-	net := fmt.Sprintf("10.%d", 214+seq%30)
-	d = vagrant.NewDriver(vagrant.Options{Root: root, StateDir: state, Binary: binary, Prefix: prefix, Net: net})
-	// A run killed before its cleanup leaves its containers behind.
+	prefix += fmt.Sprintf("%d-%d-", os.Getpid(), labSeq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := vagrant.Sweep(ctx, prefix, net); err != nil && vagrant.Available(ctx) == nil {
-		return fail(fmt.Errorf("remove a previous run's cluster %s: %w", prefix, err))
+	net := ""
+	for x := 214; x <= 243 && net == ""; x++ {
+		// A taken subnet, also a crashed run's (make vagrant-down sweeps those).
+		if _, err := dockerOut(ctx, "network", "inspect", fmt.Sprintf("vagrant_network_10.%d.0.0/24", x)); err != nil {
+			net = "10." + strconv.Itoa(x)
+		}
 	}
+	if net == "" {
+		return fail(errors.New("vagrant: 10.214-10.243 are all taken by Docker networks (make vagrant-down removes a crashed run's)"))
+	}
+	d = vagrant.NewDriver(vagrant.Options{Root: root, StateDir: state, Binary: binary, Prefix: prefix, Net: net})
 	return d, func(failed bool, logf func(string, ...any)) []error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
