@@ -68,15 +68,18 @@ func TestAgentFlags(t *testing.T) {
 	got := run("NV_NAME=server-2", "NV_KIND=server", "NV_UNDERLAY_IP=10.0.1.12", "NV_MGMT_IP=10.0.0.12", servers)
 	want := "agent --node server-2 --data-dir /var/lib/neutrino --bind 10.0.1.12:7301 " +
 		"--join 10.0.1.11:7301 --join 10.0.1.12:7301 --join 10.0.1.13:7301 " +
-		"--server --bootstrap-expect 3 --http 10.0.1.12:9696 --http-also 10.0.0.12:9696 --flat-networks external"
+		"--server --bootstrap-expect 3 --http 10.0.1.12:9696 --http-also 10.0.0.12:9696 " +
+		"--flat-networks external --vlan-ranges external-vlan:100:199"
 	if got != want {
 		t.Errorf("server:\n got %s\nwant %s", got, want)
 	}
-	got = run("NV_NAME=gateway-1", "NV_KIND=gateway", "NV_UNDERLAY_IP=10.0.1.201", "NV_EXTERNAL_IP=10.0.2.201", servers)
+	got = run("NV_NAME=gateway-1", "NV_KIND=gateway", "NV_UNDERLAY_IP=10.0.1.201", "NV_EXTERNAL_IP=10.0.2.201",
+		"NV_VLAN_IP=10.0.3.201", servers)
 	want = "agent --node gateway-1 --data-dir /var/lib/neutrino --bind 10.0.1.201:7301 " +
 		"--join 10.0.1.11:7301 --join 10.0.1.12:7301 --join 10.0.1.13:7301 " +
 		"--http 10.0.1.201:9696 --tunnel-ip 10.0.1.201 --ovsdb tcp:10.0.1.201:6640 " +
-		"--chassis-roles gateway --datapath-type system --bridge-mappings external:br-ex"
+		"--chassis-roles gateway --datapath-type system --bridge-mappings external:br-ex " +
+		"--bridge-mappings external-vlan:br-vlan"
 	if got != want {
 		t.Errorf("gateway:\n got %s\nwant %s", got, want)
 	}
