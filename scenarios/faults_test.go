@@ -178,7 +178,7 @@ func (f *faultLab) isolatedLeaderFenced(t *testing.T) {
 	// the cluster stays behind (it applies nothing).
 	// Through the new leader: the isolated one may be the first server,
 	// the admin client's.
-	v := f.NewVM(harness.NetworkClient(f.Node(leader).API, ""), "fenced", f.Chassis[1], f.netID, f.sg)
+	v := f.NewVM(harness.NetworkClient(f.API(leader), ""), "fenced", f.Chassis[1], f.netID, f.sg)
 	f.PingOK(harness.FirstPacket, f.a.Name, v.IP)
 	f.WaitRound(term, 30*time.Second)
 	fenced := f.programmed(true)
@@ -267,7 +267,7 @@ func (f *faultLab) restartOVS(chassis string) (resumed, flowsBack time.Duration)
 func (f *faultLab) rollingRestart(t *testing.T) {
 	s := f.StartStream(f.a.Name+" -> "+f.b.IP, f.a.Name, f.b.IP)
 	at := time.Now()
-	w := harness.StartWrites(t, fmt.Sprintf("rolling-%d", time.Now().UnixNano()), f.APIs(), 4)
+	w := harness.StartWrites(t, fmt.Sprintf("rolling-%d", time.Now().UnixNano()), f.APIs, 4)
 	for _, srv := range f.Servers() {
 		before := w.Acks()
 		w.Avoid(srv)
@@ -278,7 +278,7 @@ func (f *faultLab) rollingRestart(t *testing.T) {
 		w.WaitAcks(t, before, 5, 60*time.Second, "writes acknowledged while "+srv+" restarted")
 	}
 	leader, _ := f.LeaderOf(f.Servers(), 60*time.Second)
-	w.Check(t, f.Node(leader).API)
+	w.Check(t, f.API(leader))
 	f.WaitReplies(s, 20, 30*time.Second)
 	s.Proc.Stop()
 	f.noLoss(s, at, "rolling restart")

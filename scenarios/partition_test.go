@@ -128,7 +128,7 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 	rest := harness.Without(all, old)
 	// The leader's session holds every chassis before the cut.
 	pl.WaitRoles(old, rest[0], true, 30*time.Second)
-	oldAPI := pl.Node(old).API
+	oldAPI := pl.API(old)
 	stream := pl.StartStream(pl.a.Name+" -> "+pl.b.IP, pl.a.Name, pl.b.IP)
 
 	cutAt := time.Now()
@@ -190,7 +190,7 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 	pl.WaitRoles(leader, old, reachesChassis, 30*time.Second)
 	// A port created on the majority and its VM plugged: the new leader
 	// binds it and programs both chassis while the old one is cut off.
-	ep := pl.Node(leader).API
+	ep := pl.API(leader)
 	res := pl.MustCall(http.StatusCreated, "POST", ep+"/v2.0/ports?wait=realized", nil,
 		map[string]any{"port": map[string]any{"network_id": pl.netID, "name": "during-" + how,
 			"security_groups": []string{pl.sg}}})
@@ -234,7 +234,7 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 // exists, with the id it was acknowledged with, and no name exists twice.
 func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 	all := pl.Servers()
-	w := harness.StartWrites(t, "nem", pl.APIs(), 4)
+	w := harness.StartWrites(t, "nem", pl.APIs, 4)
 	degrader, lossy := pl.D.(scenarios.Degrader)
 	start := time.Now()
 	for i := range rounds {
@@ -284,7 +284,7 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 	w.Stop()
 	t.Logf("nemesis: %d faults in %s", rounds, time.Since(start).Round(time.Millisecond))
 	leader, _ := pl.LeaderOf(all, 60*time.Second)
-	w.Check(t, pl.Node(leader).API)
+	w.Check(t, pl.API(leader))
 }
 
 // BenchmarkLeaderPartition measures write unavailability after the leader
@@ -320,7 +320,7 @@ func unavailability(e *harness.Env, servers []string, cut func()) time.Duration 
 	defer client.CloseIdleConnections()
 	apis := make([]string, len(servers))
 	for i, s := range servers {
-		apis[i] = e.Node(s).API
+		apis[i] = e.API(s)
 	}
 	var (
 		mu    sync.Mutex

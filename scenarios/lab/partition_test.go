@@ -83,7 +83,7 @@ func (pl *pipeLab) degraded(t *testing.T) {
 	defer cancel()
 	t.Cleanup(func() { pl.heal(follower) })
 	writes := func(what string) {
-		ep := pl.env.Node(follower).API
+		ep := pl.env.API(follower)
 		for i := range 10 {
 			pl.mustCall(http.StatusCreated, "POST", ep+"/v2.0/networks", nil,
 				map[string]any{"network": map[string]any{"name": fmt.Sprintf("%s-%d", what, i)}})
