@@ -10,7 +10,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
-	"neutrino/scenarios"
 	"neutrino/scenarios/harness"
 )
 
@@ -19,10 +18,8 @@ import (
 // router on the external physnet, reachable only through the chassis
 // that map it; Lab.External names it and its addresses).
 
-// externalTopo: chassis-1 maps the external physnets (it does its VMs'
-// floating IPs itself), chassis-2 does not (its VMs' floating IPs are
-// served by the router's gateway chassis); two gateways.
-var externalTopo = scenarios.Topology{Servers: 3, Chassis: 2, Gateways: 2, ExternalChassis: 1}
+// externalTopo is the lab of the way out (harness.ExternalTopology).
+var externalTopo = harness.ExternalTopology
 
 // The VLAN of the external VLAN network and the outside node's address on
 // it (Driver.OutsideVLAN).

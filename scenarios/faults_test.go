@@ -12,7 +12,6 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
-	"neutrino/scenarios"
 	"neutrino/scenarios/harness"
 )
 
@@ -27,7 +26,7 @@ import (
 
 // faultTopo: three servers (a majority of two survives one fault) and two
 // chassis, so traffic crosses a tunnel.
-var faultTopo = scenarios.Topology{Servers: 3, Chassis: 2}
+var faultTopo = harness.PartitionTopology
 
 // faultLab is a network with a VM on each chassis that ping each other.
 type faultLab struct {
@@ -47,8 +46,7 @@ func upFaultLab(tb testing.TB) *faultLab {
 }
 
 func (f *faultLab) newVM(name, chassis string) harness.VM {
-	port := f.Port(f.Admin, ports.CreateOpts{NetworkID: f.netID, Name: name, SecurityGroups: &[]string{f.sg}})
-	return f.Plug(name, chassis, port)
+	return f.NewVM(f.Admin, name, chassis, f.netID, f.sg)
 }
 
 func (f *faultLab) sub(t *testing.T) *faultLab {
@@ -123,21 +121,15 @@ func (f *faultLab) serverReady(server string) {
 	})
 }
 
-// killAgent kills a server's agent; restart starts it again (in t's cleanup too, should
-// the scenario stop before it does) and waits until it is ready.
-func (f *faultLab) killAgent(t testing.TB, node string) (restart func()) {
-	f.NodeOp("kill agent of", node, f.D.KillAgent)
-	done := false
-	restart = func() {
-		if done {
-			return
-		}
-		done = true
-		f.NodeOp("start agent of", node, f.D.StartAgent)
+// killAgent kills a server's agent; restart starts it again and waits
+// until it is ready (the test's end starts it, should the scenario stop
+// before).
+func (f *faultLab) killAgent(node string) (restart func()) {
+	start := f.Fault("kill agent of", node, f.D.KillAgent, "start agent of", f.D.StartAgent)
+	return func() {
+		start()
 		f.serverReady(node)
 	}
-	t.Cleanup(restart)
-	return restart
 }
 
 // leaderKill: SIGKILL of the leader under a continuous ping between the
@@ -151,7 +143,7 @@ func (f *faultLab) leaderKill(t *testing.T) {
 	before := f.programmed(false)
 	s := f.StartStream(f.a.Name+" -> "+f.b.IP, f.a.Name, f.b.IP)
 	at := time.Now()
-	restart := f.killAgent(t, old)
+	restart := f.killAgent(old)
 	rest := harness.Without(all, old)
 	leader, term := f.LeaderOf(rest, 60*time.Second)
 	t.Logf("%s leads term %d, %s after %s (term %d) was killed", leader, term, time.Since(at).Round(time.Millisecond), old, oldTerm)
@@ -175,13 +167,7 @@ func (f *faultLab) isolatedLeaderFenced(t *testing.T) {
 	all := f.Servers()
 	old, oldTerm := f.LeaderOf(all, 60*time.Second)
 	f.WaitRoles(old, harness.Without(all, old)[0], true, 60*time.Second)
-	healed := false
-	f.NodeOp("isolate", old, f.D.Isolate)
-	t.Cleanup(func() {
-		if !healed {
-			f.NodeOp("heal", old, f.D.Heal)
-		}
-	})
+	heal := f.Fault("isolate", old, f.D.Isolate, "heal", f.D.Heal)
 	leader, term := f.LeaderOf(harness.Without(all, old), 60*time.Second)
 	if term <= oldTerm {
 		t.Fatalf("new leader's term %d is not above the old leader's %d: its generation id would be stale", term, oldTerm)
@@ -190,7 +176,9 @@ func (f *faultLab) isolatedLeaderFenced(t *testing.T) {
 	f.WaitRound(term, 60*time.Second)
 	// The new leader's write reaches the switches; the old one's view of
 	// the cluster stays behind (it applies nothing).
-	v := f.newVM("fenced", f.Chassis[1])
+	// Through the new leader: the isolated one may be the first server,
+	// the admin client's.
+	v := f.NewVM(harness.NetworkClient(f.API(leader), ""), "fenced", f.Chassis[1], f.netID, f.sg)
 	f.PingOK(harness.FirstPacket, f.a.Name, v.IP)
 	f.WaitRound(term, 30*time.Second)
 	fenced := f.programmed(true)
@@ -200,8 +188,7 @@ func (f *faultLab) isolatedLeaderFenced(t *testing.T) {
 	s := f.StartStream(f.a.Name+" -> "+v.IP, f.a.Name, v.IP)
 	f.WaitReplies(s, 40, 30*time.Second)
 	f.sameFlows("while "+old+" is isolated", fenced, f.programmed(true))
-	f.NodeOp("heal", old, f.D.Heal)
-	healed = true
+	heal()
 	now, nowTerm := f.LeaderOf(all, 60*time.Second)
 	if now != leader {
 		t.Logf("after the heal %s leads term %d (was %s)", now, nowTerm, leader)
@@ -280,47 +267,39 @@ func (f *faultLab) restartOVS(chassis string) (resumed, flowsBack time.Duration)
 func (f *faultLab) rollingRestart(t *testing.T) {
 	s := f.StartStream(f.a.Name+" -> "+f.b.IP, f.a.Name, f.b.IP)
 	at := time.Now()
-	w := harness.StartWrites(t, fmt.Sprintf("rolling-%d", time.Now().UnixNano()), f.APIs(), 4)
+	w := harness.StartWrites(t, fmt.Sprintf("rolling-%d", time.Now().UnixNano()), f.APIs, 4)
 	for _, srv := range f.Servers() {
 		before := w.Acks()
 		w.Avoid(srv)
-		restart := f.killAgent(t, srv)
+		restart := f.killAgent(srv)
 		restart()
 		w.Avoid("")
 		// Writes go on through the restart: some acknowledged after it.
 		w.WaitAcks(t, before, 5, 60*time.Second, "writes acknowledged while "+srv+" restarted")
 	}
 	leader, _ := f.LeaderOf(f.Servers(), 60*time.Second)
-	w.Check(t, f.Node(leader).API)
+	w.Check(t, f.API(leader))
 	f.WaitReplies(s, 20, 30*time.Second)
 	s.Proc.Stop()
 	f.noLoss(s, at, "rolling restart")
 }
 
-// portStatus reads a port's status from the API.
-func (f *faultLab) portStatus(id string) (string, error) {
-	r, err := harness.Call("GET", f.D.Endpoint()+"/v2.0/ports/"+id, nil, nil)
-	if err != nil {
-		return "", err
-	}
-	var body struct {
-		Port struct{ Status string } `json:"port"`
-	}
-	if r.Status != http.StatusOK {
-		return "", fmt.Errorf("GET port %s: %d %s", id, r.Status, r.Body)
-	}
-	return body.Port.Status, json.Unmarshal(r.Body, &body)
-}
-
+// waitPortStatus waits until the API says a port's status is want.
 func (f *faultLab) waitPortStatus(id, want string, timeout time.Duration) {
 	f.TB.Helper()
 	harness.Poll(f.TB, timeout, "port "+id+" "+want, func() error {
-		got, err := f.portStatus(id)
+		r, err := harness.Call("GET", f.D.Endpoint()+"/v2.0/ports/"+id, nil, nil)
 		if err != nil {
 			return err
 		}
-		if got != want {
-			return fmt.Errorf("status %s", got)
+		var body struct {
+			Port struct{ Status string } `json:"port"`
+		}
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &body) != nil {
+			return fmt.Errorf("GET port: %d %s", r.Status, r.Body)
+		}
+		if body.Port.Status != want {
+			return fmt.Errorf("status %s", body.Port.Status)
 		}
 		return nil
 	})
@@ -332,18 +311,11 @@ func (f *faultLab) waitPortStatus(id, want string, timeout time.Duration) {
 func (f *faultLab) chassisReboot(t *testing.T) {
 	ch := f.b.Chassis
 	f.waitPortStatus(f.b.PortID, "ACTIVE", 30*time.Second)
-	f.NodeOp("kill", ch, f.D.KillNode)
-	revived := false
-	t.Cleanup(func() {
-		if !revived {
-			f.NodeOp("revive", ch, f.D.ReviveNode)
-		}
-	})
+	revive := f.Fault("kill", ch, f.D.KillNode, "revive", f.D.ReviveNode)
 	at := time.Now()
 	f.waitPortStatus(f.b.PortID, "DOWN", 60*time.Second)
 	t.Logf("port of %s DOWN %s after %s died", f.b.Name, time.Since(at).Round(time.Millisecond), ch)
-	f.NodeOp("revive", ch, f.D.ReviveNode)
-	revived = true
+	revive()
 	at = time.Now()
 	f.waitPortStatus(f.b.PortID, "ACTIVE", 60*time.Second)
 	t.Logf("port of %s ACTIVE %s after %s came back", f.b.Name, time.Since(at).Round(time.Millisecond), ch)
@@ -381,7 +353,7 @@ func BenchmarkLeaderKill(b *testing.B) {
 			all := f.Servers()
 			old, _ := f.LeaderOf(all, 60*time.Second)
 			at := time.Now()
-			restart := f.killAgent(b, old)
+			restart := f.killAgent(old)
 			_, term := f.LeaderOf(harness.Without(all, old), 60*time.Second)
 			elected = append(elected, float64(time.Since(at).Milliseconds()))
 			f.WaitRound(term, 60*time.Second)

@@ -86,22 +86,14 @@ func TestIPv6PortSecurity(t *testing.T) {
 	echo := "icmp6,dl_src=%s,dl_dst=%s,ipv6_src=%s,ipv6_dst=%s,nw_ttl=64,icmpv6_type=128,icmpv6_code=0"
 	na := "icmp6,dl_src=%s,dl_dst=%s,ipv6_src=%s,ipv6_dst=%s,nw_ttl=255,icmpv6_type=136,icmpv6_code=0,nd_target=%s,nd_tll=%s"
 	ns := "icmp6,dl_src=%s,dl_dst=33:33:ff:00:00:01,ipv6_src=%s,ipv6_dst=ff02::1:ff00:1,nw_ttl=255,icmpv6_type=135,icmpv6_code=0,nd_target=%s,nd_sll=%s"
-	for _, tc := range []struct {
-		what, flow string
-		drop       bool
-	}{
-		{"genuine ICMPv6 echo", fmt.Sprintf(echo, a.MAC, b.MAC, a.ip6, b.ip6), false},
-		{"ICMPv6 echo from a spoofed IPv6 source", fmt.Sprintf(echo, a.MAC, b.MAC, spoof6, b.ip6), true},
-		{"ICMPv6 echo from a spoofed MAC", fmt.Sprintf(echo, spoofMAC, b.MAC, a.ip6, b.ip6), true},
-		{"genuine NA", fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, a.ip6, a.MAC), false},
-		{"NA claiming another address", fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, spoof6, a.MAC), true},
-		{"NA claiming another MAC", fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, a.ip6, spoofMAC), true},
-		{"NS answered by the responder", fmt.Sprintf(ns, a.MAC, a.ip6, b.ip6, a.MAC), false},
-		{"NS with a spoofed source link-layer address", fmt.Sprintf(ns, a.MAC, a.ip6, b.ip6, spoofMAC), true},
-	} {
-		actions, full := p.TraceVM(a.Name, tc.flow)
-		if harness.Dropped(actions) != tc.drop {
-			t.Errorf("ofproto/trace of %s from %s: datapath actions %q, want drop=%v; trace:\n%s", tc.what, a.Name, actions, tc.drop, full)
-		}
-	}
+	p.ExpectTraces(a.Name, []harness.TraceCase{
+		{What: "genuine ICMPv6 echo", Flow: fmt.Sprintf(echo, a.MAC, b.MAC, a.ip6, b.ip6), Drop: false},
+		{What: "ICMPv6 echo from a spoofed IPv6 source", Flow: fmt.Sprintf(echo, a.MAC, b.MAC, spoof6, b.ip6), Drop: true},
+		{What: "ICMPv6 echo from a spoofed MAC", Flow: fmt.Sprintf(echo, spoofMAC, b.MAC, a.ip6, b.ip6), Drop: true},
+		{What: "genuine NA", Flow: fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, a.ip6, a.MAC), Drop: false},
+		{What: "NA claiming another address", Flow: fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, spoof6, a.MAC), Drop: true},
+		{What: "NA claiming another MAC", Flow: fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, a.ip6, spoofMAC), Drop: true},
+		{What: "NS answered by the responder", Flow: fmt.Sprintf(ns, a.MAC, a.ip6, b.ip6, a.MAC), Drop: false},
+		{What: "NS with a spoofed source link-layer address", Flow: fmt.Sprintf(ns, a.MAC, a.ip6, b.ip6, spoofMAC), Drop: true},
+	})
 }

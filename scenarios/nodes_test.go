@@ -80,21 +80,14 @@ func TestNodeFailures(t *testing.T) {
 		}
 		before := len(harness.Ours(fs))
 		start := time.Now()
-		e.NodeOp("kill", node, e.D.KillNode)
-		revived := false
-		t.Cleanup(func() {
-			if !revived {
-				e.NodeOp("revive", node, e.D.ReviveNode)
-			}
-		})
+		revive := e.Fault("kill", node, e.D.KillNode, "revive", e.D.ReviveNode)
 		waitMember(t, c, node, "dead")
 		t.Logf("kill -> dead in gossip: %s", time.Since(start).Round(time.Millisecond))
 		waitChassisUp(t, c, node, false)
 		t.Logf("kill -> chassis down: %s", time.Since(start).Round(time.Millisecond))
 
 		start = time.Now()
-		e.NodeOp("revive", node, e.D.ReviveNode)
-		revived = true
+		revive()
 		waitMember(t, c, node, "alive")
 		waitChassisUp(t, c, node, true)
 		t.Logf("revive -> chassis up: %s", time.Since(start).Round(time.Millisecond))
@@ -123,18 +116,11 @@ func TestNodeFailures(t *testing.T) {
 		e := e.Sub(t)
 		node := e.Chassis[0]
 		start := time.Now()
-		e.NodeOp("partition", node, e.D.Partition)
-		healed := false
-		t.Cleanup(func() {
-			if !healed {
-				e.NodeOp("heal", node, e.D.Heal)
-			}
-		})
+		heal := e.Fault("partition", node, e.D.Partition, "heal", e.D.Heal)
 		waitMember(t, c, node, "dead")
 		t.Logf("partition -> dead in gossip: %s", time.Since(start).Round(time.Millisecond))
 		start = time.Now()
-		e.NodeOp("heal", node, e.D.Heal)
-		healed = true
+		heal()
 		waitMember(t, c, node, "alive")
 		t.Logf("heal -> alive in gossip: %s", time.Since(start).Round(time.Millisecond))
 	})

@@ -24,10 +24,9 @@ import (
 // acknowledged while servers are cut off and healed are all there
 // afterwards, once each.
 
-// partitionTopo is three servers and two chassis: a majority of two, and a
-// data path between VMs on two chassis that a server partition must not
-// disturb.
-var partitionTopo = scenarios.Topology{Servers: 3, Chassis: 2}
+// partitionTopo is the lab of the partition scenarios
+// (harness.PartitionTopology).
+var partitionTopo = harness.PartitionTopology
 
 // envPartitionRounds raises the nemesis' number of faults (default
 // defaultPartitionRounds, which keeps the suite within its budget).
@@ -59,9 +58,7 @@ func upPartitionLab(tb testing.TB) *partitionLab {
 // newVM creates a port on the lab's network and plugs a VM for it.
 func (pl *partitionLab) newVM(chassis string) harness.VM {
 	*pl.vms++
-	name := fmt.Sprintf("pv%d", *pl.vms)
-	port := pl.Port(pl.Admin, ports.CreateOpts{NetworkID: pl.netID, Name: name, SecurityGroups: &[]string{pl.sg}})
-	return pl.Plug(name, chassis, port)
+	return pl.NewVM(pl.Admin, fmt.Sprintf("pv%d", *pl.vms), chassis, pl.netID, pl.sg)
 }
 
 func (pl *partitionLab) sub(t *testing.T) *partitionLab {
@@ -70,17 +67,15 @@ func (pl *partitionLab) sub(t *testing.T) *partitionLab {
 	return &cp
 }
 
-// cut applies a fault ("isolate" or "partition") to a server.
-func (pl *partitionLab) cut(how, server string) {
+// cut applies a fault ("isolate" or "partition") to a server and returns
+// its heal (Env.Fault).
+func (pl *partitionLab) cut(how, server string) (heal func()) {
 	pl.TB.Helper()
-	switch how {
-	case "isolate":
-		pl.NodeOp("isolate", server, pl.D.Isolate)
-	case "partition":
-		pl.NodeOp("partition", server, pl.D.Partition)
-	default:
+	do := map[string]func(context.Context, string) error{"isolate": pl.D.Isolate, "partition": pl.D.Partition}[how]
+	if do == nil {
 		pl.TB.Fatalf("unknown fault %q", how)
 	}
+	return pl.Fault(how, server, do, "heal", pl.D.Heal)
 }
 
 // refused checks that a request to a cut-off server ends in an error
@@ -133,11 +128,11 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 	rest := harness.Without(all, old)
 	// The leader's session holds every chassis before the cut.
 	pl.WaitRoles(old, rest[0], true, 30*time.Second)
-	oldAPI := pl.Node(old).API
+	oldAPI := pl.API(old)
 	stream := pl.StartStream(pl.a.Name+" -> "+pl.b.IP, pl.a.Name, pl.b.IP)
 
 	cutAt := time.Now()
-	pl.cut(how, old)
+	heal := pl.cut(how, old)
 	// Sent within its lease, while it may still think it leads: neither
 	// may succeed (a commit and a leadership check need a quorum).
 	type answer struct {
@@ -154,12 +149,6 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 		r, err := harness.Call("POST", oldAPI+"/v2.0/networks", nil, map[string]any{"network": map[string]any{"name": "in-lease-write"}})
 		inLease <- answer{"write", r, err}
 	}()
-	healed := false
-	t.Cleanup(func() {
-		if !healed {
-			pl.NodeOp("heal", old, pl.D.Heal)
-		}
-	})
 	harness.Poll(t, 30*time.Second, old+" steps down", func() error {
 		v, err := pl.Cluster(old)
 		if err != nil {
@@ -201,7 +190,7 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 	pl.WaitRoles(leader, old, reachesChassis, 30*time.Second)
 	// A port created on the majority and its VM plugged: the new leader
 	// binds it and programs both chassis while the old one is cut off.
-	ep := pl.Node(leader).API
+	ep := pl.API(leader)
 	res := pl.MustCall(http.StatusCreated, "POST", ep+"/v2.0/ports?wait=realized", nil,
 		map[string]any{"port": map[string]any{"network_id": pl.netID, "name": "during-" + how,
 			"security_groups": []string{pl.sg}}})
@@ -220,8 +209,7 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 	pl.WaitReplies(stream, 20, 20*time.Second)
 
 	healAt := time.Now()
-	pl.NodeOp("heal", old, pl.D.Heal)
-	healed = true
+	heal()
 	if now, _ := pl.LeaderOf(all, 30*time.Second); now != leader {
 		t.Logf("after the heal %s leads (was %s)", now, leader)
 	}
@@ -246,7 +234,7 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 // exists, with the id it was acknowledged with, and no name exists twice.
 func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 	all := pl.Servers()
-	w := harness.StartWrites(t, "nem", pl.APIs(), 4)
+	w := harness.StartWrites(t, "nem", pl.APIs, 4)
 	degrader, lossy := pl.D.(scenarios.Degrader)
 	start := time.Now()
 	for i := range rounds {
@@ -259,7 +247,7 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 		before := w.Acks()
 		cutAt := time.Now()
 		w.Avoid(target)
-		pl.cut(how, target)
+		heal := pl.cut(how, target)
 		rest := harness.Without(all, target)
 		if lossy {
 			for _, o := range rest {
@@ -278,7 +266,7 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 		}
 		w.WaitAcks(t, before, 10, 60*time.Second, "writes acknowledged under the fault")
 		held := time.Since(cutAt)
-		pl.NodeOp("heal", target, pl.D.Heal)
+		heal()
 		if lossy {
 			for _, o := range rest {
 				pl.NodeOp("heal", o, pl.D.Heal)
@@ -296,7 +284,7 @@ func (pl *partitionLab) nemesis(t *testing.T, rounds int) {
 	w.Stop()
 	t.Logf("nemesis: %d faults in %s", rounds, time.Since(start).Round(time.Millisecond))
 	leader, _ := pl.LeaderOf(all, 60*time.Second)
-	w.Check(t, pl.Node(leader).API)
+	w.Check(t, pl.API(leader))
 }
 
 // BenchmarkLeaderPartition measures write unavailability after the leader
@@ -332,7 +320,7 @@ func unavailability(e *harness.Env, servers []string, cut func()) time.Duration 
 	defer client.CloseIdleConnections()
 	apis := make([]string, len(servers))
 	for i, s := range servers {
-		apis[i] = e.Node(s).API
+		apis[i] = e.API(s)
 	}
 	var (
 		mu    sync.Mutex

@@ -11,7 +11,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
-	"neutrino/scenarios"
 	"neutrino/scenarios/harness"
 )
 
@@ -21,9 +20,8 @@ import (
 // nothing, but a lab of their own keeps one test's objects from
 // another's captures and flow checks).
 
-// pipelineTopo is the lab of these scenarios: three servers (writes
-// forwarded to the leader), three chassis.
-var pipelineTopo = scenarios.Topology{Servers: 3, Chassis: 3}
+// pipelineTopo is the lab of these scenarios (harness.PipelineTopology).
+var pipelineTopo = harness.PipelineTopology
 
 // TestRoutedPing routes between two networks through a router with an
 // interface on each: VM A (net1, chassis-1) and VM B (net2, chassis-2)
@@ -231,22 +229,14 @@ func TestPortSecurity(t *testing.T) {
 
 		icmp := "icmp,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64,icmp_type=8,icmp_code=0"
 		arpReply := "arp,arp_op=2,dl_src=%s,dl_dst=%s,arp_sha=%s,arp_spa=%s,arp_tha=%s,arp_tpa=%s"
-		for _, tc := range []struct {
-			what, flow string
-			drop       bool
-		}{
-			{"genuine ICMP", fmt.Sprintf(icmp, a.MAC, b.MAC, a.IP, b.IP), false},
-			{"ICMP from a spoofed IP", fmt.Sprintf(icmp, a.MAC, b.MAC, spoofIP, b.IP), true},
-			{"ICMP from a spoofed MAC", fmt.Sprintf(icmp, spoofMAC, b.MAC, a.IP, b.IP), true},
-			{"genuine ARP reply", fmt.Sprintf(arpReply, a.MAC, b.MAC, a.MAC, a.IP, b.MAC, b.IP), false},
-			{"ARP reply claiming another IP", fmt.Sprintf(arpReply, a.MAC, b.MAC, a.MAC, spoofIP, b.MAC, b.IP), true},
-			{"ARP reply claiming another MAC", fmt.Sprintf(arpReply, a.MAC, b.MAC, spoofMAC, a.IP, b.MAC, b.IP), true},
-		} {
-			actions, full := p.TraceVM(a.Name, tc.flow)
-			if harness.Dropped(actions) != tc.drop {
-				t.Errorf("ofproto/trace of %s from %s: datapath actions %q, want drop=%v; trace:\n%s", tc.what, a.Name, actions, tc.drop, full)
-			}
-		}
+		p.ExpectTraces(a.Name, []harness.TraceCase{
+			{What: "genuine ICMP", Flow: fmt.Sprintf(icmp, a.MAC, b.MAC, a.IP, b.IP), Drop: false},
+			{What: "ICMP from a spoofed IP", Flow: fmt.Sprintf(icmp, a.MAC, b.MAC, spoofIP, b.IP), Drop: true},
+			{What: "ICMP from a spoofed MAC", Flow: fmt.Sprintf(icmp, spoofMAC, b.MAC, a.IP, b.IP), Drop: true},
+			{What: "genuine ARP reply", Flow: fmt.Sprintf(arpReply, a.MAC, b.MAC, a.MAC, a.IP, b.MAC, b.IP), Drop: false},
+			{What: "ARP reply claiming another IP", Flow: fmt.Sprintf(arpReply, a.MAC, b.MAC, a.MAC, spoofIP, b.MAC, b.IP), Drop: true},
+			{What: "ARP reply claiming another MAC", Flow: fmt.Sprintf(arpReply, a.MAC, b.MAC, spoofMAC, a.IP, b.MAC, b.IP), Drop: true},
+		})
 	})
 
 	t.Run("disabled", func(t *testing.T) {
@@ -364,11 +354,7 @@ func TestPortDeleteRemovesFlows(t *testing.T) {
 	p := sharedUp(t, pipelineTopo)
 	nc := p.Admin
 	netID, _ := p.Network(nc, "del", "10.5.0.0/24")
-	var vms []harness.VM
-	for i, ch := range p.Chassis {
-		name := fmt.Sprintf("del%d", i+1)
-		vms = append(vms, p.Plug(name, ch, p.Port(nc, ports.CreateOpts{NetworkID: netID, Name: name})))
-	}
+	vms := p.VMOnEachChassis(nc, "del", netID)
 	a, b, c := vms[0], vms[1], vms[2]
 	p.PingOK(harness.FirstPacket, a.Name, b.IP)
 	p.PingOK(harness.FirstPacket, a.Name, c.IP)

@@ -209,11 +209,7 @@ func BenchmarkRealizedPortAdd(b *testing.B) {
 	p := up(b, pipelineTopo)
 	nc := p.Admin
 	netID, _ := p.Network(nc, "bench", "10.8.0.0/16")
-	var vms []harness.VM
-	for i, ch := range p.Chassis {
-		name := fmt.Sprintf("bn%d", i+1)
-		vms = append(vms, p.Plug(name, ch, p.Port(nc, ports.CreateOpts{NetworkID: netID, Name: name})))
-	}
+	vms := p.VMOnEachChassis(nc, "bn", netID)
 	p.PingOK(harness.FirstPacket, vms[0].Name, vms[1].IP)
 	p.PingOK(harness.FirstPacket, vms[0].Name, vms[2].IP)
 	if r, err := harness.Call("GET", p.D.Endpoint()+"/v1/realization", nil, nil); err != nil || r.Status == http.StatusNotFound {

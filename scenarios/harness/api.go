@@ -86,15 +86,23 @@ type ClusterView struct {
 	} `json:"servers"`
 }
 
+// API is a server's API URL now: a driver may give a restarted server
+// another one (the lab does when its port was taken meanwhile), so it
+// comes from Driver.Endpoints, not from the Lab of Up.
+func (e *Env) API(server string) string {
+	eps := e.D.Endpoints()
+	for i, s := range e.Servers() {
+		if s == server && i < len(eps) {
+			return eps[i]
+		}
+	}
+	return ""
+}
+
 // Cluster asks one server for its Raft view.
 func (e *Env) Cluster(server string) (ClusterView, error) {
 	var v ClusterView
-	api := ""
-	for _, n := range e.Lab.Nodes {
-		if n.Name == server {
-			api = n.API
-		}
-	}
+	api := e.API(server)
 	if api == "" {
 		return v, fmt.Errorf("no server %s", server)
 	}

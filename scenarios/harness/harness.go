@@ -6,8 +6,9 @@
 package harness
 
 import (
-	"context"
 	"fmt"
+
+	"context"
 	"net/http"
 	"sync"
 	"testing"
@@ -261,3 +262,52 @@ func (e *Env) Node(name string) scenarios.Node {
 
 // String names a VM in messages.
 func (v VM) String() string { return fmt.Sprintf("%s (%s on %s)", v.Name, v.IP, v.Chassis) }
+
+// Topologies the scenarios and the lab's own tests share.
+var (
+	// PipelineTopology: three servers (writes forwarded to the leader),
+	// three chassis.
+	PipelineTopology = scenarios.Topology{Servers: 3, Chassis: 3}
+	// ExternalTopology: chassis-1 maps the external physnets (it does its
+	// VMs' floating IPs itself), chassis-2 does not (its VMs' floating IPs
+	// are served by the router's gateway chassis); two gateways.
+	ExternalTopology = scenarios.Topology{Servers: 3, Chassis: 2, Gateways: 2, ExternalChassis: 1}
+	// PartitionTopology: three servers and two chassis, a majority of two
+	// and a data path between VMs on two chassis that a server partition
+	// must not disturb.
+	PartitionTopology = scenarios.Topology{Servers: 3, Chassis: 2}
+)
+
+// Fault applies a fault to a node (NodeOp) and returns its undo, which
+// runs at most once: when the scenario calls it, else when the test ends
+// (a scenario stopped half-way leaves no node broken for the next one).
+func (e *Env) Fault(what, node string, do func(context.Context, string) error, undoWhat string, undo func(context.Context, string) error) (undoNow func()) {
+	e.TB.Helper()
+	e.NodeOp(what, node, do)
+	var once sync.Once
+	undoNow = func() { once.Do(func() { e.NodeOp(undoWhat, node, undo) }) }
+	e.TB.Cleanup(undoNow)
+	return undoNow
+}
+
+// NewVM creates a port on a network (in the security groups sgs, the
+// project's default if none) and plugs a VM named name for it on chassis.
+func (e *Env) NewVM(nc *gophercloud.ServiceClient, name, chassis, netID string, sgs ...string) VM {
+	e.TB.Helper()
+	opts := ports.CreateOpts{NetworkID: netID, Name: name}
+	if len(sgs) > 0 {
+		opts.SecurityGroups = &sgs
+	}
+	return e.Plug(name, chassis, e.Port(nc, opts))
+}
+
+// VMOnEachChassis plugs a VM on every chassis, on one network, named
+// prefix1, prefix2, ... in chassis order.
+func (e *Env) VMOnEachChassis(nc *gophercloud.ServiceClient, prefix, netID string) []VM {
+	e.TB.Helper()
+	var vms []VM
+	for i, ch := range e.Chassis {
+		vms = append(vms, e.NewVM(nc, fmt.Sprintf("%s%d", prefix, i+1), ch, netID))
+	}
+	return vms
+}

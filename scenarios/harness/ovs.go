@@ -195,6 +195,25 @@ func (e *Env) TraceVM(vmName, flow string) (actions, full string) {
 	return actions, full
 }
 
+// TraceCase is a packet traced from a VM's port and whether the pipeline
+// must drop it.
+type TraceCase struct {
+	What, Flow string
+	Drop       bool
+}
+
+// ExpectTraces traces every case from a VM's port and fails the test (not
+// at once) for each whose fate is not the one expected.
+func (e *Env) ExpectTraces(vmName string, cases []TraceCase) {
+	e.TB.Helper()
+	for _, tc := range cases {
+		actions, full := e.TraceVM(vmName, tc.Flow)
+		if Dropped(actions) != tc.Drop {
+			e.TB.Errorf("ofproto/trace of %s from %s: datapath actions %q, want drop=%v; trace:\n%s", tc.What, vmName, actions, tc.Drop, full)
+		}
+	}
+}
+
 // Dropped reports whether final datapath actions drop the packet.
 func Dropped(actions string) bool {
 	return actions == "drop" || actions == ""

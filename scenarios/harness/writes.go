@@ -24,7 +24,7 @@ import (
 type Writes struct {
 	Prefix string
 
-	apis  map[string]string // server -> API URL
+	apis  func() map[string]string // server -> API URL, asked before each write
 	cut   atomic.Value      // server the writers avoid, "" for none
 	acks  atomic.Int64
 	mu    sync.Mutex
@@ -38,9 +38,10 @@ type Writes struct {
 	stopped sync.Once
 }
 
-// StartWrites starts writers creating networks through the servers of apis
-// (server name -> API URL) until Stop or the end of the test.
-func StartWrites(tb testing.TB, prefix string, apis map[string]string, writers int) *Writes {
+// StartWrites starts writers creating networks through the servers apis
+// names (server name -> API URL, asked before each write: a restarted
+// server's URL may change) until Stop or the end of the test.
+func StartWrites(tb testing.TB, prefix string, apis func() map[string]string, writers int) *Writes {
 	w := &Writes{Prefix: prefix, apis: apis, acked: map[string]string{}, fails: map[string]int{}, first: map[string]string{}}
 	w.cut.Store("")
 	ctx, stop := context.WithCancel(context.Background())
@@ -52,13 +53,11 @@ func StartWrites(tb testing.TB, prefix string, apis map[string]string, writers i
 	return w
 }
 
-// APIs maps every server of e to its API URL.
+// APIs maps every server of e to its API URL now (Env.API).
 func (e *Env) APIs() map[string]string {
 	out := map[string]string{}
-	for _, n := range e.Lab.Nodes {
-		if n.API != "" {
-			out[n.Name] = n.API
-		}
+	for _, s := range e.Servers() {
+		out[s] = e.API(s)
 	}
 	return out
 }
@@ -96,17 +95,18 @@ func (w *Writes) writer(ctx context.Context, id int) {
 	// bound keeps a writer from idling on a stalled forward.
 	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
 	defer client.CloseIdleConnections()
-	var servers []string
-	for s := range w.apis {
-		servers = append(servers, s)
-	}
-	slices.Sort(servers)
 	for seq := 0; ctx.Err() == nil; seq++ {
+		apis := w.apis()
+		var servers []string
+		for s := range apis {
+			servers = append(servers, s)
+		}
+		slices.Sort(servers)
 		cut, _ := w.cut.Load().(string)
 		survivors := Without(servers, cut)
 		server := survivors[rand.IntN(len(survivors))]
 		name := fmt.Sprintf("%s-%d-%d", w.Prefix, id, seq)
-		status, netID, err := CreateNetwork(context.Background(), client, w.apis[server], name)
+		status, netID, err := CreateNetwork(context.Background(), client, apis[server], name)
 		w.mu.Lock()
 		w.tried++
 		class := ""

@@ -5,7 +5,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 
-	"neutrino/scenarios"
 	"neutrino/scenarios/harness"
 )
 
@@ -13,10 +12,8 @@ import (
 // lab's tests, against the lab's `outside` node (198.51.100.1 on physnet
 // `external`); TestExternal itself is a scenario (scenarios/external_test.go).
 
-// externalTopo: chassis-1 maps the external physnets (it does its VMs'
-// floating IPs itself), chassis-2 does not (its VMs' floating IPs are
-// served by the router's gateway chassis); two gateways.
-var externalTopo = scenarios.Topology{Servers: 3, Chassis: 2, Gateways: 2, ExternalChassis: 1}
+// externalTopo is the lab of the way out (harness.ExternalTopology).
+var externalTopo = harness.ExternalTopology
 
 // Addresses of the lab's outside node.
 const (

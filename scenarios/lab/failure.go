@@ -77,7 +77,14 @@ func Kill(ctx context.Context, dir, name string) error {
 	if err := s.update(func(st *State) { st.Node(name).Killed = true }); err != nil {
 		return err
 	}
-	procs := nodeProcesses(st, n)
+	if err := killDead(ctx, nodeProcesses(st, n)); err != nil {
+		return fmt.Errorf("lab: %s: %w", name, err)
+	}
+	return setLinks(ctx, nodeLinks(st, n), false)
+}
+
+// killDead SIGKILLs procs and waits (5 s at most) until none is alive.
+func killDead(ctx context.Context, procs []Process) error {
 	for _, p := range procs {
 		if err := p.kill(); err != nil {
 			return err
@@ -92,9 +99,9 @@ func Kill(ctx context.Context, dir, name string) error {
 		return true
 	}
 	if !waitUntil(ctx, 5*time.Second, gone) {
-		return fmt.Errorf("lab: processes of %s still alive after SIGKILL", name)
+		return fmt.Errorf("processes still alive after SIGKILL")
 	}
-	return setLinks(ctx, nodeLinks(st, n), false)
+	return nil
 }
 
 // Revive boots a killed node again: links up, its OVS restarted on the
@@ -154,21 +161,8 @@ func RestartOVS(ctx context.Context, dir, name string) error {
 			procs = append(procs, p)
 		}
 	}
-	for _, p := range procs {
-		if err := p.kill(); err != nil {
-			return err
-		}
-	}
-	gone := func() bool {
-		for _, p := range procs {
-			if p.alive() {
-				return false
-			}
-		}
-		return true
-	}
-	if !waitUntil(ctx, 5*time.Second, gone) {
-		return fmt.Errorf("lab: OVS of %s still alive after SIGKILL", name)
+	if err := killDead(ctx, procs); err != nil {
+		return fmt.Errorf("lab: OVS of %s: %w", name, err)
 	}
 	if err := restartOVS(ctx, s, st, n); err != nil {
 		return fmt.Errorf("lab: restart OVS of %s: %w", name, err)

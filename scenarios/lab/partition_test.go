@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
-
-	"neutrino/scenarios"
 	"neutrino/scenarios/harness"
 	"neutrino/scenarios/lab"
 )
@@ -19,10 +16,8 @@ import (
 // own degraded-link test. The partition scenarios (a cut-off leader, the
 // nemesis) run on every driver: scenarios/partition_test.go.
 
-// partitionTopo is three servers and two chassis: a majority of two, and a
-// data path between VMs on two chassis that a server partition must not
-// disturb.
-var partitionTopo = scenarios.Topology{Servers: 3, Chassis: 2}
+// partitionTopo is three servers and two chassis (harness.PartitionTopology).
+var partitionTopo = harness.PartitionTopology
 
 // clusterView is GET /v1/cluster of one server.
 type clusterView = harness.ClusterView
@@ -69,64 +64,18 @@ func (p *pipeLab) waitRound(term uint64, timeout time.Duration) {
 	p.e().WaitRound(term, timeout)
 }
 
-// partitionLab is a lab with two VMs on the two chassis on one network.
-type partitionLab struct {
-	*pipeLab
-	netID string
-	sg    string // a security group that lets everything in
-	a, b  vm
-	vms   *int // VMs plugged so far (shared by subtests' copies), for names
-}
-
-func upPartitionLab(tb testing.TB) *partitionLab {
-	p := upPipelineLab(tb, partitionTopo)
-	netID, _ := p.network(p.admin, "part", "10.31.0.0/24")
-	pl := &partitionLab{pipeLab: p, netID: netID, sg: p.openGroup(p.admin, "open"), vms: new(int)}
-	pl.a = pl.newVM(p.chassis[0])
-	pl.b = pl.newVM(p.chassis[1])
-	p.pingOK(firstPacket, pl.a.Name, pl.b.IP)
-	return pl
-}
-
-// newVM creates a port on the lab's network and plugs a VM for it.
-func (pl *partitionLab) newVM(chassis string) vm {
-	*pl.vms++
-	name := fmt.Sprintf("pv%d", *pl.vms)
-	port := pl.port(pl.admin, ports.CreateOpts{NetworkID: pl.netID, Name: name, SecurityGroups: &[]string{pl.sg}})
-	return pl.plug(name, chassis, port)
-}
-
-func (pl *partitionLab) sub(t *testing.T) *partitionLab {
-	cp := *pl
-	cp.pipeLab = pl.pipeLab.sub(t)
-	return &cp
-}
-
-// cut applies a fault ("isolate" or "partition") to a server.
-func (p *pipeLab) cut(how, server string) {
-	p.tb.Helper()
-	switch how {
-	case "isolate":
-		p.nodeOp("isolate", server, p.d.Isolate)
-	case "partition":
-		p.partition(server)
-	default:
-		p.tb.Fatalf("unknown fault %q", how)
-	}
-}
-
 // TestDegradedFollower: writes through a follower whose underlay link
 // loses packets (the lab's netem, or its iptables fallback where the
 // kernel has no netem) still succeed; so they do with delay, where the
 // kernel has netem.
 func TestDegradedFollower(t *testing.T) {
-	upPartitionLab(t).degraded(t)
+	upPipelineLab(t, partitionTopo).degraded(t)
 }
 
 // degraded adds loss to a follower's underlay link (netem, or iptables'
 // statistic match where the kernel has no netem) and checks that writes
 // through it still succeed; then delay, where the kernel has netem.
-func (pl *partitionLab) degraded(t *testing.T) {
+func (pl *pipeLab) degraded(t *testing.T) {
 	all := pl.servers()
 	leader, _ := pl.leaderOf(all, 30*time.Second)
 	follower := without(all, leader)[0]
@@ -134,7 +83,7 @@ func (pl *partitionLab) degraded(t *testing.T) {
 	defer cancel()
 	t.Cleanup(func() { pl.heal(follower) })
 	writes := func(what string) {
-		ep := pl.env.Node(follower).API
+		ep := pl.env.API(follower)
 		for i := range 10 {
 			pl.mustCall(http.StatusCreated, "POST", ep+"/v2.0/networks", nil,
 				map[string]any{"network": map[string]any{"name": fmt.Sprintf("%s-%d", what, i)}})

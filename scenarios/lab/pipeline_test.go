@@ -6,7 +6,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
 
-	"neutrino/scenarios"
 	"neutrino/scenarios/harness"
 )
 
@@ -23,9 +22,9 @@ const (
 	change      = harness.Change
 )
 
-// pipelineTopo is a lab of three servers (writes forwarded to the
-// leader) and three chassis.
-var pipelineTopo = scenarios.Topology{Servers: 3, Chassis: 3}
+// pipelineTopo is a lab of three servers and three chassis
+// (harness.PipelineTopology).
+var pipelineTopo = harness.PipelineTopology
 
 // tcpExchange sends a line over TCP from VM client to VM server (at ip)
 // and checks the server received it (harness.Env.TCPExchange).
