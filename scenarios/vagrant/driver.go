@@ -381,12 +381,13 @@ func (d *Driver) Down(ctx context.Context) error {
 // what a run killed before its cleanup needs.
 func Sweep(ctx context.Context, prefix, net string) error {
 	var errs []error
-	out, err := docker(ctx, "ps", "-aq", "--filter", "name=^"+prefix)
+	out, err := docker(ctx, "ps", "-a", "--format", "{{.Names}}", "--filter", "name=^"+prefix)
 	if err != nil {
 		return err
 	}
-	if ids := strings.Fields(out); len(ids) > 0 {
-		if _, err := docker(ctx, append([]string{"rm", "-f", "-v"}, ids...)...); err != nil {
+	names := strings.Fields(out)
+	if len(names) > 0 {
+		if _, err := docker(ctx, append([]string{"rm", "-f", "-v"}, names...)...); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -395,11 +396,32 @@ func Sweep(ctx context.Context, prefix, net string) error {
 		if _, err := docker(ctx, "network", "inspect", name); err != nil {
 			continue // not there
 		}
-		if _, err := docker(ctx, "network", "rm", name); err != nil {
+		if err := removeNetwork(ctx, name, names); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeNetwork removes a Docker network whose containers are gone. Docker
+// 20.10 sometimes keeps the endpoint of a removed container (one that was
+// killed and started again) and then refuses: "has active endpoints"; a
+// forced disconnect of the container's name drops it.
+func removeNetwork(ctx context.Context, network string, containers []string) error {
+	var last error
+	err := poll(ctx, 15*time.Second, func() (bool, string) {
+		if _, last = docker(ctx, "network", "rm", network); last == nil {
+			return true, ""
+		}
+		for _, c := range containers {
+			_, _ = docker(ctx, "network", "disconnect", "-f", network, c)
+		}
+		return false, last.Error()
+	})
+	if err != nil {
+		return fmt.Errorf("vagrant: remove network %s: %w", network, err)
+	}
+	return nil
 }
 
 // topology is the last Up's topology, or the Vagrantfile's default.
