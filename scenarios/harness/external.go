@@ -63,12 +63,19 @@ func (e *Env) GatewayRouter(nc *gophercloud.ServiceClient, name, extNet, subnet 
 	return r, r.GatewayInfo.ExternalFixedIPs[0].IPAddress
 }
 
-// FloatingIP creates a floating IP on extNet for a port and returns it.
+// FloatingIP creates a floating IP on extNet for a port and returns it
+// once every chassis realized it (X-Neutrino-Wait: realized): a check of
+// its NAT must not see the moments while its flows reach the chassis.
 func (e *Env) FloatingIP(nc *gophercloud.ServiceClient, extNet, portID string) *floatingips.FloatingIP {
 	e.TB.Helper()
 	ctx, cancel := e.Ctx()
 	defer cancel()
-	f, err := floatingips.Create(ctx, nc, floatingips.CreateOpts{FloatingNetworkID: extNet, PortID: portID}).Extract()
+	waited := *nc
+	waited.MoreHeaders = map[string]string{"X-Neutrino-Wait": "realized"}
+	for k, v := range nc.MoreHeaders {
+		waited.MoreHeaders[k] = v
+	}
+	f, err := floatingips.Create(ctx, &waited, floatingips.CreateOpts{FloatingNetworkID: extNet, PortID: portID}).Extract()
 	if err != nil {
 		e.TB.Fatalf("create floating IP for %s: %v", portID, err)
 	}

@@ -25,7 +25,7 @@ type Writes struct {
 	Prefix string
 
 	apis  func() map[string]string // server -> API URL, asked before each write
-	cut   atomic.Value      // server the writers avoid, "" for none
+	cut   atomic.Value             // server the writers avoid, "" for none
 	acks  atomic.Int64
 	mu    sync.Mutex
 	acked map[string]string // name -> id of every 201
