@@ -49,8 +49,14 @@ func vagrantDriver() (d *vagrant.Driver, teardown func(failed bool, logf func(st
 	defer cancel()
 	net := ""
 	for x := 214; x <= 243 && net == ""; x++ {
-		// A taken subnet, also a crashed run's (make vagrant-down sweeps those).
-		if _, err := dockerOut(ctx, "network", "inspect", fmt.Sprintf("vagrant_network_10.%d.0.0/24", x)); err != nil {
+		// Taken if a network of it is left, also a crashed run's (make
+		// vagrant-down sweeps those).
+		free := true
+		for i := 0; i < 4 && free; i++ {
+			_, err := dockerOut(ctx, "network", "inspect", fmt.Sprintf("vagrant_network_10.%d.%d.0/24", x, i))
+			free = err != nil
+		}
+		if free {
 			net = "10." + strconv.Itoa(x)
 		}
 	}
