@@ -108,6 +108,8 @@ vagrant-down:
 		nets=$$(docker network ls --format '{{.Name}}' | grep -E '^vagrant_network_10\.2(1[3-9]|[23][0-9]|4[0-3])\.' || true); \
 		[ -z "$$nets" ] || docker network rm $$nets >/dev/null; \
 		docker image prune -f >/dev/null; \
+		left=$$(docker ps -aq --filter name=^nv- --filter name=^nvt-; docker network ls --format '{{.Name}}' | grep -E '^vagrant_network_10\.2(1[3-9]|[23][0-9]|4[0-3])\.'); \
+		if [ -n "$$left" ]; then echo "vagrant-down: left behind: $$left" >&2; exit 1; fi; \
 		echo "vagrant-down: no container or network left; images:"; docker images neutrino-base; \
 	else echo "vagrant-down: dockerd is not running: nothing to remove"; fi
 	rm -rf .vagrant
