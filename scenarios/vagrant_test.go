@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"neutrino/scenarios"
+	"neutrino/scenarios/harness"
 	"neutrino/scenarios/vagrant"
 )
 
@@ -101,4 +103,36 @@ func dockerOut(ctx context.Context, args ...string) (string, error) {
 		err = fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, ee.Stderr)
 	}
 	return strings.TrimSpace(string(out)), err
+}
+
+// TestVagrantStatus checks, on the Vagrant driver, that `vagrant status`
+// (Driver.Status) lists every host of the shared pipeline lab running: the
+// outside host and every node.
+func TestVagrantStatus(t *testing.T) {
+	if driverName != "vagrant" {
+		t.Skipf("%s=%s: the Vagrant driver's own check", driverEnv, driverName)
+	}
+	e := sharedUp(t, harness.PipelineTopology)
+	d, ok := e.D.(*vagrant.Driver)
+	if !ok {
+		t.Fatalf("driver %T, want *vagrant.Driver", e.D)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := d.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{e.Lab.External.Node}
+	for _, n := range e.Lab.Nodes {
+		want = append(want, n.Name)
+	}
+	for _, n := range want {
+		if st[n] != "running" {
+			t.Errorf("vagrant status: %s is %q, want running (all: %v)", n, st[n], st)
+		}
+	}
+	if len(st) != len(want) {
+		t.Errorf("vagrant status lists %d machines, want %d: %v", len(st), len(want), st)
+	}
 }
