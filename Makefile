@@ -95,15 +95,15 @@ vagrant-up: build vagrant-image
 vagrant-test: vagrant-image
 	NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) -run '$(VAGRANT_SCENARIOS)' ./scenarios
 
-# vagrant-down removes the cluster's containers at once (and a crashed
-# test run's: nv-* and nvt-*; `vagrant destroy` alone stops them one by
-# one, 40-60 s), lets Vagrant forget them, removes the Vagrant networks on
+# vagrant-down removes the cluster's containers (and a crashed test run's:
+# nv-* and nvt-*) one after the other with docker rm -f (`vagrant destroy`
+# alone stops each gracefully, 40-60 s; all at once can make Docker 20.10
+# lose a network's endpoint count), lets Vagrant forget them, removes the Vagrant networks on
 # 10.213-10.243 (the tests') and dangling image layers; only the cached
 # base image stays.
 vagrant-down:
 	@if docker info >/dev/null 2>&1; then \
-		ids=$$(docker ps -aq --filter name=^nv- --filter name=^nvt-); \
-		[ -z "$$ids" ] || docker rm -f -v $$ids >/dev/null; \
+		for id in $$(docker ps -aq --filter name=^nv- --filter name=^nvt-); do docker rm -f -v $$id >/dev/null; done; \
 		$(VAGRANT_ENV) vagrant destroy -f >/dev/null; \
 		nets=$$(docker network ls --format '{{.Name}}' | grep -E '^vagrant_network_10\.2(1[3-9]|[23][0-9]|4[0-3])\.' || true); \
 		[ -z "$$nets" ] || docker network rm $$nets >/dev/null; \

@@ -358,9 +358,9 @@ func (d *Driver) waitAlive(ctx context.Context, name string) error {
 }
 
 // Down removes the cluster, also after a failed Up: its containers with
-// one `docker rm -f` (2 s here, where `vagrant destroy` stops them one by
-// one: 40-60 s for 7 machines), its Docker networks, and Vagrant's state
-// dir with it. The base image stays. (`make vagrant-down` runs `vagrant
+// `docker rm -f` (2-5 s here, where `vagrant destroy` stops each
+// gracefully: 40-60 s for 7 machines), its Docker networks, and Vagrant's
+// state dir with it. The base image stays. (`make vagrant-down` runs `vagrant
 // destroy` for a cluster of `make vagrant-up`, whose state dir stays.)
 func (d *Driver) Down(ctx context.Context) error {
 	var errs []error
@@ -386,8 +386,12 @@ func Sweep(ctx context.Context, prefix, net string) error {
 		return err
 	}
 	names := strings.Fields(out)
-	if len(names) > 0 {
-		if _, err := docker(ctx, append([]string{"rm", "-f", "-v"}, names...)...); err != nil {
+	// One at a time: Docker 20.10 loses a network's endpoint count when
+	// containers on it go concurrently (its log says "Fixing inconsistent
+	// endpoint_cnt" at the next start), and then refuses to remove the
+	// network: "has active endpoints".
+	for _, n := range names {
+		if _, err := docker(ctx, "rm", "-f", "-v", n); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -403,10 +407,9 @@ func Sweep(ctx context.Context, prefix, net string) error {
 	return errors.Join(errs...)
 }
 
-// removeNetwork removes a Docker network whose containers are gone. Docker
-// 20.10 sometimes keeps the endpoint of a removed container (one that was
-// killed and started again) and then refuses: "has active endpoints"; a
-// forced disconnect of the container's name drops it.
+// removeNetwork removes a Docker network whose containers are gone,
+// retrying for a while: Docker may still be releasing their endpoints; a
+// forced disconnect of a container's name drops an endpoint it kept.
 func removeNetwork(ctx context.Context, network string, containers []string) error {
 	var last error
 	err := poll(ctx, 15*time.Second, func() (bool, string) {
