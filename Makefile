@@ -11,8 +11,11 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 # FUZZTIME bounds each fuzz target 'make test' runs.
 FUZZTIME  ?= 20s
+# Benchmarks of ./scenarios that make bench runs on Vagrant too.
+VAGRANT_BENCH ?= GatewayFailover|LeaderKill|OVSRestart
 
-.PHONY: all build test lint tidy-check bench nemesis deps demo demo-stop clean
+.PHONY: all build test lint tidy-check bench nemesis deps demo demo-stop clean \
+	vagrant-deps docker vagrant-image vagrant-up vagrant-test vagrant-down
 
 all: build
 
@@ -25,12 +28,15 @@ deps:
 
 # test installs what it needs and runs every test with the race detector,
 # then the timing soak the race detector makes meaningless, without it,
-# then each fuzz target for FUZZTIME.
-test: deps lint tidy-check
+# then each fuzz target for FUZZTIME, then the scenario suite again on the
+# Vagrant cluster (docker provider; it fails, never skips, where dockerd
+# cannot start).
+test: deps lint tidy-check vagrant-image
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 	$(GO) test -count=1 -run 'TestGossipQuietNoFalseDeaths' ./cluster
 	$(GO) test -run '^$$' -fuzz '^FuzzDHCPv4$$' -fuzztime $(FUZZTIME) ./southbound/dhcp
 	$(GO) test -run '^$$' -fuzz '^FuzzDHCPv6$$' -fuzztime $(FUZZTIME) ./southbound/dhcp
+	$(MAKE) --no-print-directory vagrant-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -50,9 +56,12 @@ nemesis:
 	NEUTRINO_NEMESIS_FAULTS=$${NEUTRINO_NEMESIS_FAULTS:-50} NEUTRINO_NEMESIS_SERVERS=$${NEUTRINO_NEMESIS_SERVERS:-3,5} \
 		$(GO) test -count=1 -v -timeout 60m -run 'TestNemesis' ./scenarios/nemesis
 
-# bench runs every Go benchmark once per size and prints the figures.
-bench: deps
+# bench runs every Go benchmark once per size and prints the figures
+# (the Vagrant cluster's among them: it needs dockerd and the base image).
+bench: deps vagrant-image
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count=1 -timeout 30m $(PKGS) | tee bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
+	@echo "# the failover scenarios' benchmarks again, on the Vagrant cluster:"
+	NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test -run '^$$' -bench '$(VAGRANT_BENCH)' -benchtime $(BENCHTIME) -count=1 -timeout 30m ./scenarios | tee -a bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
 
 demo: deps build
 	scenarios/demo/cluster.sh
@@ -62,3 +71,50 @@ demo-stop:
 
 clean:
 	rm -rf bin bench.out
+
+# --- Vagrant (README: Vagrant) ---------------------------------------------
+# The Vagrantfile's cluster on the docker provider: make vagrant-up, then
+# the API at http://10.213.0.11:9696 (server-1's management address),
+# `docker exec -it nv-chassis-1 bash` on a host; make vagrant-down.
+VAGRANT_SCENARIOS ?= .
+VAGRANT_ENV := VAGRANT_DEFAULT_PROVIDER=docker VAGRANT_NO_COLOR=1 NEUTRINO_VAGRANT_BINARY=$(CURDIR)/$(BIN)
+
+vagrant-deps:
+	.ci/deps-vagrant
+
+# docker starts dockerd if it does not answer (its own pidfile and log).
+docker: vagrant-deps
+	scenarios/vagrant/dockerd.sh
+
+# vagrant-image builds the base image from Debian's packages, or reuses it
+# (cached by a hash of its package list and apt sources).
+vagrant-image: docker
+	scenarios/vagrant/image.sh
+
+vagrant-up: build vagrant-image
+	$(VAGRANT_ENV) vagrant up --provider=docker --parallel
+	@echo "API: http://10.213.0.11:9696 (server-1), http://10.213.0.12:9696, http://10.213.0.13:9696"
+
+# vagrant-test runs the scenario suite on its own Vagrant clusters
+# (containers nvt-*, networks in 10.214-10.243), beside a vagrant-up one.
+vagrant-test: vagrant-image
+	NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) -run '$(VAGRANT_SCENARIOS)' ./scenarios
+
+# vagrant-down removes the cluster's containers (and a crashed test run's:
+# nv-* and nvt-*) one after the other with docker rm -f (`vagrant destroy`
+# alone stops each gracefully, 40-60 s; all at once can make Docker 20.10
+# lose a network's endpoint count), lets Vagrant forget them, removes the Vagrant networks on
+# 10.213-10.243 (the tests') and dangling image layers; only the cached
+# base image stays.
+vagrant-down:
+	@if docker info >/dev/null 2>&1; then \
+		for id in $$(docker ps -aq --filter name=^nv- --filter name=^nvt-); do docker rm -f -v $$id >/dev/null; done; \
+		$(VAGRANT_ENV) vagrant destroy -f >/dev/null; \
+		nets=$$(docker network ls --format '{{.Name}}' | grep -E '^vagrant_network_10\.2(1[3-9]|[23][0-9]|4[0-3])\.' || true); \
+		[ -z "$$nets" ] || docker network rm $$nets >/dev/null; \
+		docker image prune -f >/dev/null; \
+		left=$$(docker ps -aq --filter name=^nv- --filter name=^nvt-; docker network ls --format '{{.Name}}' | grep -E '^vagrant_network_10\.2(1[3-9]|[23][0-9]|4[0-3])\.'); \
+		if [ -n "$$left" ]; then echo "vagrant-down: left behind: $$left" >&2; exit 1; fi; \
+		echo "vagrant-down: no container or network left; images:"; docker images neutrino-base; \
+	else echo "vagrant-down: dockerd is not running: nothing to remove"; fi
+	rm -rf .vagrant

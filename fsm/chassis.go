@@ -182,9 +182,33 @@ func applyChassisSetState(txn *memdb.Txn, body []byte, index uint64) error {
 		c.RevisionNumber++
 		c.ModifyIndex = index
 		insert(txn, TableChassis, c, index)
+		if cur.Up && !req.Up {
+			portsDownWith(txn, &v, name, req.At, index)
+		}
 	}
 	reconcileGateways(txn, req.At, index)
 	return nil
+}
+
+// portsDownWith sets DOWN the ACTIVE ports bound to a chassis that went
+// down: nobody answers for them any more (Neutron's status of a port whose
+// host died). They keep their binding; the chassis' controller sets them
+// ACTIVE again once it is back and has realized their flows. Router
+// gateway ports are left to gateway placement.
+func portsDownWith(txn *memdb.Txn, v *View, chassis, at string, index uint64) {
+	for _, cur := range v.PortsOnChassis(chassis) {
+		if cur.Status != PortStatusActive || cur.DeviceOwner == DeviceOwnerRouterGateway {
+			continue
+		}
+		p := cur.Copy()
+		p.Status = PortStatusDown
+		p.RevisionNumber++
+		if at != "" {
+			p.UpdatedAt = at
+		}
+		p.ModifyIndex = index
+		insert(txn, TablePorts, p, index)
+	}
 }
 
 func applyChassisDelete(txn *memdb.Txn, body []byte, index uint64) error {

@@ -126,6 +126,37 @@ func TestPortBind(t *testing.T) {
 	}
 }
 
+// TestPortsDownWithChassis: a chassis marked down takes its ACTIVE ports
+// DOWN (binding kept); marked up again it changes nothing (its controller
+// sets them ACTIVE once realized).
+func TestPortsDownWithChassis(t *testing.T) {
+	f := New(nil)
+	last := fillChassisTable(t, f, fillCoreTables(t, f, 1)+1)
+	if r := apply(t, f, last+1, CmdPortBind, PortBindRequest{Bindings: []PortBinding{
+		{PortID: "core-p01", Chassis: "ch1", OFPort: 5}, {PortID: "core-p02", Chassis: "ch2", OFPort: 6}}, At: "t"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	setStatus(t, f, last+2, PortStatusChange{PortID: "core-p01", Chassis: "ch1", Status: PortStatusActive},
+		PortStatusChange{PortID: "core-p02", Chassis: "ch2", Status: PortStatusActive})
+	if r := apply(t, f, last+3, CmdChassisSetState, ChassisSetStateRequest{Names: []string{"ch1"}, Up: false, At: "t3"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	v := f.State().Read()
+	if p := v.Port("core-p01"); p.Status != PortStatusDown || p.BindingHostID != "ch1" || p.ModifyIndex != last+3 || p.UpdatedAt != "t3" {
+		t.Fatalf("port of the down chassis: %+v", p)
+	}
+	if p := v.Port("core-p02"); p.Status != PortStatusActive || p.ModifyIndex != last+2 {
+		t.Fatalf("port of the live chassis: %+v", p)
+	}
+	if r := apply(t, f, last+4, CmdChassisSetState, ChassisSetStateRequest{Names: []string{"ch1"}, Up: true, At: "t4"}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if p := f.State().Read().Port("core-p01"); p.Status != PortStatusDown || p.ModifyIndex != last+3 {
+		t.Fatalf("after the chassis is up again: %+v", p)
+	}
+	setStatus(t, f, last+5, PortStatusChange{PortID: "core-p01", Chassis: "ch1", Status: PortStatusActive})
+}
+
 func setStatus(t *testing.T, f *FSM, idx uint64, cs ...PortStatusChange) *Result {
 	t.Helper()
 	r := apply(t, f, idx, CmdPortStatus, PortStatusRequest{Ports: cs, At: fmt.Sprintf("t%d", idx)})

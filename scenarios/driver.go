@@ -5,7 +5,11 @@
 // business, so one scenario runs unchanged on every driver.
 package scenarios
 
-import "context"
+import (
+	"context"
+	"os/exec"
+	"time"
+)
 
 // Node kinds of a lab.
 const (
@@ -104,9 +108,16 @@ type Driver interface {
 	// Endpoints are the API URLs of every server, in node order.
 	Endpoints() []string
 	// Exec runs a command on a node or VM and returns its standard output.
+	// On a chassis, the OVS tools (ovs-vsctl, ovs-ofctl, ovs-appctl) reach
+	// that chassis' own Open vSwitch with their default sockets.
 	Exec(ctx context.Context, node string, cmd ...string) (string, error)
+	// Command is Exec not yet started, for a long-running command whose
+	// standard streams the caller connects (a listener, a capture, a
+	// connection held open); cancelling ctx ends it.
+	Command(ctx context.Context, node string, cmd ...string) (*exec.Cmd, error)
 	// AddVM plugs a workload named name into chassis' br-int as the
-	// Neutron port portID (MAC, address, gateway and MTU read from the API).
+	// Neutron port portID (MAC, address, gateway and MTU read from the
+	// API); its interface is eth0. Exec and Command reach it by name.
 	AddVM(ctx context.Context, name, portID, chassis string) error
 	// DelVM unplugs and removes a workload.
 	DelVM(ctx context.Context, name string) error
@@ -120,14 +131,31 @@ type Driver interface {
 	// ReviveNode boots a killed node again: links up, OVS with its
 	// database, the agent; it returns once gossip sees the node alive.
 	ReviveNode(ctx context.Context, node string) error
+	// RestartOVS restarts a chassis' Open vSwitch (ovsdb-server on its
+	// database, ovs-vswitchd) while its agent runs on, as a crash or a
+	// package upgrade would; flows are not carried over (the controller
+	// puts them back). It returns once ovs-vswitchd runs again.
+	RestartOVS(ctx context.Context, node string) error
 	// Partition cuts a node's underlay link (its processes keep running,
 	// its physical network links stay up): a split brain.
 	Partition(ctx context.Context, node string) error
-	// Heal restores the underlay link and returns once gossip sees the
+	// Isolate cuts a server off from the other servers only: chassis
+	// still reach it (OpenFlow, OVSDB) and it reaches them.
+	Isolate(ctx context.Context, node string) error
+	// Heal undoes Partition and Isolate and returns once gossip sees the
 	// node alive.
 	Heal(ctx context.Context, node string) error
 	// OutsideVLAN gives the outside node the address cidr on VLAN vid of
 	// VLANPhysnet (frames leave on VLANNIC tagged vid). Idempotent for the
 	// same vid (the address becomes cidr).
 	OutsideVLAN(ctx context.Context, vid int, cidr string) error
+}
+
+// Degrader is a Driver that can also make a node's underlay link lossy
+// and slow; a scenario uses it where the driver has it (the lab does).
+// Heal undoes it.
+type Degrader interface {
+	// Degrade puts lossPercent loss and delay on every packet leaving
+	// either end of node's underlay link.
+	Degrade(ctx context.Context, node string, lossPercent float64, delay time.Duration) error
 }

@@ -4,35 +4,41 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gophercloud/gophercloud/v2"
-
 	"neutrino/scenarios"
+	"neutrino/scenarios/harness"
 	"neutrino/scenarios/lab"
 	"neutrino/southbound/ovsproc"
 )
 
 // The driver is chosen with NEUTRINO_SCENARIO_DRIVER: "netns" (default,
-// network namespaces on this machine).
+// network namespaces on this machine) or "vagrant" (the Vagrantfile on the
+// docker provider: vagrant_test.go; never skipped). Every scenario runs unchanged on
+// each driver: it sees the lab only through scenarios.Driver, the API and
+// commands run on nodes (package harness).
 const driverEnv = "NEUTRINO_SCENARIO_DRIVER"
 
 var (
-	binary   string
-	buildErr error
-	skipWhy  error
+	driverName string
+	binary     string
+	buildErr   error
+	skipWhy    error
+	labSeq     atomic.Int32
 )
 
 func TestMain(m *testing.M) {
-	if d := os.Getenv(driverEnv); d != "" && d != "netns" {
-		skipWhy = fmt.Errorf("%s=%q: only the netns driver exists so far", driverEnv, d)
-	} else {
+	driverName = os.Getenv(driverEnv)
+	if driverName == "" {
+		driverName = "netns"
+	}
+	if driverName == "netns" {
 		skipWhy = ovsproc.Available()
 	}
 	if skipWhy != nil {
@@ -48,110 +54,220 @@ func TestMain(m *testing.M) {
 		buildErr = fmt.Errorf("go build: %w: %s", err, out)
 	}
 	code := m.Run()
+	if !downShared() && code == 0 {
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// up brings a lab up for t through the selected driver and takes it down
-// when t ends, whatever happened.
-func up(t *testing.T, topo scenarios.Topology) (scenarios.Driver, *scenarios.Lab) {
-	t.Helper()
-	if skipWhy != nil {
-		t.Skipf("scenario needs root and Open vSwitch: %v", skipWhy)
+// newDriver returns the selected driver for tb, and registers in tb's
+// cleanup what the driver needs beyond Down (leftover checks, logs of a
+// failed test).
+func newDriver(tb testing.TB) scenarios.Driver {
+	tb.Helper()
+	switch driverName {
+	case "netns":
+		d, teardown := netnsDriver()
+		tb.Cleanup(func() {
+			for _, err := range teardown(tb.Failed(), tb.Logf) {
+				tb.Error(err)
+			}
+		})
+		return d
+	case "vagrant":
+		d, teardown := vagrantDriver()
+		tb.Cleanup(func() {
+			for _, err := range teardown(tb.Failed(), tb.Logf) {
+				tb.Error(err)
+			}
+		})
+		return d
+	default:
+		tb.Fatalf("%s=%q: no such driver (netns, vagrant)", driverEnv, driverName)
+		return nil
 	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
+}
+
+// independentDriver is the selected driver, built without a test (for a
+// shared lab), and its teardown.
+func independentDriver() (scenarios.Driver, func(failed bool, logf func(string, ...any)) []error) {
+	if driverName == "vagrant" {
+		return vagrantDriver()
 	}
+	return netnsDriver()
+}
+
+// netnsDriver is the namespace lab, in a directory and with a namespace
+// prefix of its own. teardown takes it down (with the agents' and
+// switches' log tails first if failed) and reports what it left: after
+// Down no namespace of the lab may be left.
+func netnsDriver() (d *lab.Driver, teardown func(failed bool, logf func(string, ...any)) []error) {
 	tmp, err := os.MkdirTemp("", "sc") // short: OVS socket paths live under it
 	if err != nil {
-		t.Fatal(err)
+		return nil, func(bool, func(string, ...any)) []error { return []error{err} }
 	}
-	prefix := fmt.Sprintf("sc%d-", os.Getpid()%100000)
-	d := lab.NewDriver(filepath.Join(tmp, "lab"), prefix, binary, nil)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, filepath.Join(tmp, "lab"))
+	prefix := fmt.Sprintf("sc%d-%d-", os.Getpid()%100000, labSeq.Add(1))
+	dir := filepath.Join(tmp, "lab")
+	d = lab.NewDriver(dir, prefix, binary, nil)
+	return d, func(failed bool, logf func(string, ...any)) []error {
+		if failed {
+			logs, _ := filepath.Glob(filepath.Join(dir, "*", "agent.log"))
+			ovs, _ := filepath.Glob(filepath.Join(dir, "*", "ovs", "ovs-vswitchd.log"))
+			for _, l := range append(logs, ovs...) {
+				b, _ := os.ReadFile(l)
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				if len(lines) > 25 {
+					lines = lines[len(lines)-25:]
+				}
+				logf("%s (tail):\n%s", l, strings.Join(lines, "\n"))
+			}
 		}
+		var errs []error
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := d.Down(ctx); err != nil && !errors.Is(err, lab.ErrNoLab) {
-			t.Errorf("lab down: %v", err)
+			errs = append(errs, fmt.Errorf("lab down: %w", err))
 		}
 		// VMs included: down leaves no namespace of the lab.
 		if ents, err := os.ReadDir("/run/netns"); err == nil {
 			for _, e := range ents {
 				if strings.HasPrefix(e.Name(), prefix) {
-					t.Errorf("lab down left namespace %s", e.Name())
+					errs = append(errs, fmt.Errorf("lab down left namespace %s", e.Name()))
 				}
 			}
 		}
 		os.RemoveAll(tmp)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		return errs
+	}
+}
+
+// up brings a lab up for tb through the selected driver and takes it down
+// when tb ends, whatever happened. A benchmark whose lab does not come up
+// is skipped; a test fails.
+func up(tb testing.TB, topo scenarios.Topology) *harness.Env {
+	tb.Helper()
+	if skipWhy != nil {
+		tb.Skipf("the %s driver cannot run here: %v", driverName, skipWhy)
+	}
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	d := newDriver(tb)
+	return upOn(tb, d, topo)
+}
+
+// upOn brings d's lab up for tb.
+func upOn(tb testing.TB, d scenarios.Driver, topo scenarios.Topology) *harness.Env {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
 	l, err := d.Up(ctx, topo)
 	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Logf("lab up (%d servers, %d chassis, %d gateways) in %s", topo.Servers, topo.Chassis, topo.Gateways, time.Since(start).Round(time.Millisecond))
-	return d, l
-}
-
-func dumpLogs(t *testing.T, dir string) {
-	logs, _ := filepath.Glob(filepath.Join(dir, "*", "agent.log"))
-	for _, l := range logs {
-		b, _ := os.ReadFile(l)
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		if len(lines) > 20 {
-			lines = lines[len(lines)-20:]
+		if _, bench := tb.(*testing.B); bench {
+			tb.Skipf("lab cannot come up: %v", err)
 		}
-		t.Logf("%s:\n%s", l, strings.Join(lines, "\n"))
+		tb.Fatalf("lab up: %v", err)
 	}
+	tb.Logf("lab up on %s (%d servers, %d chassis, %d gateways) in %s", driverName, topo.Servers, topo.Chassis, topo.Gateways, time.Since(start).Round(time.Millisecond))
+	e := harness.New(tb, d, l)
+	if len(e.Chassis) < topo.Chassis {
+		tb.Fatalf("lab: want %d chassis, got %v", topo.Chassis, e.Chassis)
+	}
+	return e
 }
 
-// networkClient is a gophercloud Networking client of the lab's API, as
-// `openstack --os-auth-type none` would use it (noauth: admin).
-func networkClient(endpoint string) *gophercloud.ServiceClient {
-	return &gophercloud.ServiceClient{
-		ProviderClient: &gophercloud.ProviderClient{HTTPClient: http.Client{Timeout: 30 * time.Second}},
-		Endpoint:       endpoint + "/",
-		ResourceBase:   endpoint + "/v2.0/",
-		Type:           "network",
+// sharedLab is a lab several scenarios run on in turn (sharedUp).
+type sharedLab struct {
+	d        scenarios.Driver
+	l        *scenarios.Lab
+	teardown func(failed bool, logf func(string, ...any)) []error
+}
+
+// shared are the labs of sharedUp by topology; TestMain takes down those
+// still up after the last test.
+var shared = map[scenarios.Topology]*sharedLab{}
+
+// sharedUp is up for scenarios that leave a lab as they found it once
+// their objects are gone (no node faults): they run in turn on one lab of
+// their topology. When tb ends its VMs and API objects are swept (a leak
+// fails tb); a failed test takes the lab down with it, so the next one
+// starts on a fresh lab. Drivers without a test-independent constructor
+// (so far: all but netns and vagrant) give every test a lab of its own.
+func sharedUp(tb testing.TB, topo scenarios.Topology) *harness.Env {
+	tb.Helper()
+	if driverName != "netns" && driverName != "vagrant" {
+		return up(tb, topo)
 	}
+	if skipWhy != nil {
+		tb.Skipf("the %s driver cannot run here: %v", driverName, skipWhy)
+	}
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	s := shared[topo]
+	if s == nil {
+		d, teardown := independentDriver()
+		s = &sharedLab{d: d, teardown: teardown}
+		shared[topo] = s
+		failed := true
+		defer func() {
+			if failed {
+				delete(shared, topo)
+				for _, err := range teardown(true, tb.Logf) {
+					tb.Error(err)
+				}
+			}
+		}()
+		s.l = upOn(tb, d, topo).Lab
+		failed = false
+	} else {
+		tb.Logf("on the shared %s lab (%d servers, %d chassis, %d gateways)", driverName, topo.Servers, topo.Chassis, topo.Gateways)
+	}
+	e := harness.New(tb, s.d, s.l)
+	tb.Cleanup(func() {
+		if err := e.Sweep(); err != nil {
+			tb.Errorf("sweeping the shared lab for the next scenario: %v", err)
+		}
+		if tb.Failed() {
+			delete(shared, topo)
+			for _, err := range s.teardown(true, tb.Logf) {
+				tb.Error(err)
+			}
+		}
+	})
+	return e
+}
+
+// downShared takes down the shared labs; it returns false if one left
+// something behind.
+func downShared() bool {
+	ok := true
+	for topo, s := range shared {
+		for _, err := range s.teardown(false, func(string, ...any) {}) {
+			fmt.Fprintf(os.Stderr, "shared lab %+v: %v\n", topo, err)
+			ok = false
+		}
+		delete(shared, topo)
+	}
+	return ok
 }
 
 // requireAPI skips the test when the API lacks a collection (404 on its
 // list): the feature is not built yet. Any other failure fails the test.
-func requireAPI(t *testing.T, endpoint string, collections ...string) {
-	t.Helper()
+func requireAPI(tb testing.TB, endpoint string, collections ...string) {
+	tb.Helper()
 	for _, c := range collections {
-		resp, err := http.Get(endpoint + "/v2.0/" + c)
+		r, err := harness.Call("GET", endpoint+"/v2.0/"+c, nil, nil)
 		if err != nil {
-			t.Fatalf("GET /v2.0/%s: %v", c, err)
+			tb.Fatalf("GET /v2.0/%s: %v", c, err)
 		}
-		resp.Body.Close()
 		switch {
-		case resp.StatusCode == http.StatusNotFound:
-			t.Skipf("the API has no /v2.0/%s yet (404): this scenario needs it", c)
-		case resp.StatusCode != http.StatusOK:
-			t.Fatalf("GET /v2.0/%s: %s", c, resp.Status)
+		case r.Status == 404:
+			tb.Skipf("the API has no /v2.0/%s yet (404): this scenario needs it", c)
+		case r.Status != 200:
+			tb.Fatalf("GET /v2.0/%s: %d", c, r.Status)
 		}
-	}
-}
-
-// eventually polls cond until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -7,14 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
-	"neutrino/scenarios"
+	"neutrino/scenarios/harness"
 )
 
 // providerNetwork adds Neutron's provider:network_type to a network create.
@@ -47,20 +46,19 @@ type providerResult struct {
 // that they reach each other across the tunnel: ping both ways, a ping of
 // the network's full MTU with DF set, and a TCP exchange.
 func TestL2AcrossEncapsulations(t *testing.T) {
-	d, l := up(t, scenarios.Topology{Servers: 3, Chassis: 3})
+	e := sharedUp(t, pipelineTopo)
+	d := e.D
 	requireAPI(t, d.Endpoint(), "networks", "subnets", "ports")
-	chassis := l.ByKind(scenarios.KindChassis)
-	if len(chassis) < 3 {
-		t.Fatalf("want 3 chassis, got %v", chassis)
-	}
+	chassis := e.Chassis
 	ctx := context.Background()
 	endpoints := d.Endpoints()
 
 	for i, encap := range []string{"vxlan", "gre", "geneve"} {
 		t.Run(encap, func(t *testing.T) {
 			// Each encapsulation through another server and chassis pair.
-			nc := networkClient(endpoints[i%len(endpoints)])
-			a, b := chassis[i%3].Name, chassis[(i+1)%3].Name
+			e := e.Sub(t)
+			nc := harness.NetworkClient(endpoints[i%len(endpoints)], "")
+			a, b := chassis[i%3], chassis[(i+1)%3]
 
 			var net providerResult
 			err := networks.Create(ctx, nc, providerNetwork{
@@ -89,10 +87,7 @@ func TestL2AcrossEncapsulations(t *testing.T) {
 				if len(p.FixedIPs) == 0 || p.FixedIPs[0].SubnetID != sub.ID {
 					t.Fatalf("port %s: fixed_ips %+v, want an address on %s", vm.name, p.FixedIPs, sub.ID)
 				}
-				if err := d.AddVM(ctx, vm.name, p.ID, vm.chassis); err != nil {
-					t.Fatalf("vm add %s on %s: %v", vm.name, vm.chassis, err)
-				}
-				ips = append(ips, p.FixedIPs[0].IPAddress)
+				ips = append(ips, e.Plug(vm.name, vm.chassis, p).IP)
 			}
 			va, vb := encap+"-a", encap+"-b"
 			t.Logf("%s network %s (segment %d, mtu %d): %s %s on %s, %s %s on %s",
@@ -105,21 +100,13 @@ func TestL2AcrossEncapsulations(t *testing.T) {
 			}
 
 			// Flows reach the chassis asynchronously: poll the first ping.
-			ping := func(from, to string, args ...string) func() error {
-				return func() error {
-					_, err := d.Exec(ctx, from, append([]string{"ping", "-c1", "-W1"}, append(args, to)...)...)
-					return err
-				}
-			}
-			eventually(t, 30*time.Second, fmt.Sprintf("ping %s -> %s over %s", va, vb, encap), ping(va, ips[1]))
-			eventually(t, 10*time.Second, fmt.Sprintf("ping %s -> %s over %s", vb, va, encap), ping(vb, ips[0]))
+			e.PingOK(harness.FirstPacket, va, ips[1])
+			e.PingOK(harness.Change, vb, ips[0])
 			if net.MTU > 0 {
 				// A frame of the network's MTU must cross the tunnel whole.
-				size := strconv.Itoa(net.MTU - 28)
-				eventually(t, 10*time.Second, fmt.Sprintf("ping of %d bytes (the MTU) with DF", net.MTU),
-					ping(va, ips[1], "-M", "do", "-s", size))
+				e.PingOK(harness.Change, va, ips[1], "-M", "do", "-s", strconv.Itoa(net.MTU-28))
 			}
-			tcpExchange(t, d, va, vb, ips[0])
+			e.TCPExchange(va, ips[0], vb, 5001)
 		})
 	}
 
@@ -129,34 +116,5 @@ func TestL2AcrossEncapsulations(t *testing.T) {
 	}
 	if _, err := d.Exec(ctx, "geneve-b", "true"); err == nil {
 		t.Fatal("geneve-b still answers after vm del")
-	}
-}
-
-// tcpExchange sends a line over TCP from VM client to VM server (at ip):
-// ping alone passes even when checksums are broken (TX offload).
-func tcpExchange(t *testing.T, d scenarios.Driver, server, client, ip string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	got := make(chan string, 1)
-	go func() {
-		out, err := d.Exec(ctx, server, "timeout", "15", "nc", "-l", "-p", "5001")
-		if err != nil {
-			out = "error: " + err.Error()
-		}
-		got <- out
-	}()
-	msg := "hello over " + client
-	eventually(t, 10*time.Second, "tcp connect "+client+" -> "+ip, func() error {
-		_, err := d.Exec(ctx, client, "sh", "-c", fmt.Sprintf("echo %q | nc -N -w 3 %s 5001", msg, ip))
-		return err
-	})
-	select {
-	case out := <-got:
-		if strings.TrimSpace(out) != msg {
-			t.Fatalf("tcp: server %s got %q, want %q", server, out, msg)
-		}
-	case <-ctx.Done():
-		t.Fatal("tcp: server got nothing")
 	}
 }

@@ -30,6 +30,7 @@ func newAgentCmd() *cobra.Command {
 		vlanRanges []string
 		mappings   []string
 		httpFDs    []int
+		httpAlso   []string
 		tokensFile string
 	)
 	api := northbound.DefaultConfig()
@@ -85,6 +86,13 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 				}
 				cfg.ExtraHTTP = append(cfg.ExtraHTTP, l)
 			}
+			for _, addr := range httpAlso {
+				l, err := net.Listen("tcp", addr)
+				if err != nil {
+					return fmt.Errorf("--http-also %s: %w", addr, err)
+				}
+				cfg.ExtraHTTP = append(cfg.ExtraHTTP, l)
+			}
 			if cfg.DeadServerCleanup == 0 {
 				cfg.DeadServerCleanup = -1 // the flag's 0 is "never"; the config's is "default"
 			}
@@ -132,6 +140,7 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringSliceVar(&api.FlatNetworks, "flat-networks", nil, "physical networks flat networks may use ('*' for any)")
 	f.IntVar(&api.PhysicalMTU, "physical-mtu", api.PhysicalMTU, "underlay MTU overlay network MTUs are derived from")
 	f.IntSliceVar(&httpFDs, "http-fd", nil, "also serve the API on this inherited listening socket fd (used by the lab)")
+	f.StringSliceVar(&httpAlso, "http-also", nil, "also serve the API on this address, not announced to other nodes (e.g. a management network; repeatable)")
 	// Chassis: what this node announces to the servers.
 	f.StringVar(&cfg.Chassis.TunnelIP, "tunnel-ip", "", "chassis: overlay tunnel endpoint IP")
 	f.StringVar(&cfg.Chassis.OVSDB, "ovsdb", "", "chassis: OVSDB endpoint the leader manages this chassis through (tcp:IP:6640 or unix:PATH)")

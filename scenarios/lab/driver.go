@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +24,10 @@ type Driver struct {
 	st *State
 }
 
-var _ scenarios.Driver = (*Driver)(nil)
+var (
+	_ scenarios.Driver   = (*Driver)(nil)
+	_ scenarios.Degrader = (*Driver)(nil)
+)
 
 // NewDriver returns a driver that builds its lab in dir with namespace
 // prefix prefix, running agents from binary.
@@ -142,6 +146,15 @@ func (d *Driver) Exec(ctx context.Context, node string, args ...string) (string,
 	return stdout.String(), nil
 }
 
+// Command returns a command, not yet started, that runs on a node or VM.
+func (d *Driver) Command(ctx context.Context, node string, args ...string) (*exec.Cmd, error) {
+	st := d.state()
+	if st == nil {
+		return nil, fmt.Errorf("lab: not up")
+	}
+	return Command(ctx, st, node, args...)
+}
+
 // AddVM plugs a workload for a Neutron port.
 func (d *Driver) AddVM(ctx context.Context, name, portID, chassis string) error {
 	return AddVMWith(ctx, d.Options.Dir, name, portID, chassis, VMOptions{Binary: d.Options.Binary}, d.Options.Logger)
@@ -170,6 +183,11 @@ func (d *Driver) KillNode(ctx context.Context, node string) error {
 // ReviveNode boots a killed node again (see Revive).
 func (d *Driver) ReviveNode(ctx context.Context, node string) error {
 	return Revive(ctx, d.Options.Dir, node, d.Options.Binary)
+}
+
+// RestartOVS restarts a chassis' OVS daemons (see RestartOVS).
+func (d *Driver) RestartOVS(ctx context.Context, node string) error {
+	return RestartOVS(ctx, d.Options.Dir, node)
 }
 
 // Partition cuts a node's underlay link (see Partition).

@@ -77,7 +77,14 @@ func Kill(ctx context.Context, dir, name string) error {
 	if err := s.update(func(st *State) { st.Node(name).Killed = true }); err != nil {
 		return err
 	}
-	procs := nodeProcesses(st, n)
+	if err := killDead(ctx, nodeProcesses(st, n)); err != nil {
+		return fmt.Errorf("lab: %s: %w", name, err)
+	}
+	return setLinks(ctx, nodeLinks(st, n), false)
+}
+
+// killDead SIGKILLs procs and waits (5 s at most) until none is alive.
+func killDead(ctx context.Context, procs []Process) error {
 	for _, p := range procs {
 		if err := p.kill(); err != nil {
 			return err
@@ -92,9 +99,9 @@ func Kill(ctx context.Context, dir, name string) error {
 		return true
 	}
 	if !waitUntil(ctx, 5*time.Second, gone) {
-		return fmt.Errorf("lab: processes of %s still alive after SIGKILL", name)
+		return fmt.Errorf("processes still alive after SIGKILL")
 	}
-	return setLinks(ctx, nodeLinks(st, n), false)
+	return nil
 }
 
 // Revive boots a killed node again: links up, its OVS restarted on the
@@ -133,6 +140,36 @@ func Revive(ctx context.Context, dir, name, binary string) error {
 	return waitAlive(ctx, s, name)
 }
 
+// RestartOVS kills a chassis' ovsdb-server and ovs-vswitchd (SIGKILL, its
+// agent runs on) and starts them again on the database they had, as
+// Revive does; the flows are gone until the controller puts them back.
+func RestartOVS(ctx context.Context, dir, name string) error {
+	s, lk, st, n, err := openNode(dir, name)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	if n.OVSDir == "" {
+		return fmt.Errorf("lab: %s runs no Open vSwitch", name)
+	}
+	if n.Killed {
+		return fmt.Errorf("lab: %s is killed (`neutrino lab revive %s` boots it)", name, name)
+	}
+	var procs []Process
+	for _, p := range nodeProcesses(st, n) {
+		if p.PID == n.OVSDBPID || p.PID == n.VswitchdPID {
+			procs = append(procs, p)
+		}
+	}
+	if err := killDead(ctx, procs); err != nil {
+		return fmt.Errorf("lab: OVS of %s: %w", name, err)
+	}
+	if err := restartOVS(ctx, s, st, n); err != nil {
+		return fmt.Errorf("lab: restart OVS of %s: %w", name, err)
+	}
+	return nil
+}
+
 // restartOVS starts a killed chassis' OVS on its database and redoes what
 // does not persist in it.
 func restartOVS(ctx context.Context, s *store, st *State, n *Node) error {
@@ -152,6 +189,9 @@ func restartOVS(ctx context.Context, s *store, st *State, n *Node) error {
 			processOf(dbPID, "ovsdb-server "+n.Name),
 			processOf(vsPID, "ovs-vswitchd "+n.Name))
 	}); err != nil {
+		return err
+	}
+	if err := appctlTarget(inst); err != nil {
 		return err
 	}
 	var peers []peer

@@ -505,6 +505,9 @@ func (b *builder) chassisOVS(ctx context.Context, n *Node, cidr string, all []pl
 	}); err != nil {
 		return err
 	}
+	if err := appctlTarget(inst); err != nil {
+		return err
+	}
 	mtu := strconv.Itoa(UnderlayMTU)
 	if _, err := inst.Vsctl(ctx,
 		"add-br", phyBridge, "--", "set", "Bridge", phyBridge, "datapath_type=netdev",
@@ -520,6 +523,18 @@ func (b *builder) chassisOVS(ctx context.Context, n *Node, cidr string, all []pl
 		}
 	}
 	return tunnelEndpoint(ctx, inst, n, cidr, peers)
+}
+
+// appctlTarget links ovs-vswitchd's unixctl socket under the name plain
+// `ovs-appctl` (target ovs-vswitchd, found through its pidfile in
+// OVS_RUNDIR) looks for, <rundir>/ovs-vswitchd.<pid>.ctl, so a scenario
+// runs `ovs-appctl ofproto/trace ...` on a chassis as on any OVS host.
+func appctlTarget(inst *ovsproc.Instance) error {
+	link := filepath.Join(inst.RunDir(), fmt.Sprintf("ovs-vswitchd.%d.ctl", inst.VswitchdPID()))
+	if err := os.Symlink(inst.VswitchdCtl(), link); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("lab: ovs-appctl target: %w", err)
+	}
+	return nil
 }
 
 // peer is another chassis' tunnel endpoint: br-phy's address and MAC.

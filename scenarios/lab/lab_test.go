@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"neutrino/northbound/client"
+	"neutrino/scenarios/harness"
 	"neutrino/scenarios/lab"
 	"neutrino/southbound/ovsproc"
 )
@@ -203,20 +204,11 @@ func rootLinks(t *testing.T) []string {
 	return names
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
+// eventually polls cond until it returns nil or the deadline passes
+// (harness.Poll).
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	harness.Poll(t, timeout, what, cond)
 }
 
 // TestUpStatusDown brings a lab up through the CLI, checks every server's

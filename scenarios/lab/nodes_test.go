@@ -10,14 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"neutrino/northbound/client"
 	"neutrino/scenarios/lab"
 )
 
 // TestPhysnetsAndNodeFailures brings up one lab with physnets (3 servers,
-// 1 chassis mapping the physnets, 2 gateways) and checks the outside node,
-// the physnet bridges and mappings, `lab kill`/`revive` of a gateway and
-// `lab partition`/`heal` of a chassis.
+// 1 chassis mapping the physnets, 2 gateways) and checks the lab's side of
+// them: the outside node, the physnet bridges' NICs, and what `lab
+// kill`/`revive` and `lab partition`/`heal` do to a node's processes,
+// links and state. What the cluster makes of these faults (gossip, chassis
+// records, flows) is the scenario TestNodeFailures, on every driver.
 func TestPhysnetsAndNodeFailures(t *testing.T) {
 	e := newLab(t)
 	rootBefore := rootLinks(t)
@@ -25,10 +26,6 @@ func TestPhysnetsAndNodeFailures(t *testing.T) {
 	e.mustRun("up", "--servers", "3", "--chassis", "1", "--gateways", "2", "--external-chassis", "1")
 	t.Logf("lab up in %s", time.Since(start).Round(time.Millisecond))
 	st, err := lab.LoadState(e.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(st.Node("server-1").API)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,28 +80,10 @@ func TestPhysnetsAndNodeFailures(t *testing.T) {
 				}
 			}
 		}
-		eventually(t, 20*time.Second, "chassis records carry the bridge mappings", func() error {
-			list, err := c.List(ctx, "chassis", nil)
-			if err != nil {
-				return err
-			}
-			got := map[string]string{}
-			for _, ch := range list {
-				b, _ := json.Marshal(ch["bridge_mappings"])
-				got[fmt.Sprint(ch["name"])] = string(b)
-			}
-			for _, n := range external {
-				if want := `{"external":"br-ex","external-vlan":"br-vlan"}`; got[n] != want {
-					return fmt.Errorf("%s: bridge_mappings %s, want %s", n, got[n], want)
-				}
-			}
-			return nil
-		})
 	})
 
 	t.Run("kill-revive", func(t *testing.T) {
 		const node = "gateway-1"
-		before := flowCount(t, e, node)
 		n := mustState(t, e.dir).Node(node)
 		pids := []int{n.AgentPID, n.OVSDBPID, n.VswitchdPID}
 		start := time.Now()
@@ -119,26 +98,17 @@ func TestPhysnetsAndNodeFailures(t *testing.T) {
 		if !mustState(t, e.dir).Node(node).Killed {
 			t.Error("state does not say killed")
 		}
-		waitMember(t, c, node, "dead")
-		t.Logf("kill -> dead in gossip: %s", time.Since(start).Round(time.Millisecond))
-		waitChassisUp(t, c, node, false)
-		t.Logf("kill -> chassis down: %s", time.Since(start).Round(time.Millisecond))
+		t.Logf("kill: %s", time.Since(start).Round(time.Millisecond))
 
 		start = time.Now()
 		if err := lab.Revive(ctx, e.dir, node, binary); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("revive -> alive in gossip: %s", time.Since(start).Round(time.Millisecond))
-		waitMember(t, c, node, "alive")
-		waitChassisUp(t, c, node, true)
-		t.Logf("revive -> chassis up: %s", time.Since(start).Round(time.Millisecond))
-		eventually(t, 30*time.Second, "br-int flows back after revive", func() error {
-			if got := flowCount(t, e, node); got < before || got == 0 {
-				return fmt.Errorf("%d flows, had %d before the kill", got, before)
-			}
-			return nil
-		})
-		t.Logf("revive -> flows resynced: %s", time.Since(start).Round(time.Millisecond))
+		if st := mustState(t, e.dir).Node(node); st.Killed || !pidRunning(st.AgentPID) || !pidRunning(st.VswitchdPID) {
+			t.Errorf("state after revive: killed %v, agent pid %d running %v, ovs-vswitchd pid %d running %v",
+				st.Killed, st.AgentPID, pidRunning(st.AgentPID), st.VswitchdPID, pidRunning(st.VswitchdPID))
+		}
 		for _, br := range []string{"br-phy", "br-ex", "br-vlan", "br-int"} {
 			e.mustRun("exec", node, "--", "ovs-vsctl", "br-exists", br)
 		}
@@ -153,8 +123,10 @@ func TestPhysnetsAndNodeFailures(t *testing.T) {
 		pids := []int{n.AgentPID, n.OVSDBPID, n.VswitchdPID}
 		start := time.Now()
 		e.mustRun("partition", node)
-		waitMember(t, c, node, "dead")
-		t.Logf("partition -> dead in gossip: %s", time.Since(start).Round(time.Millisecond))
+		t.Logf("partition: %s", time.Since(start).Round(time.Millisecond))
+		if !mustState(t, e.dir).Node(node).Partitioned {
+			t.Error("state does not say partitioned")
+		}
 		for _, pid := range pids {
 			if !pidRunning(pid) {
 				t.Errorf("pid %d of %s died in the partition", pid, node)
@@ -167,7 +139,6 @@ func TestPhysnetsAndNodeFailures(t *testing.T) {
 		start = time.Now()
 		e.mustRun("heal", node)
 		t.Logf("heal -> alive in gossip: %s", time.Since(start).Round(time.Millisecond))
-		waitMember(t, c, node, "alive")
 		for _, pid := range pids {
 			if !pidRunning(pid) {
 				t.Errorf("pid %d of %s is gone after heal", pid, node)
@@ -377,16 +348,6 @@ func testOutsideVLAN(t *testing.T, e *labEnv) {
 	})
 }
 
-// flowCount is the number of flows on a node's br-int.
-func flowCount(t *testing.T, e *labEnv, node string) int {
-	t.Helper()
-	out, err := e.run("exec", node, "--", "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "br-int")
-	if err != nil {
-		return 0
-	}
-	return strings.Count(out, "cookie=")
-}
-
 // pidRunning reports whether pid is a live (not zombie) process.
 func pidRunning(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -396,46 +357,6 @@ func pidRunning(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && len(s) > i+2 && s[i+2] != 'Z' && s[i+2] != 'X'
-}
-
-// waitMember waits until server-1's gossip view lists node with status.
-func waitMember(t *testing.T, c *client.Client, node, status string) {
-	t.Helper()
-	eventually(t, 30*time.Second, node+" "+status+" in gossip", func() error {
-		ms, err := c.Members(context.Background())
-		if err != nil {
-			return err
-		}
-		for _, m := range ms {
-			if m.Name == node {
-				if m.Status == status {
-					return nil
-				}
-				return fmt.Errorf("status %s", m.Status)
-			}
-		}
-		return fmt.Errorf("not a member")
-	})
-}
-
-// waitChassisUp waits until the chassis record of node has up == want.
-func waitChassisUp(t *testing.T, c *client.Client, node string, want bool) {
-	t.Helper()
-	eventually(t, 30*time.Second, fmt.Sprintf("chassis %s up=%v", node, want), func() error {
-		list, err := c.List(context.Background(), "chassis", nil)
-		if err != nil {
-			return err
-		}
-		for _, ch := range list {
-			if ch["name"] == node {
-				if ch["up"] == want {
-					return nil
-				}
-				return fmt.Errorf("up=%v status=%v", ch["up"], ch["status"])
-			}
-		}
-		return fmt.Errorf("no chassis record")
-	})
 }
 
 func mustState(t *testing.T, dir string) *lab.State {

@@ -99,6 +99,11 @@ type Syncer struct {
 	mu         sync.Mutex
 	desired    map[openflow.Key]entry
 	desiredRev uint64
+	// hasDesired: SetDesired was called. Until then an empty desired set
+	// means "not compiled yet", not "no flows": a new leader whose
+	// MASTER connection comes before its first compile must not prune
+	// the old round's flows (the switch would run empty until then).
+	hasDesired bool
 	dirty      map[openflow.Key]struct{} // keys changed since the last pass
 	full       bool                      // diff every key, not just dirty ones
 	conn       *openflow.Conn
@@ -112,6 +117,9 @@ type Syncer struct {
 // Stats counts what a Syncer did, for tests and metrics.
 type Stats struct {
 	Dumps, Bundles, Added, Deleted, Pruned int
+	// Unready counts passes that left the switch alone because no
+	// desired set had been given yet.
+	Unready int
 }
 
 // New returns a Syncer with an empty desired set and no connection.
@@ -155,7 +163,7 @@ func (s *Syncer) SetDesired(rev uint64, flows []openflow.Flow) error {
 		m[k] = newEntry(f)
 	}
 	s.mu.Lock()
-	s.desired, s.desiredRev, s.full = m, rev, true
+	s.desired, s.desiredRev, s.full, s.hasDesired = m, rev, true, true
 	clear(s.dirty)
 	s.mu.Unlock()
 	s.wake()
@@ -295,10 +303,16 @@ var errNoConn = errors.New("flowsync: no connection")
 // pass brings the switch to the desired set once.
 func (s *Syncer) pass(ctx context.Context) error {
 	s.mu.Lock()
-	conn, needDump := s.conn, s.installed == nil
+	conn, needDump, ready := s.conn, s.installed == nil, s.hasDesired
+	if conn != nil && !ready {
+		s.stats.Unready++
+	}
 	s.mu.Unlock()
 	if conn == nil {
 		return errNoConn
+	}
+	if !ready {
+		return nil // SetDesired wakes the next pass
 	}
 	if needDump {
 		flows, err := conn.DumpFlows(ctx, openflow.TableAll, CookieMagic, CookieMagicMask)

@@ -362,6 +362,45 @@ func TestRoundTakeover(t *testing.T) {
 	t.Logf("ping during takeover: %d answered over %v, none lost", answered, time.Since(p.start))
 }
 
+// TestTakeoverBeforeDesired: a new leader's MASTER connection may come
+// before its first compile (the agent's order). The syncer then leaves the
+// old round's flows alone until SetDesired; ping is unaffected.
+func TestTakeoverBeforeDesired(t *testing.T) {
+	l := newLab(t, "early")
+	old := startSyncer(t, 1)
+	desired := append(slices.Clone(l.l2), bulkFlows(500)...)
+	if err := old.SetDesired(1, desired); err != nil {
+		t.Fatal(err)
+	}
+	conn := l.connect(nil, 1<<32|1)
+	old.SetConn(conn)
+	waitRealized(t, old, 1)
+	l.waitPing()
+	p := startPing(t, l.a.Namespace(), l.bIP)
+
+	conn.Close()
+	neu := startSyncer(t, 2)
+	neu.SetConn(l.connect(l.reaccept(), 1<<32|2))
+	deadline := time.Now().Add(30 * time.Second)
+	for neu.Stats().Unready == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no pass of the new syncer without a desired set: stats %+v", neu.Stats())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the syncer's counter, bounded by the deadline
+	}
+	// The pass that found no desired set changed nothing.
+	l.checkFlows(stamped(desired, 1))
+	if err := neu.SetDesired(2, desired); err != nil {
+		t.Fatal(err)
+	}
+	waitRealized(t, neu, 2)
+	answered, lost := p.stop()
+	l.checkFlows(stamped(desired, 2))
+	if len(lost) > 0 || answered < 2 {
+		t.Errorf("ping during takeover: %d answered, lost seqs %v", answered, lost)
+	}
+}
+
 // TestParksWhenFenced: after another controller takes over, the engine
 // stops (ErrNotMaster) instead of retrying.
 func TestParksWhenFenced(t *testing.T) {

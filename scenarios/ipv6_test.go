@@ -1,4 +1,4 @@
-package lab_test
+package scenarios_test
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+
+	"neutrino/scenarios/harness"
 )
 
 // TestIPv6PortSecurity: a network with an IPv4 and an IPv6 subnet
@@ -21,10 +23,10 @@ import (
 // (tcpdump), and ofproto/trace drops neighbour advertisements and
 // solicitations that lie about the sender's addresses.
 func TestIPv6PortSecurity(t *testing.T) {
-	p := upPipelineLab(t, pipelineTopo)
-	nc := p.admin
-	netID, sub4 := p.network(nc, "v6", "10.6.0.0/24")
-	ctx, cancel := p.ctx()
+	p := sharedUp(t, pipelineTopo)
+	nc := p.Admin
+	netID, sub4 := p.Network(nc, "v6", "10.6.0.0/24")
+	ctx, cancel := p.Ctx()
 	defer cancel()
 	s6, err := subnets.Create(ctx, nc, subnets.CreateOpts{
 		NetworkID: netID, CIDR: "fd00:1::/64", IPVersion: gophercloud.IPv6, Name: "v6-6",
@@ -32,18 +34,18 @@ func TestIPv6PortSecurity(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create IPv6 subnet: %v", err)
 	}
-	open := p.group(nc, "v6-open")
-	p.rule(nc, rules.CreateOpts{SecGroupID: open, Direction: rules.DirIngress, EtherType: rules.EtherType6, Protocol: rules.ProtocolIPv6ICMP})
+	open := p.Group(nc, "v6-open")
+	p.Rule(nc, rules.CreateOpts{SecGroupID: open, Direction: rules.DirIngress, EtherType: rules.EtherType6, Protocol: rules.ProtocolIPv6ICMP})
 
 	type vm6 struct {
-		vm
+		harness.VM
 		ip6 string
 	}
 	plug := func(name, chassis string) vm6 {
 		t.Helper()
-		port := p.port(nc, ports.CreateOpts{NetworkID: netID, Name: name, SecurityGroups: &[]string{open},
+		port := p.Port(nc, ports.CreateOpts{NetworkID: netID, Name: name, SecurityGroups: &[]string{open},
 			FixedIPs: []ports.IP{{SubnetID: sub4}, {SubnetID: s6.ID}}})
-		v := vm6{vm: p.plug(name, chassis, port)}
+		v := vm6{VM: p.Plug(name, chassis, port)}
 		for _, f := range port.FixedIPs {
 			if a, err := netip.ParseAddr(f.IPAddress); err == nil && a.Is6() {
 				v.ip6 = a.String()
@@ -52,54 +54,46 @@ func TestIPv6PortSecurity(t *testing.T) {
 		if v.ip6 == "" {
 			t.Fatalf("port %s has no IPv6 address: %+v", port.ID, port.FixedIPs)
 		}
-		p.mustExec(name, "ip", "-6", "addr", "add", v.ip6+"/64", "dev", "eth0", "nodad")
+		p.MustExec(name, "ip", "-6", "addr", "add", v.ip6+"/64", "dev", "eth0", "nodad")
 		t.Logf("VM %s: %s", name, v.ip6)
 		return v
 	}
-	a := plug("v6a", p.chassis[0])
-	b := plug("v6b", p.chassis[1])
+	a := plug("v6a", p.Chassis[0])
+	b := plug("v6b", p.Chassis[1])
 
-	p.traceOnFailure(a.Name, "NS for "+b.ip6, fmt.Sprintf("icmp6,dl_src=%s,dl_dst=33:33:ff:00:00:01,ipv6_src=%s,ipv6_dst=ff02::1:ff00:1,nw_ttl=255,icmpv6_type=135,icmpv6_code=0,nd_target=%s,nd_sll=%s", a.MAC, a.ip6, b.ip6, a.MAC))
-	p.pingOK(firstPacket, a.Name, b.ip6)
-	p.pingOK(change, b.Name, a.ip6)
+	p.TraceOnFailure(a.Name, "NS for "+b.ip6, fmt.Sprintf("icmp6,dl_src=%s,dl_dst=33:33:ff:00:00:01,ipv6_src=%s,ipv6_dst=ff02::1:ff00:1,nw_ttl=255,icmpv6_type=135,icmpv6_code=0,nd_target=%s,nd_sll=%s", a.MAC, a.ip6, b.ip6, a.MAC))
+	p.PingOK(harness.FirstPacket, a.Name, b.ip6)
+	p.PingOK(harness.Change, b.Name, a.ip6)
 	// The neighbour entries come from the ND responder: B's MAC for B's
 	// address in A.
-	if out := p.mustExec(a.Name, "ip", "-6", "neigh", "show", b.ip6); !strings.Contains(out, b.MAC) {
+	if out := p.MustExec(a.Name, "ip", "-6", "neigh", "show", b.ip6); !strings.Contains(out, b.MAC) {
 		t.Errorf("A's neighbour entry for %s: %q, want %s", b.ip6, out, b.MAC)
 	}
 
 	const spoof6, spoofMAC = "fd00:1::200", "02:00:0a:06:00:c8"
-	p.mustExec(a.Name, "ip", "-6", "addr", "add", spoof6+"/128", "dev", "eth0", "nodad")
-	seen := p.seenAt(b.Name, "ip6 and src host "+spoof6, func() {
-		_, _ = p.exec(a.Name, "ping", "-n", "-c3", "-i0.2", "-W1", "-I", spoof6, b.ip6)
+	p.MustExec(a.Name, "ip", "-6", "addr", "add", spoof6+"/128", "dev", "eth0", "nodad")
+	seen := p.SeenAt(b.Name, "ip6 and src host "+spoof6, func() {
+		_, _ = p.Exec(a.Name, "ping", "-n", "-c3", "-i0.2", "-W1", "-I", spoof6, b.ip6)
 	})
 	if len(seen) > 0 {
 		t.Errorf("a ping6 from %s with spoofed source %s reached %s:\n%s", a.Name, spoof6, b.Name, strings.Join(seen, "\n"))
 	}
 	// The /128 would be the preferred source (longest matching prefix):
 	// remove it, the genuine address still works.
-	p.mustExec(a.Name, "ip", "-6", "addr", "del", spoof6+"/128", "dev", "eth0")
-	p.pingOK(change, a.Name, b.ip6, "-I", a.ip6)
+	p.MustExec(a.Name, "ip", "-6", "addr", "del", spoof6+"/128", "dev", "eth0")
+	p.PingOK(harness.Change, a.Name, b.ip6, "-I", a.ip6)
 
 	echo := "icmp6,dl_src=%s,dl_dst=%s,ipv6_src=%s,ipv6_dst=%s,nw_ttl=64,icmpv6_type=128,icmpv6_code=0"
 	na := "icmp6,dl_src=%s,dl_dst=%s,ipv6_src=%s,ipv6_dst=%s,nw_ttl=255,icmpv6_type=136,icmpv6_code=0,nd_target=%s,nd_tll=%s"
 	ns := "icmp6,dl_src=%s,dl_dst=33:33:ff:00:00:01,ipv6_src=%s,ipv6_dst=ff02::1:ff00:1,nw_ttl=255,icmpv6_type=135,icmpv6_code=0,nd_target=%s,nd_sll=%s"
-	for _, tc := range []struct {
-		what, flow string
-		drop       bool
-	}{
-		{"genuine ICMPv6 echo", fmt.Sprintf(echo, a.MAC, b.MAC, a.ip6, b.ip6), false},
-		{"ICMPv6 echo from a spoofed IPv6 source", fmt.Sprintf(echo, a.MAC, b.MAC, spoof6, b.ip6), true},
-		{"ICMPv6 echo from a spoofed MAC", fmt.Sprintf(echo, spoofMAC, b.MAC, a.ip6, b.ip6), true},
-		{"genuine NA", fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, a.ip6, a.MAC), false},
-		{"NA claiming another address", fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, spoof6, a.MAC), true},
-		{"NA claiming another MAC", fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, a.ip6, spoofMAC), true},
-		{"NS answered by the responder", fmt.Sprintf(ns, a.MAC, a.ip6, b.ip6, a.MAC), false},
-		{"NS with a spoofed source link-layer address", fmt.Sprintf(ns, a.MAC, a.ip6, b.ip6, spoofMAC), true},
-	} {
-		actions, full := p.traceVM(a.Name, tc.flow)
-		if dropped(actions) != tc.drop {
-			t.Errorf("ofproto/trace of %s from %s: datapath actions %q, want drop=%v; trace:\n%s", tc.what, a.Name, actions, tc.drop, full)
-		}
-	}
+	p.ExpectTraces(a.Name, []harness.TraceCase{
+		{What: "genuine ICMPv6 echo", Flow: fmt.Sprintf(echo, a.MAC, b.MAC, a.ip6, b.ip6), Drop: false},
+		{What: "ICMPv6 echo from a spoofed IPv6 source", Flow: fmt.Sprintf(echo, a.MAC, b.MAC, spoof6, b.ip6), Drop: true},
+		{What: "ICMPv6 echo from a spoofed MAC", Flow: fmt.Sprintf(echo, spoofMAC, b.MAC, a.ip6, b.ip6), Drop: true},
+		{What: "genuine NA", Flow: fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, a.ip6, a.MAC), Drop: false},
+		{What: "NA claiming another address", Flow: fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, spoof6, a.MAC), Drop: true},
+		{What: "NA claiming another MAC", Flow: fmt.Sprintf(na, a.MAC, b.MAC, a.ip6, b.ip6, a.ip6, spoofMAC), Drop: true},
+		{What: "NS answered by the responder", Flow: fmt.Sprintf(ns, a.MAC, a.ip6, b.ip6, a.MAC), Drop: false},
+		{What: "NS with a spoofed source link-layer address", Flow: fmt.Sprintf(ns, a.MAC, a.ip6, b.ip6, spoofMAC), Drop: true},
+	})
 }
