@@ -678,6 +678,7 @@ func TestEnsurePhysnetPatches(t *testing.T) {
 
 	// The missing bridge appears: its pair follows.
 	vsctl(t, ch, "add-br", "br-missing", "--", "set", "Bridge", "br-missing", "datapath_type=netdev")
+	waitBridgeCached(t, ch, "br-missing")
 	if _, sk, err := ch.c.EnsurePhysnetPatches(ctx, spec); err != nil || len(sk) != 0 {
 		t.Fatalf("ensure after add-br: skipped %v, %v", sk, err)
 	}
@@ -688,6 +689,7 @@ func TestEnsurePhysnetPatches(t *testing.T) {
 	// A mapping goes away, another moves to a new bridge: both ends of the
 	// old pairs go, the other bridges' own ports stay.
 	vsctl(t, ch, "add-br", "br-ex2", "--", "set", "Bridge", "br-ex2", "datapath_type=netdev")
+	waitBridgeCached(t, ch, "br-ex2")
 	spec.Mappings = map[string]string{"external": "br-ex2", "ghost": "br-missing"}
 	if _, _, err := ch.c.EnsurePhysnetPatches(ctx, spec); err != nil {
 		t.Fatal(err)
@@ -781,4 +783,20 @@ func TestWatchOwnedPorts(t *testing.T) {
 		return nil
 	})
 	t.Logf("owned-port change reported %v after the removal", time.Since(start))
+}
+
+// waitBridgeCached waits until the client's monitor cache holds a bridge
+// ovs-vsctl just added: the update reaches the cache asynchronously.
+func waitBridgeCached(t *testing.T, ch *chassis, name string) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() error {
+		br, err := ch.c.Bridge(testCtx(t), name)
+		if err != nil {
+			return err
+		}
+		if br == nil {
+			return fmt.Errorf("bridge %s not in the client's cache yet", name)
+		}
+		return nil
+	})
 }
