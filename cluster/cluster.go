@@ -84,8 +84,11 @@ type Cluster struct {
 	log   *slog.Logger
 	fsm   *fsm.FSM
 
-	// Raft; nil on a chassis agent.
+	// Raft; nil on a chassis agent. raftPub publishes it once startRaft
+	// set it: the API runs (and asks IsLeader, Status) while Start still
+	// restores the snapshot, so public methods test raftPub, not raft.
 	raft     *raft.Raft
+	raftPub  atomic.Pointer[raft.Raft]
 	logStore *checkedStore
 	snaps    *raft.FileSnapshotStore
 	trans    *raft.NetworkTransport
@@ -247,7 +250,7 @@ func (c *Cluster) closeAll() error {
 //   - ErrUnknownOutcome: the command was handed to Raft and its fate is
 //     unknown (leadership lost, shutdown, ctx ended while waiting).
 func (c *Cluster) Apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
-	if c.raft == nil {
+	if c.raftPub.Load() == nil {
 		return nil, ErrNotServer
 	}
 	if err := c.waitReady(ctx); err != nil {
@@ -281,7 +284,7 @@ func (c *Cluster) apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
 // so state read for allocations is complete. ErrNotLeader when it does not
 // lead, ErrLeaderNotReady when ctx ended first.
 func (c *Cluster) WaitReady(ctx context.Context) error {
-	if c.raft == nil {
+	if c.raftPub.Load() == nil {
 		return ErrNotServer
 	}
 	return c.waitReady(ctx)
@@ -343,13 +346,13 @@ func raftErr(op string, err error) error {
 
 // IsLeader reports whether this node is the Raft leader.
 func (c *Cluster) IsLeader() bool {
-	return c.raft != nil && c.raft.State() == raft.Leader
+	return c.raftPub.Load() != nil && c.raft.State() == raft.Leader
 }
 
 // Leader returns the leader's node name and its advertised HTTP address from
 // gossip; both are empty when no leader is known (always on an agent).
 func (c *Cluster) Leader() (name, httpAddr string) {
-	if c.raft == nil {
+	if c.raftPub.Load() == nil {
 		return "", ""
 	}
 	_, id := c.raft.LeaderWithID()
@@ -392,7 +395,7 @@ func (c *Cluster) WaitForLeader(ctx context.Context) error {
 // leads (a quorum answered) and has applied everything committed before its
 // election.
 func (c *Cluster) VerifyLeader(ctx context.Context) error {
-	if c.raft == nil {
+	if c.raftPub.Load() == nil {
 		return ErrNotServer
 	}
 	term := c.raft.CurrentTerm()
@@ -412,7 +415,7 @@ func (c *Cluster) VerifyLeader(ctx context.Context) error {
 
 // Term returns the current Raft term (0 on an agent).
 func (c *Cluster) Term() uint64 {
-	if c.raft == nil {
+	if c.raftPub.Load() == nil {
 		return 0
 	}
 	return c.raft.CurrentTerm()
@@ -457,7 +460,7 @@ func (c *Cluster) Status() Status {
 		v := c.fsm.State().Read()
 		s.Revision, s.Epoch = v.Revision(), v.Epoch()
 	}
-	if c.raft == nil {
+	if c.raftPub.Load() == nil {
 		return s
 	}
 	s.Leader, _ = c.Leader()

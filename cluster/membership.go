@@ -40,7 +40,7 @@ const DefaultDeadServerCleanup = 10 * time.Minute
 // and can then remove it) and a server gossip shows alive (stop it first,
 // or reconcile adds it straight back).
 func (c *Cluster) RemoveServer(ctx context.Context, name string) error {
-	if c.raft == nil {
+	if c.raftPub.Load() == nil {
 		return ErrNotServer
 	}
 	if c.raft.State() != raft.Leader {

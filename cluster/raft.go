@@ -91,6 +91,7 @@ func (c *Cluster) startRaft() error {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
 	c.raft = r
+	c.raftPub.Store(r)
 	if hasState {
 		// Tell the others we belong to a cluster, so nobody bootstraps with us.
 		if err := c.changeOwnMeta(func(m *NodeMeta) { m.Bootstrapped = true }); err != nil {
