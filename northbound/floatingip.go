@@ -84,8 +84,7 @@ func (s *Server) listFloatingIPs(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderFloatingIP(f))
 		}
 	}
-	writeList(w, r, lq, "floatingips", objs)
-	return nil
+	return writeList(w, r, lq, "floatingips", objs)
 }
 
 func (s *Server) showFloatingIP(w http.ResponseWriter, r *http.Request) error {

@@ -254,8 +254,7 @@ func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) error {
 		}
 		objs = append(objs, renderPort(p))
 	}
-	writeList(w, r, lq, "ports", objs)
-	return nil
+	return writeList(w, r, lq, "ports", objs)
 }
 
 func uniq(vals []string) []string {

@@ -207,8 +207,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderGroup(v, g))
 		}
 	}
-	writeList(w, r, lq, "security_groups", objs)
-	return nil
+	return writeList(w, r, lq, "security_groups", objs)
 }
 
 func (s *Server) showGroup(w http.ResponseWriter, r *http.Request) error {
@@ -396,8 +395,7 @@ func (s *Server) listRules(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderRule(rl, v.SecurityGroup(rl.SecurityGroupID)))
 		}
 	}
-	writeList(w, r, lq, "security_group_rules", objs)
-	return nil
+	return writeList(w, r, lq, "security_group_rules", objs)
 }
 
 func lookupRule(v *fsm.View, ident Identity, id string) (*fsm.SecurityGroupRule, error) {

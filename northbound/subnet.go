@@ -156,8 +156,7 @@ func (s *Server) listSubnets(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderSubnet(sub))
 		}
 	}
-	writeList(w, r, lq, "subnets", objs)
-	return nil
+	return writeList(w, r, lq, "subnets", objs)
 }
 
 func (s *Server) showSubnet(w http.ResponseWriter, r *http.Request) error {
