@@ -20,7 +20,7 @@ var portAttrs = map[string]attrSpec{
 	"description":           {Kind: attrString, Post: true, Put: true, MaxLen: 255},
 	"project_id":            {Kind: attrString, Post: true, MaxLen: 255},
 	"tenant_id":             {Kind: attrString, Post: true, MaxLen: 255},
-	"network_id":            {Kind: attrString, Post: true},
+	"network_id":            {Kind: attrString, Post: true, UUID: true},
 	"mac_address":           {Kind: attrString, Post: true, Put: true},
 	"admin_state_up":        {Kind: attrBool, Post: true, Put: true},
 	"status":                {Kind: attrString},
