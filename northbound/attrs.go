@@ -32,6 +32,9 @@ type attrSpec struct {
 	Put      bool
 	Nullable bool
 	MaxLen   int
+	// UUID marks an id attribute Neutron validates as a UUID (type:uuid),
+	// so a malformed one is a 400, not a lookup that answers 404.
+	UUID bool
 }
 
 // attrs are the parsed attributes of one object in a request body; a key is
@@ -188,6 +191,9 @@ func parseValue(name string, raw json.RawMessage, spec attrSpec) (any, error) {
 		}
 		if spec.MaxLen > 0 && len(s) > spec.MaxLen {
 			return nil, badRequest("Invalid input for %s. Reason: '%s' exceeds maximum length of %d.", name, s, spec.MaxLen)
+		}
+		if spec.UUID && !validUUID(s) {
+			return nil, badRequest("Invalid input for %s. Reason: '%s' is not a valid UUID.", name, s)
 		}
 		return s, nil
 	case attrBool:

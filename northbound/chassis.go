@@ -75,8 +75,7 @@ func (s *Server) listChassis(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range v.ChassisList() {
 		objs = append(objs, renderChassis(c))
 	}
-	writeList(w, r, lq, "chassis", objs)
-	return nil
+	return writeList(w, r, lq, "chassis", objs)
 }
 
 func (s *Server) showChassis(w http.ResponseWriter, r *http.Request) error {

@@ -14,10 +14,10 @@ var floatingIPAttrs = map[string]attrSpec{
 	"description":         {Kind: attrString, Post: true, Put: true, MaxLen: 255},
 	"project_id":          {Kind: attrString, Post: true, MaxLen: 255},
 	"tenant_id":           {Kind: attrString, Post: true, MaxLen: 255},
-	"floating_network_id": {Kind: attrString, Post: true},
+	"floating_network_id": {Kind: attrString, Post: true, UUID: true},
 	"floating_ip_address": {Kind: attrString, Post: true},
 	"subnet_id":           {Kind: attrString, Post: true, Nullable: true},
-	"port_id":             {Kind: attrString, Post: true, Put: true, Nullable: true},
+	"port_id":             {Kind: attrString, Post: true, Put: true, Nullable: true, UUID: true},
 	"fixed_ip_address":    {Kind: attrString, Post: true, Put: true, Nullable: true},
 	"router_id":           {Kind: attrString},
 	"status":              {Kind: attrString},
@@ -84,8 +84,7 @@ func (s *Server) listFloatingIPs(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderFloatingIP(f))
 		}
 	}
-	writeList(w, r, lq, "floatingips", objs)
-	return nil
+	return writeList(w, r, lq, "floatingips", objs)
 }
 
 func (s *Server) showFloatingIP(w http.ResponseWriter, r *http.Request) error {

@@ -174,6 +174,8 @@ func TestL3BadInput(t *testing.T) {
 		wantType string
 	}{
 		{"fip on non-external network", "POST", "/v2.0/floatingips", nil, fip(map[string]any{"floating_network_id": n1["id"]}), 400, "BadRequest"},
+		{"fip floating_network_id not a UUID", "POST", "/v2.0/floatingips", nil, fip(map[string]any{"floating_network_id": "public"}), 400, "HTTPBadRequest"},
+		{"fip port_id not a UUID", "POST", "/v2.0/floatingips", nil, fip(map[string]any{"floating_network_id": ext["id"], "port_id": "vm-1"}), 400, "HTTPBadRequest"},
 		{"fip on missing network", "POST", "/v2.0/floatingips", nil, fip(map[string]any{"floating_network_id": missing}), 404, "NetworkNotFound"},
 		{"fip address taken", "POST", "/v2.0/floatingips", nil, fip(map[string]any{"floating_network_id": ext["id"], "floating_ip_address": gatewayIP(r1)}), 409, "IpAddressAlreadyAllocated"},
 		{"fip without gateway path", "POST", "/v2.0/floatingips", nil, fip(map[string]any{"floating_network_id": ext["id"], "port_id": vmB["id"]}), 404, "ExternalGatewayForFloatingIPNotFound"},

@@ -540,8 +540,7 @@ func (s *Server) lbList(k *lbKind) apiHandler {
 				objs = append(objs, k.render(v, o, ident.Admin))
 			}
 		}
-		writeList(w, r, lq, k.plural, objs)
-		return nil
+		return writeList(w, r, lq, k.plural, objs)
 	}
 }
 

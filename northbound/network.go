@@ -128,8 +128,7 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderNetwork(v, n))
 		}
 	}
-	writeList(w, r, lq, "networks", objs)
-	return nil
+	return writeList(w, r, lq, "networks", objs)
 }
 
 func nonNilObjs(o []map[string]any) []map[string]any {
@@ -148,17 +147,15 @@ func (s *Server) showNetwork(w http.ResponseWriter, r *http.Request) error {
 	return writeShow(w, r, "network", "networks", networkAttrs, renderNetwork(v, n))
 }
 
-// selectFields applies ?fields= to one object.
+// selectFields applies ?fields= to one object; like a list, it ignores
+// names that are no attribute of the collection.
 func selectFields(obj map[string]any, r *http.Request, specs map[string]attrSpec, collection string) (map[string]any, error) {
-	fields := splitValues(r.URL.Query()["fields"])
-	if len(fields) == 0 {
+	fields, project := knownFields(r.URL.Query()["fields"], specs)
+	if !project {
 		return obj, nil
 	}
-	out := map[string]any{}
+	out := make(map[string]any, len(fields))
 	for _, f := range fields {
-		if _, ok := specs[f]; !ok {
-			return nil, badRequest("Field %s is not a valid attribute of %s", f, collection)
-		}
 		out[f] = obj[f]
 	}
 	return out, nil

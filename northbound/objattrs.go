@@ -151,13 +151,17 @@ func writeCreated(w http.ResponseWriter, singular, plural string, bulk bool, obj
 }
 
 // writeList answers a list request with the page and its links.
-func writeList(w http.ResponseWriter, r *http.Request, lq *listQuery, collection string, objs []map[string]any) {
-	page, links := lq.apply(objs, r)
+func writeList(w http.ResponseWriter, r *http.Request, lq *listQuery, collection string, objs []map[string]any) error {
+	page, links, err := lq.apply(objs, r)
+	if err != nil {
+		return err
+	}
 	body := map[string]any{collection: nonNilObjs(page)}
 	if links != nil {
 		body[collection+"_links"] = links
 	}
 	writeJSONFast(w, http.StatusOK, body)
+	return nil
 }
 
 // writeShow answers a show request, honouring ?fields=.

@@ -20,7 +20,7 @@ var portAttrs = map[string]attrSpec{
 	"description":           {Kind: attrString, Post: true, Put: true, MaxLen: 255},
 	"project_id":            {Kind: attrString, Post: true, MaxLen: 255},
 	"tenant_id":             {Kind: attrString, Post: true, MaxLen: 255},
-	"network_id":            {Kind: attrString, Post: true},
+	"network_id":            {Kind: attrString, Post: true, UUID: true},
 	"mac_address":           {Kind: attrString, Post: true, Put: true},
 	"admin_state_up":        {Kind: attrBool, Post: true, Put: true},
 	"status":                {Kind: attrString},
@@ -254,8 +254,7 @@ func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) error {
 		}
 		objs = append(objs, renderPort(p))
 	}
-	writeList(w, r, lq, "ports", objs)
-	return nil
+	return writeList(w, r, lq, "ports", objs)
 }
 
 func uniq(vals []string) []string {

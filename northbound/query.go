@@ -33,6 +33,7 @@ type listQuery struct {
 	marker     string
 	reverse    bool
 	fields     []string
+	project    bool
 	collection string
 }
 
@@ -63,12 +64,7 @@ func parseListQuery(q url.Values, collection string, known map[string]attrSpec) 
 	lq.tagsAny = splitValues(q["tags-any"])
 	lq.notAll = splitValues(q["not-tags"])
 	lq.notAny = splitValues(q["not-tags-any"])
-	lq.fields = splitValues(q["fields"])
-	for _, f := range lq.fields {
-		if _, ok := known[f]; !ok {
-			return nil, badRequest("Field %s is not a valid attribute of %s", f, collection)
-		}
-	}
+	lq.fields, lq.project = knownFields(q["fields"], known)
 	dirs := q["sort_dir"]
 	for i, k := range q["sort_key"] {
 		if _, ok := known[k]; !ok {
@@ -100,6 +96,22 @@ func parseListQuery(q url.Values, collection string, known map[string]attrSpec) 
 	lq.marker = q.Get("marker")
 	lq.reverse = strings.EqualFold(q.Get("page_reverse"), "true")
 	return lq, nil
+}
+
+// knownFields is the ?fields= selection: the names of known attributes
+// among those asked for, and whether any was asked for at all. Neutron
+// ignores names it does not know (openstackclient's `port list --long`
+// asks for security_group_ids), so an unknown name is dropped, not an
+// error; hidden attributes are not in known, so they stay hidden.
+func knownFields(vals []string, known map[string]attrSpec) ([]string, bool) {
+	asked := splitValues(vals)
+	var out []string
+	for _, f := range asked {
+		if _, ok := known[f]; ok {
+			out = append(out, f)
+		}
+	}
+	return out, len(asked) > 0
 }
 
 // filterValue is how an attribute value compares with a filter string.
@@ -214,7 +226,10 @@ func cmpOrdered[T int | uint64](a, b T) int {
 
 // apply filters, sorts (by the sort keys, then id, so paging is stable),
 // pages and projects the objects, and returns the page and its links.
-func (lq *listQuery) apply(objs []map[string]any, r *http.Request) ([]map[string]any, []map[string]string) {
+func (lq *listQuery) apply(objs []map[string]any, r *http.Request) ([]map[string]any, []map[string]string, error) {
+	if lq.marker != "" && !hasID(objs, lq.marker) {
+		return nil, nil, markerNotFound(lq.collection, lq.marker)
+	}
 	out := objs[:0:0]
 	for _, o := range objs {
 		if lq.matches(o) {
@@ -234,7 +249,7 @@ func (lq *listQuery) apply(objs []map[string]any, r *http.Request) ([]map[string
 	if lq.limit > 0 || lq.marker != "" {
 		out, links = lq.page(out, r)
 	}
-	if len(lq.fields) > 0 {
+	if lq.project {
 		for i, o := range out {
 			p := make(map[string]any, len(lq.fields))
 			for _, f := range lq.fields {
@@ -243,7 +258,35 @@ func (lq *listQuery) apply(objs []map[string]any, r *http.Request) ([]map[string
 			out[i] = p
 		}
 	}
-	return out, links
+	return out, links, nil
+}
+
+// hasID says whether an object with this id is among objs.
+func hasID(objs []map[string]any, id string) bool {
+	for _, o := range objs {
+		if o["id"] == id {
+			return true
+		}
+	}
+	return false
+}
+
+// notFoundNames are the Neutron resource names of the core collections, for
+// the <Resource>NotFound error a marker naming no object gets.
+var notFoundNames = map[string]string{
+	"networks": "Network", "subnets": "Subnet", "ports": "Port", "routers": "Router",
+	"floatingips": "FloatingIP", "security_groups": "SecurityGroup",
+	"security_group_rules": "SecurityGroupRule",
+}
+
+// markerNotFound is Neutron's answer to a marker that names no object the
+// caller can see: its paging looks the marker up like a show does (404),
+// rather than silently listing from the start.
+func markerNotFound(collection, id string) *apiError {
+	if name, ok := notFoundNames[collection]; ok {
+		return newError(http.StatusNotFound, name+"NotFound", "%s %s could not be found.", name, id)
+	}
+	return newError(http.StatusNotFound, "ObjectNotFound", "Object %s not found.", id)
 }
 
 func (lq *listQuery) page(sorted []map[string]any, r *http.Request) ([]map[string]any, []map[string]string) {

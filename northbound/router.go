@@ -154,8 +154,7 @@ func (s *Server) listRouters(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderRouter(rt, v.RouterGatewayPort(rt.ID), ident))
 		}
 	}
-	writeList(w, r, lq, "routers", objs)
-	return nil
+	return writeList(w, r, lq, "routers", objs)
 }
 
 func (s *Server) showRouter(w http.ResponseWriter, r *http.Request) error {

@@ -30,13 +30,13 @@ var securityGroupAttrs = map[string]attrSpec{
 // securityGroupRuleAttrs are the plain attributes of a rule.
 var securityGroupRuleAttrs = map[string]attrSpec{
 	"id":                      {Kind: attrString},
-	"security_group_id":       {Kind: attrString, Post: true},
+	"security_group_id":       {Kind: attrString, Post: true, UUID: true},
 	"direction":               {Kind: attrString, Post: true},
 	"ethertype":               {Kind: attrString, Post: true},
 	"port_range_min":          {Kind: attrInt, Post: true, Nullable: true},
 	"port_range_max":          {Kind: attrInt, Post: true, Nullable: true},
 	"remote_ip_prefix":        {Kind: attrString, Post: true, Nullable: true},
-	"remote_group_id":         {Kind: attrString, Post: true, Nullable: true},
+	"remote_group_id":         {Kind: attrString, Post: true, Nullable: true, UUID: true},
 	"remote_address_group_id": {Kind: attrString},
 	"normalized_cidr":         {Kind: attrString},
 	"belongs_to_default_sg":   {Kind: attrBool},
@@ -207,8 +207,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderGroup(v, g))
 		}
 	}
-	writeList(w, r, lq, "security_groups", objs)
-	return nil
+	return writeList(w, r, lq, "security_groups", objs)
 }
 
 func (s *Server) showGroup(w http.ResponseWriter, r *http.Request) error {
@@ -396,8 +395,7 @@ func (s *Server) listRules(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderRule(rl, v.SecurityGroup(rl.SecurityGroupID)))
 		}
 	}
-	writeList(w, r, lq, "security_group_rules", objs)
-	return nil
+	return writeList(w, r, lq, "security_group_rules", objs)
 }
 
 func lookupRule(v *fsm.View, ident Identity, id string) (*fsm.SecurityGroupRule, error) {

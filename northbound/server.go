@@ -237,9 +237,36 @@ func (s *Server) routes() {
 	s.floatingIPRoutes()
 	s.vpnRoutes()
 	s.lbaasRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc("/", s.unrouted)
+}
+
+// probeMethods are the methods a path is tried with to tell an unknown
+// path (404) from a known one asked with the wrong method (405).
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// unrouted answers what no route took. The catch-all "/" shadows
+// ServeMux's own 405, so it asks the mux which methods the path has:
+// Neutron answers a known collection or member asked with an unsupported
+// method with 405 and an Allow header, and only an unknown path with 404.
+func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range probeMethods {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
 		writeError(w, newError(http.StatusNotFound, "HTTPNotFound", "The resource could not be found."))
-	})
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, newError(http.StatusMethodNotAllowed, "HTTPMethodNotAllowed",
+		"The method %s is not allowed for this resource.", r.Method))
 }
 
 // apiHandler is a Neutron handler: it returns an error instead of writing one.

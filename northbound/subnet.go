@@ -17,7 +17,7 @@ var subnetAttrs = map[string]attrSpec{
 	"description":       {Kind: attrString, Post: true, Put: true, MaxLen: 255},
 	"project_id":        {Kind: attrString, Post: true, MaxLen: 255},
 	"tenant_id":         {Kind: attrString, Post: true, MaxLen: 255},
-	"network_id":        {Kind: attrString, Post: true},
+	"network_id":        {Kind: attrString, Post: true, UUID: true},
 	"ip_version":        {Kind: attrInt, Post: true},
 	"cidr":              {Kind: attrString, Post: true},
 	"gateway_ip":        {Kind: attrString, Post: true, Put: true, Nullable: true},
@@ -156,8 +156,7 @@ func (s *Server) listSubnets(w http.ResponseWriter, r *http.Request) error {
 			objs = append(objs, renderSubnet(sub))
 		}
 	}
-	writeList(w, r, lq, "subnets", objs)
-	return nil
+	return writeList(w, r, lq, "subnets", objs)
 }
 
 func (s *Server) showSubnet(w http.ResponseWriter, r *http.Request) error {

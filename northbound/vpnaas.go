@@ -86,8 +86,7 @@ func registerVPN[T fsm.Object](s *Server, k *vpnKind[T]) {
 				objs = append(objs, k.render(o))
 			}
 		}
-		writeList(w, r, lq, k.plural, objs)
-		return nil
+		return writeList(w, r, lq, k.plural, objs)
 	})
 	s.neutron("GET "+base+"/{id}", func(w http.ResponseWriter, r *http.Request) error {
 		o, err := k.lookup(s.view(w), identityFrom(r.Context()), r.PathValue("id"))
