@@ -69,11 +69,20 @@ func TestLBaaSGophercloud(t *testing.T) {
 		t.Fatalf("placement: list %v active %q", gwList, active)
 	}
 	// The VIP port: Octavia's owner, bound where the load balancer runs.
+	// Read with a deadline: on a loaded machine gossip may move the load
+	// balancer between the two reads; the port must follow where it runs.
 	var vp struct{ Port map[string]any }
-	if code := e.servers[1].do("GET", "/v2.0/ports/"+lb.VipPortID, nil, nil, &vp); code != 200 ||
-		vp.Port["device_owner"] != fsm.DeviceOwnerLBVIP || vp.Port["device_id"] != "lb-"+lb.ID || vp.Port["binding:host_id"] != active {
-		t.Fatalf("vip port %d %v", code, vp.Port)
-	}
+	eventually(t, 30*time.Second, func() error {
+		if code := e.servers[1].do("GET", "/v2.0/ports/"+lb.VipPortID, nil, nil, &vp); code != 200 ||
+			vp.Port["device_owner"] != fsm.DeviceOwnerLBVIP || vp.Port["device_id"] != "lb-"+lb.ID {
+			t.Fatalf("vip port %d %v", code, vp.Port)
+		}
+		active, _ = e.lbState(lb.ID)["neutrino:active_chassis"].(string)
+		if vp.Port["binding:host_id"] != active {
+			return fmt.Errorf("vip port bound to %v, load balancer active on %q", vp.Port["binding:host_id"], active)
+		}
+		return nil
+	})
 
 	// A write while the tree is pending is 409 ImmutableObject.
 	g := e.gw(active)
@@ -403,6 +412,9 @@ func TestLBaaSBadInput(t *testing.T) {
 	body := map[string]any{"member": map[string]any{"address": "10.30.0.77", "protocol_port": 80}}
 	var first, again map[string]map[string]any
 	code1, _ := s.doRaw("POST", "/v2/lbaas/pools/"+p2["id"].(string)+"/members", keyed, body, &first)
+	// The reporter's ACTIVE report would otherwise move the revision
+	// between this read and the replay's check.
+	e.waitActive(lbID)
 	rev = revisionNow(s)
 	code2, hdr := e.servers[2].doRaw("POST", "/v2.0/lbaas/pools/"+p2["id"].(string)+"/members", keyed, body, &again)
 	if code1 != 201 || code2 != 201 || hdr.Get(northbound.HeaderReplayed) != "true" || first["member"]["id"] != again["member"]["id"] || revisionNow(s) != rev {
