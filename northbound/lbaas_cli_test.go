@@ -119,7 +119,12 @@ func TestLBaaSCLI(t *testing.T) {
 	if after := e.waitActive(lb["id"].(string))["neutrino:active_chassis"]; after == before {
 		t.Fatalf("failover stayed on %v", before)
 	}
-	rev := revisionNow(s(0))
+	// The gateways' health reports would move the revision: none while
+	// the bad input is checked.
+	for _, g := range e.gws {
+		g.pause(true)
+	}
+	rev := settledRevision(t, s(0))
 	out, err := cli(t, s(1), "loadbalancer", "healthmonitor", "create", "--delay", "2", "--timeout", "5", "--max-retries", "2", "--type", "TCP", "cli-api")
 	if err == nil || !strings.Contains(out, "less than or equal to the delay") {
 		t.Fatalf("monitor with timeout > delay: %v %s", err, out)
@@ -134,6 +139,9 @@ func TestLBaaSCLI(t *testing.T) {
 	}
 	if got := revisionNow(s(0)); got != rev {
 		t.Fatalf("bad input changed the revision %d -> %d", rev, got)
+	}
+	for _, g := range e.gws {
+		g.pause(false)
 	}
 	cliOK(t, s(1), "loadbalancer", "delete", "--cascade", "--wait", "cli-lb-2")
 	cliJSON(t, s(2), &lbs, "loadbalancer", "list")

@@ -269,6 +269,22 @@ func checkFault(t *testing.T, code, want int, body map[string]any, contains stri
 
 // revisionNow is the leader's revision, from a consistent read (the
 // /v1/cluster revision of a follower may lag behind).
+// settledRevision is the revision once s has applied everything committed
+// before: two reads a little apart that agree.
+func settledRevision(t *testing.T, s *apiServer) uint64 {
+	t.Helper()
+	var rev uint64
+	eventually(t, 10*time.Second, func() error {
+		a := revisionNow(s)
+		time.Sleep(200 * time.Millisecond)
+		if rev = revisionNow(s); rev != a {
+			return fmt.Errorf("revision moving: %d -> %d", a, rev)
+		}
+		return nil
+	})
+	return rev
+}
+
 func revisionNow(s *apiServer) uint64 {
 	s.t.Helper()
 	code, hdr := s.doRaw("GET", "/v2/lbaas/providers", nil, nil, nil)

@@ -46,6 +46,11 @@ func Render(s Spec, p Paths) string {
 	w("global")
 	// Within the usual fd limits (HAProxy needs about 2 per connection).
 	w("    maxconn 8000")
+	// One thread: fe_conn (connection_limit below) is exact only when one
+	// thread accepts; with several, a connection handed to another thread
+	// is not yet counted and one over the limit slips through. A gateway
+	// runs one HAProxy per load balancer, so the cores are used anyway.
+	w("    nbthread 1")
 	// expose-fd listeners: a reloaded worker takes the listening sockets
 	// over from the old one, so no connection attempt is refused.
 	w("    stats socket %s mode 600 level admin expose-fd listeners", p.Stats())
