@@ -179,6 +179,8 @@ func (c *Compiler) Update(v *fsm.View, changes []fsm.Change, f Facts) (add []ope
 			}
 		case fsm.TableRouters:
 			d.units[unit{KindRouter, ch.ID}] = true
+		case fsm.TableFWGroups, fsm.TableFWPolicies, fsm.TableFWRules:
+			c.firewallChanged(d, ch.Table, ch.ID)
 		case fsm.TableChassis:
 			for _, view := range []*fsm.View{old, v} {
 				for _, p := range view.PortsOnChassis(ch.ID) {
@@ -266,6 +268,7 @@ func (c *Compiler) portChanged(d *dirty, op, np *fsm.Port, id string) {
 		}
 		if isRouterInterface(p) {
 			d.units[unit{KindRouter, p.DeviceID}] = true
+			c.markFirewallOfPort(d, p.ID)
 		}
 		if p.DeviceOwner == fsm.DeviceOwnerRouterGateway && p.DeviceID != "" {
 			// The active gateway may have moved: presence and flows.
@@ -422,6 +425,10 @@ func (c *Compiler) propagate(d *dirty) {
 		d.units[unit{KindNetwork, n}] = true
 		for _, p := range c.v.PortsOfNetwork(n) {
 			d.units[unit{KindPort, p.ID}] = true
+			if isRouterInterface(p) {
+				// A group is present where one of its interfaces is.
+				c.markFirewallOfPort(d, p.ID)
+			}
 		}
 	}
 	for sg := range d.sgs {
@@ -508,6 +515,11 @@ func (c *Compiler) full(v *fsm.View, f Facts) (add []openflow.Flow, remove []ope
 	}
 	for r := range c.presentRouter {
 		all[unit{KindRouter, r}] = true
+	}
+	for _, g := range v.FirewallGroups() {
+		if c.firewallGroupPresent(g) {
+			all[unit{KindFirewall, g.ID}] = true
+		}
 	}
 	// Units that had flows and are not in the new set are emptied.
 	for u := range c.units {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"neutrino/fsm"
+	"neutrino/southbound/flowsync"
 	"neutrino/southbound/openflow"
 	"neutrino/southbound/pipeline"
 	"neutrino/southbound/pipeline/topology"
@@ -37,8 +38,8 @@ func (cc *chassisCompile) mirrorFlows() []openflow.Flow {
 	return out
 }
 
-// TestIncrementalEqualsFull applies random state changes (500 per seed)
-// and checks after each that every chassis' incremental flow set, and the
+// TestIncrementalEqualsFull applies random state changes (500 per seed;
+// firewall rules, policies and groups among them) and checks after each that every chassis' incremental flow set, and the
 // set its deltas build up, equal a full compile of the same state. The
 // last run makes half the subnets IPv6 (routers with IPv6 interfaces and
 // routes).
@@ -54,6 +55,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			ops.IPv6Percent = run.ipv6
 			compilers := map[string]*chassisCompile{}
 			ok := 0
+			fwFlows := 0 // firewall rule flows seen over all steps
 			var hist []string
 			for step := 0; step < 500; step++ {
 				desc, err := ops.Step()
@@ -86,6 +88,11 @@ func TestIncrementalEqualsFull(t *testing.T) {
 					if d := pipeline.Diff(cc.mirrorFlows(), full); d != "" {
 						t.Fatalf("step %d (%s), chassis %s: deltas != full: %s\nlast ops: %v", step, desc, name, d, tail(hist, 8))
 					}
+					for _, fl := range full {
+						if (fl.Table == pipeline.TableFWEgressACL || fl.Table == pipeline.TableFWIngressACL) && flowsync.CookieKind(fl.Cookie) == pipeline.KindFirewall {
+							fwFlows++
+						}
+					}
 				}
 			}
 			if ok < 300 {
@@ -100,6 +107,9 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			}
 			if total == 0 {
 				t.Fatal("no flows at all: the random topology never bound a port")
+			}
+			if fwFlows == 0 {
+				t.Fatal("no firewall group ever had flows: the random firewall objects never reached a present router interface")
 			}
 			t.Logf("%d operations succeeded, %d chassis, %d flows in total", ok, len(compilers), total)
 		})

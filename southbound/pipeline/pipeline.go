@@ -22,9 +22,11 @@ import (
 
 // Tables, in packet order. A packet from a local VIF walks 0, 10, 20/21
 // (egress security groups), 30 (ARP and ND responder; 31 finishes a
-// neighbour advertisement), 40 (L2 lookup); for a
+// neighbour advertisement), 32/33 (firewall of the router port it is
+// routed in by), 40 (L2 lookup); for a
 // router MAC 50 (routing) and 55 (next hop) and back to 40; delivered
-// locally through 60/61 (ingress security groups) and 65 (output), or
+// locally through 47/48 (firewall of the router port it was routed out
+// of), 60/61 (ingress security groups) and 65 (output), or
 // tunnelled from 40. A packet from a tunnel starts at 40.
 const (
 	TableClassify     uint8 = 0
@@ -33,8 +35,12 @@ const (
 	TableEgressACL    uint8 = 21
 	TableARPResponder uint8 = 30
 	TableNDReply      uint8 = 31
+	TableFWEgress     uint8 = 32
+	TableFWEgressACL  uint8 = 33
 	TableL2Lookup     uint8 = 40
 	TableGatewayIn    uint8 = 46
+	TableFWIngress    uint8 = 47
+	TableFWIngressACL uint8 = 48
 	TableRouting      uint8 = 50
 	TableExternal     uint8 = 51
 	TableNextHop      uint8 = 55
@@ -51,6 +57,9 @@ const (
 	// source and destination of an ICMP echo reply.
 	RegSwap1 = 1
 	RegSwap2 = 2
+	// RegFWZone holds the conntrack zone of the firewall stage (tables
+	// 32-33, 47-48): FirewallZoneBase | the local port's ofport.
+	RegFWZone = 3
 	// RegInPort holds the logical ingress port: the local ofport of the
 	// VIF the packet came from (0 from a tunnel). Its low 16 bits are the
 	// port's conntrack zone.
@@ -60,6 +69,9 @@ const (
 	RegOutPort = 7
 	// RegRouter holds the key of the router a packet is being routed by.
 	RegRouter = 8
+	// RegFWGroup holds the Key of the firewall group whose policy the
+	// firewall stage applies (tables 32-33, 47-48).
+	RegFWGroup = 9
 	// RegFlags holds per-packet flag bits (FlagFromTunnel).
 	RegFlags = 10
 	// FlagFromTunnel is set in RegFlags for packets received from a tunnel;
@@ -85,6 +97,9 @@ const (
 	KindRule uint8 = 3
 	// KindRouter marks flows compiled from a router (routes, ICMP echo).
 	KindRouter uint8 = 4
+	// KindFirewall marks flows compiled from a firewall group (its
+	// policies' rules).
+	KindFirewall uint8 = 5
 )
 
 // encapCode numbers the overlay types in the network key, so that VXLAN

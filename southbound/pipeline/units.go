@@ -64,6 +64,8 @@ func (c *Compiler) compileUnit(u unit) []openflow.Flow {
 		c.ruleFlows(e, c.v.SecurityGroupRule(u.id))
 	case KindRouter:
 		c.routerFlows(e, c.v.Router(u.id))
+	case KindFirewall:
+		c.firewallGroupFlows(e, c.v.FirewallGroup(u.id))
 	}
 	return e.flows
 }
@@ -108,7 +110,10 @@ func (c *Compiler) pipelineFlows(e *emitter) {
 	for _, t := range []uint8{135, 136} {
 		e.add(TableIngressCT, prioOwner, icmp6Type(t), goTo(TableOutput))
 	}
-	e.add(TableARPResponder, prioDefault, nil, goTo(TableL2Lookup))
+	// Not answered: through the firewall of the router port it may be
+	// routed in by, to the L2 lookup.
+	e.add(TableARPResponder, prioDefault, nil, goTo(TableFWEgress))
+	firewallPipelineFlows(e)
 	// A duplicate address probe (from ::) is never answered: it floods.
 	e.add(TableARPResponder, prioOwner, append(icmp6Type(135), openflow.IPv6Src(netip.PrefixFrom(netip.IPv6Unspecified(), 128))), goTo(TableL2Lookup))
 	// ND responder, second step: the packet is now an advertisement from
@@ -195,6 +200,7 @@ func (c *Compiler) portFlows(e *emitter, p *fsm.Port) {
 		// The router's MAC on this network: route.
 		e.add(TableL2Lookup, prioMatch, openflow.Match{meta, matchFromLocal, openflow.EthDst(mac)},
 			openflow.SetReg(RegRouter, RouterKey(p.DeviceID)), goTo(TableRouting))
+		c.firewallPortFlows(e, p, meta, mac)
 	case ofport != 0:
 		c.localPortFlows(e, p, key, mac, ofport)
 	default:
@@ -276,7 +282,7 @@ func (c *Compiler) localPortFlows(e *emitter, p *fsm.Port, key uint64, mac net.H
 	c.dhcpPortFlows(e, p, inPort)
 	for _, m := range portMACs(p, mac) {
 		e.add(TableL2Lookup, prioMatch, openflow.Match{meta, openflow.EthDst(m)},
-			openflow.SetReg(RegOutPort, ofport), goTo(TableIngressCT))
+			openflow.SetReg(RegOutPort, ofport), goTo(TableFWIngress))
 	}
 	e.add(TableOutput, prioMatch, openflow.Match{outPort}, openflow.Output{Port: ofport})
 	if !portSecured(p) {

@@ -71,6 +71,15 @@ func NewOps(f *fsm.FSM, seed int64) *Ops {
 		{"fip-create", 2, (*Ops).fipCreate},
 		{"fip-update", 1, (*Ops).fipUpdate},
 		{"fip-delete", 1, (*Ops).fipDelete},
+		{"fw-rule-create", 3, (*Ops).fwRuleCreate},
+		{"fw-rule-update", 2, (*Ops).fwRuleUpdate},
+		{"fw-rule-delete", 1, (*Ops).fwRuleDelete},
+		{"fw-policy-create", 2, (*Ops).fwPolicyCreate},
+		{"fw-policy-update", 3, (*Ops).fwPolicyUpdate},
+		{"fw-policy-delete", 1, (*Ops).fwPolicyDelete},
+		{"fw-group-create", 2, (*Ops).fwGroupCreate},
+		{"fw-group-update", 3, (*Ops).fwGroupUpdate},
+		{"fw-group-delete", 1, (*Ops).fwGroupDelete},
 		{"invalid", 2, (*Ops).invalid},
 	}
 	return o
