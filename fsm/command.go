@@ -124,6 +124,9 @@ func (t CommandType) String() string {
 	if s := lbCommandString(t); s != "" {
 		return s
 	}
+	if s := fwCommandNames[t]; s != "" {
+		return s
+	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
 

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"sync"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -103,6 +104,7 @@ func New(log *slog.Logger) *FSM {
 	for t, h := range vpnHandlers() {
 		f.handlers[t] = h
 	}
+	maps.Copy(f.handlers, fwHandlers())
 	return f
 }
 
@@ -197,7 +199,8 @@ var snapshotTables = []string{tableIndex, TableNetworks,
 	TableChassis, TableRouters, TableFloatingIPs, TableMacBindings, TableRequests,
 	TableVPNIKEPolicies, TableVPNIPsecPolicies, TableVPNServices, TableVPNEndpointGroups, TableVPNSiteConnections,
 	TableLBLoadBalancers, TableLBListeners, TableLBPools, TableLBMembers,
-	TableLBHealthMonitors, TableLBL7Policies, TableLBL7Rules}
+	TableLBHealthMonitors, TableLBL7Policies, TableLBL7Rules,
+	TableFWRules, TableFWPolicies, TableFWGroups}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.

@@ -11,7 +11,8 @@ var WatchTables = []string{TableNetworks, TableSubnets, TablePorts,
 	TableVPNIKEPolicies, TableVPNIPsecPolicies, TableVPNServices, TableVPNEndpointGroups, TableVPNSiteConnections,
 	TableFloatingIPs, TableMacBindings, TableLBLoadBalancers, TableLBListeners,
 	TableLBPools, TableLBMembers, TableLBHealthMonitors, TableLBL7Policies,
-	TableLBL7Rules}
+	TableLBL7Rules,
+	TableFWRules, TableFWPolicies, TableFWGroups}
 
 // IsWatchTable reports whether table is one of WatchTables.
 func IsWatchTable(table string) bool { return slices.Contains(WatchTables, table) }
@@ -42,7 +43,10 @@ func NewObject(table string) any {
 	if o := newVPNObject(table); o != nil {
 		return o
 	}
-	return newLBObject(table)
+	if o := newLBObject(table); o != nil {
+		return o
+	}
+	return newFWObject(table)
 }
 
 // Object returns the object of a WatchTables table with the id (a Change's

@@ -637,6 +637,7 @@ func applyRouterInterfaceRemove(txn *memdb.Txn, body []byte, index uint64) error
 	if err := checkInterfaceVPN(&v, r.ID, p); err != nil {
 		return err
 	}
+	forgetFirewallPort(txn, p.ID, index)
 	remove(txn, TablePorts, p, index)
 	r.CreateIndex, r.ModifyIndex = cur.CreateIndex, index
 	insert(txn, TableRouters, r, index)
@@ -779,10 +780,11 @@ func checkL3PortUpdate(v *View, cur, next *Port) error {
 	return nil
 }
 
-// disassociatePort clears the floating IPs of a port that is going away,
+// disassociatePort clears the floating IPs (and firewall group) of a port that is going away,
 // as Neutron does when a port is deleted.
 func disassociatePort(txn *memdb.Txn, portID string, index uint64) {
 	v := View{txn: txn}
+	forgetFirewallPort(txn, portID, index)
 	for _, f := range v.FloatingIPsOfPort(portID) {
 		c := f.Copy()
 		c.PortID, c.FixedIPAddress, c.RouterID, c.Status = "", "", "", FloatingIPDown

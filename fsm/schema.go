@@ -127,6 +127,7 @@ func schema() *memdb.DBSchema {
 		s.Tables[name] = t
 	}
 	maps.Copy(s.Tables, lbSchemas())
+	maps.Copy(s.Tables, fwSchemas())
 	return s
 }
 

@@ -140,6 +140,9 @@ func newRow(table string) (any, error) {
 	if o := newLBObject(table); o != nil {
 		return o, nil
 	}
+	if o := newFWObject(table); o != nil {
+		return o, nil
+	}
 	return nil, fmt.Errorf("unknown table %q in snapshot", table)
 }
 
