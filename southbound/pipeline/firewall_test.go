@@ -1,0 +1,171 @@
+package pipeline
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"neutrino/fsm"
+	"neutrino/southbound/openflow"
+)
+
+// buildFirewall adds to routedTopology a firewall group "fwg" on r1's
+// interface on net-a (ri-net-a, MAC fa:16:3e:ff:00:01) with policy "pol"
+// as both ingress and egress policy: deny TCP 80, allow TCP 22, reject
+// UDP, allow IPv6 ICMP, in that order.
+func buildFirewall(s *state) {
+	meta := func(id string) fsm.Meta { return fsm.Meta{ID: id, ProjectID: "p"} }
+	for _, r := range []*fsm.FirewallRule{
+		{Meta: meta("fr-80"), Protocol: "tcp", IPVersion: 4, DestinationPortMin: 80, DestinationPortMax: 80, Action: fsm.FirewallDeny, Enabled: true},
+		{Meta: meta("fr-22"), Protocol: "tcp", IPVersion: 4, DestinationPortMin: 22, DestinationPortMax: 22, Action: fsm.FirewallAllow, Enabled: true},
+		{Meta: meta("fr-udp"), Protocol: "udp", IPVersion: 4, SourceIP: "10.0.2.0/24", Action: fsm.FirewallReject, Enabled: true},
+		{Meta: meta("fr-icmp6"), Protocol: "icmp", IPVersion: 6, Action: fsm.FirewallAllow, Enabled: true},
+	} {
+		s.apply(fsm.CmdFirewallRuleCreate, fsm.FirewallRuleCreateRequest{Rule: r})
+	}
+	s.apply(fsm.CmdFirewallPolicyCreate, fsm.FirewallPolicyCreateRequest{Policy: &fsm.FirewallPolicy{Meta: meta("pol"),
+		Rules: []string{"fr-80", "fr-22", "fr-udp", "fr-icmp6"}}})
+	s.apply(fsm.CmdFirewallGroupCreate, fsm.FirewallGroupCreateRequest{Group: &fsm.FirewallGroup{Meta: meta("fwg"),
+		IngressPolicyID: "pol", EgressPolicyID: "pol", Ports: []string{"ri-net-a"}, AdminStateUp: true}})
+}
+
+// TestCompileFirewall checks the firewall tables of a group on a router
+// interface: the interface's classify flows on both sides, the policy's
+// rules in order with the implicit deny, and what changes do: a disabled
+// rule, a rule moved first, a port removed from the group, the group
+// admin down. Each incremental result equals a full compile.
+func TestCompileFirewall(t *testing.T) {
+	s := newState(t)
+	buildRouted(s)
+	f := Facts{Chassis: "ch1", Bindings: map[string]uint32{"pa1": 5}, Tunnels: map[string]uint32{"vxlan": 1, "gre": 2, "geneve": 3}}
+	c := NewCompiler()
+	rev := s.f.State().Read().Revision()
+	c.Update(s.f.State().Read(), nil, f)
+	step := func(what string) []openflow.Flow {
+		t.Helper()
+		v := s.f.State().Read()
+		ch, ok := s.f.ChangesSince(rev)
+		if !ok {
+			t.Fatalf("%s: history lost", what)
+		}
+		rev = v.Revision()
+		c.Update(v, append([]fsm.Change{}, ch...), f)
+		full := Compile(v, f)
+		if d := Diff(c.Flows(), full); d != "" {
+			t.Fatalf("%s: incremental != full: %s", what, d)
+		}
+		return full
+	}
+	if got := flowsMatching(step("before"), "reg9"); len(got) != 0 {
+		t.Fatalf("firewall flows without a group: %v", got)
+	}
+	buildFirewall(s)
+	flows := step("group created")
+	key := s.f.State().Read().FirewallGroup("fwg").Key
+	reg9 := fmt.Sprintf("reg9=0x%x", key)
+	for _, want := range [][]string{
+		{"table=32", "priority=100,ip,", "dl_dst=fa:16:3e:ff:00:01", fmt.Sprintf("set_field:0x%x->reg9", key), "set_field:0x8000->reg3",
+			"move:NXM_NX_REG6[0..14]->NXM_NX_REG3[0..14]", "ct(table=33,zone=NXM_NX_REG3[0..15])"},
+		{"table=32", "priority=100,ipv6,", "dl_dst=fa:16:3e:ff:00:01", "ct(table=33,"},
+		{"table=47", "priority=100,ip,", "dl_src=fa:16:3e:ff:00:01", "move:NXM_NX_REG7[0..14]->NXM_NX_REG3[0..14]", "ct(table=48,zone=NXM_NX_REG3[0..15])"},
+		{"table=33", "priority=60000,tcp", reg9, "tp_dst=80", "actions=drop"},
+		{"table=33", "priority=59999,tcp", reg9, "tp_dst=22", "ct(commit,zone=NXM_NX_REG3[0..15]),goto_table:40"},
+		{"table=33", "priority=59998,udp", reg9, "nw_src=10.0.2.0/24", "controller(id=20036)"},
+		{"table=33", "priority=59997,icmp6", reg9, "goto_table:40"},
+		{"table=33", "priority=1," + reg9, "actions=drop"},
+		{"table=48", "priority=59999,tcp", reg9, "tp_dst=22", "ct(commit,zone=NXM_NX_REG3[0..15]),goto_table:60"},
+		{"table=48", "priority=1," + reg9, "actions=drop"},
+	} {
+		if got := flowsMatching(flows, want...); len(got) != 1 {
+			t.Errorf("want one flow with %v, got %v\nall: %v", want, got, flowsMatching(flows, "table=33"))
+		}
+	}
+	// The interface on net-b is in no group: no classify flow for it.
+	if got := flowsMatching(flows, "table=32", "dl_dst=fa:16:3e:ff:00:02"); len(got) != 0 {
+		t.Errorf("net-b's interface is classified: %v", got)
+	}
+	// A chassis where net-a is not present has none of the group's flows.
+	if got := flowsMatching(Compile(s.f.State().Read(), Facts{Chassis: "ch9", Tunnels: f.Tunnels}), reg9); len(got) != 0 {
+		t.Errorf("group flows on a chassis without net-a: %v", got)
+	}
+
+	// Disabling the SSH rule removes its flows only.
+	r := s.f.State().Read().FirewallRule("fr-22").Copy()
+	r.Enabled = false
+	s.apply(fsm.CmdFirewallRuleUpdate, fsm.FirewallRuleUpdateRequest{Rule: r, PrevIndex: s.f.State().Read().FirewallRule("fr-22").ModifyIndex})
+	flows = step("rule disabled")
+	if got := flowsMatching(flows, reg9, "tp_dst=22"); len(got) != 0 {
+		t.Errorf("disabled rule still compiled: %v", got)
+	}
+	if got := flowsMatching(flows, "table=33", reg9, "tp_dst=80"); len(got) != 1 {
+		t.Errorf("deny rule lost: %v", got)
+	}
+
+	// Moving the ICMPv6 rule first gives it the highest priority.
+	p := s.f.State().Read().FirewallPolicy("pol")
+	np := p.Copy()
+	np.Rules = []string{"fr-icmp6", "fr-80", "fr-22", "fr-udp"}
+	s.apply(fsm.CmdFirewallPolicyUpdate, fsm.FirewallPolicyUpdateRequest{Policy: np, PrevIndex: p.ModifyIndex})
+	flows = step("rule moved")
+	if got := flowsMatching(flows, "table=33", "priority=60000,icmp6", reg9); len(got) != 1 {
+		t.Errorf("moved rule not first: %v", flowsMatching(flows, "table=33", reg9))
+	}
+
+	// Removing the port from the group removes every flow of it here.
+	g := s.f.State().Read().FirewallGroup("fwg")
+	ng := g.Copy()
+	ng.Ports = nil
+	s.apply(fsm.CmdFirewallGroupUpdate, fsm.FirewallGroupUpdateRequest{Group: ng, PrevIndex: g.ModifyIndex})
+	if got := flowsMatching(step("port removed"), reg9); len(got) != 0 {
+		t.Errorf("flows left after the port left the group: %v", got)
+	}
+	g = s.f.State().Read().FirewallGroup("fwg")
+	ng = g.Copy()
+	ng.Ports = []string{"ri-net-a"}
+	s.apply(fsm.CmdFirewallGroupUpdate, fsm.FirewallGroupUpdateRequest{Group: ng, PrevIndex: g.ModifyIndex})
+	if got := flowsMatching(step("port back"), reg9); len(got) == 0 {
+		t.Error("no flows after the port came back")
+	}
+	// Admin down enforces nothing.
+	g = s.f.State().Read().FirewallGroup("fwg")
+	ng = g.Copy()
+	ng.AdminStateUp = false
+	s.apply(fsm.CmdFirewallGroupUpdate, fsm.FirewallGroupUpdateRequest{Group: ng, PrevIndex: g.ModifyIndex})
+	if got := flowsMatching(step("admin down"), reg9); len(got) != 0 {
+		t.Errorf("admin-down group compiled: %v", got)
+	}
+}
+
+// TestFirewallRuleMatches: protocols, addresses and port ranges (the cross
+// product of source and destination ranges), and rules that cannot match.
+func TestFirewallRuleMatches(t *testing.T) {
+	str := func(ms []openflow.Match) []string {
+		var out []string
+		for _, m := range ms {
+			f := openflow.Flow{Match: m}
+			out = append(out, strings.TrimSuffix(strings.TrimPrefix(f.String(), "cookie=0x0, priority=0,"), " actions=drop"))
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct {
+		r    fsm.FirewallRule
+		want []string
+	}{
+		{fsm.FirewallRule{IPVersion: 4}, []string{"ip"}},
+		{fsm.FirewallRule{IPVersion: 6, Protocol: "icmp"}, []string{"icmp6"}},
+		{fsm.FirewallRule{IPVersion: 4, Protocol: "tcp", DestinationPortMin: 22, DestinationPortMax: 22, DestinationIP: "10.0.2.0/24"},
+			[]string{"tcp,nw_dst=10.0.2.0/24,tp_dst=22"}},
+		{fsm.FirewallRule{IPVersion: 4, Protocol: "udp", SourcePortMin: 1000, SourcePortMax: 1001, DestinationPortMin: 52, DestinationPortMax: 53},
+			[]string{"udp,tp_src=0x3e8/0xfffe,tp_dst=0x34/0xfffe"}},
+		{fsm.FirewallRule{IPVersion: 6, Protocol: "tcp", SourceIP: "2001:db8::/64", DestinationPortMin: 80, DestinationPortMax: 81},
+			[]string{"tcp6,ipv6_src=2001:db8::/64,tp_dst=0x50/0xfffe"}},
+		{fsm.FirewallRule{IPVersion: 4, SourceIP: "2001:db8::/64"}, nil}, // wrong family
+		{fsm.FirewallRule{IPVersion: 4, Protocol: "tcp", DestinationPortMin: 90, DestinationPortMax: 80}, nil},
+	} {
+		if got := str(firewallRuleMatches(&tc.r)); !slices.Equal(got, tc.want) {
+			t.Errorf("%+v: got %q, want %q", tc.r, got, tc.want)
+		}
+	}
+}
