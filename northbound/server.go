@@ -237,6 +237,7 @@ func (s *Server) routes() {
 	s.floatingIPRoutes()
 	s.vpnRoutes()
 	s.lbaasRoutes()
+	s.firewallRoutes()
 	s.mux.HandleFunc("/", s.unrouted)
 }
 

@@ -127,6 +127,7 @@ var extensionList = []struct{ Alias, Name, Description string }{
 	{"l3-ha", "HA Router extension", "Adds HA capability to routers."},
 	{"vpnaas", "VPN service", "Extension for VPN service"},
 	{"vpn-endpoint-groups", "VPN Endpoint Groups", "VPN endpoint groups support"},
+	{"fwaas_v2", "Firewall As A Service v2", "Extension for Firewall Service v2"},
 	{"lbaasv2", "LoadBalancing service v2", "The Octavia v2 load balancing API, served by this endpoint at /v2.0/lbaas and /v2/lbaas."},
 	{"neutrino-gateway-chassis", "Neutrino router gateway chassis", "Shows and sets the priority list of gateway chassis of a router's external gateway (neutrino:gateway_chassis), the chassis it is active on (neutrino:active_gateway_chassis) and whether a recovered chassis takes it back (neutrino:gateway_preempt)."},
 }

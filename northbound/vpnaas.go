@@ -22,8 +22,9 @@ import (
 	"neutrino/fsm"
 )
 
-// vpnKind is one VPNaaS collection: the generic list, show, update,
-// delete and tag handlers, and the create around its build function.
+// vpnKind is one VPNaaS (or FWaaS) collection: the generic list, show,
+// update, delete and tag handlers, and the create around its build
+// function.
 type vpnKind[T fsm.Object] struct {
 	path     string // below /v2.0, e.g. "vpn/ikepolicies"
 	singular string
@@ -47,6 +48,13 @@ type vpnKind[T fsm.Object] struct {
 	update    fsm.CommandType
 	updateReq func(T, uint64) any
 	del       fsm.CommandType
+	// Optional hooks (FWaaS): visible lets a caller read what is not its
+	// own (shared objects); prepare runs before a list or a create (a
+	// project's default objects); delReq builds the delete body instead of
+	// VPNDeleteRequest and may refuse.
+	visible func(ident Identity, o T) bool
+	prepare func(r *http.Request) error
+	delReq  func(ident Identity, o T) (any, error)
 }
 
 func (k *vpnKind[T]) known() map[string]attrSpec {
@@ -57,19 +65,35 @@ func (k *vpnKind[T]) known() map[string]attrSpec {
 	return out
 }
 
+func (k *vpnKind[T]) canSee(ident Identity, o T) bool {
+	return ident.Admin || o.GetMeta().ProjectID == ident.ProjectID || (k.visible != nil && k.visible(ident, o))
+}
+
 func (k *vpnKind[T]) lookup(v *fsm.View, ident Identity, id string) (T, error) {
 	obj, ok := k.get(v, id)
-	if !ok || !(ident.Admin || obj.GetMeta().ProjectID == ident.ProjectID) {
+	if !ok || !k.canSee(ident, obj) {
 		var zero T
 		return zero, k.notFound(id)
 	}
 	return obj, nil
 }
 
+// lookupOwn is lookup for a change: what the caller sees but does not own
+// (a shared object of another project) is refused as Neutron's policy does.
+func (k *vpnKind[T]) lookupOwn(v *fsm.View, ident Identity, action, id string) (T, error) {
+	obj, err := k.lookup(v, ident, id)
+	if err == nil && !ident.Admin && obj.GetMeta().ProjectID != ident.ProjectID {
+		var zero T
+		return zero, forbidden("rule:%s_%s is disallowed by policy", action, k.singular)
+	}
+	return obj, err
+}
+
 func (k *vpnKind[T]) cas(ctx context.Context, id string) casSpec[T] {
 	ident := identityFrom(ctx)
-	lookup := func(v *fsm.View) (T, error) { return k.lookup(v, ident, id) }
-	return casSpec[T]{read: lookup, lookup: lookup, copy: k.copy, command: k.update, request: k.updateReq}
+	return casSpec[T]{read: func(v *fsm.View) (T, error) { return k.lookup(v, ident, id) },
+		lookup: func(v *fsm.View) (T, error) { return k.lookupOwn(v, ident, "update", id) },
+		copy:   k.copy, command: k.update, request: k.updateReq}
 }
 
 func registerVPN[T fsm.Object](s *Server, k *vpnKind[T]) {
@@ -79,10 +103,15 @@ func registerVPN[T fsm.Object](s *Server, k *vpnKind[T]) {
 		if err != nil {
 			return err
 		}
+		if k.prepare != nil {
+			if err := k.prepare(r); err != nil {
+				return err
+			}
+		}
 		ident := identityFrom(r.Context())
 		objs := []map[string]any{}
 		for _, o := range k.list(s.view(w)) {
-			if ident.Admin || o.GetMeta().ProjectID == ident.ProjectID {
+			if k.canSee(ident, o) {
 				objs = append(objs, k.render(o))
 			}
 		}
@@ -99,6 +128,11 @@ func registerVPN[T fsm.Object](s *Server, k *vpnKind[T]) {
 		a, raw, err := k.parse(r, true)
 		if err != nil {
 			return err
+		}
+		if k.prepare != nil {
+			if err := k.prepare(r); err != nil {
+				return err
+			}
 		}
 		ident := identityFrom(r.Context())
 		project, err := projectFor(ident, a)
@@ -160,14 +194,21 @@ func registerVPN[T fsm.Object](s *Server, k *vpnKind[T]) {
 		return nil
 	})
 	s.neutron("DELETE "+base+"/{id}", func(w http.ResponseWriter, r *http.Request) error {
-		o, err := k.lookup(s.fsm.State().Read(), identityFrom(r.Context()), r.PathValue("id"))
+		ident := identityFrom(r.Context())
+		o, err := k.lookupOwn(s.fsm.State().Read(), ident, "delete", r.PathValue("id"))
 		if err != nil {
 			return err
 		}
 		if err := checkIfMatch(r, o.GetMeta().RevisionNumber); err != nil {
 			return err
 		}
-		rev, err := s.propose(r.Context(), k.del, fsm.VPNDeleteRequest{ID: o.GetMeta().ID})
+		var body any = fsm.VPNDeleteRequest{ID: o.GetMeta().ID}
+		if k.delReq != nil {
+			if body, err = k.delReq(ident, o); err != nil {
+				return err
+			}
+		}
+		rev, err := s.propose(r.Context(), k.del, body)
 		if err != nil {
 			return err
 		}
