@@ -171,6 +171,10 @@ func (r *Responder) serve(ctx context.Context, c *openflow.Conn) {
 				return
 			}
 			r.packetIns.Add(1)
+			if pi.TableID == pipeline.TableFWEgressACL || pi.TableID == pipeline.TableFWIngressACL {
+				r.reject(c, pi)
+				continue
+			}
 			if out := r.Handle(pi.InPort, pi.Data); out != nil {
 				err := c.SendPacketOut(openflow.PacketOut{InPort: pi.InPort,
 					Actions: []openflow.Action{openflow.Output{Port: openflow.PortInPort}}, Data: out})
@@ -180,6 +184,25 @@ func (r *Responder) serve(ctx context.Context, c *openflow.Conn) {
 			}
 		}
 	}
+}
+
+// reject answers a packet a firewall rule rejected (RejectAnswer). Only
+// what a local port sent toward a router (table 33) is answered, out of
+// that port; a packet rejected on delivery (table 48) came routed,
+// perhaps through a tunnel, and is dropped without an answer.
+func (r *Responder) reject(c *openflow.Conn, pi openflow.PacketIn) {
+	out := RejectAnswer(pi.Data)
+	if pi.TableID != pipeline.TableFWEgressACL || out == nil {
+		r.silent.Add(1)
+		return
+	}
+	err := c.SendPacketOut(openflow.PacketOut{InPort: pi.InPort,
+		Actions: []openflow.Action{openflow.Output{Port: openflow.PortInPort}}, Data: out})
+	if err != nil {
+		r.log.Warn("firewall reject: packet-out", "err", err)
+		return
+	}
+	r.answered.Add(1)
 }
 
 // Handle answers one packet from ofport inPort; the reply frame, or nil.
