@@ -107,18 +107,13 @@ func firewallPipelineFlows(e *emitter) {
 // interface's part of the firewall, compiled with the port.
 func (c *Compiler) firewallPortFlows(e *emitter, p *fsm.Port, meta openflow.MatchField, mac net.HardwareAddr) {
 	g := c.v.FirewallGroupOfPort(p.ID)
-	ingress, egress, ok := fwEnforced(g)
-	if !ok {
+	if _, _, ok := fwEnforced(g); !ok {
 		return
 	}
-	for _, side := range []struct {
-		s      fwSide
-		policy string
-	}{{fwEgress, egress}, {fwIngress, ingress}} {
-		if side.policy == "" {
-			continue // a direction without a policy allows all
-		}
-		s := side.s
+	// Both sides even when one direction has no policy: that direction
+	// allows all, statefully, so the replies to what it let through pass
+	// the other direction's policy.
+	for _, s := range []fwSide{fwEgress, fwIngress} {
 		for _, et := range []uint16{ethIPv4, ethIPv6} {
 			e.add(s.classify, prioFWClassify,
 				openflow.Match{meta, openflow.MatchField{Field: s.macField, Value: slices.Clone(mac)}, openflow.EthType(et)},
@@ -152,10 +147,12 @@ func (c *Compiler) firewallGroupFlows(e *emitter, g *fsm.FirewallGroup) {
 		s      fwSide
 		policy string
 	}{{fwEgress, egress}, {fwIngress, ingress}} {
+		s := side.s
+		allow := []openflow.Action{openflow.CT{Commit: true, ZoneSrc: fwZone()}, goTo(s.next)}
 		if side.policy == "" {
+			e.add(s.acl, prioFWDeny, openflow.Match{key}, allow...)
 			continue
 		}
-		s := side.s
 		// The implicit deny at the end of the policy.
 		e.add(s.acl, prioFWDeny, openflow.Match{key})
 		pol := c.v.FirewallPolicy(side.policy)
@@ -173,7 +170,7 @@ func (c *Compiler) firewallGroupFlows(e *emitter, g *fsm.FirewallGroup) {
 			var acts []openflow.Action
 			switch r.Action {
 			case fsm.FirewallAllow:
-				acts = []openflow.Action{openflow.CT{Commit: true, ZoneSrc: fwZone()}, goTo(s.next)}
+				acts = allow
 			case fsm.FirewallReject:
 				acts = []openflow.Action{openflow.Controller{ID: ChassisControllerID}}
 			default: // deny: drop
