@@ -101,6 +101,9 @@ names. The command line wins over the environment, which wins over the file.`,
 	vpn := newVPNCmd(a) // vpn.go
 	vpn.GroupID = "resources"
 	root.AddCommand(vpn)
+	fw := newFirewallCmd(a) // firewall.go
+	fw.GroupID = "resources"
+	root.AddCommand(fw)
 	lb := newLoadBalancerCmd(a) // loadbalancer.go
 	lb.GroupID = "resources"
 	root.AddCommand(lb)
