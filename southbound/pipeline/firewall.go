@@ -150,7 +150,10 @@ func (c *Compiler) firewallGroupFlows(e *emitter, g *fsm.FirewallGroup) {
 		s := side.s
 		allow := []openflow.Action{openflow.CT{Commit: true, ZoneSrc: fwZone()}, goTo(s.next)}
 		if side.policy == "" {
-			e.add(s.acl, prioFWDeny, openflow.Match{key}, allow...)
+			// ct needs the IP ethertype in the match.
+			for _, et := range []uint16{ethIPv4, ethIPv6} {
+				e.add(s.acl, prioFWDeny, openflow.Match{key, openflow.EthType(et)}, allow...)
+			}
 			continue
 		}
 		// The implicit deny at the end of the policy.
