@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
 	"neutrino/scenarios/harness"
 )
@@ -181,7 +184,10 @@ func TestFirewall(t *testing.T) {
 		// A group on a's interface with an egress policy (what enters the
 		// router from subnet A): reject TCP 81, allow the rest. The chassis
 		// agent answers the SYN with a RST: nc reports the refusal at once
-		// instead of timing out.
+		// instead of timing out (it gives up after 5 s).
+		// b listens on 81: a refusal can only be the firewall's.
+		l81 := p.Listen(b.Name, 81)
+		defer l81.Stop()
 		rej := fw.rule(map[string]any{"name": "rej-81", "protocol": "tcp", "destination_port": "81", "action": "reject"})
 		any4 := fw.rule(map[string]any{"name": "any", "action": "allow"})
 		out := fw.policy("out-a", rej, any4)
@@ -245,5 +251,56 @@ func TestFirewall(t *testing.T) {
 			t.Fatalf("ping %s -> %s after the port left the group: %v %s", a.Name, b.IP, err, out)
 		}
 		mustConnect("port removed, through the floating IP", outside, fip, 80)
+	})
+
+	t.Run("ipv6", func(t *testing.T) {
+		// IPv6 subnets on both networks (their own router interfaces),
+		// one IPv6 VM on each chassis, a group on subnet B's IPv6
+		// interface: ICMPv6 and TCP 22 (IPv6 rules) pass, TCP 80 and an
+		// IPv4-only rule's traffic do not.
+		ctx, cancel := p.Ctx()
+		defer cancel()
+		p.Rule(nc, rules.CreateOpts{SecGroupID: sg, Direction: rules.DirIngress, EtherType: rules.EtherType6})
+		sub6 := func(netID, cidr string) string {
+			s, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: netID, CIDR: cidr, IPVersion: gophercloud.IPv6, Name: "fw6"}).Extract()
+			if err != nil {
+				t.Fatalf("create IPv6 subnet %s: %v", cidr, err)
+			}
+			if _, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: s.ID}).Extract(); err != nil {
+				t.Fatalf("add_router_interface %s: %v", cidr, err)
+			}
+			return s.ID
+		}
+		subA6, subB6 := sub6(netA, "fd00:61::/64"), sub6(netB, "fd00:62::/64")
+		riB6 := routerInterface(t, p, r.ID, subB6)
+		plug6 := func(name, netID, subID, ip, gw, chassis string) {
+			t.Helper()
+			port := p.Port(nc, ports.CreateOpts{NetworkID: netID, Name: name, SecurityGroups: &[]string{sg},
+				FixedIPs: []ports.IP{{SubnetID: subID, IPAddress: ip}}})
+			p.Plug(name, chassis, port)
+			// The addresses by hand (no SLAAC here), as the IPv6 routing
+			// scenario does; the driver may have set them already.
+			_, _ = p.Exec(name, "ip", "-6", "addr", "add", ip+"/64", "dev", "eth0", "nodad")
+			_, _ = p.Exec(name, "ip", "-6", "route", "replace", "default", "via", gw, "dev", "eth0")
+		}
+		const a6, b6 = "fd00:61::10", "fd00:62::10"
+		plug6("fwa6", netA, subA6, a6, "fd00:61::1", p.Chassis[0])
+		plug6("fwb6", netB, subB6, b6, "fd00:62::1", p.Chassis[1])
+		l6 := p.Listen("fwb6", 22)
+		defer l6.Stop()
+		l680 := p.Listen("fwb6", 80)
+		defer l680.Stop()
+		p.PingOK(harness.FirstPacket, "fwa6", b6)
+		ping6 := fw.rule(map[string]any{"name": "ping6", "protocol": "icmp", "ip_version": 6, "action": "allow"})
+		ssh6 := fw.rule(map[string]any{"name": "ssh6", "protocol": "tcp", "ip_version": 6, "destination_port": "22", "action": "allow"})
+		web4 := fw.rule(map[string]any{"name": "web4", "protocol": "tcp", "ip_version": 4, "destination_port": "80", "action": "allow"})
+		pol6 := fw.policy("in-b6", web4, ping6, ssh6)
+		fw.write(http.StatusCreated, http.MethodPost, "firewall_groups", "firewall_group",
+			map[string]any{"name": "fw-b6", "ingress_firewall_policy_id": pol6, "ports": []string{riB6}})
+		if out, err := p.Ping("fwa6", b6); err != nil {
+			t.Fatalf("ping6 allowed by an IPv6 ICMP rule: %v %s", err, out)
+		}
+		mustConnect("IPv6 TCP 22 allowed", "fwa6", b6, 22)
+		mustNotConnect("IPv6 TCP 80 (only an IPv4 rule allows 80)", "fwa6", b6, 80)
 	})
 }
