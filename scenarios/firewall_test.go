@@ -295,10 +295,24 @@ func TestFirewall(t *testing.T) {
 		const a6, b6 = "fd00:61::10", "fd00:62::10"
 		plug6("fwa6", netA, subA6, a6, "fd00:61::1", p.Chassis[0])
 		plug6("fwb6", netB, subB6, b6, "fd00:62::1", p.Chassis[1])
-		l6 := p.Listen("fwb6", 22)
-		defer l6.Stop()
-		l680 := p.Listen("fwb6", 80)
-		defer l680.Stop()
+		// nc listens on IPv4 unless told -6.
+		for _, port := range []string{"22", "80"} {
+			l := p.Start("fwb6", "nc", "-6", "-k", "-l", "-p", port)
+			defer l.Stop()
+			harness.Poll(t, 10*time.Second, "fwb6 listens on tcp6 "+port, func() error {
+				out, err := p.Exec("fwb6", "ss", "-Hltn6", "sport = :"+port)
+				if err != nil {
+					return err
+				}
+				if !strings.Contains(out, "LISTEN") {
+					return fmt.Errorf("not listening yet (nc: %s)", l.Stderr())
+				}
+				return nil
+			})
+		}
+		// Port 80 answers before the group exists (polled: the new ports'
+		// flows are on their way).
+		p.TCPOK(harness.FirstPacket, "fwa6", b6, 80)
 		p.PingOK(harness.FirstPacket, "fwa6", b6)
 		ping6 := fw.rule(map[string]any{"name": "ping6", "protocol": "icmp", "ip_version": 6, "action": "allow"})
 		ssh6 := fw.rule(map[string]any{"name": "ssh6", "protocol": "tcp", "ip_version": 6, "destination_port": "22", "action": "allow"})
