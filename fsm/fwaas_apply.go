@@ -172,19 +172,26 @@ func touchPolicy(txn *memdb.Txn, p *FirewallPolicy, at string, index uint64) {
 	fwPut(txn, fwPolicyKind, c, p.CreateIndex, index)
 }
 
-func applyFirewallRuleDelete(txn *memdb.Txn, body []byte, index uint64) error {
+// deleteUnused deletes a rule or policy unless inUse says something uses
+// it (inUseType, Neutron's 409).
+func deleteUnused(txn *memdb.Txn, body []byte, index uint64, k fwKind, inUseType string, inUse func(v *View, id string) bool) error {
 	var req FirewallDeleteRequest
 	mustDecode(body, &req, index)
-	v := View{txn: txn}
-	cur := v.FirewallRule(req.ID)
-	if cur == nil {
-		return fwRuleKind.notFound(req.ID)
+	raw, err := txn.First(k.table, "id", req.ID)
+	if err != nil || raw == nil {
+		return k.notFound(req.ID)
 	}
-	if len(v.FirewallPoliciesOfRule(req.ID)) > 0 {
-		return Errorf(CodeConflict, ErrTypeFirewallRuleInUse, "Firewall rule %s is being used.", req.ID)
+	if inUse(&View{txn: txn}, req.ID) {
+		return Errorf(CodeConflict, inUseType, "%s %s is being used.", k.what, req.ID)
 	}
-	remove(txn, TableFWRules, cur, index)
+	remove(txn, k.table, raw, index)
 	return nil
+}
+
+func applyFirewallRuleDelete(txn *memdb.Txn, body []byte, index uint64) error {
+	return deleteUnused(txn, body, index, fwRuleKind, ErrTypeFirewallRuleInUse, func(v *View, id string) bool {
+		return len(v.FirewallPoliciesOfRule(id)) > 0
+	})
 }
 
 // CheckFirewallPolicyRules validates a policy's rule list against the
@@ -256,18 +263,9 @@ func applyFirewallPolicyUpdate(txn *memdb.Txn, body []byte, index uint64) error 
 }
 
 func applyFirewallPolicyDelete(txn *memdb.Txn, body []byte, index uint64) error {
-	var req FirewallDeleteRequest
-	mustDecode(body, &req, index)
-	v := View{txn: txn}
-	cur := v.FirewallPolicy(req.ID)
-	if cur == nil {
-		return fwPolicyKind.notFound(req.ID)
-	}
-	if len(v.FirewallGroupsOfPolicy(req.ID)) > 0 {
-		return Errorf(CodeConflict, ErrTypeFirewallPolicyInUse, "Firewall policy %s is being used.", req.ID)
-	}
-	remove(txn, TableFWPolicies, cur, index)
-	return nil
+	return deleteUnused(txn, body, index, fwPolicyKind, ErrTypeFirewallPolicyInUse, func(v *View, id string) bool {
+		return len(v.FirewallGroupsOfPolicy(id)) > 0
+	})
 }
 
 // CheckFirewallGroup validates a group's policies and ports against the

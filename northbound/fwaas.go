@@ -349,17 +349,35 @@ func renderFirewallGroup(g *fsm.FirewallGroup) map[string]any {
 	})
 }
 
+// found adapts a View reader that answers nil for a missing object.
+func found[P comparable](get func(*fsm.View, string) P) func(*fsm.View, string) (P, bool) {
+	return func(v *fsm.View, id string) (P, bool) {
+		var zero P
+		o := get(v, id)
+		return o, o != zero
+	}
+}
+
+func newOf[E any]() *E { return new(E) }
+
+func fwNotFound(typ, what string) func(string) error {
+	return func(id string) error {
+		return newError(http.StatusNotFound, typ, "%s %s could not be found.", what, id)
+	}
+}
+
+func fwDelete[T fsm.Object](_ Identity, o T) (any, error) {
+	return fsm.FirewallDeleteRequest{ID: o.GetMeta().ID}, nil
+}
+
 func (s *Server) firewallRoutes() {
 	rules := &vpnKind[*fsm.FirewallRule]{
 		path: "fwaas/firewall_rules", singular: "firewall_rule", plural: "firewall_rules",
 		specs: firewallRuleAttrs, structured: firewallRuleStructured,
 		render: func(r *fsm.FirewallRule) map[string]any { return renderFirewallRule(s.fsm.State().Read(), r) },
-		get:    func(v *fsm.View, id string) (*fsm.FirewallRule, bool) { r := v.FirewallRule(id); return r, r != nil },
-		list:   (*fsm.View).FirewallRules,
-		notFound: func(id string) error {
-			return newError(http.StatusNotFound, fsm.ErrTypeFirewallRuleNotFound, "Firewall rule %s could not be found.", id)
-		},
-		copy: (*fsm.FirewallRule).Copy, build: buildFirewallRule, newObj: func() *fsm.FirewallRule { return &fsm.FirewallRule{} },
+		get:    found((*fsm.View).FirewallRule), list: (*fsm.View).FirewallRules,
+		notFound: fwNotFound(fsm.ErrTypeFirewallRuleNotFound, "Firewall rule"),
+		copy:     (*fsm.FirewallRule).Copy, build: buildFirewallRule, newObj: newOf[fsm.FirewallRule],
 		create:    fsm.CmdFirewallRuleCreate,
 		createReq: func(r *fsm.FirewallRule) any { return fsm.FirewallRuleCreateRequest{Rule: r} },
 		update:    fsm.CmdFirewallRuleUpdate,
@@ -368,20 +386,14 @@ func (s *Server) firewallRoutes() {
 		},
 		del:     fsm.CmdFirewallRuleDelete,
 		visible: func(_ Identity, r *fsm.FirewallRule) bool { return r.Shared },
-		delReq:  func(_ Identity, r *fsm.FirewallRule) (any, error) { return fsm.FirewallDeleteRequest{ID: r.ID}, nil },
+		delReq:  fwDelete[*fsm.FirewallRule],
 	}
 	policies := &vpnKind[*fsm.FirewallPolicy]{
 		path: "fwaas/firewall_policies", singular: "firewall_policy", plural: "firewall_policies",
 		specs: firewallPolicyAttrs, render: renderFirewallPolicy,
-		get: func(v *fsm.View, id string) (*fsm.FirewallPolicy, bool) {
-			p := v.FirewallPolicy(id)
-			return p, p != nil
-		},
-		list: (*fsm.View).FirewallPolicies,
-		notFound: func(id string) error {
-			return newError(http.StatusNotFound, fsm.ErrTypeFirewallPolicyNotFound, "Firewall policy %s could not be found.", id)
-		},
-		copy: (*fsm.FirewallPolicy).Copy, build: buildFirewallPolicy, newObj: func() *fsm.FirewallPolicy { return &fsm.FirewallPolicy{} },
+		get: found((*fsm.View).FirewallPolicy), list: (*fsm.View).FirewallPolicies,
+		notFound: fwNotFound(fsm.ErrTypeFirewallPolicyNotFound, "Firewall policy"),
+		copy:     (*fsm.FirewallPolicy).Copy, build: buildFirewallPolicy, newObj: newOf[fsm.FirewallPolicy],
 		create:    fsm.CmdFirewallPolicyCreate,
 		createReq: func(p *fsm.FirewallPolicy) any { return fsm.FirewallPolicyCreateRequest{Policy: p} },
 		update:    fsm.CmdFirewallPolicyUpdate,
@@ -390,17 +402,14 @@ func (s *Server) firewallRoutes() {
 		},
 		del:     fsm.CmdFirewallPolicyDelete,
 		visible: func(_ Identity, p *fsm.FirewallPolicy) bool { return p.Shared },
-		delReq:  func(_ Identity, p *fsm.FirewallPolicy) (any, error) { return fsm.FirewallDeleteRequest{ID: p.ID}, nil },
+		delReq:  fwDelete[*fsm.FirewallPolicy],
 	}
 	groups := &vpnKind[*fsm.FirewallGroup]{
 		path: "fwaas/firewall_groups", singular: "firewall_group", plural: "firewall_groups",
 		specs: firewallGroupAttrs, render: renderFirewallGroup,
-		get:  func(v *fsm.View, id string) (*fsm.FirewallGroup, bool) { g := v.FirewallGroup(id); return g, g != nil },
-		list: (*fsm.View).FirewallGroups,
-		notFound: func(id string) error {
-			return newError(http.StatusNotFound, fsm.ErrTypeFirewallGroupNotFound, "Firewall group %s could not be found.", id)
-		},
-		copy: (*fsm.FirewallGroup).Copy, build: buildFirewallGroup, newObj: func() *fsm.FirewallGroup { return &fsm.FirewallGroup{} },
+		get: found((*fsm.View).FirewallGroup), list: (*fsm.View).FirewallGroups,
+		notFound: fwNotFound(fsm.ErrTypeFirewallGroupNotFound, "Firewall group"),
+		copy:     (*fsm.FirewallGroup).Copy, build: buildFirewallGroup, newObj: newOf[fsm.FirewallGroup],
 		create:    fsm.CmdFirewallGroupCreate,
 		createReq: func(g *fsm.FirewallGroup) any { return fsm.FirewallGroupCreateRequest{Group: g} },
 		update:    fsm.CmdFirewallGroupUpdate,
