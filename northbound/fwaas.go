@@ -217,6 +217,10 @@ func checkFirewallRule(r *fsm.FirewallRule) error {
 	return nil
 }
 
+func isDefaultPolicyName(n string) bool {
+	return n == fsm.FirewallDefaultIngressPolicy || n == fsm.FirewallDefaultEgressPolicy
+}
+
 // checkNotDefaultName refuses the names neutron-fwaas reserves for a
 // project's default objects.
 func checkNotDefaultName(a attrs, what string, reserved ...string) error {
@@ -228,6 +232,10 @@ func checkNotDefaultName(a attrs, what string, reserved ...string) error {
 }
 
 func buildFirewallPolicy(_ context.Context, v *fsm.View, ident Identity, a attrs, _ map[string]json.RawMessage, p *fsm.FirewallPolicy, post bool) error {
+	if cur := v.FirewallPolicy(p.ID); !post && cur != nil && isDefaultPolicyName(cur.Name) {
+		return firewallError(http.StatusConflict, fsm.ErrTypeFirewallDefaultRestricted,
+			"Operation cannot be performed on default firewall policy %s.", p.ID)
+	}
 	if err := checkNotDefaultName(a, "Firewall Policy", fsm.FirewallDefaultIngressPolicy, fsm.FirewallDefaultEgressPolicy); err != nil {
 		return err
 	}
@@ -371,6 +379,14 @@ func fwDelete[T fsm.Object](_ Identity, o T) (any, error) {
 }
 
 func (s *Server) firewallRoutes() {
+	// neutron-fwaas makes the project's default group on a list of any of
+	// the three, and on a create of a group.
+	prepare := func(r *http.Request) error {
+		if r.Method == http.MethodPost && !strings.HasSuffix(r.URL.Path, "firewall_groups") {
+			return nil
+		}
+		return s.ensureDefaultFirewallGroup(r.Context(), identityFrom(r.Context()).ProjectID)
+	}
 	rules := &vpnKind[*fsm.FirewallRule]{
 		path: "fwaas/firewall_rules", singular: "firewall_rule", plural: "firewall_rules",
 		specs: firewallRuleAttrs, structured: firewallRuleStructured,
@@ -386,7 +402,7 @@ func (s *Server) firewallRoutes() {
 		},
 		del:     fsm.CmdFirewallRuleDelete,
 		visible: func(_ Identity, r *fsm.FirewallRule) bool { return r.Shared },
-		delReq:  fwDelete[*fsm.FirewallRule],
+		delReq:  fwDelete[*fsm.FirewallRule], prepare: prepare,
 	}
 	policies := &vpnKind[*fsm.FirewallPolicy]{
 		path: "fwaas/firewall_policies", singular: "firewall_policy", plural: "firewall_policies",
@@ -402,7 +418,7 @@ func (s *Server) firewallRoutes() {
 		},
 		del:     fsm.CmdFirewallPolicyDelete,
 		visible: func(_ Identity, p *fsm.FirewallPolicy) bool { return p.Shared },
-		delReq:  fwDelete[*fsm.FirewallPolicy],
+		delReq:  fwDelete[*fsm.FirewallPolicy], prepare: prepare,
 	}
 	groups := &vpnKind[*fsm.FirewallGroup]{
 		path: "fwaas/firewall_groups", singular: "firewall_group", plural: "firewall_groups",
@@ -418,9 +434,7 @@ func (s *Server) firewallRoutes() {
 		},
 		del:     fsm.CmdFirewallGroupDelete,
 		visible: func(_ Identity, g *fsm.FirewallGroup) bool { return g.Shared },
-		prepare: func(r *http.Request) error {
-			return s.ensureDefaultFirewallGroup(r.Context(), identityFrom(r.Context()).ProjectID)
-		},
+		prepare: prepare,
 		delReq: func(ident Identity, g *fsm.FirewallGroup) (any, error) {
 			if g.IsDefault() && !ident.Admin {
 				return nil, firewallError(http.StatusConflict, fsm.ErrTypeFirewallCannotRemoveDefault, "Deleting default firewall group not allowed.")

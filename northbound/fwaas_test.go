@@ -282,6 +282,7 @@ func TestFWaaSBadInput(t *testing.T) {
 		{"missing port", "PUT", groups + "/" + gid, nil, map[string]any{"firewall_group": map[string]any{"ports": []string{"nope"}}}, 404, "PortNotFound"},
 		{"group with ports", "DELETE", groups + "/" + gid, nil, nil, 409, "FirewallGroupInUse"},
 		{"second default", "POST", groups, nil, map[string]any{"firewall_group": map[string]any{"name": "default"}}, 409, "FirewallDefaultParameterExists"},
+		{"change default policy", "PUT", policies + "/" + def[0]["ingress_firewall_policy_id"].(string), nil, map[string]any{"firewall_policy": map[string]any{"description": "x"}}, 409, "FirewallDefaultObjectUpdateRestricted"},
 		{"rename default", "PUT", groups + "/" + defID, nil, map[string]any{"firewall_group": map[string]any{"name": "x"}}, 409, "FirewallDefaultObjectUpdateRestricted"},
 		{"status is read-only", "PUT", groups + "/" + gid, nil, map[string]any{"firewall_group": map[string]any{"status": "ERROR"}}, 400, ""},
 		{"malformed body", "POST", groups, nil, "{", 400, ""},
