@@ -119,7 +119,8 @@ type FirewallRule struct {
 	Enabled                                bool
 	Shared                                 bool
 	// Key is unique among rules, 1..FirewallRuleKeyMax, kept while the
-	// rule exists.
+	// rule exists: one above the highest in use (the lowest free once the
+	// space is used up to its top).
 	Key uint32
 }
 

@@ -66,22 +66,42 @@ func fwPut(txn *memdb.Txn, k fwKind, obj Object, createIndex, index uint64) {
 	insert(txn, k.table, obj, index)
 }
 
-// allocKey returns the lowest free key in 1..max of a table's key index,
-// or 0 when every key is taken.
-func allocKey(txn *memdb.Txn, table string, max uint32) uint32 {
+func objectKey(raw any) uint32 {
+	switch o := raw.(type) {
+	case *FirewallRule:
+		return o.Key
+	case *FirewallGroup:
+		return o.Key
+	}
+	return 0
+}
+
+// allocKey returns a free key in 1..max of a table's key index, or 0 when
+// every key is taken: one above the highest while there is room (one
+// reverse index read), else the lowest free (a walk, once the space has
+// wrapped). Groups (lowestFirst) always take the lowest free, as their
+// space is small and the contract with the data path says so.
+func allocKey(txn *memdb.Txn, table string, max uint32, lowestFirst bool) uint32 {
+	if !lowestFirst {
+		top, err := txn.GetReverse(table, "key")
+		if err != nil {
+			panic("fsm: list " + table + " keys: " + err.Error())
+		}
+		raw := top.Next()
+		if raw == nil {
+			return 1
+		}
+		if k := objectKey(raw); k < max {
+			return k + 1
+		}
+	}
 	it, err := txn.Get(table, "key")
 	if err != nil {
 		panic("fsm: list " + table + " keys: " + err.Error())
 	}
 	want := uint32(1)
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		var k uint32
-		switch o := raw.(type) {
-		case *FirewallRule:
-			k = o.Key
-		case *FirewallGroup:
-			k = o.Key
-		}
+		k := objectKey(raw)
 		if k > want {
 			break
 		}
@@ -107,7 +127,7 @@ func createFirewallRule(txn *memdb.Txn, r *FirewallRule, index uint64) error {
 	if fwExists(txn, fwRuleKind, r.ID) {
 		return Errorf(CodeConflict, ErrTypeFirewallDuplicate, "Firewall rule %s already exists.", r.ID)
 	}
-	if r.Key = allocKey(txn, TableFWRules, FirewallRuleKeyMax); r.Key == 0 {
+	if r.Key = allocKey(txn, TableFWRules, FirewallRuleKeyMax, false); r.Key == 0 {
 		return keysExhausted("firewall rule", FirewallRuleKeyMax)
 	}
 	fwPut(txn, fwRuleKind, r, index, index)
@@ -152,19 +172,26 @@ func touchPolicy(txn *memdb.Txn, p *FirewallPolicy, at string, index uint64) {
 	fwPut(txn, fwPolicyKind, c, p.CreateIndex, index)
 }
 
-func applyFirewallRuleDelete(txn *memdb.Txn, body []byte, index uint64) error {
+// deleteUnused deletes a rule or policy unless inUse says something uses
+// it (inUseType, Neutron's 409).
+func deleteUnused(txn *memdb.Txn, body []byte, index uint64, k fwKind, inUseType string, inUse func(v *View, id string) bool) error {
 	var req FirewallDeleteRequest
 	mustDecode(body, &req, index)
-	v := View{txn: txn}
-	cur := v.FirewallRule(req.ID)
-	if cur == nil {
-		return fwRuleKind.notFound(req.ID)
+	raw, err := txn.First(k.table, "id", req.ID)
+	if err != nil || raw == nil {
+		return k.notFound(req.ID)
 	}
-	if len(v.FirewallPoliciesOfRule(req.ID)) > 0 {
-		return Errorf(CodeConflict, ErrTypeFirewallRuleInUse, "Firewall rule %s is being used.", req.ID)
+	if inUse(&View{txn: txn}, req.ID) {
+		return Errorf(CodeConflict, inUseType, "%s %s is being used.", k.what, req.ID)
 	}
-	remove(txn, TableFWRules, cur, index)
+	remove(txn, k.table, raw, index)
 	return nil
+}
+
+func applyFirewallRuleDelete(txn *memdb.Txn, body []byte, index uint64) error {
+	return deleteUnused(txn, body, index, fwRuleKind, ErrTypeFirewallRuleInUse, func(v *View, id string) bool {
+		return len(v.FirewallPoliciesOfRule(id)) > 0
+	})
 }
 
 // CheckFirewallPolicyRules validates a policy's rule list against the
@@ -236,18 +263,9 @@ func applyFirewallPolicyUpdate(txn *memdb.Txn, body []byte, index uint64) error 
 }
 
 func applyFirewallPolicyDelete(txn *memdb.Txn, body []byte, index uint64) error {
-	var req FirewallDeleteRequest
-	mustDecode(body, &req, index)
-	v := View{txn: txn}
-	cur := v.FirewallPolicy(req.ID)
-	if cur == nil {
-		return fwPolicyKind.notFound(req.ID)
-	}
-	if len(v.FirewallGroupsOfPolicy(req.ID)) > 0 {
-		return Errorf(CodeConflict, ErrTypeFirewallPolicyInUse, "Firewall policy %s is being used.", req.ID)
-	}
-	remove(txn, TableFWPolicies, cur, index)
-	return nil
+	return deleteUnused(txn, body, index, fwPolicyKind, ErrTypeFirewallPolicyInUse, func(v *View, id string) bool {
+		return len(v.FirewallGroupsOfPolicy(id)) > 0
+	})
 }
 
 // CheckFirewallGroup validates a group's policies and ports against the
@@ -326,7 +344,7 @@ func createFirewallGroup(txn *memdb.Txn, g *FirewallGroup, index uint64) error {
 	if err := v.CheckFirewallGroup(g); err != nil {
 		return err
 	}
-	if g.Key = allocKey(txn, TableFWGroups, FirewallGroupKeyMax); g.Key == 0 {
+	if g.Key = allocKey(txn, TableFWGroups, FirewallGroupKeyMax, true); g.Key == 0 {
 		return keysExhausted("firewall group", FirewallGroupKeyMax)
 	}
 	g.Status = firewallGroupStatus(g, "")

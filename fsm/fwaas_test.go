@@ -2,7 +2,10 @@ package fsm
 
 import (
 	"fmt"
+	"slices"
 	"testing"
+
+	"github.com/hashicorp/raft"
 )
 
 func testFWRule(id string, port int) *FirewallRule {
@@ -283,5 +286,103 @@ func TestFirewallDefaultsAndStatus(t *testing.T) {
 	v = f.State().Read()
 	if v.FirewallPolicy("d-pin") != nil || v.FirewallPolicy("d-peg") != nil || v.FirewallRule("d-in") == nil {
 		t.Fatal("default group delete did not take its policies (and only them)")
+	}
+}
+
+// fwBenchState has n rules (keys 1..n) and one policy listing them all.
+func fwBenchState(b *testing.B, n int) (*FSM, uint64) {
+	b.Helper()
+	f := New(nil)
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("r%05d", i)
+		buf, err := Encode(CmdFirewallRuleCreate, FirewallRuleCreateRequest{Rule: testFWRule(ids[i], 1+i%65535)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := f.Apply(&raft.Log{Index: uint64(i + 1), Data: buf}).(*Result); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+	buf, _ := Encode(CmdFirewallPolicyCreate, FirewallPolicyCreateRequest{Policy: &FirewallPolicy{Meta: Meta{ID: "bench-p", ProjectID: "p1"}, Rules: ids}})
+	if r := f.Apply(&raft.Log{Index: uint64(n + 1), Data: buf}).(*Result); r.Err != nil {
+		b.Fatal(r.Err)
+	}
+	return f, uint64(n + 2)
+}
+
+// BenchmarkFirewallRuleCreate: creating (and deleting) one rule beside
+// 10,000 others; the key allocation walks the key index to the first gap.
+func BenchmarkFirewallRuleCreate(b *testing.B) {
+	f, idx := fwBenchState(b, 10000)
+	create, _ := Encode(CmdFirewallRuleCreate, FirewallRuleCreateRequest{Rule: testFWRule("bench-new", 443)})
+	del, _ := Encode(CmdFirewallRuleDelete, FirewallDeleteRequest{ID: "bench-new"})
+	b.ResetTimer()
+	for range b.N {
+		if r := f.Apply(&raft.Log{Index: idx, Data: create}).(*Result); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+		if r := f.Apply(&raft.Log{Index: idx + 1, Data: del}).(*Result); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+		idx += 2
+	}
+}
+
+// BenchmarkFirewallPolicyInsertRule: an insert_rule into a policy of 1,000
+// rules (the update the API proposes: the whole new list, checked).
+func BenchmarkFirewallPolicyInsertRule(b *testing.B) {
+	f, idx := fwBenchState(b, 1000)
+	buf, _ := Encode(CmdFirewallRuleCreate, FirewallRuleCreateRequest{Rule: testFWRule("bench-new", 443)})
+	if r := f.Apply(&raft.Log{Index: idx, Data: buf}).(*Result); r.Err != nil {
+		b.Fatal(r.Err)
+	}
+	idx++
+	b.ResetTimer()
+	for i := range b.N {
+		v := f.State().Read()
+		p := v.FirewallPolicy("bench-p").Copy()
+		if i%2 == 0 {
+			p.Rules = slices.Insert(p.Rules, len(p.Rules)/2, "bench-new")
+		} else {
+			p.Rules = slices.DeleteFunc(p.Rules, func(id string) bool { return id == "bench-new" })
+		}
+		buf, err := Encode(CmdFirewallPolicyUpdate, FirewallPolicyUpdateRequest{Policy: p, PrevIndex: v.FirewallPolicy("bench-p").ModifyIndex})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := f.Apply(&raft.Log{Index: idx, Data: buf}).(*Result); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+		idx++
+	}
+}
+
+// TestFirewallRuleKeys: a rule takes one above the highest key, and the
+// lowest free once the top key is taken.
+func TestFirewallRuleKeys(t *testing.T) {
+	f := New(nil)
+	idx := uint64(1)
+	step := func(typ CommandType, body any) {
+		t.Helper()
+		if r := apply(t, f, idx, typ, body); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		idx++
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		step(CmdFirewallRuleCreate, FirewallRuleCreateRequest{Rule: testFWRule(id, 22)})
+	}
+	step(CmdFirewallRuleDelete, FirewallDeleteRequest{ID: "b"})
+	step(CmdFirewallRuleCreate, FirewallRuleCreateRequest{Rule: testFWRule("d", 22)})
+	if k := f.State().Read().FirewallRule("d").Key; k != 4 {
+		t.Fatalf("d key %d, want 4 (2 is not reused while there is room above)", k)
+	}
+	txn := f.State().db.Txn(true)
+	insert(txn, TableFWRules, &FirewallRule{Meta: Meta{ID: "top"}, Key: FirewallRuleKeyMax}, idx)
+	txn.Commit()
+	step(CmdFirewallRuleCreate, FirewallRuleCreateRequest{Rule: testFWRule("e", 22)})
+	if k := f.State().Read().FirewallRule("e").Key; k != 2 {
+		t.Fatalf("e key %d, want the lowest free 2 once the top is taken", k)
 	}
 }

@@ -217,6 +217,10 @@ func checkFirewallRule(r *fsm.FirewallRule) error {
 	return nil
 }
 
+func isDefaultPolicyName(n string) bool {
+	return n == fsm.FirewallDefaultIngressPolicy || n == fsm.FirewallDefaultEgressPolicy
+}
+
 // checkNotDefaultName refuses the names neutron-fwaas reserves for a
 // project's default objects.
 func checkNotDefaultName(a attrs, what string, reserved ...string) error {
@@ -228,6 +232,10 @@ func checkNotDefaultName(a attrs, what string, reserved ...string) error {
 }
 
 func buildFirewallPolicy(_ context.Context, v *fsm.View, ident Identity, a attrs, _ map[string]json.RawMessage, p *fsm.FirewallPolicy, post bool) error {
+	if cur := v.FirewallPolicy(p.ID); !post && cur != nil && isDefaultPolicyName(cur.Name) {
+		return firewallError(http.StatusConflict, fsm.ErrTypeFirewallDefaultRestricted,
+			"Operation cannot be performed on default firewall policy %s.", p.ID)
+	}
 	if err := checkNotDefaultName(a, "Firewall Policy", fsm.FirewallDefaultIngressPolicy, fsm.FirewallDefaultEgressPolicy); err != nil {
 		return err
 	}
@@ -349,17 +357,43 @@ func renderFirewallGroup(g *fsm.FirewallGroup) map[string]any {
 	})
 }
 
+// found adapts a View reader that answers nil for a missing object.
+func found[P comparable](get func(*fsm.View, string) P) func(*fsm.View, string) (P, bool) {
+	return func(v *fsm.View, id string) (P, bool) {
+		var zero P
+		o := get(v, id)
+		return o, o != zero
+	}
+}
+
+func newOf[E any]() *E { return new(E) }
+
+func fwNotFound(typ, what string) func(string) error {
+	return func(id string) error {
+		return newError(http.StatusNotFound, typ, "%s %s could not be found.", what, id)
+	}
+}
+
+func fwDelete[T fsm.Object](_ Identity, o T) (any, error) {
+	return fsm.FirewallDeleteRequest{ID: o.GetMeta().ID}, nil
+}
+
 func (s *Server) firewallRoutes() {
+	// neutron-fwaas makes the project's default group on a list of any of
+	// the three, and on a create of a group.
+	prepare := func(r *http.Request) error {
+		if r.Method == http.MethodPost && !strings.HasSuffix(r.URL.Path, "firewall_groups") {
+			return nil
+		}
+		return s.ensureDefaultFirewallGroup(r.Context(), identityFrom(r.Context()).ProjectID)
+	}
 	rules := &vpnKind[*fsm.FirewallRule]{
 		path: "fwaas/firewall_rules", singular: "firewall_rule", plural: "firewall_rules",
 		specs: firewallRuleAttrs, structured: firewallRuleStructured,
 		render: func(r *fsm.FirewallRule) map[string]any { return renderFirewallRule(s.fsm.State().Read(), r) },
-		get:    func(v *fsm.View, id string) (*fsm.FirewallRule, bool) { r := v.FirewallRule(id); return r, r != nil },
-		list:   (*fsm.View).FirewallRules,
-		notFound: func(id string) error {
-			return newError(http.StatusNotFound, fsm.ErrTypeFirewallRuleNotFound, "Firewall rule %s could not be found.", id)
-		},
-		copy: (*fsm.FirewallRule).Copy, build: buildFirewallRule, newObj: func() *fsm.FirewallRule { return &fsm.FirewallRule{} },
+		get:    found((*fsm.View).FirewallRule), list: (*fsm.View).FirewallRules,
+		notFound: fwNotFound(fsm.ErrTypeFirewallRuleNotFound, "Firewall rule"),
+		copy:     (*fsm.FirewallRule).Copy, build: buildFirewallRule, newObj: newOf[fsm.FirewallRule],
 		create:    fsm.CmdFirewallRuleCreate,
 		createReq: func(r *fsm.FirewallRule) any { return fsm.FirewallRuleCreateRequest{Rule: r} },
 		update:    fsm.CmdFirewallRuleUpdate,
@@ -368,20 +402,14 @@ func (s *Server) firewallRoutes() {
 		},
 		del:     fsm.CmdFirewallRuleDelete,
 		visible: func(_ Identity, r *fsm.FirewallRule) bool { return r.Shared },
-		delReq:  func(_ Identity, r *fsm.FirewallRule) (any, error) { return fsm.FirewallDeleteRequest{ID: r.ID}, nil },
+		delReq:  fwDelete[*fsm.FirewallRule], prepare: prepare,
 	}
 	policies := &vpnKind[*fsm.FirewallPolicy]{
 		path: "fwaas/firewall_policies", singular: "firewall_policy", plural: "firewall_policies",
 		specs: firewallPolicyAttrs, render: renderFirewallPolicy,
-		get: func(v *fsm.View, id string) (*fsm.FirewallPolicy, bool) {
-			p := v.FirewallPolicy(id)
-			return p, p != nil
-		},
-		list: (*fsm.View).FirewallPolicies,
-		notFound: func(id string) error {
-			return newError(http.StatusNotFound, fsm.ErrTypeFirewallPolicyNotFound, "Firewall policy %s could not be found.", id)
-		},
-		copy: (*fsm.FirewallPolicy).Copy, build: buildFirewallPolicy, newObj: func() *fsm.FirewallPolicy { return &fsm.FirewallPolicy{} },
+		get: found((*fsm.View).FirewallPolicy), list: (*fsm.View).FirewallPolicies,
+		notFound: fwNotFound(fsm.ErrTypeFirewallPolicyNotFound, "Firewall policy"),
+		copy:     (*fsm.FirewallPolicy).Copy, build: buildFirewallPolicy, newObj: newOf[fsm.FirewallPolicy],
 		create:    fsm.CmdFirewallPolicyCreate,
 		createReq: func(p *fsm.FirewallPolicy) any { return fsm.FirewallPolicyCreateRequest{Policy: p} },
 		update:    fsm.CmdFirewallPolicyUpdate,
@@ -390,17 +418,14 @@ func (s *Server) firewallRoutes() {
 		},
 		del:     fsm.CmdFirewallPolicyDelete,
 		visible: func(_ Identity, p *fsm.FirewallPolicy) bool { return p.Shared },
-		delReq:  func(_ Identity, p *fsm.FirewallPolicy) (any, error) { return fsm.FirewallDeleteRequest{ID: p.ID}, nil },
+		delReq:  fwDelete[*fsm.FirewallPolicy], prepare: prepare,
 	}
 	groups := &vpnKind[*fsm.FirewallGroup]{
 		path: "fwaas/firewall_groups", singular: "firewall_group", plural: "firewall_groups",
 		specs: firewallGroupAttrs, render: renderFirewallGroup,
-		get:  func(v *fsm.View, id string) (*fsm.FirewallGroup, bool) { g := v.FirewallGroup(id); return g, g != nil },
-		list: (*fsm.View).FirewallGroups,
-		notFound: func(id string) error {
-			return newError(http.StatusNotFound, fsm.ErrTypeFirewallGroupNotFound, "Firewall group %s could not be found.", id)
-		},
-		copy: (*fsm.FirewallGroup).Copy, build: buildFirewallGroup, newObj: func() *fsm.FirewallGroup { return &fsm.FirewallGroup{} },
+		get: found((*fsm.View).FirewallGroup), list: (*fsm.View).FirewallGroups,
+		notFound: fwNotFound(fsm.ErrTypeFirewallGroupNotFound, "Firewall group"),
+		copy:     (*fsm.FirewallGroup).Copy, build: buildFirewallGroup, newObj: newOf[fsm.FirewallGroup],
 		create:    fsm.CmdFirewallGroupCreate,
 		createReq: func(g *fsm.FirewallGroup) any { return fsm.FirewallGroupCreateRequest{Group: g} },
 		update:    fsm.CmdFirewallGroupUpdate,
@@ -409,9 +434,7 @@ func (s *Server) firewallRoutes() {
 		},
 		del:     fsm.CmdFirewallGroupDelete,
 		visible: func(_ Identity, g *fsm.FirewallGroup) bool { return g.Shared },
-		prepare: func(r *http.Request) error {
-			return s.ensureDefaultFirewallGroup(r.Context(), identityFrom(r.Context()).ProjectID)
-		},
+		prepare: prepare,
 		delReq: func(ident Identity, g *fsm.FirewallGroup) (any, error) {
 			if g.IsDefault() && !ident.Admin {
 				return nil, firewallError(http.StatusConflict, fsm.ErrTypeFirewallCannotRemoveDefault, "Deleting default firewall group not allowed.")

@@ -74,6 +74,15 @@ func TestFWaaSGophercloud(t *testing.T) {
 	if err != nil || anyv6.Protocol != "" || anyv6.SourceIPAddress != "2001:db8::1:0/112" || anyv6.IPVersion != 6 {
 		t.Fatalf("v6 rule: %v %+v", err, anyv6)
 	}
+	// Writes through a follower are forwarded, committed and answer the
+	// revision; ?wait=realized is accepted like on every resource.
+	var waited map[string]map[string]any
+	code, hdr := servers[2].doRaw("POST", "/v2.0/fwaas/firewall_rules?wait=realized", nil,
+		map[string]any{"firewall_rule": map[string]any{"name": "waited", "protocol": "udp", "action": "deny"}}, &waited)
+	if code != 201 || hdr.Get(northbound.HeaderRevision) == "" || waited["firewall_rule"]["name"] != "waited" {
+		t.Fatalf("waited create: %d %v %v", code, hdr, waited)
+	}
+	s.do("DELETE", "/v2.0/fwaas/firewall_rules/"+waited["firewall_rule"]["id"].(string), nil, nil, nil)
 	audited := true
 	pol, err := policies.Create(ctx, c(), policies.CreateOpts{Name: "in", FirewallRules: []string{ssh.ID}, Audited: &audited}).Extract()
 	if err != nil || !pol.Audited || !slices.Equal(pol.Rules, []string{ssh.ID}) {
@@ -273,6 +282,7 @@ func TestFWaaSBadInput(t *testing.T) {
 		{"missing port", "PUT", groups + "/" + gid, nil, map[string]any{"firewall_group": map[string]any{"ports": []string{"nope"}}}, 404, "PortNotFound"},
 		{"group with ports", "DELETE", groups + "/" + gid, nil, nil, 409, "FirewallGroupInUse"},
 		{"second default", "POST", groups, nil, map[string]any{"firewall_group": map[string]any{"name": "default"}}, 409, "FirewallDefaultParameterExists"},
+		{"change default policy", "PUT", policies + "/" + def[0]["ingress_firewall_policy_id"].(string), nil, map[string]any{"firewall_policy": map[string]any{"description": "x"}}, 409, "FirewallDefaultObjectUpdateRestricted"},
 		{"rename default", "PUT", groups + "/" + defID, nil, map[string]any{"firewall_group": map[string]any{"name": "x"}}, 409, "FirewallDefaultObjectUpdateRestricted"},
 		{"status is read-only", "PUT", groups + "/" + gid, nil, map[string]any{"firewall_group": map[string]any{"status": "ERROR"}}, 400, ""},
 		{"malformed body", "POST", groups, nil, "{", 400, ""},
