@@ -269,6 +269,8 @@ func runOps(t *testing.T, f *fsm.FSM, seed int64, n int) (descs []string, ok int
 			fsm.TableSubnets: len(v.Subnets()), fsm.TablePorts: len(v.Ports()),
 			fsm.TableSecurityGroups: len(v.SecurityGroups()), fsm.TableSecurityGroupRules: len(v.SecurityGroupRules()),
 			fsm.TableRouters: len(v.Routers()), fsm.TableFloatingIPs: len(v.FloatingIPs()),
+			fsm.TableFWRules: len(v.FirewallRules()), fsm.TableFWPolicies: len(v.FirewallPolicies()),
+			fsm.TableFWGroups: len(v.FirewallGroups()),
 		}
 		for tbl, c := range counts {
 			if c > 0 {
@@ -294,9 +296,12 @@ func runOps(t *testing.T, f *fsm.FSM, seed int64, n int) (descs []string, ok int
 }
 
 func TestOps(t *testing.T) {
-	const steps = 500
+	// 700: the firewall operations take a share of the steps, and a
+	// floating IP needs a router with a gateway first.
+	const steps = 700
 	allTables := []string{fsm.TableChassis, fsm.TableNetworks, fsm.TableSubnets, fsm.TablePorts,
-		fsm.TableSecurityGroups, fsm.TableSecurityGroupRules, fsm.TableRouters, fsm.TableFloatingIPs}
+		fsm.TableSecurityGroups, fsm.TableSecurityGroupRules, fsm.TableRouters, fsm.TableFloatingIPs,
+		fsm.TableFWRules, fsm.TableFWPolicies, fsm.TableFWGroups}
 	for _, start := range []string{"empty", "built"} {
 		t.Run(start, func(t *testing.T) {
 			newFSM := func() *fsm.FSM {
