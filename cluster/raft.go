@@ -61,7 +61,15 @@ func (c *Cluster) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("cluster: raft advertise address: %w", err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.addrs.raftBind, adv, 3, 10*time.Second, hlog)
+	var trans *raft.NetworkTransport
+	if c.cfg.TLS != nil {
+		var stream *tlsStreamLayer
+		if stream, err = newTLSStreamLayer(c.addrs.raftBind, adv, c.cfg.TLS); err == nil {
+			trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog)
+		}
+	} else {
+		trans, err = raft.NewTCPTransportWithLogger(c.addrs.raftBind, adv, 3, 10*time.Second, hlog)
+	}
 	if err != nil {
 		return fmt.Errorf("cluster: raft transport on %s: %w", c.addrs.raftBind, err)
 	}

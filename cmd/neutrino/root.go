@@ -115,6 +115,9 @@ names. The command line wins over the environment, which wins over the file.`,
 	tlsCmd := newTLSCmd(a) // tls.go
 	tlsCmd.GroupID = "operations"
 	root.AddCommand(tlsCmd)
+	gossipCmd := newGossipCmd(a) // gossip.go
+	gossipCmd.GroupID = "operations"
+	root.AddCommand(gossipCmd)
 	labCmd := newLabCmd(a) // lab.go
 	labCmd.GroupID = "operations"
 	root.AddCommand(labCmd)

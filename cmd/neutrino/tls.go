@@ -44,7 +44,7 @@ func newTLSCmd(a *app) *cobra.Command {
 		Short: "Create a node certificate (valid 1 year): NAME-server.pem or NAME-chassis.pem and its key",
 		Long: `Create a node certificate signed by the CA. The node name is the
 certificate's CommonName and its URI SAN neutrino://node/NAME; its role
-(--server or --chassis) is the subject's OrganizationalUnit. A server
+(--server or --chassis) is the subject's OrganizationalUnit. The
 certificate also names localhost and 127.0.0.1, for API clients on the node.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
@@ -54,9 +54,11 @@ certificate also names localhost and 127.0.0.1, for API clients on the node.`,
 			role := tlsutil.RoleChassis
 			if server {
 				role = tlsutil.RoleServer
-				ips = append(ips, net.IPv4(127, 0, 0, 1))
-				dns = append(dns, "localhost")
 			}
+			// Every agent serves the API (a chassis its keyring and
+			// health), so local clients can verify it.
+			ips = append(ips, net.IPv4(127, 0, 0, 1))
+			dns = append(dns, "localhost")
 			if caFile == "" {
 				caFile = filepath.Join(dir, tlsutil.CAFile)
 			}

@@ -135,6 +135,18 @@ func (c *Client) TrustCA(caFile string) error {
 	return nil
 }
 
+// At returns a copy of the client that sends to another endpoint (another
+// node of the cluster), with the same settings and HTTP client.
+func (c *Client) At(endpoint string) (*Client, error) {
+	n, err := New(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	cp := *c
+	cp.endpoint = n.endpoint
+	return &cp, nil
+}
+
 // Endpoint is the base URL requests go to.
 func (c *Client) Endpoint() string { return c.endpoint }
 

@@ -5,6 +5,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"neutrino/cluster"
+	"neutrino/cluster/tlsutil"
 	"neutrino/cluster/watch"
 	"neutrino/fsm"
 	"neutrino/northbound"
@@ -73,8 +75,16 @@ type Config struct {
 	LBNamespacePrefix string
 	DisableLBaaS      bool
 	// DHCP configures a chassis' DHCP and RA responder (dhcp.go).
-	DHCP   DHCPConfig
-	Logger *slog.Logger
+	DHCP DHCPConfig
+	// TLS, when set, serves the API over HTTPS, runs Raft over mutual
+	// TLS and makes every call to another server's API (forwarding,
+	// watches, agent reports) over HTTPS with this node's certificate
+	// (tls.go). Nil keeps every channel plaintext.
+	TLS *tlsutil.Bundle
+	// GossipKeys encrypt gossip (memberlist's keyring); the first is the
+	// one used to send. Empty keeps gossip plaintext.
+	GossipKeys [][]byte
+	Logger     *slog.Logger
 }
 
 // Agent is a running Neutrino process.
@@ -134,6 +144,12 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	a.ln = ln
 	httpAddr := ln.Addr().String()
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS.APIServerConfig())
+		for i, l := range cfg.ExtraHTTP {
+			cfg.ExtraHTTP[i] = tls.NewListener(l, cfg.TLS.APIServerConfig())
+		}
+	}
 	if cfg.AdvertiseHTTP != "" {
 		httpAddr = cfg.AdvertiseHTTP
 	}
@@ -167,6 +183,8 @@ func Start(cfg Config) (*Agent, error) {
 		DeadServerCleanup: cfg.DeadServerCleanup,
 		MinQuorum:         cfg.MinQuorum,
 		OnFatal:           exitOnCorruption,
+		TLS:               cfg.TLS,
+		GossipKeys:        cfg.GossipKeys,
 	})
 	if err != nil {
 		ln.Close()
@@ -188,6 +206,11 @@ func Start(cfg Config) (*Agent, error) {
 	api.RemoveServer = a.removeServer
 	api.Readiness = a.readiness
 	api.NoReplica = !cfg.Server
+	api.Keyring = c
+	if cfg.TLS != nil {
+		api.PeerTLS = cfg.TLS.PeerClientConfig()
+		api.VerifyForwarder = forwarderCheck(cfg.TLS)
+	}
 	if api.Realizer == nil && a.south != nil && a.south.ctrl != nil {
 		api.Realizer = realizer{a.south.ctrl}
 	}
@@ -263,7 +286,7 @@ func (a *Agent) Cluster() *cluster.Cluster { return a.cluster }
 // closes it. It is how a chassis agent follows replicated state.
 func (a *Agent) Watch(tables ...string) (*watch.Watcher, error) {
 	return watch.New(watch.Config{Servers: a.watchServers, Tables: tables,
-		Token: a.cfg.WatchToken, Logger: a.log})
+		Token: a.cfg.WatchToken, Logger: a.log, TLS: a.peerTLS()})
 }
 
 // watchServers lists the API addresses of the alive servers in gossip.
@@ -273,10 +296,14 @@ func (a *Agent) watchServers() []string {
 		if m.Meta.Role != cluster.RoleServer || m.Status != cluster.StatusAlive || m.Meta.HTTPAddr == "" {
 			continue
 		}
+		addr := m.Meta.HTTPAddr
+		if a.cfg.TLS != nil {
+			addr = "https://" + addr
+		}
 		if m.Name == a.cfg.Node {
-			out = append([]string{m.Meta.HTTPAddr}, out...)
+			out = append([]string{addr}, out...)
 		} else {
-			out = append(out, m.Meta.HTTPAddr)
+			out = append(out, addr)
 		}
 	}
 	return out
