@@ -26,7 +26,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 )
 
@@ -348,10 +347,4 @@ func (b *Bundle) APIServerConfig() *tls.Config {
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    b.Roots,
 	}
-}
-
-// HasRole reports whether a certificate's role is one of roles.
-func HasRole(c *x509.Certificate, roles ...Role) bool {
-	_, r := Identity(c)
-	return slices.Contains(roles, r)
 }

@@ -84,7 +84,12 @@ type Config struct {
 	// GossipKeys encrypt gossip (memberlist's keyring); the first is the
 	// one used to send. Empty keeps gossip plaintext.
 	GossipKeys [][]byte
-	Logger     *slog.Logger
+	// Gossip failure detection tuning; zero keeps the cluster package's
+	// defaults (tests on a loaded machine slow it down).
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	SuspicionMult int
+	Logger        *slog.Logger
 }
 
 // Agent is a running Neutrino process.
@@ -185,6 +190,9 @@ func Start(cfg Config) (*Agent, error) {
 		OnFatal:           exitOnCorruption,
 		TLS:               cfg.TLS,
 		GossipKeys:        cfg.GossipKeys,
+		ProbeInterval:     cfg.ProbeInterval,
+		ProbeTimeout:      cfg.ProbeTimeout,
+		SuspicionMult:     cfg.SuspicionMult,
 	})
 	if err != nil {
 		ln.Close()
@@ -215,7 +223,10 @@ func Start(cfg Config) (*Agent, error) {
 		api.Realizer = realizer{a.south.ctrl}
 	}
 	srv := northbound.New(api, backend{c}, a.fsm)
-	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		// TLS handshake failures (a client without the CA, a peer of
+		// another CA) are the peer's problem: debug, not stderr.
+		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug)}
 	a.http.RegisterOnShutdown(srv.StopWatches)
 	for _, l := range append([]net.Listener{ln}, cfg.ExtraHTTP...) {
 		go func() {
