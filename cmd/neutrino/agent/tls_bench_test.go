@@ -55,6 +55,7 @@ func BenchmarkAPILatencyTLS(b *testing.B) {
 			if err != nil {
 				return err
 			}
+			_, _ = io.Copy(io.Discard, resp.Body) // so the connection is reused
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("GET: %d", resp.StatusCode)
