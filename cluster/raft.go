@@ -270,6 +270,13 @@ func (c *Cluster) reconcile() {
 		}) {
 			continue
 		}
+		// With TLS, a server joins Raft only if its Raft listener shows a
+		// server certificate of our CA naming the member it claims to
+		// be: a voter nobody can talk to would only weaken the quorum.
+		if err := c.verifyServerCert(m.Name, addr); err != nil {
+			c.log.Warn("reconcile: not adding a server whose certificate does not check out", "member", m.Name, "addr", addr, "err", err)
+			continue
+		}
 		// AddVoter also updates the address of, or promotes, a known ID.
 		if err := c.raft.AddVoter(id, addr, 0, 10*time.Second).Error(); err != nil {
 			c.log.Warn("reconcile: add voter failed", "member", m.Name, "err", err)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -84,4 +85,22 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 		c.done = true
 	}
 	return c.Conn.Read(p)
+}
+
+// verifyServerCert dials a server's Raft address over TLS and checks that
+// its certificate is a server certificate of our CA naming name; nil
+// without TLS.
+func (c *Cluster) verifyServerCert(name string, addr raft.ServerAddress) error {
+	if c.cfg.TLS == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: c.cfg.TLS.PeerClientConfig()}
+	conn, err := d.DialContext(ctx, "tcp", string(addr))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return c.cfg.TLS.VerifyPeer(conn.(*tls.Conn).ConnectionState().PeerCertificates, name, tlsutil.RoleServer)
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -101,9 +102,10 @@ func revisionOf(a *agent.Agent) uint64 { return a.FSM().State().Read().Revision(
 //     server certificate (a chassis certificate gets 403, another CA's
 //     certificate fails the handshake);
 //   - a chassis agent watches the state over mutual TLS;
-//   - a server with another CA's certificate, or with a chassis
-//     certificate, joins gossip but never gets Raft state, while a
-//     correctly certified fourth server does.
+//   - a server with another CA's certificate, a chassis certificate or
+//     another server's certificate joins gossip but is never added to
+//     Raft and never gets its state, while a correctly certified fourth
+//     server does.
 func TestTLSClusterRefusesImpostors(t *testing.T) {
 	pki := newTestPKI(t)
 	other := newTestPKI(t)
@@ -199,10 +201,13 @@ func TestTLSClusterRefusesImpostors(t *testing.T) {
 		TLS: other.bundle("tls-bad-ca", tlsutil.RoleServer), GossipKeys: key})
 	badRole := startAgent(t, agent.Config{Server: true, Node: "tls-bad-role", Bind: clustertest.FreeBind(t), Join: binds,
 		TLS: pki.bundle("tls-bad-role", tlsutil.RoleChassis), GossipKeys: key})
+	// A server certificate of our CA, but naming another server.
+	badName := startAgent(t, agent.Config{Server: true, Node: "tls-bad-name", Bind: clustertest.FreeBind(t), Join: binds,
+		TLS: pki.bundle("tls-s2", tlsutil.RoleServer), GossipKeys: key})
 	good := startAgent(t, agent.Config{Server: true, Node: "tls-s4", Bind: clustertest.FreeBind(t), Join: binds,
 		TLS: pki.bundle("tls-s4", tlsutil.RoleServer), GossipKeys: key})
 	clustertest.Eventually(t, 30*time.Second, func() error {
-		for _, a := range []*agent.Agent{badCA, badRole, good} {
+		for _, a := range []*agent.Agent{badCA, badRole, badName, good} {
 			seen := false
 			for _, m := range leader.Cluster().Members() {
 				seen = seen || (m.Name == a.Cluster().NodeName() && m.Status == "alive")
@@ -232,7 +237,14 @@ func TestTLSClusterRefusesImpostors(t *testing.T) {
 		}
 		return nil
 	})
-	for _, a := range []*agent.Agent{badCA, badRole} {
+	var voters []string
+	for _, sv := range leader.Cluster().Status().Servers {
+		voters = append(voters, sv.Name)
+	}
+	if !slices.Contains(voters, "tls-s4") || slices.Contains(voters, "tls-bad-ca") || slices.Contains(voters, "tls-bad-role") || slices.Contains(voters, "tls-bad-name") {
+		t.Errorf("raft configuration %v: want tls-s4 and no impostor", voters)
+	}
+	for _, a := range []*agent.Agent{badCA, badRole, badName} {
 		if got := revisionOf(a); got != 0 {
 			t.Errorf("%s got Raft state (revision %d)", a.Cluster().NodeName(), got)
 		}
