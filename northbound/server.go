@@ -122,17 +122,6 @@ type Config struct {
 	// chassis (the leader's southbound controller); nil when none, then
 	// GET /v1/realization lists no chassis and waiting writes are refused.
 	Realizer Realizer
-	// NoReplica: this process keeps no replica of the state (a chassis
-	// agent), so it refuses watches (503) instead of answering from an
-	// empty state.
-	NoReplica bool
-	// LBDeleteTimeout is how long the leader waits for the agent's report
-	// on a load balancer being deleted before it completes the deletion
-	// without one (DefaultLBDeleteTimeout when zero).
-	LBDeleteTimeout time.Duration
-	// Readiness feeds GET /readyz and the readiness gate (ready.go); nil
-	// means always ready.
-	Readiness func() Readiness
 	// PeerTLS, when set, makes forwards to the leader go over HTTPS with
 	// this client configuration (this server's certificate); the agent
 	// sets it with --tls-cert (northbound/peertls.go).
@@ -144,7 +133,18 @@ type Config struct {
 	// Keyring serves /v1/gossip/keyring (this node's gossip keys); nil
 	// answers 503.
 	Keyring Keyring
-	Logger  *slog.Logger
+	// NoReplica: this process keeps no replica of the state (a chassis
+	// agent), so it refuses watches (503) instead of answering from an
+	// empty state.
+	NoReplica bool
+	// LBDeleteTimeout is how long the leader waits for the agent's report
+	// on a load balancer being deleted before it completes the deletion
+	// without one (DefaultLBDeleteTimeout when zero).
+	LBDeleteTimeout time.Duration
+	// Readiness feeds GET /readyz and the readiness gate (ready.go); nil
+	// means always ready.
+	Readiness func() Readiness
+	Logger    *slog.Logger
 }
 
 // DefaultLeaderWait is LeaderWait's default: an election here takes

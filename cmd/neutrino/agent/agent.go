@@ -60,6 +60,19 @@ type Config struct {
 	// MinQuorum is the fewest voters that cleanup leaves (0: a quorum of
 	// --bootstrap-expect).
 	MinQuorum int
+	// TLS, when set, serves the API over HTTPS, runs Raft over mutual
+	// TLS and makes every call to another server's API (forwarding,
+	// watches, agent reports) over HTTPS with this node's certificate
+	// (tls.go). Nil keeps every channel plaintext.
+	TLS *tlsutil.Bundle
+	// GossipKeys encrypt gossip (memberlist's keyring); the first is the
+	// one used to send. Empty keeps gossip plaintext.
+	GossipKeys [][]byte
+	// Gossip failure detection tuning; zero keeps the cluster package's
+	// defaults (tests on a loaded machine slow it down).
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	SuspicionMult int
 	// WatchToken is the X-Auth-Token Watch sends (an admin's, in token
 	// mode).
 	WatchToken string
@@ -75,21 +88,8 @@ type Config struct {
 	LBNamespacePrefix string
 	DisableLBaaS      bool
 	// DHCP configures a chassis' DHCP and RA responder (dhcp.go).
-	DHCP DHCPConfig
-	// TLS, when set, serves the API over HTTPS, runs Raft over mutual
-	// TLS and makes every call to another server's API (forwarding,
-	// watches, agent reports) over HTTPS with this node's certificate
-	// (tls.go). Nil keeps every channel plaintext.
-	TLS *tlsutil.Bundle
-	// GossipKeys encrypt gossip (memberlist's keyring); the first is the
-	// one used to send. Empty keeps gossip plaintext.
-	GossipKeys [][]byte
-	// Gossip failure detection tuning; zero keeps the cluster package's
-	// defaults (tests on a loaded machine slow it down).
-	ProbeInterval time.Duration
-	ProbeTimeout  time.Duration
-	SuspicionMult int
-	Logger        *slog.Logger
+	DHCP   DHCPConfig
+	Logger *slog.Logger
 }
 
 // Agent is a running Neutrino process.
