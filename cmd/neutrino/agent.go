@@ -105,6 +105,7 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 				if cfg.TLS, err = tlsutil.Load(tlsCert, tlsKey, tlsCA); err != nil {
 					return err
 				}
+				cfg.TLSFiles = agent.TLSFiles{Key: tlsKey, Cert: tlsCert, CA: tlsCA}
 				want := tlsutil.RoleChassis
 				if cfg.Server {
 					want = tlsutil.RoleServer

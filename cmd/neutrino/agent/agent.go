@@ -65,6 +65,13 @@ type Config struct {
 	// watches, agent reports) over HTTPS with this node's certificate
 	// (tls.go). Nil keeps every channel plaintext.
 	TLS *tlsutil.Bundle
+	// TLSFiles are TLS's files, for ovs-vswitchd: a chassis agent points
+	// its switch's SSL row at them so the switch reaches the servers'
+	// `ssl:` OpenFlow listeners (tls.go).
+	TLSFiles TLSFiles
+	// OpenFlowListener, when set, is the server's OpenFlow listener
+	// instead of --openflow (tests open it in a switch's namespace).
+	OpenFlowListener net.Listener
 	// GossipKeys encrypt gossip (memberlist's keyring); the first is the
 	// one used to send. Empty keeps gossip plaintext.
 	GossipKeys [][]byte
@@ -250,6 +257,9 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	a.up.Store(true)
 	a.south.start(a)
+	if err := a.configureSwitchSSL(); err != nil {
+		log.Error("switch not configured for TLS: it cannot reach the servers' ssl: OpenFlow targets", "err", err)
+	}
 	a.startFence()
 	a.startVPN()
 	a.startLBaaS()
