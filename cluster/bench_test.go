@@ -7,14 +7,38 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"neutrino/cluster/tlsutil"
 )
 
 // BenchmarkApply measures commit latency (one writer) and throughput (64
 // concurrent writers) of a 3-server cluster on loopback with default Raft
 // timeouts.
-func BenchmarkApply(b *testing.B) {
+func BenchmarkApply(b *testing.B) { benchApply(b, nil) }
+
+// BenchmarkApplyTLS is BenchmarkApply with Raft over mutual TLS
+// (tls.go); the ratio to BenchmarkApply is TLS's cost on replication.
+func BenchmarkApplyTLS(b *testing.B) {
+	dir := b.TempDir()
+	ca, caKey, err := tlsutil.CreateCA(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cert, key, err := tlsutil.CreateCert(dir, ca, caKey, tlsutil.CertRequest{Node: "bench", Role: tlsutil.RoleServer})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bundle, err := tlsutil.Load(cert, key, ca)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchApply(b, bundle)
+}
+
+func benchApply(b *testing.B, bundle *tlsutil.Bundle) {
 	tc := newTestCluster(b, 3, func(c *Config) {
 		c.HeartbeatTimeout, c.ElectionTimeout = DefaultHeartbeatTimeout, DefaultElectionTimeout
+		c.TLS = bundle
 	})
 	leader := tc.leader()
 	ctx := context.Background()

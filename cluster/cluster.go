@@ -95,6 +95,10 @@ type Cluster struct {
 	notifyCh chan bool
 
 	gossip *memberlist.Memberlist
+	// keyring encrypts gossip (nil: plaintext); keyringMu orders its
+	// changes with saving it (keyring.go).
+	keyring   *memberlist.Keyring
+	keyringMu sync.Mutex
 
 	metaMu sync.Mutex // serialises metadata read-modify-write
 	mu     sync.Mutex // guards the fields below
@@ -343,6 +347,10 @@ func raftErr(op string, err error) error {
 		return fmt.Errorf("cluster: %s: %w (%w)", op, ErrUnknownOutcome, err)
 	}
 }
+
+// DeadEvents counts the members gossip declared dead (not left) since
+// start: a false death (e.g. during a keyring rotation) shows here.
+func (c *Cluster) DeadEvents() uint64 { return c.deadEvents.Load() }
 
 // IsLeader reports whether this node is the Raft leader.
 func (c *Cluster) IsLeader() bool {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"neutrino/cluster/tlsutil"
 	"neutrino/fsm"
 )
 
@@ -79,6 +80,16 @@ type Config struct {
 	// Meta carries the chassis fields announced in gossip; the cluster fills
 	// in Role, RaftAddr, HTTPAddr, Expect and Bootstrapped itself.
 	Meta NodeMeta
+
+	// TLS, when set, runs Raft over mutual TLS: only servers with a server
+	// certificate of the same CA talk to each other (tls.go). Nil is
+	// plaintext TCP.
+	TLS *tlsutil.Bundle
+	// GossipKeys, when given, encrypt and authenticate gossip
+	// (memberlist's keyring, AES-GCM); the first sends, all receive. Each
+	// is 16, 24 or 32 bytes. Once a keyring was saved in DataDir it wins
+	// over these (keyring.go), so a rotation outlives a restart.
+	GossipKeys [][]byte
 
 	// Raft tuning; zero values take the defaults above.
 	SnapshotThreshold uint64

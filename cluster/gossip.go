@@ -54,6 +54,11 @@ func (c *Cluster) startGossip() error {
 	mc.Delegate = (*gossipDelegate)(c)
 	mc.Events = (*gossipEvents)(c)
 	mc.Logger = newStdLogger(c.log.With("subsystem", "memberlist"))
+	kr, err := c.loadKeyring()
+	if err != nil {
+		return err
+	}
+	mc.Keyring = kr // nil: plaintext
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("cluster: start gossip on %s:%d: %w", mc.BindAddr, mc.BindPort, err)

@@ -61,7 +61,15 @@ func (c *Cluster) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("cluster: raft advertise address: %w", err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.addrs.raftBind, adv, 3, 10*time.Second, hlog)
+	var trans *raft.NetworkTransport
+	if c.cfg.TLS != nil {
+		var stream *tlsStreamLayer
+		if stream, err = newTLSStreamLayer(c.addrs.raftBind, adv, c.cfg.TLS); err == nil {
+			trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog)
+		}
+	} else {
+		trans, err = raft.NewTCPTransportWithLogger(c.addrs.raftBind, adv, 3, 10*time.Second, hlog)
+	}
 	if err != nil {
 		return fmt.Errorf("cluster: raft transport on %s: %w", c.addrs.raftBind, err)
 	}
@@ -260,6 +268,13 @@ func (c *Cluster) reconcile() {
 		if slices.ContainsFunc(servers, func(s raft.Server) bool {
 			return s.ID == id && s.Address == addr && s.Suffrage == raft.Voter
 		}) {
+			continue
+		}
+		// With TLS, a server joins Raft only if its Raft listener shows a
+		// server certificate of our CA naming the member it claims to
+		// be: a voter nobody can talk to would only weaken the quorum.
+		if err := c.verifyServerCert(m.Name, addr); err != nil {
+			c.log.Warn("reconcile: not adding a server whose certificate does not check out", "member", m.Name, "addr", addr, "err", err)
 			continue
 		}
 		// AddVoter also updates the address of, or promotes, a known ID.

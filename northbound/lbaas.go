@@ -478,7 +478,7 @@ func (s *Server) lbaasRoutes() {
 func (s *Server) octaviaVersions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"versions": []map[string]any{{
 		"id": "v2.0", "status": "CURRENT", "updated": "2026-12-06T00:00:00Z",
-		"links": []map[string]string{{"rel": "self", "href": "http://" + r.Host + "/v2"}},
+		"links": []map[string]string{{"rel": "self", "href": scheme(r) + "://" + r.Host + "/v2"}},
 	}}})
 }
 

@@ -21,6 +21,7 @@ package northbound
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,6 +122,17 @@ type Config struct {
 	// chassis (the leader's southbound controller); nil when none, then
 	// GET /v1/realization lists no chassis and waiting writes are refused.
 	Realizer Realizer
+	// PeerTLS, when set, makes forwards to the leader go over HTTPS with
+	// this client configuration (this server's certificate); the agent
+	// sets it with --tls-cert (northbound/peertls.go).
+	PeerTLS *tls.Config
+	// VerifyForwarder, when set, is asked about every request that says
+	// it was forwarded by a server; an error refuses the request (403), so
+	// only a server's certificate can act as the forwarding server.
+	VerifyForwarder func(*tls.ConnectionState) error
+	// Keyring serves /v1/gossip/keyring (this node's gossip keys); nil
+	// answers 503.
+	Keyring Keyring
 	// NoReplica: this process keeps no replica of the state (a chassis
 	// agent), so it refuses watches (503) instead of answering from an
 	// empty state.
@@ -194,6 +206,7 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
+			TLSClientConfig:     cfg.PeerTLS,
 		}}}
 	ipam, err := newIPAllocator(func() *fsm.View { return f.State().Read() }, cfg.MACBase)
 	if err != nil {
@@ -209,7 +222,7 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 }
 
 // Handler returns the API's http.Handler.
-func (s *Server) Handler() http.Handler { return s.gate(s.mux) }
+func (s *Server) Handler() http.Handler { return s.checkForwarder(s.gate(s.mux)) }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -218,6 +231,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/cluster/members", s.clusterMembers)
 	s.neutron("DELETE /v1/cluster/servers/{name}", s.removeServer)
 	s.mux.HandleFunc("GET /v1/realization", s.realization)
+	s.keyringRoutes()
 	s.watchRoutes()
 	s.mux.HandleFunc("GET /{$}", s.versions)
 	s.mux.HandleFunc("GET /v2.0/{$}", s.v2Root)
@@ -539,6 +553,9 @@ func (s *Server) attempt(ctx context.Context, r *http.Request, addr string, body
 	trace := &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }}
 	u := *r.URL
 	u.Scheme, u.Host = "http", addr
+	if s.cfg.PeerTLS != nil {
+		u.Scheme = "https"
+	}
 	out, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), r.Method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		cancel()

@@ -85,7 +85,7 @@ func (s *Server) removeServer(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"versions": []map[string]any{{
 		"id": "v2.0", "status": "CURRENT",
-		"links": []map[string]string{{"rel": "self", "href": "http://" + r.Host + "/v2.0/"}},
+		"links": []map[string]string{{"rel": "self", "href": scheme(r) + "://" + r.Host + "/v2.0/"}},
 	}}})
 }
 
@@ -93,7 +93,7 @@ func (s *Server) v2Root(w http.ResponseWriter, r *http.Request) {
 	var res []map[string]any
 	for _, c := range []string{"network", "subnet", "port", "security-group", "security-group-rule", "router", "floatingip"} {
 		res = append(res, map[string]any{"name": c, "collection": c + "s",
-			"links": []map[string]string{{"rel": "self", "href": "http://" + r.Host + "/v2.0/" + c + "s"}}})
+			"links": []map[string]string{{"rel": "self", "href": scheme(r) + "://" + r.Host + "/v2.0/" + c + "s"}}})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"resources": res})
 }

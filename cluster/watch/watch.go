@@ -9,6 +9,7 @@ package watch
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,7 +54,10 @@ type Config struct {
 	MaxChanges int
 	// MaxBackoff caps the pause after every server failed in a row.
 	MaxBackoff time.Duration
-	Logger     *slog.Logger
+	// TLS is the client configuration for https:// servers (the agent's
+	// certificate and the cluster CA); nil uses Go's defaults.
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // Change is one object of a batch: its new state (Op OpUpsert, Object the
@@ -155,6 +159,7 @@ func New(cfg Config) (*Watcher, error) {
 			DialContext:         (&net.Dialer{Timeout: cfg.RequestTimeout}).DialContext,
 			MaxIdleConnsPerHost: 2,
 			IdleConnTimeout:     90 * time.Second,
+			TLSClientConfig:     cfg.TLS,
 		}}}
 	for _, t := range cfg.Tables {
 		w.tables[t] = map[string]entry{}

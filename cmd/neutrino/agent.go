@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"neutrino/cluster"
+	"neutrino/cluster/tlsutil"
 	"neutrino/cmd/neutrino/agent"
 	"neutrino/northbound"
 )
@@ -32,6 +33,10 @@ func newAgentCmd() *cobra.Command {
 		httpFDs    []int
 		httpAlso   []string
 		tokensFile string
+		tlsCert    string
+		tlsKey     string
+		tlsCA      string
+		gossipKey  string
 	)
 	api := northbound.DefaultConfig()
 	cmd := &cobra.Command{
@@ -93,6 +98,29 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 				}
 				cfg.ExtraHTTP = append(cfg.ExtraHTTP, l)
 			}
+			if tlsCert != "" || tlsKey != "" || tlsCA != "" {
+				if tlsCert == "" || tlsKey == "" || tlsCA == "" {
+					return fmt.Errorf("--tls-cert, --tls-key and --tls-ca go together")
+				}
+				if cfg.TLS, err = tlsutil.Load(tlsCert, tlsKey, tlsCA); err != nil {
+					return err
+				}
+				cfg.TLSFiles = agent.TLSFiles{Key: tlsKey, Cert: tlsCert, CA: tlsCA}
+				want := tlsutil.RoleChassis
+				if cfg.Server {
+					want = tlsutil.RoleServer
+				}
+				if cfg.TLS.Role != want {
+					return fmt.Errorf("--tls-cert is a %q certificate; this agent needs a %s one (neutrino tls cert create --%s)", cfg.TLS.Role, want, want)
+				}
+			}
+			if gossipKey != "" {
+				k, err := cluster.DecodeGossipKey(gossipKey)
+				if err != nil {
+					return fmt.Errorf("--gossip-key: %w", err)
+				}
+				cfg.GossipKeys = [][]byte{k}
+			}
 			if cfg.DeadServerCleanup == 0 {
 				cfg.DeadServerCleanup = -1 // the flag's 0 is "never"; the config's is "default"
 			}
@@ -141,6 +169,10 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.IntVar(&api.PhysicalMTU, "physical-mtu", api.PhysicalMTU, "underlay MTU overlay network MTUs are derived from")
 	f.IntSliceVar(&httpFDs, "http-fd", nil, "also serve the API on this inherited listening socket fd (used by the lab)")
 	f.StringSliceVar(&httpAlso, "http-also", nil, "also serve the API on this address, not announced to other nodes (e.g. a management network; repeatable)")
+	f.StringVar(&tlsCert, "tls-cert", "", "node certificate (neutrino tls cert create): HTTPS API, mutual TLS for Raft and calls between nodes")
+	f.StringVar(&tlsKey, "tls-key", "", "key of --tls-cert")
+	f.StringVar(&tlsCA, "tls-ca", "", "the cluster CA certificate peers are verified with")
+	f.StringVar(&gossipKey, "gossip-key", "", "encrypt gossip with this key (base64 of 32 bytes); a keyring saved in --data-dir wins")
 	// Chassis: what this node announces to the servers.
 	f.StringVar(&cfg.Chassis.TunnelIP, "tunnel-ip", "", "chassis: overlay tunnel endpoint IP")
 	f.StringVar(&cfg.Chassis.OVSDB, "ovsdb", "", "chassis: OVSDB endpoint the leader manages this chassis through (tcp:IP:6640 or unix:PATH)")

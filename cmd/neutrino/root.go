@@ -39,6 +39,7 @@ type globalOptions struct {
 	waitFor  time.Duration
 	timeout  time.Duration
 	debug    bool
+	ca       string
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -85,6 +86,7 @@ names. The command line wins over the environment, which wins over the file.`,
 	pf.DurationVar(&a.opts.waitFor, "wait-timeout", 0, "how long --wait waits (0: the server's default, 30s)")
 	pf.DurationVar(&a.opts.timeout, "timeout", client.DefaultTimeout, "time limit of one API request")
 	pf.BoolVar(&a.opts.debug, "debug", false, "log every API request to stderr")
+	pf.StringVar(&a.opts.ca, "ca", "", "CA certificate (PEM) an https --endpoint is verified with (default: the system's)")
 	_ = root.RegisterFlagCompletionFunc("output",
 		cobra.FixedCompletions([]string{outputTable, outputJSON}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.MarkPersistentFlagFilename(configFlag, "json")
@@ -113,6 +115,12 @@ names. The command line wins over the environment, which wins over the file.`,
 	realization := newRealizationCmd(a)
 	realization.GroupID = "operations"
 	root.AddCommand(realization)
+	tlsCmd := newTLSCmd(a) // tls.go
+	tlsCmd.GroupID = "operations"
+	root.AddCommand(tlsCmd)
+	gossipCmd := newGossipCmd(a) // gossip.go
+	gossipCmd.GroupID = "operations"
+	root.AddCommand(gossipCmd)
 	labCmd := newLabCmd(a) // lab.go
 	labCmd.GroupID = "operations"
 	root.AddCommand(labCmd)
@@ -138,6 +146,11 @@ func (a *app) client() (*client.Client, error) {
 	c.Stale = a.opts.stale
 	c.Wait, c.WaitTimeout = a.opts.wait, a.opts.waitFor
 	c.HTTPClient.Timeout = a.opts.timeout
+	if a.opts.ca != "" {
+		if err := c.TrustCA(a.opts.ca); err != nil {
+			return nil, err
+		}
+	}
 	c.UserAgent = "neutrino-cli"
 	if a.opts.debug {
 		c.Logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

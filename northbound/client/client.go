@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -108,6 +111,40 @@ func New(endpoint string) (*Client, error) {
 		HTTPClient: &http.Client{Timeout: DefaultTimeout},
 		UserAgent:  "neutrino-client",
 	}, nil
+}
+
+// TrustCA makes the client verify an https endpoint with the CA
+// certificates in the PEM file caFile instead of the system's (the
+// cluster's own CA, `neutrino tls ca create`). Call it after setting
+// HTTPClient, if you set one.
+func (c *Client) TrustCA(caFile string) error {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return fmt.Errorf("CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("CA file %s holds no PEM certificate", caFile)
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: DefaultTimeout}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.HTTPClient.Transport = tr
+	return nil
+}
+
+// At returns a copy of the client that sends to another endpoint (another
+// node of the cluster), with the same settings and HTTP client.
+func (c *Client) At(endpoint string) (*Client, error) {
+	n, err := New(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	cp := *c
+	cp.endpoint = n.endpoint
+	return &cp, nil
 }
 
 // Endpoint is the base URL requests go to.

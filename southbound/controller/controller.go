@@ -15,6 +15,7 @@ package controller
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,11 @@ type Config struct {
 	// Listener accepts the chassis' OpenFlow connections; nil runs without
 	// OpenFlow (OVSDB and bindings only).
 	Listener *openflow.Listener
+	// VerifyChassis, when set, checks a switch's TLS certificate chain
+	// (nil over plaintext) against the chassis its datapath id names; a
+	// switch that fails is disconnected, so a chassis cannot take
+	// another's flows by claiming its datapath id.
+	VerifyChassis func(certs []*x509.Certificate, chassis string) error
 	// Bridge is the integration bridge; default DefaultBridge.
 	Bridge string
 	// MinBackoff and MaxBackoff bound a worker's retry delay (200 ms, 5 s).
@@ -314,6 +320,11 @@ const connMatchTimeout = 30 * time.Second
 func (c *Controller) handleConn(ctx context.Context, conn *openflow.Conn) {
 	dpid := conn.DatapathID()
 	name, err := c.matchChassis(ctx, conn)
+	if err == nil && c.cfg.VerifyChassis != nil {
+		if verr := c.cfg.VerifyChassis(conn.PeerCertificates(), name); verr != nil {
+			err = fmt.Errorf("switch claims chassis %s: %w", name, verr)
+		}
+	}
 	if err != nil {
 		c.log.Warn("closing openflow connection", "dpid", fmt.Sprintf("%016x", dpid), "err", err)
 		conn.Close()

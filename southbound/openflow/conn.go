@@ -3,6 +3,8 @@ package openflow
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,6 +35,10 @@ type Options struct {
 	// PacketInQueue is how many packet-ins wait for the reader of
 	// PacketIns before new ones are dropped (DefaultPacketInQueue).
 	PacketInQueue int
+	// TLS, when set, makes a Listener accept TLS only (OVS `ssl:`
+	// controller targets); PeerCertificates then names the switch's
+	// certificate for the caller to check. Nil is plaintext.
+	TLS *tls.Config
 }
 
 func (o Options) withDefaults() Options {
@@ -67,7 +73,16 @@ func Listen(network, address string, opts Options) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("openflow: listen %s %s: %w", network, address, err)
 	}
-	return &Listener{ln: ln, opts: opts.withDefaults()}, nil
+	return NewListener(ln, opts), nil
+}
+
+// NewListener accepts OpenFlow connections on ln (e.g. one opened in
+// another network namespace), with TLS when opts.TLS is set.
+func NewListener(ln net.Listener, opts Options) *Listener {
+	if opts.TLS != nil {
+		ln = tls.NewListener(ln, opts.TLS)
+	}
+	return &Listener{ln: ln, opts: opts.withDefaults()}
 }
 
 // Addr is the listening address.
@@ -164,6 +179,14 @@ func Handshake(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if tc, ok := nc.(*tls.Conn); ok {
+		// The TLS handshake first, bounded like the OpenFlow one: a
+		// switch with a certificate we refuse goes no further.
+		if err := tc.HandshakeContext(hctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		}
+	}
 	stop := context.AfterFunc(hctx, func() { _ = nc.SetReadDeadline(time.Now()) })
 	hello, err := common.NewHello(of13.VERSION)
 	if err != nil {
@@ -252,6 +275,15 @@ func readMsg(br *bufio.Reader) ([]byte, error) {
 
 // DatapathID is the switch's datapath id from FEATURES_REPLY.
 func (c *Conn) DatapathID() uint64 { return c.dpid }
+
+// PeerCertificates is the switch's TLS certificate chain, leaf first; nil
+// over plaintext.
+func (c *Conn) PeerCertificates() []*x509.Certificate {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		return tc.ConnectionState().PeerCertificates
+	}
+	return nil
+}
 
 // Done is closed when the connection ends.
 func (c *Conn) Done() <-chan struct{} { return c.done }

@@ -5,6 +5,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"neutrino/cluster"
+	"neutrino/cluster/tlsutil"
 	"neutrino/cluster/watch"
 	"neutrino/fsm"
 	"neutrino/northbound"
@@ -58,6 +60,26 @@ type Config struct {
 	// MinQuorum is the fewest voters that cleanup leaves (0: a quorum of
 	// --bootstrap-expect).
 	MinQuorum int
+	// TLS, when set, serves the API over HTTPS, runs Raft over mutual
+	// TLS and makes every call to another server's API (forwarding,
+	// watches, agent reports) over HTTPS with this node's certificate
+	// (tls.go). Nil keeps every channel plaintext.
+	TLS *tlsutil.Bundle
+	// TLSFiles are TLS's files, for ovs-vswitchd: a chassis agent points
+	// its switch's SSL row at them so the switch reaches the servers'
+	// `ssl:` OpenFlow listeners (tls.go).
+	TLSFiles TLSFiles
+	// OpenFlowListener, when set, is the server's OpenFlow listener
+	// instead of --openflow (tests open it in a switch's namespace).
+	OpenFlowListener net.Listener
+	// GossipKeys encrypt gossip (memberlist's keyring); the first is the
+	// one used to send. Empty keeps gossip plaintext.
+	GossipKeys [][]byte
+	// Gossip failure detection tuning; zero keeps the cluster package's
+	// defaults (tests on a loaded machine slow it down).
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	SuspicionMult int
 	// WatchToken is the X-Auth-Token Watch sends (an admin's, in token
 	// mode).
 	WatchToken string
@@ -134,6 +156,12 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	a.ln = ln
 	httpAddr := ln.Addr().String()
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS.APIServerConfig())
+		for i, l := range cfg.ExtraHTTP {
+			cfg.ExtraHTTP[i] = tls.NewListener(l, cfg.TLS.APIServerConfig())
+		}
+	}
 	if cfg.AdvertiseHTTP != "" {
 		httpAddr = cfg.AdvertiseHTTP
 	}
@@ -167,6 +195,11 @@ func Start(cfg Config) (*Agent, error) {
 		DeadServerCleanup: cfg.DeadServerCleanup,
 		MinQuorum:         cfg.MinQuorum,
 		OnFatal:           exitOnCorruption,
+		TLS:               cfg.TLS,
+		GossipKeys:        cfg.GossipKeys,
+		ProbeInterval:     cfg.ProbeInterval,
+		ProbeTimeout:      cfg.ProbeTimeout,
+		SuspicionMult:     cfg.SuspicionMult,
 	})
 	if err != nil {
 		ln.Close()
@@ -188,11 +221,19 @@ func Start(cfg Config) (*Agent, error) {
 	api.RemoveServer = a.removeServer
 	api.Readiness = a.readiness
 	api.NoReplica = !cfg.Server
+	api.Keyring = c
+	if cfg.TLS != nil {
+		api.PeerTLS = cfg.TLS.PeerClientConfig()
+		api.VerifyForwarder = forwarderCheck(cfg.TLS)
+	}
 	if api.Realizer == nil && a.south != nil && a.south.ctrl != nil {
 		api.Realizer = realizer{a.south.ctrl}
 	}
 	srv := northbound.New(api, backend{c}, a.fsm)
-	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		// TLS handshake failures (a client without the CA, a peer of
+		// another CA) are the peer's problem: debug, not stderr.
+		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug)}
 	a.http.RegisterOnShutdown(srv.StopWatches)
 	for _, l := range append([]net.Listener{ln}, cfg.ExtraHTTP...) {
 		go func() {
@@ -216,6 +257,9 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	a.up.Store(true)
 	a.south.start(a)
+	if err := a.configureSwitchSSL(); err != nil {
+		log.Error("switch not configured for TLS: it cannot reach the servers' ssl: OpenFlow targets", "err", err)
+	}
 	a.startFence()
 	a.startVPN()
 	a.startLBaaS()
@@ -263,7 +307,7 @@ func (a *Agent) Cluster() *cluster.Cluster { return a.cluster }
 // closes it. It is how a chassis agent follows replicated state.
 func (a *Agent) Watch(tables ...string) (*watch.Watcher, error) {
 	return watch.New(watch.Config{Servers: a.watchServers, Tables: tables,
-		Token: a.cfg.WatchToken, Logger: a.log})
+		Token: a.cfg.WatchToken, Logger: a.log, TLS: a.peerTLS()})
 }
 
 // watchServers lists the API addresses of the alive servers in gossip.
@@ -273,10 +317,14 @@ func (a *Agent) watchServers() []string {
 		if m.Meta.Role != cluster.RoleServer || m.Status != cluster.StatusAlive || m.Meta.HTTPAddr == "" {
 			continue
 		}
+		addr := m.Meta.HTTPAddr
+		if a.cfg.TLS != nil {
+			addr = "https://" + addr
+		}
 		if m.Name == a.cfg.Node {
-			out = append([]string{m.Meta.HTTPAddr}, out...)
+			out = append([]string{addr}, out...)
 		} else {
-			out = append(out, m.Meta.HTTPAddr)
+			out = append(out, addr)
 		}
 	}
 	return out

@@ -24,6 +24,7 @@ type southbound struct {
 	wg     sync.WaitGroup
 	log    *slog.Logger
 	addr   string // announced OpenFlow address
+	tls    bool   // switches connect over TLS (ssl: targets)
 }
 
 // listenOpenFlow opens the server's OpenFlow listener and returns the
@@ -33,8 +34,18 @@ func listenOpenFlow(cfg Config, log *slog.Logger) (*southbound, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	ln, err := openflow.Listen(network, addr, openflow.Options{Logger: log})
-	if err != nil {
+	opts := openflow.Options{Logger: log}
+	// TLS covers TCP targets; OVS has no TLS over unix sockets, which
+	// only local processes reach anyway.
+	useTLS := cfg.TLS != nil && (network == "tcp" || cfg.OpenFlowListener != nil)
+	if useTLS {
+		opts.TLS = openFlowTLS(cfg.TLS)
+	}
+	var ln *openflow.Listener
+	if cfg.OpenFlowListener != nil {
+		ln = openflow.NewListener(cfg.OpenFlowListener, opts)
+		network, announce = "tcp", "tcp:"+cfg.OpenFlowListener.Addr().String()
+	} else if ln, err = openflow.Listen(network, addr, opts); err != nil {
 		return nil, "", fmt.Errorf("agent: --openflow: %w", err)
 	}
 	if network == "tcp" && strings.HasSuffix(announce, ":0") {
@@ -42,7 +53,10 @@ func listenOpenFlow(cfg Config, log *slog.Logger) (*southbound, string, error) {
 		host, _, _ := net.SplitHostPort(strings.TrimPrefix(announce, "tcp:"))
 		announce = "tcp:" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	}
-	return &southbound{ln: ln, log: log, addr: announce}, announce, nil
+	if useTLS {
+		announce = "ssl:" + strings.TrimPrefix(announce, "tcp:")
+	}
+	return &southbound{ln: ln, log: log, addr: announce, tls: useTLS}, announce, nil
 }
 
 // openFlowAddr parses Config.OpenFlow into what to listen on and what to
@@ -86,14 +100,18 @@ func (s *southbound) prepare(a *Agent) {
 		return
 	}
 	c := a.cluster
-	s.ctrl = controller.New(controller.Config{
+	cfg := controller.Config{
 		FSM:         a.fsm,
 		Apply:       c.Apply,
 		Controllers: func() []string { return serverOpenFlowAddrs(c) },
 		Term:        c.Term,
 		Listener:    s.ln,
 		Logger:      s.log,
-	})
+	}
+	if s.tls {
+		cfg.VerifyChassis = chassisCheck(a.cfg.TLS)
+	}
+	s.ctrl = controller.New(cfg)
 }
 
 // start runs the controller (built by prepare) and hands it every

@@ -75,7 +75,7 @@ func (a *Agent) reportVPN(ctx context.Context, r fsm.VPNStatusRequest) error {
 		if a.cfg.WatchToken != "" {
 			req.Header.Set("X-Auth-Token", a.cfg.WatchToken)
 		}
-		c := http.Client{Timeout: 5 * time.Second}
+		c := http.Client{Timeout: 5 * time.Second, Transport: a.peerTransport()}
 		resp, err := c.Do(req)
 		if err != nil {
 			errs = append(errs, err)

@@ -7,13 +7,17 @@ package oftest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
 
 	"neutrino/southbound/openflow"
 	"neutrino/southbound/ovsproc"
@@ -178,4 +182,38 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// ListenTCPIn opens a TCP listener on 127.0.0.1 inside a network namespace
+// (a switch's), so an OVS `tcp:` or `ssl:127.0.0.1:PORT` controller
+// target reaches it; the test's cleanup closes it.
+func ListenTCPIn(t testing.TB, ns string) net.Listener {
+	t.Helper()
+	type res struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan res)
+	go func() {
+		// Never unlocked: the thread, moved to another namespace, ends
+		// with the goroutine.
+		runtime.LockOSThread()
+		h, err := netns.GetFromName(ns)
+		if err == nil {
+			err = netns.Set(h)
+			h.Close()
+		}
+		if err != nil {
+			ch <- res{err: err}
+			return
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ch <- res{ln, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("listen in %s: %v", ns, r.err)
+	}
+	t.Cleanup(func() { r.ln.Close() })
+	return r.ln
 }
