@@ -1,0 +1,260 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Datapath keys. Every number the data path uses to tell objects apart
+// (a router's register value and SNAT conntrack zone, a security group
+// rule's conjunction id, a provider network's metadata, a flow cookie's
+// owner) is a key allocated here, in the replicated state, as OVN
+// allocates its tunnel keys: never a hash of the object's id, so two
+// objects can never share one.
+//
+// A keyed object gets the lowest free key of its table when it is first
+// inserted (in Apply, so every server computes the same key), keeps it
+// for as long as it exists (insert copies the stored key over whatever an
+// update carries), and frees it when it is deleted. The table's "key"
+// index finds the lowest free key; the index table's "keyhint.<table>"
+// row is a lower bound of it (every key below the hint is in use), so an
+// allocation walks the index from there instead of from 1.
+const keyHintPrefix = "keyhint."
+
+// Key limits, one per keyed table (the largest key; keys start at 1).
+var keyLimits = map[string]uint32{
+	// MaxRouterKey: a router's SNAT zone is ZoneRouterBase + key - 1 in
+	// the pipeline, so the router keys fill the conntrack zones
+	// 0x8000-0xfeff one to one.
+	TableRouters:            MaxRouterKey,
+	TableSecurityGroupRules: ^uint32(0),
+	TableNetworks:           ^uint32(0),
+	TablePorts:              ^uint32(0),
+}
+
+// MaxRouterKey is the largest router key: the cluster holds at most this
+// many routers (each owns one of the conntrack zones 0x8000-0xfeff).
+const MaxRouterKey uint32 = 0xfeff - 0x8000 + 1
+
+// ErrTypeKeysExhausted is the Neutron error type (409) of a create that
+// finds no free datapath key.
+const ErrTypeKeysExhausted = "DatapathKeysExhausted"
+
+// keyed is an object of a keyed table.
+type keyed interface {
+	keyID() string
+	keyPtr() *uint32
+}
+
+func (n *Network) keyID() string           { return n.ID }
+func (n *Network) keyPtr() *uint32         { return &n.DatapathKey }
+func (p *Port) keyID() string              { return p.ID }
+func (p *Port) keyPtr() *uint32            { return &p.DatapathKey }
+func (r *Router) keyID() string            { return r.ID }
+func (r *Router) keyPtr() *uint32          { return &r.DatapathKey }
+func (r *SecurityGroupRule) keyID() string { return r.ID }
+func (r *SecurityGroupRule) keyPtr() *uint32 {
+	return &r.DatapathKey
+}
+
+// keyIndexer indexes a keyed object by its key, big-endian so that the
+// index iterates in numeric order (memdb's UintFieldIndex writes uvarints,
+// which do not sort); an object without a key (0) is not indexed.
+type keyIndexer struct{}
+
+func (keyIndexer) FromObject(obj any) (bool, []byte, error) {
+	k, ok := obj.(keyed)
+	if !ok {
+		return false, nil, fmt.Errorf("key index: %T has no key", obj)
+	}
+	if *k.keyPtr() == 0 {
+		return false, nil, nil
+	}
+	return true, binary.BigEndian.AppendUint32(nil, *k.keyPtr()), nil
+}
+
+func (keyIndexer) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("key index takes one argument")
+	}
+	k, ok := args[0].(uint32)
+	if !ok {
+		return nil, fmt.Errorf("key index: argument %T is not a uint32", args[0])
+	}
+	return binary.BigEndian.AppendUint32(nil, k), nil
+}
+
+// keyIndexSchema is the "key" index every keyed table has.
+func keyIndexSchema() *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: "key", AllowMissing: true, Indexer: keyIndexer{}}
+}
+
+// keysExhausted is the error of a create that finds no free key.
+func keysExhausted(table string) *Error {
+	what := strings.TrimSuffix(strings.ReplaceAll(table, "_", " "), "s")
+	return Errorf(CodeConflict, ErrTypeKeysExhausted,
+		"No datapath key is free for a new %s: the cluster already holds the maximum of %d.", what, keyLimits[table])
+}
+
+// assignKey gives obj, about to be inserted into a keyed table, its key:
+// the stored object's if it exists (a key is never reassigned), the key it
+// carries if that is free (the create handlers clear it first), else the
+// lowest free one. It returns an *Error when none is free. Objects of
+// tables without keys are left alone.
+func assignKey(txn *memdb.Txn, table string, obj any) error {
+	limit, ok := keyLimits[table]
+	if !ok {
+		return nil
+	}
+	k, ok := obj.(keyed)
+	if !ok {
+		return nil
+	}
+	raw, err := txn.First(table, "id", k.keyID())
+	if err != nil {
+		panic(fmt.Sprintf("fsm: look up %s %s: %v", table, k.keyID(), err))
+	}
+	if raw != nil {
+		if stored := *raw.(keyed).keyPtr(); stored != 0 {
+			*k.keyPtr() = stored
+			return nil
+		}
+	}
+	if want := *k.keyPtr(); want != 0 && want <= limit {
+		if other, err := txn.First(table, "key", want); err == nil && other == nil {
+			return nil
+		}
+	}
+	key, ok := lowestFreeKey(txn, table, limit)
+	if !ok {
+		return keysExhausted(table)
+	}
+	*k.keyPtr() = key
+	setIndex(txn, keyHintPrefix+table, uint64(key)+1)
+	return nil
+}
+
+// clearKey makes a create handler's object take the lowest free key
+// whatever its request carried.
+func clearKey(obj keyed) { *obj.keyPtr() = 0 }
+
+// lowestFreeKey walks the key index from the hint to the first gap.
+func lowestFreeKey(txn *memdb.Txn, table string, limit uint32) (uint32, bool) {
+	v := View{txn: txn}
+	next := max(v.index(keyHintPrefix+table), 1)
+	if next > uint64(limit) {
+		return 0, false
+	}
+	it, err := txn.LowerBound(table, "key", uint32(next))
+	if err != nil {
+		panic(fmt.Sprintf("fsm: key index of %s: %v", table, err))
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		k := uint64(*raw.(keyed).keyPtr())
+		if k != next {
+			break
+		}
+		next++
+	}
+	if next > uint64(limit) {
+		return 0, false
+	}
+	return uint32(next), true
+}
+
+// freeKey lowers the table's hint when obj, about to be deleted, frees a
+// key below it.
+func freeKey(txn *memdb.Txn, table string, obj any) {
+	if _, ok := keyLimits[table]; !ok {
+		return
+	}
+	k, ok := obj.(keyed)
+	if !ok {
+		return
+	}
+	raw, err := txn.First(table, "id", k.keyID())
+	if err != nil || raw == nil {
+		return
+	}
+	key := uint64(*raw.(keyed).keyPtr())
+	v := View{txn: txn}
+	if key != 0 && key < max(v.index(keyHintPrefix+table), 1) {
+		setIndex(txn, keyHintPrefix+table, key)
+	}
+}
+
+// assignRestoredKeys gives keys to the rows of a snapshot written before
+// keys existed (an upgrade): per table, the rows without a key in the
+// order of their creation (CreateIndex, then id) take the lowest free
+// keys. It is a function of the snapshot alone, so every server restoring
+// it computes the same keys; and for a history without deletes it is the
+// key each object would have got from Apply (creation order, lowest free).
+func assignRestoredKeys(rows map[string][]any) error {
+	for table, limit := range keyLimits {
+		used := map[uint32]bool{}
+		var missing []keyed
+		for _, row := range rows[table] {
+			k, ok := row.(keyed)
+			if !ok {
+				return fmt.Errorf("rows of %s: %T has no key", table, row)
+			}
+			if key := *k.keyPtr(); key != 0 {
+				if used[key] {
+					return fmt.Errorf("rows of %s: key %d is held twice", table, key)
+				}
+				used[key] = true
+				continue
+			}
+			missing = append(missing, k)
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		slices.SortFunc(missing, func(a, b keyed) int {
+			if c := compareUint(createIndexOf(a), createIndexOf(b)); c != 0 {
+				return c
+			}
+			return strings.Compare(a.keyID(), b.keyID())
+		})
+		next := uint32(1)
+		for _, k := range missing {
+			for used[next] {
+				next++
+			}
+			if next == 0 || next > limit {
+				return fmt.Errorf("rows of %s: more than %d keyed objects", table, limit)
+			}
+			*k.keyPtr() = next
+			used[next] = true
+		}
+	}
+	return nil
+}
+
+func createIndexOf(k keyed) uint64 {
+	switch o := k.(type) {
+	case *Network:
+		return o.CreateIndex
+	case *Port:
+		return o.CreateIndex
+	case *Router:
+		return o.CreateIndex
+	case *SecurityGroupRule:
+		return o.CreateIndex
+	}
+	return 0
+}
+
+func compareUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
