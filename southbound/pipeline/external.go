@@ -45,12 +45,26 @@ const (
 )
 
 // ZoneRouterBase is the first conntrack zone of router SNAT zones: a router
-// SNATs in zone ZoneRouterBase + RouterKey % 0xf00 (0xf000-0xfeff), above
-// the ofports that name port zones.
-const ZoneRouterBase = 0xf000
+// SNATs in zone ZoneRouterBase + RouterKey - 1. Router keys run from 1 to
+// fsm.MaxRouterKey (32512), so the router zones are 0x8000-0xfeff, one per
+// router, and never meet a port zone: a port's zone is its ofport, and a
+// port plugged at an ofport of ZoneRouterBase or above gets no flows
+// (MaxPortZone).
+const ZoneRouterBase = 0x8000
 
-// RouterZone is the conntrack zone of a router's SNAT.
-func RouterZone(routerID string) uint16 { return uint16(ZoneRouterBase + RouterKey(routerID)%0xf00) }
+// MaxPortZone is the largest ofport (and so conntrack zone) a local port
+// may have.
+const MaxPortZone = ZoneRouterBase - 1
+
+// RouterZone is the conntrack zone of a router's SNAT, 0 for a router
+// without a key.
+func RouterZone(r *fsm.Router) uint16 {
+	k := RouterKey(r)
+	if k == 0 || k > fsm.MaxRouterKey {
+		return 0
+	}
+	return uint16(ZoneRouterBase + k - 1)
+}
 
 // localnet is how a provider network leaves this chassis.
 type localnet struct {
@@ -237,7 +251,7 @@ func (c *Compiler) externalFlows(e *emitter, r *fsm.Router, ifaces []routerIface
 	if !ok {
 		return
 	}
-	rkey := RouterKey(r.ID)
+	rkey := RouterKey(r)
 	rk := openflow.Reg(RegRouter, rkey)
 	ip4 := openflow.EthType(ethIPv4)
 	extMeta := netMeta(g.key)
@@ -288,7 +302,7 @@ func (c *Compiler) externalFlows(e *emitter, r *fsm.Router, ifaces []routerIface
 	}
 	if here {
 		c.servedAddress(e, rkey, g, g.mac, g.ip)
-		zone := RouterZone(r.ID)
+		zone := RouterZone(r)
 		// Replies to SNATed connections: un-SNAT, then route.
 		e.add(TableGatewayIn, prioMatch, openflow.Match{rk, ip4, openflow.IPv4Dst(ipNet(netip.PrefixFrom(g.ip, 32)))},
 			openflow.CT{Zone: zone, Recirc: true, Table: TableRouting, Actions: []openflow.Action{openflow.NAT{Kind: openflow.NATExisting}}})
