@@ -166,11 +166,15 @@ func insert(txn *memdb.Txn, table string, obj any, index uint64) {
 	// A create handler has already assigned the key (and returned its
 	// exhaustion as an error); here an update keeps the stored key and an
 	// implicit create (a gateway or floating IP port) gets one.
-	if err := assignKey(txn, table, obj); err != nil {
+	isNew, err := assignKey(txn, table, obj)
+	if err != nil {
 		panic(fmt.Sprintf("fsm: insert into %s: %v", table, err))
 	}
 	if err := txn.Insert(table, obj); err != nil {
 		panic(fmt.Sprintf("fsm: insert into %s: %v", table, err))
+	}
+	if isNew {
+		keyInserted(txn, table, obj)
 	}
 	setIndex(txn, table, index)
 }

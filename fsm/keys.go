@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -22,8 +23,14 @@ import (
 // update carries), and frees it when it is deleted. The table's "key"
 // index finds the lowest free key; the index table's "keyhint.<table>"
 // row is a lower bound of it (every key below the hint is in use), so an
-// allocation walks the index from there instead of from 1.
-const keyHintPrefix = "keyhint."
+// allocation walks the index from there instead of from 1; the
+// "keycount.<table>" row counts the keyed objects, so that with no gap
+// below the highest key (the common case) the lowest free key is the
+// highest plus one, one lookup away.
+const (
+	keyHintPrefix  = "keyhint."
+	keyCountPrefix = "keycount."
+)
 
 // Key limits, one per keyed table (the largest key; keys start at 1).
 var keyLimits = map[string]uint32{
@@ -90,7 +97,10 @@ func (keyIndexer) FromArgs(args ...any) ([]byte, error) {
 
 // keyIndexSchema is the "key" index every keyed table has.
 func keyIndexSchema() *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: "key", AllowMissing: true, Indexer: keyIndexer{}}
+	// Unique: the allocator never gives a key twice, and a unique index's
+	// entries are the bare keys, so ReverseLowerBound(limit) finds a key
+	// equal to the limit.
+	return &memdb.IndexSchema{Name: "key", Unique: true, AllowMissing: true, Indexer: keyIndexer{}}
 }
 
 // keysExhausted is the error of a create that finds no free key.
@@ -103,16 +113,18 @@ func keysExhausted(table string) *Error {
 // assignKey gives obj, about to be inserted into a keyed table, its key:
 // the stored object's if it exists (a key is never reassigned), the key it
 // carries if that is free (the create handlers clear it first), else the
-// lowest free one. It returns an *Error when none is free. Objects of
-// tables without keys are left alone.
-func assignKey(txn *memdb.Txn, table string, obj any) error {
+// lowest free one. It reports whether obj is new (not stored yet), and
+// returns an *Error when no key is free. Objects of tables without keys
+// are left alone. The table's count and hint change in insert, once the
+// object is in.
+func assignKey(txn *memdb.Txn, table string, obj any) (bool, error) {
 	limit, ok := keyLimits[table]
 	if !ok {
-		return nil
+		return false, nil
 	}
 	k, ok := obj.(keyed)
 	if !ok {
-		return nil
+		return false, nil
 	}
 	raw, err := txn.First(table, "id", k.keyID())
 	if err != nil {
@@ -121,41 +133,54 @@ func assignKey(txn *memdb.Txn, table string, obj any) error {
 	if raw != nil {
 		if stored := *raw.(keyed).keyPtr(); stored != 0 {
 			*k.keyPtr() = stored
-			return nil
+			return false, nil
 		}
 	}
 	if want := *k.keyPtr(); want != 0 && want <= limit {
 		if other, err := txn.First(table, "key", want); err == nil && other == nil {
-			return nil
+			return raw == nil, nil
 		}
 	}
 	key, ok := lowestFreeKey(txn, table, limit)
 	if !ok {
-		return keysExhausted(table)
+		return false, keysExhausted(table)
 	}
 	*k.keyPtr() = key
-	setIndex(txn, keyHintPrefix+table, uint64(key)+1)
-	return nil
+	return raw == nil, nil
 }
 
 // clearKey makes a create handler's object take the lowest free key
 // whatever its request carried.
 func clearKey(obj keyed) { *obj.keyPtr() = 0 }
 
-// lowestFreeKey walks the key index from the hint to the first gap.
+// lowestFreeKey returns the lowest key not in use. With no gap below the
+// highest key (the count of keyed objects equals it) that is the highest
+// plus one, found in one index lookup; otherwise the key index is walked
+// from the hint to the first gap.
 func lowestFreeKey(txn *memdb.Txn, table string, limit uint32) (uint32, bool) {
 	v := View{txn: txn}
-	next := max(v.index(keyHintPrefix+table), 1)
-	if next > uint64(limit) {
-		return 0, false
+	count := v.index(keyCountPrefix + table)
+	top := uint64(0)
+	it, err := txn.ReverseLowerBound(table, "key", limit)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: key index of %s: %v", table, err))
 	}
-	it, err := txn.LowerBound(table, "key", uint32(next))
+	if raw := it.Next(); raw != nil {
+		top = uint64(*raw.(keyed).keyPtr())
+	}
+	if count >= top {
+		if top >= uint64(limit) {
+			return 0, false
+		}
+		return uint32(top + 1), true
+	}
+	next := max(v.index(keyHintPrefix+table), 1)
+	it, err = txn.LowerBound(table, "key", uint32(min(next, uint64(limit))))
 	if err != nil {
 		panic(fmt.Sprintf("fsm: key index of %s: %v", table, err))
 	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		k := uint64(*raw.(keyed).keyPtr())
-		if k != next {
+		if uint64(*raw.(keyed).keyPtr()) != next {
 			break
 		}
 		next++
@@ -166,8 +191,22 @@ func lowestFreeKey(txn *memdb.Txn, table string, limit uint32) (uint32, bool) {
 	return uint32(next), true
 }
 
-// freeKey lowers the table's hint when obj, about to be deleted, frees a
-// key below it.
+// keyInserted counts a new keyed object in and moves the hint past its
+// key when that was the hint.
+func keyInserted(txn *memdb.Txn, table string, obj any) {
+	k, ok := obj.(keyed)
+	if !ok {
+		return
+	}
+	v := View{txn: txn}
+	setIndex(txn, keyCountPrefix+table, v.index(keyCountPrefix+table)+1)
+	if key := uint64(*k.keyPtr()); key == max(v.index(keyHintPrefix+table), 1) {
+		setIndex(txn, keyHintPrefix+table, key+1)
+	}
+}
+
+// freeKey counts obj, about to be deleted, out and lowers the table's
+// hint when it frees a key below it.
 func freeKey(txn *memdb.Txn, table string, obj any) {
 	if _, ok := keyLimits[table]; !ok {
 		return
@@ -182,7 +221,13 @@ func freeKey(txn *memdb.Txn, table string, obj any) {
 	}
 	key := uint64(*raw.(keyed).keyPtr())
 	v := View{txn: txn}
-	if key != 0 && key < max(v.index(keyHintPrefix+table), 1) {
+	if key == 0 {
+		return
+	}
+	if c := v.index(keyCountPrefix + table); c > 0 {
+		setIndex(txn, keyCountPrefix+table, c-1)
+	}
+	if key < max(v.index(keyHintPrefix+table), 1) {
 		setIndex(txn, keyHintPrefix+table, key)
 	}
 }
@@ -194,6 +239,22 @@ func freeKey(txn *memdb.Txn, table string, obj any) {
 // it computes the same keys; and for a history without deletes it is the
 // key each object would have got from Apply (creation order, lowest free).
 func assignRestoredKeys(rows map[string][]any) error {
+	// The counts are recomputed (a snapshot from before keys has none);
+	// the hints are kept (without one, 1 is a valid hint).
+	counts := map[string]*indexEntry{}
+	for _, row := range rows[tableIndex] {
+		if e, ok := row.(*indexEntry); ok && strings.HasPrefix(e.Key, keyCountPrefix) {
+			counts[e.Key] = e
+		}
+	}
+	for _, table := range slices.Sorted(maps.Keys(keyLimits)) {
+		n := uint64(len(rows[table]))
+		if e := counts[keyCountPrefix+table]; e != nil {
+			e.Value = n
+		} else if n > 0 {
+			rows[tableIndex] = append(rows[tableIndex], &indexEntry{Key: keyCountPrefix + table, Value: n})
+		}
+	}
 	for table, limit := range keyLimits {
 		used := map[uint32]bool{}
 		var missing []keyed

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -180,5 +181,59 @@ func TestRestoreAssignsMissingKeys(t *testing.T) {
 	}
 	if k := routerKey(t, f, "rnew"); k != 5 {
 		t.Fatalf("first router after the restore: key %d, want 5", k)
+	}
+}
+
+// TestKeysMatchLowestFreeModel applies random router creates and deletes
+// and checks every allocated key against a model (the lowest key no
+// router holds), across the count, hint and index walk paths, and a
+// snapshot restore in the middle.
+func TestKeysMatchLowestFreeModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	f := New(nil)
+	held := map[uint32]string{}
+	ids := map[string]uint32{}
+	idx := uint64(0)
+	for step := range 3000 {
+		idx++
+		if len(ids) > 0 && rng.IntN(3) == 0 {
+			var victim string
+			for id := range ids { // any one; map order does not matter here
+				victim = id
+				break
+			}
+			if r := apply(t, f, idx, CmdRouterDelete, RouterDeleteRequest{ID: victim}); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			delete(held, ids[victim])
+			delete(ids, victim)
+			continue
+		}
+		want := uint32(1)
+		for held[want] != "" {
+			want++
+		}
+		id := fmt.Sprintf("r%d", step)
+		if r := apply(t, f, idx, CmdRouterCreate, RouterCreateRequest{Router: testRouter(id)}); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		if got := routerKey(t, f, id); got != want {
+			t.Fatalf("step %d: router %s got key %d, want the lowest free %d", step, id, got, want)
+		}
+		held[want], ids[id] = id, want
+		if step == 1500 {
+			snap, err := f.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink := &memSink{}
+			if err := snap.Persist(sink); err != nil {
+				t.Fatal(err)
+			}
+			f = New(nil)
+			if err := f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

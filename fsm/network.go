@@ -38,7 +38,7 @@ func applyNetworkCreate(txn *memdb.Txn, body []byte, index uint64) error {
 			return segmentConflict(n)
 		}
 		clearKey(n)
-		if err := assignKey(txn, TableNetworks, n); err != nil {
+		if _, err := assignKey(txn, TableNetworks, n); err != nil {
 			return err
 		}
 		n.CreateIndex, n.ModifyIndex = index, index

@@ -241,7 +241,7 @@ func applyPortCreate(txn *memdb.Txn, body []byte, index uint64) error {
 			return err
 		}
 		clearKey(p)
-		if err := assignKey(txn, TablePorts, p); err != nil {
+		if _, err := assignKey(txn, TablePorts, p); err != nil {
 			return err
 		}
 		p.CreateIndex, p.ModifyIndex = index, index

@@ -436,7 +436,7 @@ func applyRouterCreate(txn *memdb.Txn, body []byte, index uint64) error {
 		return err
 	}
 	clearKey(r)
-	if err := assignKey(txn, TableRouters, r); err != nil {
+	if _, err := assignKey(txn, TableRouters, r); err != nil {
 		return err
 	}
 	r.CreateIndex, r.ModifyIndex = index, index

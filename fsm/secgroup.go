@@ -233,7 +233,7 @@ func insertRule(txn *memdb.Txn, r *SecurityGroupRule, index uint64) error {
 		return err
 	}
 	clearKey(r)
-	if err := assignKey(txn, TableSecurityGroupRules, r); err != nil {
+	if _, err := assignKey(txn, TableSecurityGroupRules, r); err != nil {
 		return err
 	}
 	r.CreateIndex, r.ModifyIndex = index, index
