@@ -348,7 +348,7 @@ func TestTenantIsolation(t *testing.T) {
 
 // TestPortDeleteRemovesFlows deletes a port whose VM stays plugged and
 // checks that no chassis keeps a flow carrying the port's cookie (kind 2,
-// FNV-1a-32 of its id, any round), while the other ports' flows stay on
+// its datapath key, any round), while the other ports' flows stay on
 // the chassis where the network still has ports, and their traffic flows.
 func TestPortDeleteRemovesFlows(t *testing.T) {
 	p := sharedUp(t, pipelineTopo)
