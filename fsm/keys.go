@@ -21,16 +21,22 @@ import (
 // inserted (in Apply, so every server computes the same key), keeps it
 // for as long as it exists (insert copies the stored key over whatever an
 // update carries), and frees it when it is deleted. The table's "key"
-// index finds the lowest free key; the index table's "keyhint.<table>"
-// row is a lower bound of it (every key below the hint is in use), so an
-// allocation walks the index from there instead of from 1; the
-// "keycount.<table>" row counts the keyed objects, so that with no gap
-// below the highest key (the common case) the lowest free key is the
-// highest plus one, one lookup away.
-const (
-	keyHintPrefix  = "keyhint."
-	keyCountPrefix = "keycount."
-)
+// index finds the lowest free key. The index table's "keys.<table>" row
+// holds, in one value, the number of keyed objects (low 32 bits: with no
+// gap below the highest key, the common case, the lowest free key is the
+// highest plus one, one lookup away) and a hint (high 32 bits: every key
+// below it is in use, so a walk for a gap starts there, not at 1).
+const keyStatePrefix = "keys."
+
+// keyState reads a table's object count and hint (at least 1).
+func keyState(v *View, table string) (count, hint uint64) {
+	x := v.index(keyStatePrefix + table)
+	return x & 0xffffffff, max(x>>32, 1)
+}
+
+func setKeyState(txn *memdb.Txn, table string, count, hint uint64) {
+	setIndex(txn, keyStatePrefix+table, min(hint, uint64(keyLimits[table]))<<32|count)
+}
 
 // Key limits, one per keyed table (the largest key; keys start at 1).
 var keyLimits = map[string]uint32{
@@ -159,7 +165,7 @@ func clearKey(obj keyed) { *obj.keyPtr() = 0 }
 // from the hint to the first gap.
 func lowestFreeKey(txn *memdb.Txn, table string, limit uint32) (uint32, bool) {
 	v := View{txn: txn}
-	count := v.index(keyCountPrefix + table)
+	count, next := keyState(&v, table)
 	top := uint64(0)
 	it, err := txn.ReverseLowerBound(table, "key", limit)
 	if err != nil {
@@ -174,7 +180,6 @@ func lowestFreeKey(txn *memdb.Txn, table string, limit uint32) (uint32, bool) {
 		}
 		return uint32(top + 1), true
 	}
-	next := max(v.index(keyHintPrefix+table), 1)
 	it, err = txn.LowerBound(table, "key", uint32(min(next, uint64(limit))))
 	if err != nil {
 		panic(fmt.Sprintf("fsm: key index of %s: %v", table, err))
@@ -199,10 +204,11 @@ func keyInserted(txn *memdb.Txn, table string, obj any) {
 		return
 	}
 	v := View{txn: txn}
-	setIndex(txn, keyCountPrefix+table, v.index(keyCountPrefix+table)+1)
-	if key := uint64(*k.keyPtr()); key == max(v.index(keyHintPrefix+table), 1) {
-		setIndex(txn, keyHintPrefix+table, key+1)
+	count, hint := keyState(&v, table)
+	if key := uint64(*k.keyPtr()); key == hint {
+		hint = key + 1
 	}
+	setKeyState(txn, table, count+1, hint)
 }
 
 // freeKey counts obj, about to be deleted, out and lowers the table's
@@ -220,16 +226,12 @@ func freeKey(txn *memdb.Txn, table string, obj any) {
 		return
 	}
 	key := uint64(*raw.(keyed).keyPtr())
-	v := View{txn: txn}
 	if key == 0 {
 		return
 	}
-	if c := v.index(keyCountPrefix + table); c > 0 {
-		setIndex(txn, keyCountPrefix+table, c-1)
-	}
-	if key < max(v.index(keyHintPrefix+table), 1) {
-		setIndex(txn, keyHintPrefix+table, key)
-	}
+	v := View{txn: txn}
+	count, hint := keyState(&v, table)
+	setKeyState(txn, table, max(count, 1)-1, min(hint, key))
 }
 
 // assignRestoredKeys gives keys to the rows of a snapshot written before
@@ -241,18 +243,18 @@ func freeKey(txn *memdb.Txn, table string, obj any) {
 func assignRestoredKeys(rows map[string][]any) error {
 	// The counts are recomputed (a snapshot from before keys has none);
 	// the hints are kept (without one, 1 is a valid hint).
-	counts := map[string]*indexEntry{}
+	states := map[string]*indexEntry{}
 	for _, row := range rows[tableIndex] {
-		if e, ok := row.(*indexEntry); ok && strings.HasPrefix(e.Key, keyCountPrefix) {
-			counts[e.Key] = e
+		if e, ok := row.(*indexEntry); ok && strings.HasPrefix(e.Key, keyStatePrefix) {
+			states[e.Key] = e
 		}
 	}
 	for _, table := range slices.Sorted(maps.Keys(keyLimits)) {
 		n := uint64(len(rows[table]))
-		if e := counts[keyCountPrefix+table]; e != nil {
-			e.Value = n
+		if e := states[keyStatePrefix+table]; e != nil {
+			e.Value = e.Value&^0xffffffff | n
 		} else if n > 0 {
-			rows[tableIndex] = append(rows[tableIndex], &indexEntry{Key: keyCountPrefix + table, Value: n})
+			rows[tableIndex] = append(rows[tableIndex], &indexEntry{Key: keyStatePrefix + table, Value: 1<<32 | n})
 		}
 	}
 	for table, limit := range keyLimits {
