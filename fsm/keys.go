@@ -40,9 +40,8 @@ func setKeyState(txn *memdb.Txn, table string, count, hint uint64) {
 
 // Key limits, one per keyed table (the largest key; keys start at 1).
 var keyLimits = map[string]uint32{
-	// MaxRouterKey: a router's SNAT zone is ZoneRouterBase + key - 1 in
-	// the pipeline, so the router keys fill the conntrack zones
-	// 0x8000-0xfeff one to one.
+	// MaxRouterKey: each router key is one SNAT conntrack zone in the
+	// pipeline (pipeline.RouterZone).
 	TableRouters:            MaxRouterKey,
 	TableSecurityGroupRules: ^uint32(0),
 	TableNetworks:           ^uint32(0),
@@ -50,15 +49,16 @@ var keyLimits = map[string]uint32{
 }
 
 // MaxRouterKey is the largest router key: the cluster holds at most this
-// many routers (each owns one of the conntrack zones 0x8000-0xfeff).
-const MaxRouterKey uint32 = 0xfeff - 0x8000 + 1
+// many routers, each owning one SNAT conntrack zone (0xf000-0xfeff for keys
+// 1-3840, then 0x7000-0x7fff: the zones ports and firewall zones leave).
+const MaxRouterKey uint32 = 0xf00 + 0x1000
 
 // ErrTypeKeysExhausted is the Neutron error type (409) of a create that
 // finds no free datapath key.
 const ErrTypeKeysExhausted = "DatapathKeysExhausted"
 
-// keyed is an object of a keyed table.
-type keyed interface {
+// keyedObject is an object of a table with datapath keys.
+type keyedObject interface {
 	keyID() string
 	keyPtr() *uint32
 }
@@ -74,13 +74,13 @@ func (r *SecurityGroupRule) keyPtr() *uint32 {
 	return &r.DatapathKey
 }
 
-// keyIndexer indexes a keyed object by its key, big-endian so that the
+// datapathKeyIndexer indexes a keyed object by its key, big-endian so that the
 // index iterates in numeric order (memdb's UintFieldIndex writes uvarints,
 // which do not sort); an object without a key (0) is not indexed.
-type keyIndexer struct{}
+type datapathKeyIndexer struct{}
 
-func (keyIndexer) FromObject(obj any) (bool, []byte, error) {
-	k, ok := obj.(keyed)
+func (datapathKeyIndexer) FromObject(obj any) (bool, []byte, error) {
+	k, ok := obj.(keyedObject)
 	if !ok {
 		return false, nil, fmt.Errorf("key index: %T has no key", obj)
 	}
@@ -90,7 +90,7 @@ func (keyIndexer) FromObject(obj any) (bool, []byte, error) {
 	return true, binary.BigEndian.AppendUint32(nil, *k.keyPtr()), nil
 }
 
-func (keyIndexer) FromArgs(args ...any) ([]byte, error) {
+func (datapathKeyIndexer) FromArgs(args ...any) ([]byte, error) {
 	if len(args) != 1 {
 		return nil, fmt.Errorf("key index takes one argument")
 	}
@@ -106,11 +106,11 @@ func keyIndexSchema() *memdb.IndexSchema {
 	// Unique: the allocator never gives a key twice, and a unique index's
 	// entries are the bare keys, so ReverseLowerBound(limit) finds a key
 	// equal to the limit.
-	return &memdb.IndexSchema{Name: "key", Unique: true, AllowMissing: true, Indexer: keyIndexer{}}
+	return &memdb.IndexSchema{Name: "key", Unique: true, AllowMissing: true, Indexer: datapathKeyIndexer{}}
 }
 
-// keysExhausted is the error of a create that finds no free key.
-func keysExhausted(table string) *Error {
+// datapathKeysExhausted is the error of a create that finds no free key.
+func datapathKeysExhausted(table string) *Error {
 	what := strings.TrimSuffix(strings.ReplaceAll(table, "_", " "), "s")
 	return Errorf(CodeConflict, ErrTypeKeysExhausted,
 		"No datapath key is free for a new %s: the cluster already holds the maximum of %d.", what, keyLimits[table])
@@ -128,7 +128,7 @@ func assignKey(txn *memdb.Txn, table string, obj any) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	k, ok := obj.(keyed)
+	k, ok := obj.(keyedObject)
 	if !ok {
 		return false, nil
 	}
@@ -137,7 +137,7 @@ func assignKey(txn *memdb.Txn, table string, obj any) (bool, error) {
 		panic(fmt.Sprintf("fsm: look up %s %s: %v", table, k.keyID(), err))
 	}
 	if raw != nil {
-		if stored := *raw.(keyed).keyPtr(); stored != 0 {
+		if stored := *raw.(keyedObject).keyPtr(); stored != 0 {
 			*k.keyPtr() = stored
 			return false, nil
 		}
@@ -149,7 +149,7 @@ func assignKey(txn *memdb.Txn, table string, obj any) (bool, error) {
 	}
 	key, ok := lowestFreeKey(txn, table, limit)
 	if !ok {
-		return false, keysExhausted(table)
+		return false, datapathKeysExhausted(table)
 	}
 	*k.keyPtr() = key
 	return raw == nil, nil
@@ -157,7 +157,7 @@ func assignKey(txn *memdb.Txn, table string, obj any) (bool, error) {
 
 // clearKey makes a create handler's object take the lowest free key
 // whatever its request carried.
-func clearKey(obj keyed) { *obj.keyPtr() = 0 }
+func clearKey(obj keyedObject) { *obj.keyPtr() = 0 }
 
 // lowestFreeKey returns the lowest key not in use. With no gap below the
 // highest key (the count of keyed objects equals it) that is the highest
@@ -172,7 +172,7 @@ func lowestFreeKey(txn *memdb.Txn, table string, limit uint32) (uint32, bool) {
 		panic(fmt.Sprintf("fsm: key index of %s: %v", table, err))
 	}
 	if raw := it.Next(); raw != nil {
-		top = uint64(*raw.(keyed).keyPtr())
+		top = uint64(*raw.(keyedObject).keyPtr())
 	}
 	if count >= top {
 		if top >= uint64(limit) {
@@ -185,7 +185,7 @@ func lowestFreeKey(txn *memdb.Txn, table string, limit uint32) (uint32, bool) {
 		panic(fmt.Sprintf("fsm: key index of %s: %v", table, err))
 	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if uint64(*raw.(keyed).keyPtr()) != next {
+		if uint64(*raw.(keyedObject).keyPtr()) != next {
 			break
 		}
 		next++
@@ -199,7 +199,7 @@ func lowestFreeKey(txn *memdb.Txn, table string, limit uint32) (uint32, bool) {
 // keyInserted counts a new keyed object in and moves the hint past its
 // key when that was the hint.
 func keyInserted(txn *memdb.Txn, table string, obj any) {
-	k, ok := obj.(keyed)
+	k, ok := obj.(keyedObject)
 	if !ok {
 		return
 	}
@@ -217,7 +217,7 @@ func freeKey(txn *memdb.Txn, table string, obj any) {
 	if _, ok := keyLimits[table]; !ok {
 		return
 	}
-	k, ok := obj.(keyed)
+	k, ok := obj.(keyedObject)
 	if !ok {
 		return
 	}
@@ -225,7 +225,7 @@ func freeKey(txn *memdb.Txn, table string, obj any) {
 	if err != nil || raw == nil {
 		return
 	}
-	key := uint64(*raw.(keyed).keyPtr())
+	key := uint64(*raw.(keyedObject).keyPtr())
 	if key == 0 {
 		return
 	}
@@ -259,9 +259,9 @@ func assignRestoredKeys(rows map[string][]any) error {
 	}
 	for table, limit := range keyLimits {
 		used := map[uint32]bool{}
-		var missing []keyed
+		var missing []keyedObject
 		for _, row := range rows[table] {
-			k, ok := row.(keyed)
+			k, ok := row.(keyedObject)
 			if !ok {
 				return fmt.Errorf("rows of %s: %T has no key", table, row)
 			}
@@ -277,7 +277,7 @@ func assignRestoredKeys(rows map[string][]any) error {
 		if len(missing) == 0 {
 			continue
 		}
-		slices.SortFunc(missing, func(a, b keyed) int {
+		slices.SortFunc(missing, func(a, b keyedObject) int {
 			if c := compareUint(createIndexOf(a), createIndexOf(b)); c != 0 {
 				return c
 			}
@@ -289,7 +289,7 @@ func assignRestoredKeys(rows map[string][]any) error {
 				next++
 			}
 			if next == 0 || next > limit {
-				return fmt.Errorf("rows of %s: more than %d keyed objects", table, limit)
+				return fmt.Errorf("rows of %s: more than %d keyedObject objects", table, limit)
 			}
 			*k.keyPtr() = next
 			used[next] = true
@@ -298,7 +298,7 @@ func assignRestoredKeys(rows map[string][]any) error {
 	return nil
 }
 
-func createIndexOf(k keyed) uint64 {
+func createIndexOf(k keyedObject) uint64 {
 	switch o := k.(type) {
 	case *Network:
 		return o.CreateIndex

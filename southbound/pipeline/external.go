@@ -44,26 +44,31 @@ const (
 	prioMissNextHop = 1   // table 55: next hop unknown on an external network
 )
 
-// ZoneRouterBase is the first conntrack zone of router SNAT zones: a router
-// SNATs in zone ZoneRouterBase + RouterKey - 1. Router keys run from 1 to
-// fsm.MaxRouterKey (32512), so the router zones are 0x8000-0xfeff, one per
-// router, and never meet a port zone: a port's zone is its ofport, and a
-// port plugged at an ofport of ZoneRouterBase or above gets no flows
-// (MaxPortZone).
-const ZoneRouterBase = 0x8000
-
-// MaxPortZone is the largest ofport (and so conntrack zone) a local port
-// may have.
-const MaxPortZone = ZoneRouterBase - 1
+// Conntrack zones: a port's zone is its ofport (1 to MaxPortZone; a port
+// plugged at a higher ofport gets no flows, so no zone is shared); a
+// router's SNAT zone is one per router key: ZoneRouterBase + key - 1
+// (0xf000-0xfeff) for keys 1-0xf00, then ZoneRouterBase2 + key - 0xf01
+// (0x7000-0x7fff) up to fsm.MaxRouterKey (7936). 0x8000-0xefff stay free
+// for zones derived from ofports (the firewall's 0x8000 | ofport).
+const (
+	ZoneRouterBase  = 0xf000
+	ZoneRouterBase2 = 0x7000
+	// MaxPortZone is the largest ofport (and so conntrack zone) a local
+	// port may have.
+	MaxPortZone = 0x6fff
+)
 
 // RouterZone is the conntrack zone of a router's SNAT, 0 for a router
 // without a key.
 func RouterZone(r *fsm.Router) uint16 {
 	k := RouterKey(r)
-	if k == 0 || k > fsm.MaxRouterKey {
+	switch {
+	case k == 0 || k > fsm.MaxRouterKey:
 		return 0
+	case k <= 0xf00:
+		return uint16(ZoneRouterBase + k - 1)
 	}
-	return uint16(ZoneRouterBase + k - 1)
+	return uint16(ZoneRouterBase2 + k - 0xf01)
 }
 
 // localnet is how a provider network leaves this chassis.

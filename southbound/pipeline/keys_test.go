@@ -79,7 +79,7 @@ func TestCollidingIDsGetDistinctKeys(t *testing.T) {
 	if RouterKey(r1) == 0 || RouterKey(r1) == RouterKey(r2) {
 		t.Fatalf("router keys %d and %d", RouterKey(r1), RouterKey(r2))
 	}
-	if z1, z2 := RouterZone(r1), RouterZone(r2); z1 < ZoneRouterBase || z2 < ZoneRouterBase || z1 == z2 {
+	if z1, z2 := RouterZone(r1), RouterZone(r2); z1 <= MaxPortZone || z2 <= MaxPortZone || z1 == z2 {
 		t.Fatalf("SNAT zones %#x and %#x", z1, z2)
 	}
 	ru1, ru2 := v.SecurityGroupRule(collidingID1), v.SecurityGroupRule(collidingID2)
@@ -133,11 +133,21 @@ func TestKeylessObjectsGetNoFlows(t *testing.T) {
 	if RouterKey(&fsm.Router{}) != 0 || RouterZone(&fsm.Router{}) != 0 || ConjID(&fsm.SecurityGroupRule{}) != 0 {
 		t.Fatal("a keyless object has a key")
 	}
-	if z := RouterZone(&fsm.Router{DatapathKey: fsm.MaxRouterKey}); z != 0xfeff {
-		t.Fatalf("zone of the last router key: %#x, want 0xfeff", z)
+	// Every router key has a zone of its own, above the ports' zones and
+	// outside 0x8000-0xefff (zones derived from ofports).
+	seen := map[uint16]uint32{}
+	for k := uint32(1); k <= fsm.MaxRouterKey; k++ {
+		z := RouterZone(&fsm.Router{DatapathKey: k})
+		if z <= MaxPortZone || z >= 0x8000 && z < 0xf000 || z > 0xfeff {
+			t.Fatalf("router key %d: zone %#x outside the router ranges", k, z)
+		}
+		if other, dup := seen[z]; dup {
+			t.Fatalf("router keys %d and %d share zone %#x", other, k, z)
+		}
+		seen[z] = k
 	}
-	if z := RouterZone(&fsm.Router{DatapathKey: 1}); z != ZoneRouterBase || z <= MaxPortZone {
-		t.Fatalf("zone of router key 1: %#x", z)
+	if RouterZone(&fsm.Router{DatapathKey: fsm.MaxRouterKey + 1}) != 0 {
+		t.Fatal("a key beyond MaxRouterKey has a zone")
 	}
 	n := &fsm.Network{NetworkType: fsm.NetTypeFlat, PhysicalNetwork: "physnet1"}
 	if NetworkKey(n) != 0 {
