@@ -165,13 +165,24 @@ func setIndex(txn *memdb.Txn, key string, v uint64) {
 }
 
 func insert(txn *memdb.Txn, table string, obj any, index uint64) {
+	// A create handler has already assigned the key (and returned its
+	// exhaustion as an error); here an update keeps the stored key and an
+	// implicit create (a gateway or floating IP port) gets one.
+	isNew, err := assignKey(txn, table, obj)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: insert into %s: %v", table, err))
+	}
 	if err := txn.Insert(table, obj); err != nil {
 		panic(fmt.Sprintf("fsm: insert into %s: %v", table, err))
+	}
+	if isNew {
+		keyInserted(txn, table, obj)
 	}
 	setIndex(txn, table, index)
 }
 
 func remove(txn *memdb.Txn, table string, obj any, index uint64) {
+	freeKey(txn, table, obj)
 	if err := txn.Delete(table, obj); err != nil {
 		panic(fmt.Sprintf("fsm: delete from %s: %v", table, err))
 	}

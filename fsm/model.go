@@ -52,6 +52,9 @@ type Network struct {
 	// PortSecurityEnabled is the default for ports created on the network.
 	PortSecurityEnabled   bool
 	AvailabilityZoneHints []string
+	// Key is the network's datapath key (keys.go): a provider network's
+	// metadata, its flows' cookie owner.
+	DatapathKey uint32
 }
 
 // Copy returns a deep copy that may be changed.

@@ -37,6 +37,10 @@ func applyNetworkCreate(txn *memdb.Txn, body []byte, index uint64) error {
 		if v.NetworkBySegment(n.SegmentKey()) != nil {
 			return segmentConflict(n)
 		}
+		clearKey(n)
+		if _, err := assignKey(txn, TableNetworks, n); err != nil {
+			return err
+		}
 		n.CreateIndex, n.ModifyIndex = index, index
 		insert(txn, TableNetworks, n, index)
 	}

@@ -69,6 +69,8 @@ type Port struct {
 	AllowedAddressPairs []AddressPair
 	// ExtraDHCPOpts are answered by the chassis' DHCP responder.
 	ExtraDHCPOpts []DHCPOpt
+	// Key is the port's datapath key (keys.go): its flows' cookie owner.
+	DatapathKey uint32
 }
 
 // Copy returns a deep copy that may be changed.
@@ -236,6 +238,10 @@ func applyPortCreate(txn *memdb.Txn, body []byte, index uint64) error {
 			return Errorf(CodeConflict, errTypePortDuplicate, "Port %s already exists.", p.ID)
 		}
 		if err := v.CheckPort(p); err != nil {
+			return err
+		}
+		clearKey(p)
+		if _, err := assignKey(txn, TablePorts, p); err != nil {
 			return err
 		}
 		p.CreateIndex, p.ModifyIndex = index, index

@@ -67,6 +67,9 @@ type Router struct {
 	// when it comes back up (neutrino:gateway_preempt; default false: a
 	// chassis that comes back takes nothing back).
 	GatewayPreempt bool
+	// Key is the router's datapath key (keys.go): the value of the routing
+	// register, its SNAT conntrack zone, its flows' cookie owner.
+	DatapathKey uint32
 }
 
 // Copy returns a deep copy that may be changed.
@@ -430,6 +433,10 @@ func applyRouterCreate(txn *memdb.Txn, body []byte, index uint64) error {
 		return err
 	}
 	if err := checkRouterPorts(&v, r); err != nil {
+		return err
+	}
+	clearKey(r)
+	if _, err := assignKey(txn, TableRouters, r); err != nil {
 		return err
 	}
 	r.CreateIndex, r.ModifyIndex = index, index

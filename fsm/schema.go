@@ -48,6 +48,7 @@ func schema() *memdb.DBSchema {
 			Name: TableNetworks,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"key":     keyIndexSchema(),
 				"project": {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				"segment": {Name: "segment", Indexer: segmentIndexer{}},
 			},
@@ -63,7 +64,8 @@ func schema() *memdb.DBSchema {
 		TablePorts: {
 			Name: TablePorts,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"id":  {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"key": keyIndexSchema(),
 				// Router gateway and floating IP ports belong to no project.
 				"project":  {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				"network":  {Name: "network", Indexer: &memdb.StringFieldIndex{Field: "NetworkID"}},
@@ -86,6 +88,7 @@ func schema() *memdb.DBSchema {
 			Name: TableSecurityGroupRules,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"key":     keyIndexSchema(),
 				"project": {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 				"group":   {Name: "group", Indexer: &memdb.StringFieldIndex{Field: "SecurityGroupID"}},
 				"remote":  {Name: "remote", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RemoteGroupID"}},
@@ -101,6 +104,7 @@ func schema() *memdb.DBSchema {
 			Name: TableRouters,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"key":     keyIndexSchema(),
 				"project": {Name: "project", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
 			},
 		},

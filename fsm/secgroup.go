@@ -53,6 +53,9 @@ type SecurityGroupRule struct {
 	PortRangeMax    *int
 	RemoteIPPrefix  string
 	RemoteGroupID   string
+	// Key is the rule's datapath key (keys.go): its conjunction id, its
+	// flows' cookie owner.
+	DatapathKey uint32
 }
 
 // ProtocolNumbers maps the protocol names Neutron accepts to IP protocol
@@ -227,6 +230,10 @@ func insertRule(txn *memdb.Txn, r *SecurityGroupRule, index uint64) error {
 		return Errorf(CodeConflict, ErrTypeSecurityGroupRuleDup, "Security group rule already exists. Rule id is %s.", r.ID)
 	}
 	if err := v.CheckSecurityGroupRule(r); err != nil {
+		return err
+	}
+	clearKey(r)
+	if _, err := assignKey(txn, TableSecurityGroupRules, r); err != nil {
 		return err
 	}
 	r.CreateIndex, r.ModifyIndex = index, index

@@ -166,6 +166,9 @@ func readSnapshot(r io.Reader) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := assignRestoredKeys(rows); err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
 	return buildState(rows)
 }
 

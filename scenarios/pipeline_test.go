@@ -348,7 +348,7 @@ func TestTenantIsolation(t *testing.T) {
 
 // TestPortDeleteRemovesFlows deletes a port whose VM stays plugged and
 // checks that no chassis keeps a flow carrying the port's cookie (kind 2,
-// FNV-1a-32 of its id, any round), while the other ports' flows stay on
+// its datapath key, any round), while the other ports' flows stay on
 // the chassis where the network still has ports, and their traffic flows.
 func TestPortDeleteRemovesFlows(t *testing.T) {
 	p := sharedUp(t, pipelineTopo)
@@ -361,14 +361,15 @@ func TestPortDeleteRemovesFlows(t *testing.T) {
 	p.PingOK(harness.FirstPacket, c.Name, b.IP)
 
 	// Every chassis has flows of B: local on B's, remote (tunnel) on the others.
+	bOwner := p.PortCookie(b.PortID)
 	for _, ch := range p.Chassis {
 		harness.Poll(t, harness.Change, "flows of port "+b.PortID+" on "+ch, func() error {
 			fs, err := p.Flows(ch)
 			if err != nil {
 				return err
 			}
-			if len(harness.Owned(fs, harness.PortCookie(b.PortID))) == 0 {
-				return fmt.Errorf("no flow with cookie owner %#x among:%s", harness.PortCookie(b.PortID), harness.FlowTexts(harness.Ours(fs)))
+			if len(harness.Owned(fs, bOwner)) == 0 {
+				return fmt.Errorf("no flow with cookie owner %#x among:%s", bOwner, harness.FlowTexts(harness.Ours(fs)))
 			}
 			return nil
 		})
@@ -385,7 +386,7 @@ func TestPortDeleteRemovesFlows(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if left := harness.Owned(fs, harness.PortCookie(b.PortID)); len(left) > 0 {
+			if left := harness.Owned(fs, bOwner); len(left) > 0 {
 				return fmt.Errorf("%d flows left:%s", len(left), harness.FlowTexts(left))
 			}
 			return nil
@@ -399,7 +400,7 @@ func TestPortDeleteRemovesFlows(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, v := range []harness.VM{a, c} {
-			if len(harness.Owned(fs, harness.PortCookie(v.PortID))) == 0 {
+			if len(harness.Owned(fs, p.PortCookie(v.PortID))) == 0 {
 				t.Errorf("%s lost the flows of port %s (%s) too", ch, v.PortID, v.Name)
 			}
 		}

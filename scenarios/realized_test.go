@@ -56,7 +56,7 @@ func TestRealizedWrites(t *testing.T) {
 		for _, v := range []harness.VM{a, b} {
 			harness.Poll(t, harness.Change, fmt.Sprintf("flows of %s on %s (before the waited writes)", v.Name, ch), func() error {
 				fs, err := p.Flows(ch)
-				if err == nil && len(harness.Owned(fs, harness.PortCookie(v.PortID))) == 0 {
+				if err == nil && len(harness.Owned(fs, p.PortCookie(v.PortID))) == 0 {
 					err = fmt.Errorf("none")
 				}
 				return err
@@ -156,8 +156,9 @@ func TestRealizedWrites(t *testing.T) {
 
 	t.Run("delete-port", func(t *testing.T) {
 		p := p.Sub(t)
+		owner := p.PortCookie(b.PortID)
 		waited(t, http.StatusNoContent, "DELETE", ep+"/v2.0/ports/"+b.PortID+"?wait=realized", nil, nil)
-		p.NoFlowsOf(b.PortID, "right after DELETE port?wait=realized")
+		p.NoFlowsOf(owner, b.PortID, "right after DELETE port?wait=realized")
 	})
 
 	t.Run("realization-status", func(t *testing.T) {

@@ -117,15 +117,15 @@ func (e *Env) FlowsMention(chassis, s, when string) []Flow {
 }
 
 // NoFlowsOf checks, with one dump per chassis, that no chassis has a flow
-// with the port's cookie.
-func (e *Env) NoFlowsOf(portID, when string) {
+// with the cookie owner of a port (Env.PortCookie, taken while it existed).
+func (e *Env) NoFlowsOf(owner uint64, portID, when string) {
 	e.TB.Helper()
 	for _, ch := range e.Chassis {
 		fs, err := e.Flows(ch)
 		if err != nil {
 			e.TB.Fatal(err)
 		}
-		if left := Owned(fs, PortCookie(portID)); len(left) > 0 {
+		if left := Owned(fs, owner); len(left) > 0 {
 			e.TB.Errorf("%s: %s still has %d flows of port %s:%s", when, ch, len(left), portID, FlowTexts(left))
 		}
 	}

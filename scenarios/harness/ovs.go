@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"neutrino/cluster/watch"
+	"neutrino/fsm"
 	"neutrino/southbound/flowsync"
 	"neutrino/southbound/pipeline"
 )
@@ -50,10 +53,51 @@ func (e *Env) Flows(chassis string) ([]Flow, error) {
 }
 
 // PortCookie is the owner part of the cookie of a port's flows
-// (docs/pipeline.md: kind 2, FNV-1a-32 of the port id).
-func PortCookie(portID string) uint64 { return flowsync.Cookie(pipeline.KindPort, portID) }
+// (docs/pipeline.md: kind 2, the port's datapath key). Take it while the
+// port exists: the key is read from the servers.
+func (e *Env) PortCookie(portID string) uint64 {
+	e.TB.Helper()
+	return flowsync.Cookie(pipeline.KindPort, e.DatapathKey(fsm.TablePorts, portID))
+}
 
-// Owned returns the Neutrino flows whose owner bits (kind and object hash,
+// DatapathKey returns the key the servers allocated to an object of a
+// keyed table (ports, networks, routers, security group rules). The API
+// does not show it: it is read through the watch stream, as a chassis
+// agent reads the state.
+func (e *Env) DatapathKey(table, id string) uint32 {
+	e.TB.Helper()
+	ep := e.D.Endpoint()
+	w, err := watch.New(watch.Config{Servers: func() []string { return []string{ep} }, Tables: []string{table},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		e.TB.Fatal(err)
+	}
+	defer w.Close()
+	var key uint32
+	Poll(e.TB, Change, fmt.Sprintf("datapath key of %s %s", table, id), func() error {
+		switch o := w.Get(table, id).(type) {
+		case *fsm.Port:
+			key = o.DatapathKey
+		case *fsm.Network:
+			key = o.DatapathKey
+		case *fsm.Router:
+			key = o.DatapathKey
+		case *fsm.SecurityGroupRule:
+			key = o.DatapathKey
+		case nil:
+			return fmt.Errorf("not in the watch copy (synced %v)", w.Synced())
+		default:
+			return fmt.Errorf("%T has no datapath key", o)
+		}
+		if key == 0 {
+			return fmt.Errorf("no key")
+		}
+		return nil
+	})
+	return key
+}
+
+// Owned returns the Neutrino flows whose owner bits (kind and object key,
 // any leader round) are owner.
 func Owned(fs []Flow, owner uint64) []Flow {
 	var out []Flow

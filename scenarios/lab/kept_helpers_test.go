@@ -83,7 +83,6 @@ var _ = []any{
 	packetLoss,
 	pipelineTopo,
 	poll,
-	portCookie,
 	sources,
 	streamInterval,
 	waitTimeout,

@@ -15,9 +15,6 @@ type ofFlow = harness.Flow
 // flows dumps br-int of a chassis.
 func (p *pipeLab) flows(chassis string) ([]ofFlow, error) { return p.env.Flows(chassis) }
 
-// portCookie is the owner part of the cookie of a port's flows.
-func portCookie(portID string) uint64 { return harness.PortCookie(portID) }
-
 // owned returns the Neutrino flows whose owner bits are owner.
 func owned(fs []ofFlow, owner uint64) []ofFlow { return harness.Owned(fs, owner) }
 

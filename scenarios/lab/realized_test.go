@@ -31,10 +31,10 @@ func (p *pipeLab) mustCall(want int, method, url string, header map[string]strin
 }
 
 // noFlowsOf checks, with one dump per chassis, that no chassis has a flow
-// with the port's cookie.
-func (p *pipeLab) noFlowsOf(portID, when string) {
+// with a port's cookie owner (taken while the port existed).
+func (p *pipeLab) noFlowsOf(owner uint64, portID, when string) {
 	p.tb.Helper()
-	p.e().NoFlowsOf(portID, when)
+	p.e().NoFlowsOf(owner, portID, when)
 }
 
 // flowsMention checks, with one dump, that chassis has a Neutrino flow

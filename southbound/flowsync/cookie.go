@@ -1,12 +1,10 @@
 package flowsync
 
-import "hash/fnv"
-
 // Cookie layout (64 bits), see the package doc:
 //
 //	63      56 55           40 39      32 31                 0
 //	+---------+---------------+----------+--------------------+
-//	|  0x4e   |     round     |   kind   |  object id hash    |
+//	|  0x4e   |     round     |   kind   |     object key     |
 //	+---------+---------------+----------+--------------------+
 const (
 	// CookieMagic marks a flow as Neutrino's ('N'); flows without it are
@@ -16,7 +14,7 @@ const (
 	CookieMagicMask uint64 = 0xff << 56
 	// CookieRoundMask selects the leader round.
 	CookieRoundMask uint64 = 0xffff << 40
-	// CookieOwnerMask selects kind and object hash: what the compiler sets.
+	// CookieOwnerMask selects kind and object key: what the compiler sets.
 	CookieOwnerMask uint64 = 1<<40 - 1
 
 	cookieRoundShift = 40
@@ -24,13 +22,16 @@ const (
 )
 
 // Cookie builds the owner part of a cookie: the object kind (a small
-// number the pipeline doc assigns, e.g. 1 = network, 2 = port) and a stable
-// 32-bit FNV-1a hash of the object's id. The engine adds magic and round.
-func Cookie(kind uint8, objectID string) uint64 {
-	h := fnv.New32a()
-	h.Write([]byte(objectID))
-	return uint64(kind)<<cookieKindShift | uint64(h.Sum32())
+// number the pipeline doc assigns, e.g. 1 = network, 2 = port) and the
+// object's key, a number unique among the objects of its kind (the
+// pipeline uses the datapath keys the state machine allocates). The engine
+// adds magic and round.
+func Cookie(kind uint8, objectKey uint32) uint64 {
+	return uint64(kind)<<cookieKindShift | uint64(objectKey)
 }
+
+// CookieObject returns the object key of a cookie.
+func CookieObject(c uint64) uint32 { return uint32(c) }
 
 // CookieKind returns the object kind of a cookie.
 func CookieKind(c uint64) uint8 { return uint8(c >> cookieKindShift) }

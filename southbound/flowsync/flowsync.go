@@ -20,7 +20,7 @@
 //
 //		63      56 55           40 39      32 31                 0
 //		+---------+---------------+----------+--------------------+
-//		|  0x4e   |     round     |   kind   |  object id hash    |
+//		|  0x4e   |     round     |   kind   |     object key     |
 //		+---------+---------------+----------+--------------------+
 //
 //	  - magic 0x4e ('N'): the flow is ours; dumps filter on it and flows
@@ -29,9 +29,11 @@
 //	    Raft term); stamped by the engine, not by the compiler.
 //	  - kind: the kind of object the flow was compiled from (network, port,
 //	    router, security group, ...), numbered in docs/pipeline.md.
-//	  - object id hash: FNV-1a-32 of the object's id (see Cookie).
+//	  - object key: a number unique among the objects of that kind (the
+//	    pipeline uses the datapath key the state machine allocated to the
+//	    object; see Cookie), so a cookie names exactly one object.
 //
-// The compiler sets kind and hash (Cookie); the engine sets magic and round.
+// The compiler sets kind and key (Cookie); the engine sets magic and round.
 //
 // # Takeover by a new round
 //

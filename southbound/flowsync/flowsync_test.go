@@ -3,7 +3,6 @@ package flowsync_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"net"
 	"os/exec"
 	"regexp"
@@ -37,7 +36,7 @@ func bulkFlows(n int) []openflow.Flow {
 	for i := range out {
 		out[i] = openflow.Flow{
 			Table: uint8(10 + i%4), Priority: 100,
-			Cookie:  flowsync.Cookie(2, fmt.Sprintf("port-%d", i)),
+			Cookie:  flowsync.Cookie(2, uint32(i+1)),
 			Match:   openflow.Match{openflow.Reg(0, uint32(i)), openflow.RegMasked(1, 7, 0xff)},
 			Actions: []openflow.Action{openflow.SetReg(2, uint32(i)), openflow.GotoTable{Table: 20}},
 		}
@@ -49,7 +48,7 @@ func bulkFlows(n int) []openflow.Flow {
 // switch on dl_dst; broadcast goes to the other port.
 func l2Flows(pa, pb uint32, macA, macB net.HardwareAddr) []openflow.Flow {
 	bcast, _ := net.ParseMAC("ff:ff:ff:ff:ff:ff")
-	c := flowsync.Cookie(1, "net-1")
+	c := flowsync.Cookie(1, 1)
 	return []openflow.Flow{
 		{Table: 0, Priority: 100, Cookie: c, Match: openflow.Match{openflow.InPort(pa)},
 			Actions: []openflow.Action{openflow.SetReg(0, pa), openflow.SetTunID(5001), openflow.GotoTable{Table: 1}}},
@@ -304,14 +303,14 @@ func TestResyncWithoutDisruption(t *testing.T) {
 	t.Logf("ping during resync: %d answered over %v, none lost", answered, time.Since(p.start))
 
 	// Afterwards deltas go without dumping.
-	s.ApplyDelta(3, []openflow.Flow{{Table: 30, Priority: 1, Cookie: flowsync.Cookie(3, "x"), Match: openflow.Match{openflow.Reg(5, 5)}}},
+	s.ApplyDelta(3, []openflow.Flow{{Table: 30, Priority: 1, Cookie: flowsync.Cookie(3, 7), Match: openflow.Match{openflow.Reg(5, 5)}}},
 		[]openflow.Key{desired2[10].Key()})
 	waitRealized(t, s, 3)
 	if st := s.Stats(); st.Dumps != after.Dumps || st.Added != after.Added+1 || st.Deleted != after.Deleted+1 {
 		t.Errorf("delta: stats %+v after %+v, want one add, one delete, no dump", st, after)
 	}
 	desired3 := slices.Delete(slices.Clone(desired2), 10, 11)
-	desired3 = append(desired3, openflow.Flow{Table: 30, Priority: 1, Cookie: flowsync.Cookie(3, "x"), Match: openflow.Match{openflow.Reg(5, 5)}})
+	desired3 = append(desired3, openflow.Flow{Table: 30, Priority: 1, Cookie: flowsync.Cookie(3, 7), Match: openflow.Match{openflow.Reg(5, 5)}})
 	l.checkFlows(stamped(desired3, 1))
 }
 
@@ -442,12 +441,13 @@ func TestDuplicateKey(t *testing.T) {
 }
 
 func TestCookie(t *testing.T) {
-	c := flowsync.StampCookie(flowsync.Cookie(9, "abc"), 0x1234)
-	if !flowsync.IsOurs(c) || flowsync.CookieRound(c) != 0x1234 || flowsync.CookieKind(c) != 9 {
+	c := flowsync.StampCookie(flowsync.Cookie(9, 0xdeadbeef), 0x1234)
+	if !flowsync.IsOurs(c) || flowsync.CookieRound(c) != 0x1234 || flowsync.CookieKind(c) != 9 || flowsync.CookieObject(c) != 0xdeadbeef {
 		t.Fatalf("cookie %#x", c)
 	}
-	// The hash is part of the pipeline contract: it must not change.
-	if got := flowsync.Cookie(9, "abc"); got != 9<<32|0x1a47e90b || got == flowsync.Cookie(9, "abd") {
-		t.Fatalf("Cookie(9, abc) = %#x", got)
+	// The layout is part of the pipeline contract: kind in bits 32-39, the
+	// object's key in bits 0-31, distinct keys distinct cookies.
+	if got := flowsync.Cookie(9, 5); got != 9<<32|5 || got == flowsync.Cookie(9, 6) || got == flowsync.Cookie(8, 5) {
+		t.Fatalf("Cookie(9, 5) = %#x", got)
 	}
 }

@@ -239,7 +239,9 @@ func (c *Compiler) isLocal(p *fsm.Port) (localPort, bool) {
 		return localPort{}, false
 	}
 	ofport := c.f.Bindings[p.ID]
-	if ofport == 0 || NetworkKey(c.v.Network(p.NetworkID)) == 0 {
+	// The ofport is the port's conntrack zone: above MaxPortZone it would
+	// meet the routers' SNAT zones, so such a port is not carried.
+	if ofport == 0 || ofport > MaxPortZone || NetworkKey(c.v.Network(p.NetworkID)) == 0 {
 		return localPort{}, false
 	}
 	return localPort{ofport: ofport, net: p.NetworkID, sgs: slices.Clone(p.SecurityGroups)}, true

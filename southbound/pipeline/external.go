@@ -44,13 +44,32 @@ const (
 	prioMissNextHop = 1   // table 55: next hop unknown on an external network
 )
 
-// ZoneRouterBase is the first conntrack zone of router SNAT zones: a router
-// SNATs in zone ZoneRouterBase + RouterKey % 0xf00 (0xf000-0xfeff), above
-// the ofports that name port zones.
-const ZoneRouterBase = 0xf000
+// Conntrack zones: a port's zone is its ofport (1 to MaxPortZone; a port
+// plugged at a higher ofport gets no flows, so no zone is shared); a
+// router's SNAT zone is one per router key: ZoneRouterBase + key - 1
+// (0xf000-0xfeff) for keys 1-0xf00, then ZoneRouterBase2 + key - 0xf01
+// (0x7000-0x7fff) up to fsm.MaxRouterKey (7936). 0x8000-0xefff stay free
+// for zones derived from ofports (the firewall's 0x8000 | ofport).
+const (
+	ZoneRouterBase  = 0xf000
+	ZoneRouterBase2 = 0x7000
+	// MaxPortZone is the largest ofport (and so conntrack zone) a local
+	// port may have.
+	MaxPortZone = 0x6fff
+)
 
-// RouterZone is the conntrack zone of a router's SNAT.
-func RouterZone(routerID string) uint16 { return uint16(ZoneRouterBase + RouterKey(routerID)%0xf00) }
+// RouterZone is the conntrack zone of a router's SNAT, 0 for a router
+// without a key.
+func RouterZone(r *fsm.Router) uint16 {
+	k := RouterKey(r)
+	switch {
+	case k == 0 || k > fsm.MaxRouterKey:
+		return 0
+	case k <= 0xf00:
+		return uint16(ZoneRouterBase + k - 1)
+	}
+	return uint16(ZoneRouterBase2 + k - 0xf01)
+}
 
 // localnet is how a provider network leaves this chassis.
 type localnet struct {
@@ -237,7 +256,7 @@ func (c *Compiler) externalFlows(e *emitter, r *fsm.Router, ifaces []routerIface
 	if !ok {
 		return
 	}
-	rkey := RouterKey(r.ID)
+	rkey := RouterKey(r)
 	rk := openflow.Reg(RegRouter, rkey)
 	ip4 := openflow.EthType(ethIPv4)
 	extMeta := netMeta(g.key)
@@ -288,7 +307,7 @@ func (c *Compiler) externalFlows(e *emitter, r *fsm.Router, ifaces []routerIface
 	}
 	if here {
 		c.servedAddress(e, rkey, g, g.mac, g.ip)
-		zone := RouterZone(r.ID)
+		zone := RouterZone(r)
 		// Replies to SNATed connections: un-SNAT, then route.
 		e.add(TableGatewayIn, prioMatch, openflow.Match{rk, ip4, openflow.IPv4Dst(ipNet(netip.PrefixFrom(g.ip, 32)))},
 			openflow.CT{Zone: zone, Recirc: true, Table: TableRouting, Actions: []openflow.Action{openflow.NAT{Kind: openflow.NATExisting}}})

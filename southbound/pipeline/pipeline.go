@@ -14,8 +14,6 @@
 package pipeline
 
 import (
-	"hash/fnv"
-
 	"neutrino/fsm"
 	"neutrino/southbound/openflow"
 )
@@ -113,10 +111,11 @@ var encapCode = map[string]uint64{
 }
 
 // NetworkKey is the value a network's packets carry in metadata: the
-// type code in bits 32-39 and, for overlays, the segmentation id in bits
-// 0-31; for a flat network the FNV-1a-32 hash of its physical network, for
-// a VLAN network 20 bits of that hash and the VLAN id in bits 0-11. It is
-// 0 (no flows) for a nil network or an unknown type.
+// type code in bits 32-39 and, in bits 0-31, for overlays the segmentation
+// id (unique per type: the state machine's segment index), for a provider
+// (flat or VLAN) network its datapath key (allocated by the state machine,
+// unique among networks). It is 0 (no flows) for a nil network, an
+// unknown type or a provider network without a key.
 func NetworkKey(n *fsm.Network) uint64 {
 	if n == nil {
 		return 0
@@ -126,29 +125,33 @@ func NetworkKey(n *fsm.Network) uint64 {
 		return 0
 	}
 	switch n.NetworkType {
-	case fsm.NetTypeFlat:
-		return code<<32 | uint64(hash32(n.PhysicalNetwork))
-	case fsm.NetTypeVLAN:
-		return code<<32 | uint64(hash32(n.PhysicalNetwork)&0xfffff)<<12 | uint64(n.SegmentationID&0xfff)
+	case fsm.NetTypeFlat, fsm.NetTypeVLAN:
+		if n.DatapathKey == 0 {
+			return 0
+		}
+		return code<<32 | uint64(n.DatapathKey)
 	}
 	return code<<32 | uint64(uint32(n.SegmentationID))
 }
 
-// RouterKey is the value RegRouter holds for a router: the FNV-1a-32 hash
-// of its id (1 if that is 0).
-func RouterKey(id string) uint32 { return hash32(id) }
-
-// ConjID is the conjunction id of a security group rule: the FNV-1a-32
-// hash of its id (1 if that is 0).
-func ConjID(ruleID string) uint32 { return hash32(ruleID) }
-
-func hash32(s string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(s))
-	if v := h.Sum32(); v != 0 {
-		return v
+// RouterKey is the value RegRouter holds for a router: its datapath key,
+// allocated by the state machine (1 to fsm.MaxRouterKey, unique among
+// routers); 0 (no flows) for a nil router.
+func RouterKey(r *fsm.Router) uint32 {
+	if r == nil {
+		return 0
 	}
-	return 1
+	return r.DatapathKey
+}
+
+// ConjID is the conjunction id of a security group rule: its datapath
+// key, allocated by the state machine (unique among rules); 0 (no flows)
+// for a nil rule.
+func ConjID(r *fsm.SecurityGroupRule) uint32 {
+	if r == nil {
+		return 0
+	}
+	return r.DatapathKey
 }
 
 // Facts are what a chassis knows that the replicated state does not.

@@ -70,7 +70,7 @@ func (c *Compiler) routerIfaces6(r *fsm.Router) []routerIface6 {
 
 // route6Flows are a router's IPv6 flows in table 50.
 func (c *Compiler) route6Flows(e *emitter, r *fsm.Router) {
-	rk := openflow.Reg(RegRouter, RouterKey(r.ID))
+	rk := openflow.Reg(RegRouter, RouterKey(r))
 	ifaces := c.routerIfaces6(r)
 	echoed := map[netip.Addr]bool{}
 	seen := map[netip.Prefix]bool{}

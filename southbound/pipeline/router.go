@@ -59,10 +59,12 @@ func (c *Compiler) routerIfaces(r *fsm.Router) []routerIface {
 }
 
 func (c *Compiler) routerFlows(e *emitter, r *fsm.Router) {
-	if r == nil || !r.AdminStateUp || !c.presentRouter[r.ID] {
+	// A router without a key (or beyond the zone range) gets no flows:
+	// two routers must never share a register value or a SNAT zone.
+	if r == nil || !r.AdminStateUp || !c.presentRouter[r.ID] || RouterZone(r) == 0 {
 		return
 	}
-	rk := openflow.Reg(RegRouter, RouterKey(r.ID))
+	rk := openflow.Reg(RegRouter, RouterKey(r))
 	ifaces := c.routerIfaces(r)
 	seen := map[netip.Prefix]bool{}
 	for _, ifc := range ifaces {

@@ -11,7 +11,7 @@ import (
 )
 
 // Security groups are conjunctive matches of two clauses per rule
-// (conjunction id = ConjID(rule id)): clause 1 names the ports of the
+// (conjunction id = ConjID(rule): its datapath key): clause 1 names the ports of the
 // rule's group on this chassis (one flow per port, carrying a clause-1
 // action for every rule of every group of the port; compiled with the
 // port), clause 2 the traffic the rule admits (protocol, port range as
@@ -148,7 +148,7 @@ func (c *Compiler) remotePrefixes(r *fsm.SecurityGroupRule) (any bool, out []net
 // ruleFlows compiles a rule's second clauses and its commit flow, on
 // chassis where its group has a port.
 func (c *Compiler) ruleFlows(e *emitter, r *fsm.SecurityGroupRule) {
-	if r == nil || c.sgLocal[r.SecurityGroupID] == 0 {
+	if r == nil || c.sgLocal[r.SecurityGroupID] == 0 || ConjID(r) == 0 {
 		return
 	}
 	matches, ok := ruleMatches(r)
@@ -159,7 +159,7 @@ func (c *Compiler) ruleFlows(e *emitter, r *fsm.SecurityGroupRule) {
 	if r.Direction == fsm.DirectionEgress {
 		table, next, reg = TableEgressACL, TableARPResponder, RegInPort
 	}
-	id := ConjID(r.ID)
+	id := ConjID(r)
 	clause := openflow.Conjunction{ID: id, Clause: 2, NClauses: 2}
 	anywhere, remotes := c.remotePrefixes(r)
 	for _, m := range matches {

@@ -28,13 +28,13 @@ const (
 	macMulticast  = 0x010000000000
 )
 
-// unit names a group of flows compiled from one object.
+// unit names a group of flows compiled from one object. Its flows' cookie
+// owner is the kind and the object's datapath key (unique per kind: the
+// state machine allocates it), so a cookie names one object.
 type unit struct {
 	kind uint8
 	id   string
 }
-
-func (u unit) cookie() uint64 { return flowsync.Cookie(u.kind, u.id) }
 
 // pipelineUnit holds the tables' fixed flows.
 var pipelineUnit = unit{KindPipeline, "pipeline"}
@@ -52,20 +52,36 @@ func (e *emitter) add(table uint8, prio uint16, m openflow.Match, acts ...openfl
 // compileUnit returns the flows of u on this chassis (none when the object
 // is gone or has no flows here).
 func (c *Compiler) compileUnit(u unit) []openflow.Flow {
-	e := &emitter{cookie: u.cookie()}
+	e := &emitter{}
 	switch u.kind {
 	case KindPipeline:
+		e.cookie = flowsync.Cookie(KindPipeline, 0)
 		c.pipelineFlows(e)
 	case KindPort:
-		c.portFlows(e, c.v.Port(u.id))
+		if p := c.v.Port(u.id); p != nil {
+			e.cookie = flowsync.Cookie(u.kind, p.DatapathKey)
+			c.portFlows(e, p)
+		}
 	case KindNetwork:
-		c.networkFlows(e, c.v.Network(u.id))
+		if n := c.v.Network(u.id); n != nil {
+			e.cookie = flowsync.Cookie(u.kind, n.DatapathKey)
+			c.networkFlows(e, n)
+		}
 	case KindRule:
-		c.ruleFlows(e, c.v.SecurityGroupRule(u.id))
+		if r := c.v.SecurityGroupRule(u.id); r != nil {
+			e.cookie = flowsync.Cookie(u.kind, r.DatapathKey)
+			c.ruleFlows(e, r)
+		}
 	case KindRouter:
-		c.routerFlows(e, c.v.Router(u.id))
+		if r := c.v.Router(u.id); r != nil {
+			e.cookie = flowsync.Cookie(u.kind, r.DatapathKey)
+			c.routerFlows(e, r)
+		}
 	case KindFirewall:
-		c.firewallGroupFlows(e, c.v.FirewallGroup(u.id))
+		if g := c.v.FirewallGroup(u.id); g != nil {
+			e.cookie = flowsync.Cookie(u.kind, g.Key)
+			c.firewallGroupFlows(e, g)
+		}
 	}
 	return e.flows
 }
@@ -197,9 +213,12 @@ func (c *Compiler) portFlows(e *emitter, p *fsm.Port) {
 	ofport := c.localOfport(p)
 	switch {
 	case isRouterInterface(p):
-		// The router's MAC on this network: route.
-		e.add(TableL2Lookup, prioMatch, openflow.Match{meta, matchFromLocal, openflow.EthDst(mac)},
-			openflow.SetReg(RegRouter, RouterKey(p.DeviceID)), goTo(TableRouting))
+		// The router's MAC on this network: route (a router without a
+		// key has no routes).
+		if rk := RouterKey(c.v.Router(p.DeviceID)); rk != 0 {
+			e.add(TableL2Lookup, prioMatch, openflow.Match{meta, matchFromLocal, openflow.EthDst(mac)},
+				openflow.SetReg(RegRouter, rk), goTo(TableRouting))
+		}
 		c.firewallPortFlows(e, p, meta, mac)
 	case ofport != 0:
 		c.localPortFlows(e, p, key, mac, ofport)
@@ -312,10 +331,10 @@ func (c *Compiler) localPortFlows(e *emitter, p *fsm.Port, key uint64, mac net.H
 	var egress, ingress []openflow.Action
 	for _, sg := range p.SecurityGroups {
 		for _, r := range c.v.RulesOfSecurityGroup(sg) {
-			if _, ok := ruleMatches(r); !ok {
+			if _, ok := ruleMatches(r); !ok || ConjID(r) == 0 {
 				continue
 			}
-			cj := openflow.Conjunction{ID: ConjID(r.ID), Clause: 1, NClauses: 2}
+			cj := openflow.Conjunction{ID: ConjID(r), Clause: 1, NClauses: 2}
 			if r.Direction == fsm.DirectionEgress {
 				egress = append(egress, cj)
 			} else {

@@ -53,15 +53,15 @@ func VPNIfaceID(routerID string) string { return "vpn-" + routerID }
 // IsVPNIfaceID reports whether an iface-id names a VPN namespace port.
 func IsVPNIfaceID(id string) bool { return strings.HasPrefix(id, "vpn-") }
 
-// VPNRouterMAC is the router's MAC on its VPN transit link.
-func VPNRouterMAC(routerID string) net.HardwareAddr { return vpnMAC(0x00, routerID) }
+// VPNRouterMAC is the router's MAC on its VPN transit link (routerKey is
+// its datapath key).
+func VPNRouterMAC(routerKey uint32) net.HardwareAddr { return vpnMAC(0x00, routerKey) }
 
 // VPNNamespaceMAC is the VPN namespace's MAC on the transit link.
-func VPNNamespaceMAC(routerID string) net.HardwareAddr { return vpnMAC(0x01, routerID) }
+func VPNNamespaceMAC(routerKey uint32) net.HardwareAddr { return vpnMAC(0x01, routerKey) }
 
 // vpnMAC is a locally administered unicast MAC: 0e:<b>:<router key>.
-func vpnMAC(b byte, routerID string) net.HardwareAddr {
-	k := RouterKey(routerID)
+func vpnMAC(b byte, k uint32) net.HardwareAddr {
 	return net.HardwareAddr{0x0e, b, byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
 }
 
@@ -99,7 +99,7 @@ func (c *Compiler) vpnFlows(e *emitter, r *fsm.Router) {
 	if !ok {
 		return
 	}
-	rkey := RouterKey(r.ID)
+	rkey := RouterKey(r)
 	rk := openflow.Reg(RegRouter, rkey)
 	ip4 := openflow.EthType(ethIPv4)
 	if g.chassis != c.f.Chassis {
@@ -111,8 +111,8 @@ func (c *Compiler) vpnFlows(e *emitter, r *fsm.Router) {
 	}
 	port := c.f.Bindings[VPNIfaceID(r.ID)]
 	toNS := []openflow.Action{
-		openflow.SetField{Field: openflow.FieldEthSrc, Value: VPNRouterMAC(r.ID)},
-		openflow.SetField{Field: openflow.FieldEthDst, Value: VPNNamespaceMAC(r.ID)},
+		openflow.SetField{Field: openflow.FieldEthSrc, Value: VPNRouterMAC(rkey)},
+		openflow.SetField{Field: openflow.FieldEthDst, Value: VPNNamespaceMAC(rkey)},
 		openflow.Output{Port: port},
 	}
 	for _, p := range cidrs {

@@ -198,7 +198,8 @@ func (m *Manager) desired() map[string]*routerVPN {
 		if !s.AdminStateUp || gwHost[s.RouterID] != m.cfg.Chassis || m.cfg.Chassis == "" {
 			continue
 		}
-		if r, ok := watch.Get[*fsm.Router](w, fsm.TableRouters, s.RouterID); !ok || !r.AdminStateUp {
+		r, ok := watch.Get[*fsm.Router](w, fsm.TableRouters, s.RouterID)
+		if !ok || !r.AdminStateUp || r.DatapathKey == 0 {
 			continue
 		}
 		ext := s.ExternalV4IP
@@ -211,6 +212,7 @@ func (m *Manager) desired() map[string]*routerVPN {
 		rv := out[s.RouterID]
 		if rv == nil {
 			rv = &routerVPN{router: s.RouterID}
+			rv.plumb.RouterKey = r.DatapathKey
 			out[s.RouterID] = rv
 		}
 		rv.services = append(rv.services, s.ID)
@@ -283,7 +285,7 @@ func (m *Manager) desired() map[string]*routerVPN {
 		}
 		ns := NamespaceName(m.cfg.NamespacePrefix, id)
 		rv.plumb.Namespace, rv.plumb.OVSDB, rv.plumb.Bridge = ns, m.cfg.OVSDB, m.cfg.Bridge
-		rv.plumb.Port, rv.plumb.RouterID = PortName(id), id
+		rv.plumb.Port, rv.plumb.RouterID = PortName(rv.plumb.RouterKey), id
 		rv.charon = &Charon{Namespace: ns, Dir: filepath.Join(m.cfg.Dir, strings.TrimPrefix(ns, m.cfg.NamespacePrefix))}
 	}
 	return out

@@ -26,8 +26,11 @@ type Plumbing struct {
 	OVSDB, Bridge string
 	// Port is the chassis end of the veth, a port of Bridge.
 	Port string
-	// RouterID names the router (iface-id, MACs).
+	// RouterID names the router (iface-id).
 	RouterID string
+	// RouterKey is the router's datapath key (port name, MACs): unique
+	// among routers, so two routers' VPN ports never share a name.
+	RouterKey uint32
 	// ExternalIP is the router's external address, a second address of the
 	// namespace's port: IKE and ESP-in-UDP come from and go to it.
 	ExternalIP string
@@ -42,9 +45,10 @@ type Plumbing struct {
 	LocalAddrs []string
 }
 
-// PortName is the chassis end of a router's VPN veth (15 bytes at most).
-func PortName(routerID string) string {
-	return "vpn" + fmt.Sprintf("%08x", pipeline.RouterKey(routerID))
+// PortName is the chassis end of the VPN veth of the router with datapath
+// key routerKey (15 bytes at most).
+func PortName(routerKey uint32) string {
+	return "vpn" + fmt.Sprintf("%08x", routerKey)
 }
 
 // NamespaceName is a router's VPN namespace: prefix + 12 characters of its
@@ -86,7 +90,7 @@ func (p Plumbing) Ensure(ctx context.Context) error {
 		_ = hostnet.DeleteLink(p.ChassisNS, p.Port)
 		if err := hostnet.CreateVeth(hostnet.VethSpec{
 			Name: p.Port, Namespace: p.ChassisNS, PeerName: InsideLink, PeerNS: p.Namespace,
-			PeerMAC: pipeline.VPNNamespaceMAC(p.RouterID).String(),
+			PeerMAC: pipeline.VPNNamespaceMAC(p.RouterKey).String(),
 		}); err != nil {
 			return err
 		}
@@ -106,7 +110,7 @@ func (p Plumbing) Ensure(ctx context.Context) error {
 		return err
 	}
 	if _, err := p.ip(ctx, "neigh", "replace", pipeline.VPNRouterIP.String(), "lladdr",
-		pipeline.VPNRouterMAC(p.RouterID).String(), "dev", InsideLink, "nud", "permanent"); err != nil {
+		pipeline.VPNRouterMAC(p.RouterKey).String(), "dev", InsideLink, "nud", "permanent"); err != nil {
 		return err
 	}
 	return p.routes(ctx)
