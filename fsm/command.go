@@ -124,6 +124,12 @@ func (t CommandType) String() string {
 	if s := lbCommandString(t); s != "" {
 		return s
 	}
+	if s := quotaCommandName(t); s != "" {
+		return s
+	}
+	if s := agentCommandName(t); s != "" {
+		return s
+	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
 

@@ -150,6 +150,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	last = fillGatewayTables(t, f, last+1)
 	last = fillVPNTables(t, f, last+1)
 	last = fillLBTables(t, f, last+1)
+	last = fillQuotaTable(t, f, last+1)
 	last = fillRequestsTable(t, f, last+1)
 
 	for table := range schema().Tables {

@@ -127,6 +127,8 @@ func schema() *memdb.DBSchema {
 		s.Tables[name] = t
 	}
 	maps.Copy(s.Tables, lbSchemas())
+	s.Tables[TableQuotas] = quotaSchema()
+	s.Tables[TableAgents] = agentSchema()
 	return s
 }
 

@@ -104,6 +104,9 @@ type Agent struct {
 	lbStop context.CancelFunc
 	lbDone chan struct{}
 	dhcp   *dhcpService // nil unless a chassis
+	// quotaStop stops the leader's default quota sync (ops.go); nil on
+	// a chassis agent.
+	quotaStop func()
 }
 
 // Start starts an agent and returns once its cluster runs (its snapshot
@@ -149,6 +152,7 @@ func Start(cfg Config) (*Agent, error) {
 		a.south = sb
 		cfg.Chassis.OpenFlowAddr = ofAddr
 	}
+	cfg.Chassis.StartedAt = time.Now().Unix()
 
 	c, err := cluster.New(cluster.Config{
 		NodeName:          cfg.Node,
@@ -215,6 +219,9 @@ func Start(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: start cluster: %w", err)
 	}
 	a.up.Store(true)
+	if cfg.Server {
+		a.quotaStop = a.startQuotaSync(srv)
+	}
 	a.south.start(a)
 	a.startFence()
 	a.startVPN()
@@ -292,6 +299,9 @@ func (a *Agent) Done() <-chan error { return a.done }
 func (a *Agent) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
+		if a.quotaStop != nil {
+			a.quotaStop()
+		}
 		a.stopVPN()
 		a.stopLBaaS()
 		a.stopFence()
@@ -414,7 +424,8 @@ func (a *Agent) members() []northbound.Member {
 	var out []northbound.Member
 	for _, m := range a.cluster.Members() {
 		out = append(out, northbound.Member{Name: m.Name, Address: m.Addr, Status: string(m.Status), Role: m.Meta.Role,
-			Meta: map[string]any{"http": m.Meta.HTTPAddr, "raft": m.Meta.RaftAddr}})
+			Meta: map[string]any{"http": m.Meta.HTTPAddr, "raft": m.Meta.RaftAddr,
+				"availability_zone": m.Meta.AvailabilityZone, "started_at": m.Meta.StartedAt}})
 	}
 	return out
 }
