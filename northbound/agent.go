@@ -66,7 +66,21 @@ type agentRecord struct {
 	obj        map[string]any
 }
 
-func unixTime(sec int64) string { return time.Unix(sec, 0).UTC().Format("2006-01-02T15:04:05Z") }
+// agentTimeLayout is how Neutron writes agent times (no T, no zone: UTC),
+// and what clients parse them with (gophercloud's RFC3339ZNoTNoZ).
+const agentTimeLayout = "2006-01-02 15:04:05"
+
+func unixTime(sec int64) string { return time.Unix(sec, 0).UTC().Format(agentTimeLayout) }
+
+// agentTime converts one of our RFC 3339 times to the agent layout; an
+// empty or unreadable one is null.
+func agentTime(rfc string) any {
+	t, err := time.Parse(time.RFC3339, rfc)
+	if err != nil {
+		return nil
+	}
+	return t.UTC().Format(agentTimeLayout)
+}
 
 // agents lists every agent: the chassis of the state, then the servers
 // of the Raft configuration and of gossip.
@@ -77,7 +91,7 @@ func (s *Server) agents(v *fsm.View) []agentRecord {
 			members[m.Name] = m
 		}
 	}
-	startedAt := func(name, fallback string) string {
+	startedAt := func(name string, fallback any) any {
 		if st, ok := members[name].Meta["started_at"].(int64); ok && st > 0 {
 			return unixTime(st)
 		}
@@ -93,8 +107,8 @@ func (s *Server) agents(v *fsm.View) []agentRecord {
 		out = append(out, agentRecord{kind: fsm.AgentKindChassis, host: c.Name, obj: map[string]any{
 			"id": set.ID, "agent_type": AgentTypeChassis, "binary": agentBinary, "topic": "N/A", "host": c.Name,
 			"admin_state_up": set.AdminStateUp, "description": set.Description,
-			"created_at": c.CreatedAt, "started_at": startedAt(c.Name, c.CreatedAt),
-			"heartbeat_timestamp": c.LastSeen, "alive": c.Up, "availability_zone": c.Zone(),
+			"created_at": agentTime(c.CreatedAt), "started_at": startedAt(c.Name, agentTime(c.CreatedAt)),
+			"heartbeat_timestamp": agentTime(c.LastSeen), "alive": c.Up, "availability_zone": c.Zone(),
 			"resources_synced": nil,
 			"configurations": map[string]any{
 				"roles": nonNil(c.Roles), "tunnel_ip": c.TunnelIP, "encaps": nonNil(c.Encaps),
@@ -113,7 +127,7 @@ func (s *Server) agents(v *fsm.View) []agentRecord {
 			servers[name] = true
 		}
 	}
-	now := time.Now().UTC().Format("2006-01-02T15:04:05Z")
+	now := time.Now().UTC().Format(agentTimeLayout)
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for k := range servers {
 			if !yield(k) {
@@ -134,7 +148,7 @@ func (s *Server) agents(v *fsm.View) []agentRecord {
 			zone = fsm.DefaultAvailabilityZone
 		}
 		set := v.AgentSettingsOf(fsm.AgentKindServer, name)
-		started := strOrNil(startedAt(name, ""))
+		started := startedAt(name, nil)
 		out = append(out, agentRecord{kind: fsm.AgentKindServer, host: name, obj: map[string]any{
 			"id": set.ID, "agent_type": AgentTypeServer, "binary": agentBinary, "topic": "N/A", "host": name,
 			"admin_state_up": set.AdminStateUp, "description": set.Description,
