@@ -280,6 +280,9 @@ func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) error {
 // zonesOf returns the sorted zones of the named chassis that exist.
 func zonesOf(v *fsm.View, names []string) []string {
 	out := []string{}
+	if v == nil {
+		return out
+	}
 	for _, n := range names {
 		if c := v.Chassis(n); c != nil && !slices.Contains(out, c.Zone()) {
 			out = append(out, c.Zone())
@@ -292,6 +295,9 @@ func zonesOf(v *fsm.View, names []string) []string {
 // networkZones are the zones of the chassis that host the network's
 // bound ports.
 func networkZones(v *fsm.View, networkID string) []string {
+	if v == nil {
+		return []string{}
+	}
 	var hosts []string
 	for _, p := range v.PortsOfNetwork(networkID) {
 		if p.BindingHostID != "" && !slices.Contains(hosts, p.BindingHostID) {

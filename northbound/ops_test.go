@@ -1,0 +1,344 @@
+package northbound_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/quotas"
+
+	"neutrino/cluster"
+	"neutrino/cmd/neutrino/agent"
+	"neutrino/fsm"
+	"neutrino/northbound"
+)
+
+// opsChassis starts a chassis agent (gossip only, no Open vSwitch) in a
+// zone and returns a function that stops it (also run at cleanup).
+func opsChassis(t *testing.T, servers []*apiServer, name, zone string, roles ...string) func() {
+	t.Helper()
+	a, err := agent.Start(agent.Config{Node: name, DataDir: t.TempDir(), Bind: freeBind(t), HTTP: "127.0.0.1:0",
+		Join:   []string{servers[0].bind, servers[1].bind, servers[2].bind},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Chassis: cluster.NodeMeta{TunnelIP: "192.0.2.50", Roles: roles, Encaps: []string{"vxlan"},
+			AvailabilityZone: zone, BridgeMappings: map[string]string{"external": "br-ex"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = a.Shutdown(ctx)
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// agentsByHost lists the agents through gophercloud, keyed by type/host.
+func agentsByHost(t *testing.T, s *apiServer) (map[string]agents.Agent, error) {
+	t.Helper()
+	pages, err := agents.List(gopher(s, "", ""), agents.ListOpts{}).AllPages(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	list, err := agents.ExtractAgents(pages)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]agents.Agent{}
+	for _, a := range list {
+		out[a.AgentType+"/"+a.Host] = a
+	}
+	return out, nil
+}
+
+// wantNeutronError checks a status and a Neutron error body.
+func wantNeutronError(t *testing.T, what string, code, want int, body neutronError, typ string) {
+	t.Helper()
+	if code != want || body.NeutronError.Type != typ || body.NeutronError.Message == "" {
+		t.Fatalf("%s: %d %+v, want %d %s", what, code, body, want, typ)
+	}
+}
+
+// TestOpsAgentsAndZones: agents and availability zones of a 3-server
+// cluster with three chassis in two zones and the default one, through
+// gophercloud, plain HTTP and the openstack CLI; zone hints place router
+// gateways, a dead chassis' agent goes not-alive and can be deleted.
+func TestOpsAgentsAndZones(t *testing.T) {
+	servers := newAPICluster(t, 3, nil)
+	ctx := context.Background()
+	opsChassis(t, servers, "ops-gw-a", "az1", "gateway")
+	stopB := opsChassis(t, servers, "ops-gw-b", "az2", "gateway")
+	opsChassis(t, servers, "ops-cmp", "", "compute")
+
+	var all map[string]agents.Agent
+	eventually(t, 30*time.Second, func() error {
+		var err error
+		if all, err = agentsByHost(t, servers[1]); err != nil {
+			return err
+		}
+		alive := 0
+		for _, a := range all {
+			if a.Alive {
+				alive++
+			}
+		}
+		if len(all) != 6 || alive != 6 {
+			return fmt.Errorf("%d agents, %d alive: %v", len(all), alive, all)
+		}
+		return nil
+	})
+	gwB := all[northbound.AgentTypeChassis+"/ops-gw-b"]
+	if gwB.AvailabilityZone != "az2" || gwB.Configurations["tunnel_ip"] != "192.0.2.50" || gwB.Binary != "neutrino-agent" ||
+		gwB.HeartbeatTimestamp.IsZero() || gwB.ID != fsm.AgentID(fsm.AgentKindChassis, "ops-gw-b") {
+		t.Fatalf("gw-b agent %+v", gwB)
+	}
+	if c := all[northbound.AgentTypeChassis+"/ops-cmp"]; c.AvailabilityZone != fsm.DefaultAvailabilityZone {
+		t.Fatalf("cmp agent %+v", c)
+	}
+	if s := all[northbound.AgentTypeServer+"/api-2"]; !s.Alive || s.StartedAt.IsZero() || s.Configurations["raft_address"] == "" {
+		t.Fatalf("server agent %+v", s)
+	}
+	got, err := agents.Get(ctx, gopher(servers[2], "", ""), gwB.ID).Extract()
+	if err != nil || got.Host != "ops-gw-b" {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+
+	// Update through a follower; bad input and members change nothing.
+	cmp := all[northbound.AgentTypeChassis+"/ops-cmp"]
+	down, desc := false, "rack 7"
+	upd, err := agents.Update(ctx, gopher(servers[0], "", ""), cmp.ID, agents.UpdateOpts{AdminStateUp: &down, Description: &desc}).Extract()
+	if err != nil || upd.AdminStateUp || upd.Description != "rack 7" {
+		t.Fatalf("update: %+v %v", upd, err)
+	}
+	rev := servers[0].revision()
+	var nerr neutronError
+	code := servers[1].do("PUT", "/v2.0/agents/"+cmp.ID, nil, map[string]any{"agent": map[string]any{"alive": false}}, &nerr)
+	wantNeutronError(t, "read-only attribute", code, 400, nerr, "HTTPBadRequest")
+	code = servers[1].do("PUT", "/v2.0/agents/"+cmp.ID, nil, map[string]any{"agent": map[string]any{"admin_state_up": "maybe"}}, &nerr)
+	wantNeutronError(t, "bad boolean", code, 400, nerr, "HTTPBadRequest")
+	code = servers[1].do("GET", "/v2.0/agents", map[string]string{"X-Project-Id": "p1", "X-Roles": "member"}, nil, &nerr)
+	wantNeutronError(t, "member list", code, 403, nerr, "PolicyNotAuthorized")
+	code = servers[1].do("GET", "/v2.0/agents/not-a-uuid", nil, nil, &nerr)
+	wantNeutronError(t, "bad id", code, 400, nerr, "HTTPBadRequest")
+	if r := servers[0].revision(); r != rev {
+		t.Fatalf("rejected requests moved the revision %d -> %d", rev, r)
+	}
+
+	// Zones: az1 and az2 for networks and routers, nova for networks.
+	var zl struct {
+		AvailabilityZones []map[string]string `json:"availability_zones"`
+	}
+	if code := servers[2].do("GET", "/v2.0/availability_zones", map[string]string{"X-Project-Id": "p1"}, nil, &zl); code != 200 {
+		t.Fatalf("zones: %d", code)
+	}
+	var zones []string
+	for _, z := range zl.AvailabilityZones {
+		zones = append(zones, z["name"]+"/"+z["resource"]+"/"+z["state"])
+	}
+	slices.Sort(zones)
+	if want := []string{"az1/network/available", "az1/router/available", "az2/network/available", "az2/router/available",
+		"nova/network/available"}; !slices.Equal(zones, want) {
+		t.Fatalf("zones %v, want %v", zones, want)
+	}
+
+	// A router hinted to az2 lands on gw-b; an unknown zone is refused.
+	ext := servers[0].createNetwork(map[string]any{"name": "ext", "router:external": true, "provider:network_type": "flat",
+		"provider:physical_network": "external"}, nil)
+	var sub map[string]any
+	if code := servers[0].do("POST", "/v2.0/subnets", nil, map[string]any{"subnet": map[string]any{"network_id": ext["id"],
+		"cidr": "203.0.113.0/24", "ip_version": 4}}, &sub); code != 201 {
+		t.Fatalf("subnet: %d", code)
+	}
+	rev = servers[0].revision()
+	code = servers[1].do("POST", "/v2.0/routers", nil, map[string]any{"router": map[string]any{"name": "r0",
+		"availability_zone_hints": []string{"az9"}}}, &nerr)
+	wantNeutronError(t, "unknown zone", code, 404, nerr, "AvailabilityZoneNotFound")
+	if r := servers[0].revision(); r != rev {
+		t.Fatalf("rejected router moved the revision %d -> %d", rev, r)
+	}
+	var rt struct{ Router map[string]any }
+	if code := servers[1].do("POST", "/v2.0/routers", nil, map[string]any{"router": map[string]any{"name": "r1",
+		"availability_zone_hints": []string{"az2"}, "external_gateway_info": map[string]any{"network_id": ext["id"]}}}, &rt); code != 201 {
+		t.Fatalf("router: %d %v", code, rt)
+	}
+	routerID := rt.Router["id"].(string)
+	if fmt.Sprint(rt.Router["availability_zones"]) != "[az2]" || rt.Router["neutrino:active_gateway_chassis"] != "ops-gw-b" {
+		t.Fatalf("router %v", rt.Router)
+	}
+
+	// The CLI sees the same agents and zones.
+	if _, err := exec.LookPath("openstack"); err != nil {
+		t.Fatalf("the openstack CLI is not installed: %v", err)
+	}
+	var rows []map[string]any
+	cliJSON(t, servers[2], &rows, "network", "agent", "list", "--host", "ops-cmp")
+	if len(rows) != 1 || rows[0]["Agent Type"] != northbound.AgentTypeChassis || rows[0]["State"] != false ||
+		rows[0]["Availability Zone"] != "nova" || rows[0]["Alive"] != true {
+		t.Fatalf("cli agent list: %v", rows)
+	}
+	cliOK(t, servers[0], "network", "agent", "set", "--enable", "--description", "rack 8", cmp.ID)
+	var shown map[string]any
+	cliJSON(t, servers[1], &shown, "network", "agent", "show", cmp.ID)
+	if shown["admin_state_up"] != true || shown["description"] != "rack 8" || shown["host"] != "ops-cmp" {
+		t.Fatalf("cli agent show: %v", shown)
+	}
+	cliJSON(t, servers[1], &rows, "availability", "zone", "list", "--network")
+	if len(rows) != 5 {
+		t.Fatalf("cli zone list: %v", rows)
+	}
+
+	// gw-b dies: its agent goes not-alive (the committed chassis state)
+	// and r1 has no gateway left in az2.
+	stopB()
+	eventually(t, 60*time.Second, func() error {
+		a, err := agents.Get(ctx, gopher(servers[0], "", ""), gwB.ID).Extract()
+		if err != nil || a.Alive {
+			return fmt.Errorf("gw-b: %+v %v", a, err)
+		}
+		return nil
+	})
+	if code := servers[0].do("GET", "/v2.0/routers/"+routerID, nil, nil, &rt); code != 200 || rt.Router["neutrino:active_gateway_chassis"] != nil {
+		t.Fatalf("router after gw-b died: %d %v", code, rt.Router)
+	}
+	gwA := all[northbound.AgentTypeChassis+"/ops-gw-a"]
+	code = servers[1].do("DELETE", "/v2.0/agents/"+gwA.ID, nil, nil, &nerr)
+	wantNeutronError(t, "delete alive agent", code, 409, nerr, fsm.ErrTypeAgentAlive)
+	cliOK(t, servers[2], "network", "agent", "delete", gwB.ID)
+	if err := agents.Get(ctx, gopher(servers[0], "", ""), gwB.ID).Err; !isStatus(err, 404) {
+		t.Fatalf("deleted agent: %v", err)
+	}
+}
+
+// TestOpsQuotas: quotas through gophercloud, HTTP and the CLI on a
+// 3-server cluster; concurrent creates through every server never pass the
+// limit; the configured defaults are committed by the leader.
+func TestOpsQuotas(t *testing.T) {
+	servers := newAPICluster(t, 3, func(c *northbound.Config) {
+		c.QuotaDefaults = map[string]int{"router": 2}
+		// Every racing create holds a VNI until it is refused.
+		c.VNIRanges = []northbound.Range{{Min: 1000, Max: 1999}}
+	})
+	ctx := context.Background()
+	member := func(p string) map[string]string { return map[string]string{"X-Project-Id": p, "X-Roles": "member"} }
+
+	eventually(t, 30*time.Second, func() error {
+		q, err := quotas.Get(ctx, gopher(servers[1], "", ""), "p-any").Extract()
+		if err != nil || q.Router != 2 || q.Network != -1 {
+			return fmt.Errorf("defaults not committed: %+v %v", q, err)
+		}
+		return nil
+	})
+
+	// Limit networks to 3, then race 12 creates through all servers.
+	three := 3
+	q, err := quotas.Update(ctx, gopher(servers[2], "", ""), "p-race", quotas.UpdateOpts{Network: &three}).Extract()
+	if err != nil || q.Network != 3 || q.Router != 2 {
+		t.Fatalf("update: %+v %v", q, err)
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, 12)
+	bodies := make([]neutronError, 12)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = servers[i%3].do("POST", "/v2.0/networks", member("p-race"),
+				map[string]any{"network": map[string]any{"name": fmt.Sprintf("n%d", i)}}, &bodies[i])
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for i, c := range codes {
+		switch c {
+		case 201:
+			created++
+		case 409:
+			wantNeutronError(t, "over quota", c, 409, bodies[i], fsm.ErrTypeOverQuota)
+			if bodies[i].NeutronError.Message != "Quota exceeded for resources: ['network']." {
+				t.Fatalf("message %q", bodies[i].NeutronError.Message)
+			}
+		default:
+			t.Fatalf("create %d: %d %+v", i, c, bodies[i])
+		}
+	}
+	if created != 3 {
+		t.Fatalf("%d networks created under a limit of 3: %v", created, codes)
+	}
+	var details struct {
+		Quota map[string]map[string]int `json:"quota"`
+	}
+	if code := servers[0].do("GET", "/v2.0/quotas/p-race/details", member("p-race"), nil, &details); code != 200 ||
+		details.Quota["network"]["used"] != 3 || details.Quota["network"]["limit"] != 3 {
+		t.Fatalf("details: %d %v", code, details)
+	}
+
+	// Bad input and policy: 400/403 with Neutron's body, nothing changed.
+	rev := servers[0].revision()
+	var nerr neutronError
+	for _, body := range []any{
+		map[string]any{"quota": map[string]any{"network": "many"}},
+		map[string]any{"quota": map[string]any{"network": -2}},
+		map[string]any{"quota": map[string]any{"bogus": 1}},
+		map[string]any{"quotas": map[string]any{"network": 1}},
+		`{"quota": `,
+	} {
+		code := servers[1].do("PUT", "/v2.0/quotas/p-race", nil, body, &nerr)
+		if code != 400 || nerr.NeutronError.Type == "" {
+			t.Fatalf("PUT %v: %d %+v", body, code, nerr)
+		}
+	}
+	code := servers[1].do("PUT", "/v2.0/quotas/p-race", member("p-race"), map[string]any{"quota": map[string]any{"network": 50}}, &nerr)
+	wantNeutronError(t, "member PUT", code, 403, nerr, "PolicyNotAuthorized")
+	code = servers[1].do("GET", "/v2.0/quotas/p-race", member("p-other"), nil, &nerr)
+	wantNeutronError(t, "other project's quota", code, 403, nerr, "PolicyNotAuthorized")
+	if r := servers[0].revision(); r != rev {
+		t.Fatalf("rejected requests moved the revision %d -> %d", rev, r)
+	}
+
+	// The default router limit holds for a project without a row.
+	for i := range 3 {
+		code := servers[i].do("POST", "/v2.0/routers", member("p-r"), map[string]any{"router": map[string]any{"name": "r"}}, &nerr)
+		if want := map[bool]int{true: 201, false: 409}[i < 2]; code != want {
+			t.Fatalf("router %d: %d %+v", i, code, nerr)
+		}
+	}
+
+	// Reset to defaults.
+	if err := quotas.Delete(ctx, gopher(servers[0], "", ""), "p-race").ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := quotas.Get(ctx, gopher(servers[1], "", ""), "p-race").Extract(); err != nil || q.Network != -1 {
+		t.Fatalf("after reset: %+v %v", q, err)
+	}
+	if err := quotas.Delete(ctx, gopher(servers[0], "", ""), "p-race").ExtractErr(); !isStatus(err, 404) {
+		t.Fatalf("second reset: %v", err)
+	}
+
+	// The CLI: quota set, quota list --network, and its create refused.
+	if _, err := exec.LookPath("openstack"); err != nil {
+		t.Fatalf("the openstack CLI is not installed: %v", err)
+	}
+	cliOK(t, servers[0], "quota", "set", "--networks", "1", "p-cli")
+	var rows []map[string]any
+	cliJSON(t, servers[1], &rows, "quota", "list", "--network", "--project", "p-cli")
+	if len(rows) != 1 || rows[0]["Project ID"] != "p-cli" || rows[0]["Networks"] != float64(1) || rows[0]["Routers"] != float64(2) {
+		t.Fatalf("cli quota list: %v", rows)
+	}
+	cliOK(t, servers[2], "network", "create", "--project", "p-cli", "cli-n1")
+	out, err := cli(t, servers[0], "network", "create", "--project", "p-cli", "cli-n2")
+	if err == nil || !strings.Contains(out, "Quota exceeded for resources: ['network']") {
+		t.Fatalf("second network over quota: %v\n%s", err, out)
+	}
+}
