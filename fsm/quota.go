@@ -210,16 +210,19 @@ func (v *View) QuotaProjects() []string {
 
 // QuotaUsage counts a project's objects of a quota resource.
 func (v *View) QuotaUsage(project, resource string) int {
-	return countProject(v.txn, QuotaResources[resource], project)
+	return countProject(v.txn, QuotaResources[resource], project, -1)
 }
 
-func countProject(txn *memdb.Txn, table, project string) int {
+// countProject counts a project's objects in a table, stopping at max
+// (none when negative): the quota check needs to know only whether the
+// count passed the limit, so its cost is bounded by the limit.
+func countProject(txn *memdb.Txn, table, project string, max int) int {
 	it, err := txn.Get(table, "project", project)
 	if err != nil {
 		panic(fmt.Sprintf("fsm: count %s: %v", table, err))
 	}
 	n := 0
-	for raw := it.Next(); raw != nil; raw = it.Next() {
+	for raw := it.Next(); raw != nil && n != max; raw = it.Next() {
 		n++
 	}
 	return n
@@ -265,7 +268,7 @@ func checkQuotas(txn *memdb.Txn) error {
 		if limit == QuotaUnlimited {
 			continue
 		}
-		if countProject(txn, QuotaResources[k.resource], k.project) > limit && !slices.Contains(over, k.resource) {
+		if countProject(txn, QuotaResources[k.resource], k.project, limit+1) > limit && !slices.Contains(over, k.resource) {
 			over = append(over, k.resource)
 		}
 	}

@@ -3,6 +3,8 @@ package fsm
 import (
 	"fmt"
 	"testing"
+
+	"github.com/hashicorp/raft"
 )
 
 // fillQuotaTable sets defaults and one project's limits from index on and
@@ -93,5 +95,47 @@ func TestQuotaBadLimits(t *testing.T) {
 	}
 	if p := f.State().Read().QuotaProjects(); len(p) != 0 {
 		t.Fatalf("rows after bad input: %v", p)
+	}
+}
+
+// BenchmarkQuotaCheck is the cost the quota check adds to a create: one
+// network created per op in a project that already has 1000, with no
+// quota set (one lookup), with a limit far above the use (a count of the
+// project's networks) and with the project's limit unlimited while
+// another project has a row (a lookup of the row, no count).
+func BenchmarkQuotaCheck(b *testing.B) {
+	for _, mode := range []string{"none", "counted", "unlimited"} {
+		b.Run(mode, func(b *testing.B) {
+			f := New(nil)
+			var nets []*Network
+			for i := range 1000 {
+				nets = append(nets, testNetwork(fmt.Sprintf("pre%d", i), 10000+i))
+			}
+			idx := uint64(1)
+			mustApply(b, f, idx, CmdNetworkCreate, NetworkCreateRequest{Networks: nets})
+			idx++
+			switch mode {
+			case "counted":
+				mustApply(b, f, idx, CmdQuotaSet, QuotaSetRequest{ProjectID: "p1", Limits: map[string]int{"network": 1 << 30}})
+			case "unlimited":
+				mustApply(b, f, idx, CmdQuotaSet, QuotaSetRequest{ProjectID: "p2", Limits: map[string]int{"network": 1}})
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				idx++
+				mustApply(b, f, idx, CmdNetworkCreate, NetworkCreateRequest{Networks: []*Network{testNetwork(fmt.Sprintf("b%d", i), 100000+i)}})
+			}
+		})
+	}
+}
+
+func mustApply(b *testing.B, f *FSM, index uint64, typ CommandType, body any) {
+	b.Helper()
+	buf, err := Encode(typ, body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: buf}).(*Result); r.Err != nil {
+		b.Fatal(r.Err)
 	}
 }

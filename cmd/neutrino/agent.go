@@ -17,6 +17,7 @@ import (
 
 	"neutrino/cluster"
 	"neutrino/cmd/neutrino/agent"
+	"neutrino/fsm"
 	"neutrino/northbound"
 )
 
@@ -74,6 +75,9 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 			}
 			if api.AuthStrategy == northbound.AuthToken && tokensFile == "" {
 				return fmt.Errorf("--auth-strategy token needs --tokens-file")
+			}
+			if err := fsm.CheckQuotaLimits(api.QuotaDefaults); err != nil {
+				return fmt.Errorf("--quota-defaults: %w", err)
 			}
 			cfg.API = api
 			if cfg.Chassis.BridgeMappings, err = parseMappings(mappings); err != nil {
