@@ -83,7 +83,9 @@ func TestOpsAgentsAndZones(t *testing.T) {
 	opsChassis(t, servers, "ops-cmp", "", "compute")
 
 	var all map[string]agents.Agent
-	eventually(t, 30*time.Second, func() error {
+	// Generous: under a loaded machine (make test runs packages side by
+	// side, -race) gossip and the first elections take long.
+	eventually(t, 90*time.Second, func() error {
 		var err error
 		if all, err = agentsByHost(t, servers[1]); err != nil {
 			return err
@@ -122,7 +124,7 @@ func TestOpsAgentsAndZones(t *testing.T) {
 	if err != nil || upd.AdminStateUp || upd.Description != "rack 7" {
 		t.Fatalf("update: %+v %v", upd, err)
 	}
-	rev := servers[0].revision()
+	// Chassis records may still change (gossip): the agent itself must not.
 	var nerr neutronError
 	code := servers[1].do("PUT", "/v2.0/agents/"+cmp.ID, nil, map[string]any{"agent": map[string]any{"alive": false}}, &nerr)
 	wantNeutronError(t, "read-only attribute", code, 400, nerr, "HTTPBadRequest")
@@ -132,8 +134,8 @@ func TestOpsAgentsAndZones(t *testing.T) {
 	wantNeutronError(t, "member list", code, 403, nerr, "PolicyNotAuthorized")
 	code = servers[1].do("GET", "/v2.0/agents/not-a-uuid", nil, nil, &nerr)
 	wantNeutronError(t, "bad id", code, 400, nerr, "HTTPBadRequest")
-	if r := servers[0].revision(); r != rev {
-		t.Fatalf("rejected requests moved the revision %d -> %d", rev, r)
+	if a, err := agents.Get(ctx, gopher(servers[2], "", ""), cmp.ID).Extract(); err != nil || a.AdminStateUp || a.Description != "rack 7" {
+		t.Fatalf("agent after rejected updates: %+v %v", a, err)
 	}
 
 	// Zones: az1 and az2 for networks and routers, nova for networks.
@@ -153,6 +155,22 @@ func TestOpsAgentsAndZones(t *testing.T) {
 		t.Fatalf("zones %v, want %v", zones, want)
 	}
 
+	var exts map[string][]map[string]any
+	servers[0].do("GET", "/v2.0/extensions", nil, nil, &exts)
+	listed := map[string]bool{}
+	for _, e := range exts["extensions"] {
+		listed[fmt.Sprint(e["alias"])] = true
+	}
+	for _, alias := range []string{"agent", "availability_zone", "network_availability_zone", "router_availability_zone", "quotas", "quota_details"} {
+		if !listed[alias] {
+			t.Fatalf("extension %s not listed", alias)
+		}
+	}
+	var ch map[string]map[string]any
+	if code := servers[0].do("GET", "/v2.0/chassis/ops-gw-a", nil, nil, &ch); code != 200 || ch["chassis"]["availability_zone"] != "az1" {
+		t.Fatalf("chassis gw-a: %d %v", code, ch)
+	}
+
 	// A router hinted to az2 lands on gw-b; an unknown zone is refused.
 	ext := servers[0].createNetwork(map[string]any{"name": "ext", "router:external": true, "provider:network_type": "flat",
 		"provider:physical_network": "external"}, nil)
@@ -161,12 +179,12 @@ func TestOpsAgentsAndZones(t *testing.T) {
 		"cidr": "203.0.113.0/24", "ip_version": 4}}, &sub); code != 201 {
 		t.Fatalf("subnet: %d", code)
 	}
-	rev = servers[0].revision()
 	code = servers[1].do("POST", "/v2.0/routers", nil, map[string]any{"router": map[string]any{"name": "r0",
 		"availability_zone_hints": []string{"az9"}}}, &nerr)
 	wantNeutronError(t, "unknown zone", code, 404, nerr, "AvailabilityZoneNotFound")
-	if r := servers[0].revision(); r != rev {
-		t.Fatalf("rejected router moved the revision %d -> %d", rev, r)
+	var rl struct{ Routers []map[string]any }
+	if code := servers[0].do("GET", "/v2.0/routers?name=r0", nil, nil, &rl); code != 200 || len(rl.Routers) != 0 {
+		t.Fatalf("refused router exists: %d %v", code, rl)
 	}
 	var rt struct{ Router map[string]any }
 	if code := servers[1].do("POST", "/v2.0/routers", nil, map[string]any{"router": map[string]any{"name": "r1",
@@ -233,7 +251,7 @@ func TestOpsQuotas(t *testing.T) {
 	ctx := context.Background()
 	member := func(p string) map[string]string { return map[string]string{"X-Project-Id": p, "X-Roles": "member"} }
 
-	eventually(t, 30*time.Second, func() error {
+	eventually(t, 90*time.Second, func() error {
 		q, err := quotas.Get(ctx, gopher(servers[1], "", ""), "p-any").Extract()
 		if err != nil || q.Router != 2 || q.Network != -1 {
 			return fmt.Errorf("defaults not committed: %+v %v", q, err)
