@@ -2,6 +2,7 @@ package northbound_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,6 +55,42 @@ func opsDo(s *apiServer, method, path string, hdr map[string]string, body, out a
 			return code
 		}
 		<-time.After(500 * time.Millisecond)
+	}
+}
+
+// opsCLI runs an idempotent openstack command, resending it while the
+// answer is a 503 (python3-openstackclient does not resend; see
+// opsRetries), and returns its output.
+func opsCLI(t *testing.T, s *apiServer, args ...string) (string, error) {
+	t.Helper()
+	for i := 0; ; i++ {
+		out, err := cli(t, s, args...)
+		unavailable := strings.Contains(out, "ServiceUnavailable") || strings.Contains(out, "Cannot serve a consistent read") ||
+			strings.Contains(out, "HTTP 503")
+		if err == nil || !unavailable || i == 10 {
+			return out, err
+		}
+		<-time.After(time.Second)
+	}
+}
+
+// opsCLIOK is cliOK through opsCLI.
+func opsCLIOK(t *testing.T, s *apiServer, args ...string) {
+	t.Helper()
+	if out, err := opsCLI(t, s, args...); err != nil {
+		t.Fatalf("openstack %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// opsCLIJSON is cliJSON through opsCLI.
+func opsCLIJSON(t *testing.T, s *apiServer, out any, args ...string) {
+	t.Helper()
+	text, err := opsCLI(t, s, append(args, "-f", "json")...)
+	if err != nil {
+		t.Fatalf("openstack %s: %v\n%s", strings.Join(args, " "), err, text)
+	}
+	if err := json.Unmarshal([]byte(text), out); err != nil {
+		t.Fatalf("openstack %s: %v\n%s", strings.Join(args, " "), err, text)
 	}
 }
 
@@ -241,18 +278,18 @@ func TestOpsAgentsAndZones(t *testing.T) {
 		t.Fatalf("the openstack CLI is not installed: %v", err)
 	}
 	var rows []map[string]any
-	cliJSON(t, servers[2], &rows, "network", "agent", "list", "--host", "ops-cmp")
+	opsCLIJSON(t, servers[2], &rows, "network", "agent", "list", "--host", "ops-cmp")
 	if len(rows) != 1 || rows[0]["Agent Type"] != northbound.AgentTypeChassis || rows[0]["State"] != false ||
 		rows[0]["Availability Zone"] != "nova" || rows[0]["Alive"] != true {
 		t.Fatalf("cli agent list: %v", rows)
 	}
-	cliOK(t, servers[0], "network", "agent", "set", "--enable", "--description", "rack 8", cmp.ID)
+	opsCLIOK(t, servers[0], "network", "agent", "set", "--enable", "--description", "rack 8", cmp.ID)
 	var shown map[string]any
-	cliJSON(t, servers[1], &shown, "network", "agent", "show", cmp.ID)
+	opsCLIJSON(t, servers[1], &shown, "network", "agent", "show", cmp.ID)
 	if shown["admin_state_up"] != true || shown["description"] != "rack 8" || shown["host"] != "ops-cmp" {
 		t.Fatalf("cli agent show: %v", shown)
 	}
-	cliJSON(t, servers[1], &rows, "availability", "zone", "list", "--network")
+	opsCLIJSON(t, servers[1], &rows, "availability", "zone", "list", "--network")
 	if len(rows) != 5 {
 		t.Fatalf("cli zone list: %v", rows)
 	}
@@ -273,7 +310,7 @@ func TestOpsAgentsAndZones(t *testing.T) {
 	gwA := all[northbound.AgentTypeChassis+"/ops-gw-a"]
 	code = opsDo(servers[1], "DELETE", "/v2.0/agents/"+gwA.ID, nil, nil, &nerr)
 	wantNeutronError(t, "delete alive agent", code, 409, nerr, fsm.ErrTypeAgentAlive)
-	cliOK(t, servers[2], "network", "agent", "delete", gwB.ID)
+	opsCLIOK(t, servers[2], "network", "agent", "delete", gwB.ID)
 	if err := agents.Get(ctx, gopherOps(servers[0], "", ""), gwB.ID).Err; !isStatus(err, 404) {
 		t.Fatalf("deleted agent: %v", err)
 	}
@@ -391,9 +428,9 @@ func TestOpsQuotas(t *testing.T) {
 	if _, err := exec.LookPath("openstack"); err != nil {
 		t.Fatalf("the openstack CLI is not installed: %v", err)
 	}
-	cliOK(t, servers[0], "quota", "set", "--networks", "1", "p-cli")
+	opsCLIOK(t, servers[0], "quota", "set", "--networks", "1", "p-cli")
 	var rows []map[string]any
-	cliJSON(t, servers[1], &rows, "quota", "list", "--network", "--project", "p-cli")
+	opsCLIJSON(t, servers[1], &rows, "quota", "list", "--network", "--project", "p-cli")
 	if len(rows) != 1 || rows[0]["Project ID"] != "p-cli" || rows[0]["Networks"] != float64(1) || rows[0]["Routers"] != float64(2) {
 		t.Fatalf("cli quota list: %v", rows)
 	}
