@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,9 +47,18 @@ func gopherOps(s *apiServer, project, roles string) *gophercloud.ServiceClient {
 	return sc
 }
 
-// opsDo is apiServer.do that resends on 503 (see opsRetries).
+// opsDo is apiServer.do that resends on 503 (see opsRetries), a write
+// with an Idempotency-Key of its own so that a resend applies it at most
+// once.
 func opsDo(s *apiServer, method, path string, hdr map[string]string, body, out any) int {
 	s.t.Helper()
+	if method != "GET" {
+		h := map[string]string{"Idempotency-Key": fmt.Sprintf("ops-%d", opsKeys.Add(1))}
+		for k, v := range hdr {
+			h[k] = v
+		}
+		hdr = h
+	}
 	for i := 0; ; i++ {
 		code := s.do(method, path, hdr, body, out)
 		if code != 503 || i == opsRetries {
@@ -93,6 +103,9 @@ func opsCLIJSON(t *testing.T, s *apiServer, out any, args ...string) {
 		t.Fatalf("openstack %s: %v\n%s", strings.Join(args, " "), err, text)
 	}
 }
+
+// opsKeys numbers the Idempotency-Keys opsDo sends.
+var opsKeys atomic.Uint64
 
 // opsChassis starts a chassis agent (gossip only, no Open vSwitch) in a
 // zone and returns a function that stops it (also run at cleanup).
@@ -259,7 +272,7 @@ func TestOpsAgentsAndZones(t *testing.T) {
 	var sub map[string]any
 	if code := opsDo(servers[0], "POST", "/v2.0/subnets", nil, map[string]any{"subnet": map[string]any{"network_id": ext["id"],
 		"cidr": "203.0.113.0/24", "ip_version": 4}}, &sub); code != 201 {
-		t.Fatalf("subnet: %d", code)
+		t.Fatalf("subnet: %d %v", code, sub)
 	}
 	code = opsDo(servers[1], "POST", "/v2.0/routers", nil, map[string]any{"router": map[string]any{"name": "r0",
 		"availability_zone_hints": []string{"az9"}}}, &nerr)
