@@ -47,6 +47,8 @@ func chassisFromMember(m Member) *fsm.Chassis {
 		Encaps:         slices.Clone(m.Meta.Encaps),
 		DatapathType:   m.Meta.DatapathType,
 		DatapathID:     fsm.ChassisDatapathID(m.Name),
+
+		AvailabilityZone: m.Meta.AvailabilityZone,
 	}
 }
 
@@ -54,7 +56,7 @@ func chassisFromMember(m Member) *fsm.Chassis {
 func sameChassis(a, b *fsm.Chassis) bool {
 	return a.TunnelIP == b.TunnelIP && a.OVSDB == b.OVSDB && slices.Equal(a.Roles, b.Roles) &&
 		maps.Equal(a.BridgeMappings, b.BridgeMappings) && slices.Equal(a.Encaps, b.Encaps) &&
-		a.DatapathType == b.DatapathType && a.DatapathID == b.DatapathID
+		a.DatapathType == b.DatapathType && a.DatapathID == b.DatapathID && a.AvailabilityZone == b.AvailabilityZone
 }
 
 // reconcile commits the differences between gossip and the chassis table.

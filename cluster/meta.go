@@ -62,6 +62,12 @@ type NodeMeta struct {
 	Encaps []string `json:"en,omitempty"`
 	// DatapathType is the OVS datapath type ("system" or "netdev").
 	DatapathType string `json:"dp,omitempty"`
+	// AvailabilityZone is the node's availability zone (Neutron's; ""
+	// reads as "nova").
+	AvailabilityZone string `json:"az,omitempty"`
+	// StartedAt is when the agent process started (Unix seconds): the
+	// agents API's started_at.
+	StartedAt int64 `json:"st,omitempty"`
 
 	// OpenFlowAddr is a server's OpenFlow listener ("tcp:IP:PORT" or
 	// "unix:PATH"); every chassis' br-int connects to every server's.

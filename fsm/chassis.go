@@ -27,11 +27,25 @@ type Chassis struct {
 	// chassis' br-int (ChassisDatapathID), so that an OpenFlow connection
 	// names its chassis.
 	DatapathID uint64
+	// AvailabilityZone is the zone the chassis announced ("" is
+	// DefaultAvailabilityZone).
+	AvailabilityZone string
 	// Up is false once gossip declared the node dead or gone.
 	Up bool
 	// LastSeen is when the leader last committed the chassis alive (on
 	// every change while up; on going down, the moment it was declared down).
 	LastSeen string
+}
+
+// DefaultAvailabilityZone is Neutron's default zone name.
+const DefaultAvailabilityZone = "nova"
+
+// Zone is the chassis' availability zone.
+func (c *Chassis) Zone() string {
+	if c.AvailabilityZone == "" {
+		return DefaultAvailabilityZone
+	}
+	return c.AvailabilityZone
 }
 
 // Copy returns a deep copy that may be changed.

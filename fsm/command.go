@@ -127,6 +127,12 @@ func (t CommandType) String() string {
 	if s := fwCommandNames[t]; s != "" {
 		return s
 	}
+	if s := quotaCommandName(t); s != "" {
+		return s
+	}
+	if s := agentCommandName(t); s != "" {
+		return s
+	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
 

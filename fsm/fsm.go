@@ -105,6 +105,8 @@ func New(log *slog.Logger) *FSM {
 		f.handlers[t] = h
 	}
 	maps.Copy(f.handlers, fwHandlers())
+	maps.Copy(f.handlers, quotaHandlers())
+	maps.Copy(f.handlers, agentHandlers())
 	return f
 }
 
@@ -131,12 +133,21 @@ func (f *FSM) Apply(l *raft.Log) any {
 	st := f.State()
 	txn := st.db.Txn(true)
 	txn.TrackChanges()
-	if err := h(txn, l.Data[1:], l.Index); err != nil {
+	if err := runHandler(h, txn, l.Data[1:], l.Index); err != nil {
 		txn.Abort()
 		return &Result{Revision: st.Read().Revision(), Err: err}
 	}
 	f.commit(txn, l.Index)
 	return &Result{Revision: l.Index}
+}
+
+// runHandler runs a command's handler, then the quota check on what it
+// created (quota.go).
+func runHandler(h handler, txn *memdb.Txn, body []byte, index uint64) error {
+	if err := h(txn, body, index); err != nil {
+		return err
+	}
+	return checkQuotas(txn)
 }
 
 // commit sets the revision and commits a successful command's transaction.
@@ -211,7 +222,8 @@ var snapshotTables = []string{tableIndex, TableNetworks,
 	TableVPNIKEPolicies, TableVPNIPsecPolicies, TableVPNServices, TableVPNEndpointGroups, TableVPNSiteConnections,
 	TableLBLoadBalancers, TableLBListeners, TableLBPools, TableLBMembers,
 	TableLBHealthMonitors, TableLBL7Policies, TableLBL7Rules,
-	TableFWRules, TableFWPolicies, TableFWGroups}
+	TableFWRules, TableFWPolicies, TableFWGroups,
+	TableQuotas, TableAgents}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.

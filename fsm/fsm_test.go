@@ -151,6 +151,8 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	last = fillVPNTables(t, f, last+1)
 	last = fillLBTables(t, f, last+1)
 	last = fillFWTables(t, f, last+1)
+	last = fillQuotaTable(t, f, last+1)
+	last = fillAgentTable(t, f, last+1)
 	last = fillRequestsTable(t, f, last+1)
 
 	for table := range schema().Tables {

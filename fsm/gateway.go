@@ -80,15 +80,24 @@ func (v *View) GatewayLoad(name string) int {
 // GatewayCandidates returns the usable gateway chassis for a router
 // gateway on the network, best first: those whose bridge mappings name the
 // network's physical network (all usable ones when none does), by load
-// then name.
+// then name. Chassis an operator set admin down are left out.
 func (v *View) GatewayCandidates(networkID string) []string {
+	return v.gatewayCandidatesIn(networkID, nil)
+}
+
+// gatewayCandidatesIn is GatewayCandidates restricted to chassis in the
+// availability zones (any zone when zones is empty).
+func (v *View) gatewayCandidatesIn(networkID string, zones []string) []string {
 	physnet := ""
 	if n := v.Network(networkID); n != nil {
 		physnet = n.PhysicalNetwork
 	}
 	var usable, mapped []*Chassis
 	for _, c := range v.ChassisList() {
-		if !c.Up || !c.IsGateway() {
+		if !c.Up || !c.IsGateway() || !v.ChassisAdminUp(c.Name) {
+			continue
+		}
+		if len(zones) > 0 && !slices.Contains(zones, c.Zone()) {
 			continue
 		}
 		usable = append(usable, c)
@@ -114,6 +123,19 @@ func (v *View) GatewayCandidates(networkID string) []string {
 		out = append(out, c.Name)
 	}
 	return out
+}
+
+// RouterZones are the availability zones a router's gateway may be
+// scheduled in: its availability_zone_hints, or else its external
+// network's; empty means any zone.
+func (v *View) RouterZones(r *Router) []string {
+	if len(r.AvailabilityZoneHints) > 0 || r.Gateway == nil {
+		return r.AvailabilityZoneHints
+	}
+	if n := v.Network(r.Gateway.NetworkID); n != nil {
+		return n.AvailabilityZoneHints
+	}
+	return nil
 }
 
 // ActiveGatewayChassis is the chassis a router's gateway port is bound
@@ -177,8 +199,8 @@ func (v *View) nextUsableAfter(list []string, failed string) string {
 // fallbackGateway appends to a list without a usable chassis the best
 // candidate not in it (dropping the last entry when the list is full); it
 // returns the new list and the candidate, or the list unchanged and "".
-func (v *View) fallbackGateway(list []string, networkID string) ([]string, string) {
-	for _, c := range v.GatewayCandidates(networkID) {
+func (v *View) fallbackGateway(list []string, networkID string, zones []string) ([]string, string) {
+	for _, c := range v.gatewayCandidatesIn(networkID, zones) {
 		if slices.Contains(list, c) {
 			continue
 		}
@@ -192,9 +214,9 @@ func (v *View) fallbackGateway(list []string, networkID string) ([]string, strin
 }
 
 // scheduleGateways returns a new gateway chassis list for a gateway on the
-// network: the first MaxGatewayChassis candidates.
-func (v *View) scheduleGateways(networkID string) []string {
-	c := v.GatewayCandidates(networkID)
+// network: the first MaxGatewayChassis candidates in the zones.
+func (v *View) scheduleGateways(networkID string, zones []string) []string {
+	c := v.gatewayCandidatesIn(networkID, zones)
 	if len(c) > MaxGatewayChassis {
 		c = c[:MaxGatewayChassis]
 	}
@@ -228,7 +250,7 @@ func (v *View) planGateway(cur, r *Router, curHost string) (string, error) {
 	}
 	moved := cur == nil || cur.Gateway == nil || cur.Gateway.NetworkID != r.Gateway.NetworkID
 	if len(r.GatewayChassis) == 0 || (moved && !explicit) {
-		r.GatewayChassis = v.scheduleGateways(r.Gateway.NetworkID)
+		r.GatewayChassis = v.scheduleGateways(r.Gateway.NetworkID, v.RouterZones(r))
 	}
 	r.GatewayChassis = slices.Clip(slices.Clone(r.GatewayChassis))
 	if curHost != "" && slices.Contains(r.GatewayChassis, curHost) && v.GatewayUsable(curHost) && !r.GatewayPreempt {
@@ -238,7 +260,7 @@ func (v *View) planGateway(cur, r *Router, curHost string) (string, error) {
 		return host, nil
 	}
 	var host string
-	r.GatewayChassis, host = v.fallbackGateway(r.GatewayChassis, r.Gateway.NetworkID)
+	r.GatewayChassis, host = v.fallbackGateway(r.GatewayChassis, r.Gateway.NetworkID, v.RouterZones(r))
 	return host, nil
 }
 
@@ -322,12 +344,12 @@ func reconcileGateways(txn *memdb.Txn, at string, index uint64) {
 			target = v.nextUsableAfter(cur.GatewayChassis, host)
 		default:
 			if len(list) == 0 {
-				list = v.scheduleGateways(cur.Gateway.NetworkID)
+				list = v.scheduleGateways(cur.Gateway.NetworkID, v.RouterZones(cur))
 			}
 			target = v.firstUsable(list)
 		}
 		if target == "" {
-			list, target = v.fallbackGateway(list, cur.Gateway.NetworkID)
+			list, target = v.fallbackGateway(list, cur.Gateway.NetworkID, v.RouterZones(cur))
 		}
 		if slices.Equal(list, cur.GatewayChassis) && target == host {
 			continue

@@ -100,7 +100,7 @@ func (f *FSM) applyRequest(st *State, body []byte, index uint64) *Result {
 	}
 	txn := st.db.Txn(true)
 	txn.TrackChanges()
-	if err := h(txn, env.Command[1:], index); err != nil {
+	if err := runHandler(h, txn, env.Command[1:], index); err != nil {
 		// A rejected command changed nothing: running it again is safe,
 		// so it is not remembered.
 		txn.Abort()

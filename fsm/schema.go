@@ -132,6 +132,8 @@ func schema() *memdb.DBSchema {
 	}
 	maps.Copy(s.Tables, lbSchemas())
 	maps.Copy(s.Tables, fwSchemas())
+	s.Tables[TableQuotas] = quotaSchema()
+	s.Tables[TableAgents] = agentSchema()
 	return s
 }
 

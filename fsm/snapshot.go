@@ -133,6 +133,10 @@ func newRow(table string) (any, error) {
 		return &MacBinding{}, nil
 	case TableRequests:
 		return &Request{}, nil
+	case TableQuotas:
+		return &Quota{}, nil
+	case TableAgents:
+		return &AgentSettings{}, nil
 	}
 	if obj := newVPNObject(table); obj != nil {
 		return obj, nil

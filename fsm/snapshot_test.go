@@ -31,6 +31,8 @@ func filledFSM(t *testing.T) *FSM {
 	last = fillVPNTables(t, f, last+1)
 	last = fillLBTables(t, f, last+1)
 	last = fillFWTables(t, f, last+1)
+	last = fillQuotaTable(t, f, last+1)
+	last = fillAgentTable(t, f, last+1)
 	fillRequestsTable(t, f, last+1)
 	for table := range schema().Tables {
 		if it, _ := f.State().db.Txn(false).Get(table, "id"); it.Next() == nil {

@@ -80,7 +80,7 @@ func renderNetwork(v *fsm.View, n *fsm.Network) map[string]any {
 		"router:external":           n.External,
 		"port_security_enabled":     n.PortSecurityEnabled,
 		"availability_zone_hints":   nonNil(n.AvailabilityZoneHints),
-		"availability_zones":        []string{},
+		"availability_zones":        networkZones(v, n.ID),
 		"tags":                      nonNil(n.Tags),
 		"subnets":                   subnetIDs(v, n.ID),
 		"revision_number":           n.RevisionNumber,
@@ -285,6 +285,9 @@ func (s *Server) newNetwork(ctx context.Context, v *fsm.View, res *reservation, 
 		n.PortSecurityEnabled = b
 	}
 	n.AvailabilityZoneHints, _ = a.strings("availability_zone_hints")
+	if err := checkZoneHints(v, n.AvailabilityZoneHints); err != nil {
+		return nil, err
+	}
 	if tags, ok := a.strings("tags"); ok {
 		if err := validTags(tags); err != nil {
 			return nil, err

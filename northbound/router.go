@@ -57,7 +57,7 @@ var routerKnown = merged(routerAttrs, routerStructured)
 // maxRoutes is Neutron's max_routes default.
 const maxRoutes = 30
 
-func renderRouter(r *fsm.Router, gw *fsm.Port, ident Identity) map[string]any {
+func renderRouter(v *fsm.View, r *fsm.Router, gw *fsm.Port, ident Identity) map[string]any {
 	var gwInfo any
 	if r.Gateway != nil {
 		ips := []map[string]string{}
@@ -83,7 +83,7 @@ func renderRouter(r *fsm.Router, gw *fsm.Port, ident Identity) map[string]any {
 		"external_gateway_info":   gwInfo,
 		"routes":                  routes,
 		"availability_zone_hints": nonNil(r.AvailabilityZoneHints),
-		"availability_zones":      []string{},
+		"availability_zones":      zonesOf(v, r.GatewayChassis),
 		"tags":                    nonNil(r.Tags),
 		"revision_number":         r.RevisionNumber,
 		"created_at":              r.CreatedAt,
@@ -111,9 +111,9 @@ func renderRouter(r *fsm.Router, gw *fsm.Port, ident Identity) map[string]any {
 func (s *Server) renderCommitted(next *fsm.Router, gw *fsm.Port, ident Identity) map[string]any {
 	v := s.fsm.State().Read()
 	if rt := v.Router(next.ID); rt != nil {
-		return renderRouter(rt, v.RouterGatewayPort(rt.ID), ident)
+		return renderRouter(v, rt, v.RouterGatewayPort(rt.ID), ident)
 	}
-	return renderRouter(next, gw, ident)
+	return renderRouter(v, next, gw, ident)
 }
 
 func routerNotFound(id string) *apiError {
@@ -151,7 +151,7 @@ func (s *Server) listRouters(w http.ResponseWriter, r *http.Request) error {
 	objs := []map[string]any{}
 	for _, rt := range v.Routers() {
 		if ident.Admin || rt.ProjectID == ident.ProjectID {
-			objs = append(objs, renderRouter(rt, v.RouterGatewayPort(rt.ID), ident))
+			objs = append(objs, renderRouter(v, rt, v.RouterGatewayPort(rt.ID), ident))
 		}
 	}
 	return writeList(w, r, lq, "routers", objs)
@@ -164,7 +164,7 @@ func (s *Server) showRouter(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeShow(w, r, "router", "routers", routerKnown, renderRouter(rt, v.RouterGatewayPort(rt.ID), ident))
+	return writeShow(w, r, "router", "routers", routerKnown, renderRouter(v, rt, v.RouterGatewayPort(rt.ID), ident))
 }
 
 // gatewayRequest is a parsed external_gateway_info; nil means "none".
@@ -401,6 +401,9 @@ func (s *Server) createRouter(w http.ResponseWriter, r *http.Request) error {
 	rt.Distributed, _ = a.boolean("distributed")
 	rt.HA, _ = a.boolean("ha")
 	rt.AvailabilityZoneHints, _ = a.strings("availability_zone_hints")
+	if err := checkZoneHints(s.fsm.State().Read(), rt.AvailabilityZoneHints); err != nil {
+		return err
+	}
 	rt.GatewayPreempt, _ = a.boolean(attrGatewayPreempt)
 	if tags, ok := a.strings("tags"); ok {
 		if err := validTags(tags); err != nil {

@@ -141,6 +141,10 @@ type Config struct {
 	// on a load balancer being deleted before it completes the deletion
 	// without one (DefaultLBDeleteTimeout when zero).
 	LBDeleteTimeout time.Duration
+	// QuotaDefaults are the default quota limits by resource (network,
+	// port, ...); a resource without an entry is unlimited (-1). The
+	// leader commits them (SyncQuotaDefaults).
+	QuotaDefaults map[string]int
 	// Readiness feeds GET /readyz and the readiness gate (ready.go); nil
 	// means always ready.
 	Readiness func() Readiness
@@ -252,6 +256,8 @@ func (s *Server) routes() {
 	s.vpnRoutes()
 	s.lbaasRoutes()
 	s.firewallRoutes()
+	s.quotaRoutes()
+	s.agentRoutes()
 	s.mux.HandleFunc("/", s.unrouted)
 }
 

@@ -129,6 +129,12 @@ var extensionList = []struct{ Alias, Name, Description string }{
 	{"vpn-endpoint-groups", "VPN Endpoint Groups", "VPN endpoint groups support"},
 	{"fwaas_v2", "Firewall As A Service v2", "Extension for Firewall Service v2"},
 	{"lbaasv2", "LoadBalancing service v2", "The Octavia v2 load balancing API, served by this endpoint at /v2.0/lbaas and /v2/lbaas."},
+	{"agent", "agent", "The agent management extension."},
+	{"availability_zone", "Availability Zone", "The availability zone extension."},
+	{"network_availability_zone", "Network Availability Zone", "Availability zone support for network."},
+	{"router_availability_zone", "Router Availability Zone", "Availability zone support for router."},
+	{"quotas", "Quota management support", "Expose functions for quotas management per project"},
+	{"quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"},
 	{"neutrino-gateway-chassis", "Neutrino router gateway chassis", "Shows and sets the priority list of gateway chassis of a router's external gateway (neutrino:gateway_chassis), the chassis it is active on (neutrino:active_gateway_chassis) and whether a recovered chassis takes it back (neutrino:gateway_preempt)."},
 }
 

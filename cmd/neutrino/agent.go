@@ -18,6 +18,7 @@ import (
 	"neutrino/cluster"
 	"neutrino/cluster/tlsutil"
 	"neutrino/cmd/neutrino/agent"
+	"neutrino/fsm"
 	"neutrino/northbound"
 )
 
@@ -79,6 +80,9 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 			}
 			if api.AuthStrategy == northbound.AuthToken && tokensFile == "" {
 				return fmt.Errorf("--auth-strategy token needs --tokens-file")
+			}
+			if err := fsm.CheckQuotaLimits(api.QuotaDefaults); err != nil {
+				return fmt.Errorf("--quota-defaults: %w", err)
 			}
 			cfg.API = api
 			if cfg.Chassis.BridgeMappings, err = parseMappings(mappings); err != nil {
@@ -180,6 +184,8 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringSliceVar(&mappings, "bridge-mappings", nil, "chassis: PHYSNET:BRIDGE pairs (repeatable)")
 	f.StringSliceVar(&cfg.Chassis.Encaps, "encaps", []string{"vxlan", "gre", "geneve"}, "chassis: supported encapsulations")
 	f.StringVar(&cfg.Chassis.DatapathType, "datapath-type", "system", "chassis: OVS datapath type, system or netdev")
+	f.StringVar(&cfg.Chassis.AvailabilityZone, "availability-zone", "nova", "availability zone of this node (its chassis and server agents)")
+	f.StringToIntVar(&api.QuotaDefaults, "quota-defaults", nil, "server: default quota limits, RESOURCE=N pairs (network, subnet, port, router, floatingip, security_group, security_group_rule; -1 unlimited, the default)")
 	f.StringVar(&cfg.VPNNamespacePrefix, "vpn-namespace-prefix", "nvpn-", "gateway: name prefix of the per-router VPN namespaces")
 	f.BoolVar(&cfg.VPNDisabled, "no-vpn", false, "gateway: run no VPN (IPsec) connections")
 	f.StringVar(&cfg.HAProxy, "haproxy", "haproxy", "gateway chassis: the haproxy binary load balancers run with")

@@ -126,6 +126,9 @@ type Agent struct {
 	lbStop context.CancelFunc
 	lbDone chan struct{}
 	dhcp   *dhcpService // nil unless a chassis
+	// quotaStop stops the leader's default quota sync (ops.go); nil on
+	// a chassis agent.
+	quotaStop func()
 }
 
 // Start starts an agent and returns once its cluster runs (its snapshot
@@ -177,6 +180,7 @@ func Start(cfg Config) (*Agent, error) {
 		a.south = sb
 		cfg.Chassis.OpenFlowAddr = ofAddr
 	}
+	cfg.Chassis.StartedAt = time.Now().Unix()
 
 	c, err := cluster.New(cluster.Config{
 		NodeName:          cfg.Node,
@@ -256,6 +260,9 @@ func Start(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: start cluster: %w", err)
 	}
 	a.up.Store(true)
+	if cfg.Server {
+		a.quotaStop = a.startQuotaSync(srv)
+	}
 	a.south.start(a)
 	if err := a.configureSwitchSSL(); err != nil {
 		log.Error("switch not configured for TLS: it cannot reach the servers' ssl: OpenFlow targets", "err", err)
@@ -340,6 +347,9 @@ func (a *Agent) Done() <-chan error { return a.done }
 func (a *Agent) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
+		if a.quotaStop != nil {
+			a.quotaStop()
+		}
 		a.stopVPN()
 		a.stopLBaaS()
 		a.stopFence()
@@ -462,7 +472,8 @@ func (a *Agent) members() []northbound.Member {
 	var out []northbound.Member
 	for _, m := range a.cluster.Members() {
 		out = append(out, northbound.Member{Name: m.Name, Address: m.Addr, Status: string(m.Status), Role: m.Meta.Role,
-			Meta: map[string]any{"http": m.Meta.HTTPAddr, "raft": m.Meta.RaftAddr}})
+			Meta: map[string]any{"http": m.Meta.HTTPAddr, "raft": m.Meta.RaftAddr,
+				"availability_zone": m.Meta.AvailabilityZone, "started_at": m.Meta.StartedAt}})
 	}
 	return out
 }
