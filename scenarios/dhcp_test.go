@@ -275,4 +275,3 @@ func TestIPv6SLAACAndDHCPv6(t *testing.T) {
 		}
 	}
 }
-
