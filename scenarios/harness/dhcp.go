@@ -16,7 +16,8 @@ const DHCPTimeout = 90 * time.Second
 // touched: a VM shares its node's file system), and one line per lease
 // applied in $DIR/leases. A NAK or a new address flushes the old one.
 const udhcpcScript = `#!/bin/sh
-case "$1" in
+action="$1"
+case "$action" in
 deconfig)
 	ip -4 addr flush dev "$interface"
 	ip link set dev "$interface" up
@@ -43,7 +44,7 @@ bound|renew)
 		[ -n "$domain" ] && echo "search $domain"
 		for d in $dns; do echo "nameserver $d"; done
 	} > "$DIR/resolv.conf.new" && mv "$DIR/resolv.conf.new" "$DIR/resolv.conf"
-	echo "$1 $ip/$mask router=$router mtu=$mtu lease=$lease" >> "$DIR/leases"
+	echo "$action $ip/$mask router=$router mtu=$mtu lease=$lease" >> "$DIR/leases"
 	;;
 esac
 exit 0
