@@ -44,6 +44,45 @@ type Env struct {
 	Chassis []string
 
 	vms *vmSet // shared by Sub copies
+	// nested are network namespaces a scenario made on a node (a remote
+	// VPN site), by name: Exec and Start reach them as they reach nodes.
+	nested *nestedSet
+}
+
+// nestedSet records namespaces on nodes: name -> [node, namespace].
+type nestedSet struct {
+	mu sync.Mutex
+	m  map[string][2]string
+}
+
+// target is the node a command for name runs on, and the command: in
+// the namespace if name is one a scenario made (AddNamespace).
+func (e *Env) target(name string, args []string) (string, []string) {
+	e.nested.mu.Lock()
+	defer e.nested.mu.Unlock()
+	if n, ok := e.nested.m[name]; ok {
+		return n[0], append([]string{"ip", "netns", "exec", n[1]}, args...)
+	}
+	return name, args
+}
+
+// AddNamespace makes a network namespace ns on node and lets Exec and
+// Start reach it as name; the test's cleanup deletes it (after what the
+// test started in it: cleanups run last-in first-out).
+func (e *Env) AddNamespace(name, node, ns string) {
+	e.TB.Helper()
+	e.MustExec(node, "ip", "netns", "add", ns)
+	e.nested.mu.Lock()
+	e.nested.m[name] = [2]string{node, ns}
+	e.nested.mu.Unlock()
+	e.TB.Cleanup(func() {
+		if _, err := e.Exec(node, "ip", "netns", "del", ns); err != nil {
+			e.TB.Errorf("delete namespace %s on %s: %v", ns, node, err)
+		}
+		e.nested.mu.Lock()
+		delete(e.nested.m, name)
+		e.nested.mu.Unlock()
+	})
 }
 
 // vmSet records the VMs plugged through an Env, by name.
@@ -54,7 +93,8 @@ type vmSet struct {
 
 // New wraps a lab the driver d brought up for tb.
 func New(tb testing.TB, d scenarios.Driver, l *scenarios.Lab) *Env {
-	e := &Env{TB: tb, D: d, Lab: l, Admin: NetworkClient(d.Endpoint(), ""), vms: &vmSet{m: map[string]VM{}}}
+	e := &Env{TB: tb, D: d, Lab: l, Admin: NetworkClient(d.Endpoint(), ""), vms: &vmSet{m: map[string]VM{}},
+		nested: &nestedSet{m: map[string][2]string{}}}
 	for _, n := range l.ByKind(scenarios.KindChassis) {
 		e.Chassis = append(e.Chassis, n.Name)
 	}
@@ -213,6 +253,7 @@ func (e *Env) VM(name string) (VM, bool) {
 func (e *Env) Exec(node string, args ...string) (string, error) {
 	ctx, cancel := e.Ctx()
 	defer cancel()
+	node, args = e.target(node, args)
 	return e.D.Exec(ctx, node, args...)
 }
 

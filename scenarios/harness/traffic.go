@@ -164,6 +164,7 @@ func (l *lockedBuffer) String() string {
 func (e *Env) Start(node string, args ...string) *Proc {
 	e.TB.Helper()
 	return Start(e.TB, strings.Join(args, " ")+" on "+node, func(ctx context.Context) (*exec.Cmd, error) {
+		node, args := e.target(node, args)
 		return e.D.Command(ctx, node, args...)
 	})
 }
