@@ -7,6 +7,7 @@ package harness
 
 import (
 	"fmt"
+	"strings"
 
 	"context"
 	"net/http"
@@ -49,7 +50,8 @@ type Env struct {
 	nested *nestedSet
 }
 
-// nestedSet records namespaces on nodes: name -> [node, namespace].
+// nestedSet records namespaces on nodes: name -> [node, pid of the
+// process holding the namespace there].
 type nestedSet struct {
 	mu sync.Mutex
 	m  map[string][2]string
@@ -61,28 +63,42 @@ func (e *Env) target(name string, args []string) (string, []string) {
 	e.nested.mu.Lock()
 	defer e.nested.mu.Unlock()
 	if n, ok := e.nested.m[name]; ok {
-		return n[0], append([]string{"ip", "netns", "exec", n[1]}, args...)
+		return n[0], append([]string{"nsenter", "-t", n[1], "-n"}, args...)
 	}
 	return name, args
 }
 
-// AddNamespace makes a network namespace ns on node and lets Exec and
-// Start reach it as name; the test's cleanup deletes it (after what the
-// test started in it: cleanups run last-in first-out).
-func (e *Env) AddNamespace(name, node, ns string) {
+// AddNamespace makes a network namespace on node, held by a process
+// started there (unshare -n sleep), and lets Exec and Start reach it as
+// name (nsenter on its pid; `ip link set DEV netns PID` moves a device
+// in). No name is bound under /run/netns: on a node that is itself a
+// namespace under `ip netns exec` (the lab's), such a bind would live in
+// that command's private mount namespace only. The test's cleanup ends
+// the holder, which frees the namespace once what the test started in it
+// has ended (cleanups run last-in first-out). It returns the pid.
+func (e *Env) AddNamespace(name, node string) string {
 	e.TB.Helper()
-	e.MustExec(node, "ip", "netns", "add", ns)
+	holder := e.Start(node, "unshare", "-n", "sh", "-c", "echo $$; exec sleep infinity")
+	var pid string
+	Poll(e.TB, 20*time.Second, "the namespace holder of "+name+" on "+node, func() error {
+		if holder.Exited() {
+			return fmt.Errorf("exited: %s", holder.Stderr())
+		}
+		if line, _, ok := strings.Cut(holder.Stdout(), "\n"); ok {
+			pid = strings.TrimSpace(line)
+			return nil
+		}
+		return fmt.Errorf("no pid yet")
+	})
 	e.nested.mu.Lock()
-	e.nested.m[name] = [2]string{node, ns}
+	e.nested.m[name] = [2]string{node, pid}
 	e.nested.mu.Unlock()
 	e.TB.Cleanup(func() {
-		if _, err := e.Exec(node, "ip", "netns", "del", ns); err != nil {
-			e.TB.Errorf("delete namespace %s on %s: %v", ns, node, err)
-		}
 		e.nested.mu.Lock()
 		delete(e.nested.m, name)
 		e.nested.mu.Unlock()
 	})
+	return pid
 }
 
 // vmSet records the VMs plugged through an Env, by name.

@@ -36,7 +36,7 @@ var siteSeq atomic.Int32
 const SiteWANHost = 241
 
 // AddSite builds a remote VPN site on the outside node: namespaces
-// NAME and NAME-host there, the site's wan0 a macvlan of the outside
+// (Env.AddNamespace) NAME and NAME-host there, the site's wan0 a macvlan of the outside
 // node's NIC on the external network (so the site is a neighbour of the
 // gateways on that network, as a peer across the Internet is of its
 // provider's router), lan0/eth0 a veth pair between the site and its host
@@ -64,8 +64,8 @@ func (e *Env) AddSite(subnet string) *Site {
 	l4[3] = 1
 	gwIP := netip.AddrFrom4(l4).String()
 	l4[3] = 10
-	// Unique on the machine: the lab's namespaces share one /run/netns.
-	name := fmt.Sprintf("nvsite%d-%d", os.Getpid()%100000, siteSeq.Add(1))
+	// Unique on the machine: the lab's nodes share one kernel's links.
+	name := fmt.Sprintf("nvs%d-%d", os.Getpid()%100000, siteSeq.Add(1))
 	s := &Site{e: e, Name: name, Host: name + "-host",
 		WAN: fmt.Sprintf("%s/%d", netip.AddrFrom4(wan), ext.Bits()), Subnet: lan.Masked().String(),
 		GatewayIP: gwIP, HostIP: netip.AddrFrom4(l4).String()}
@@ -75,15 +75,19 @@ func (e *Env) AddSite(subnet string) *Site {
 		e.TB.Fatalf("mktemp on %s: %q", out, s.Dir)
 	}
 	e.TB.Cleanup(func() { _, _ = e.Exec(out, "rm", "-rf", s.Dir) })
-	e.AddNamespace(s.Name, out, s.Name)
-	e.AddNamespace(s.Host, out, s.Host)
+	sitePID := e.AddNamespace(s.Name, out)
+	hostPID := e.AddNamespace(s.Host, out)
 	e.MustExec(out, "sh", "-c", strings.Join([]string{
 		"set -e",
 		fmt.Sprintf("ip link add %s-w link %s type macvlan mode bridge", name, x.NIC),
-		fmt.Sprintf("ip link set %s-w netns %s name wan0", name, s.Name),
-		fmt.Sprintf("ip link add %s-l type veth peer name eth0 netns %s", name, s.Host),
-		fmt.Sprintf("ip link set %s-l netns %s name lan0", name, s.Name),
+		fmt.Sprintf("ip link set %s-w netns %s", name, sitePID),
+		fmt.Sprintf("ip link add %s-l type veth peer name %s-h", name, name),
+		fmt.Sprintf("ip link set %s-l netns %s", name, sitePID),
+		fmt.Sprintf("ip link set %s-h netns %s", name, hostPID),
 	}, "\n"))
+	e.MustExec(s.Name, "ip", "link", "set", name+"-w", "name", "wan0")
+	e.MustExec(s.Name, "ip", "link", "set", name+"-l", "name", "lan0")
+	e.MustExec(s.Host, "ip", "link", "set", name+"-h", "name", "eth0")
 	for _, step := range []struct {
 		node string
 		args []string
@@ -105,10 +109,9 @@ func (e *Env) AddSite(subnet string) *Site {
 		e.MustExec(step.node, step.args...)
 	}
 	e.MustExec(out, "sh", "-c", `umask 077 && printf '%s' "$1" > "$2/strongswan.conf"`, "sh", vpnaas.StrongswanConf, s.Dir)
-	// `ip netns exec` gives a private mount namespace: /run bound to the
-	// site's directory there is its charon's alone (its pid file path is
-	// fixed).
-	s.charon = e.Start(s.Name, "sh", "-c", `mount --bind "$1" /run && STRONGSWAN_CONF="$1/strongswan.conf" exec "$2"`,
+	// A private mount namespace (unshare -m): /run bound to the site's
+	// directory there is its charon's alone (its pid file path is fixed).
+	s.charon = e.Start(s.Name, "unshare", "-m", "sh", "-c", `mount --bind "$1" /run && STRONGSWAN_CONF="$1/strongswan.conf" exec "$2"`,
 		"sh", s.Dir, vpnaas.CharonPath)
 	Poll(e.TB, 20*time.Second, "the site's charon answers on vici", func() error {
 		if s.charon.Exited() {

@@ -813,8 +813,10 @@ func (d *Driver) plug(ctx context.Context, v *vm) error {
 		"ip netns add " + ns,
 		// As the lab's VMs: solicit routers until one answers (SLAAC must
 		// not wait for a periodic advertisement); set before eth0 moves in.
+		// Best effort: Docker mounts /proc/sys read-only in a container
+		// that is not privileged, which refuses some of these keys.
 		fmt.Sprintf("ip netns exec %s sysctl -qw net.ipv6.conf.default.accept_ra=1 net.ipv6.conf.default.autoconf=1 "+
-			"net.ipv6.conf.default.router_solicitations=-1 net.ipv6.conf.default.router_solicitation_max_interval=2", ns),
+			"net.ipv6.conf.default.router_solicitations=-1 net.ipv6.conf.default.router_solicitation_max_interval=2 2>/dev/null || true", ns),
 		fmt.Sprintf("ip link add %s %s type veth peer name eth0 netns %s", v.tap, mtu, ns),
 		fmt.Sprintf("ip -n %s link set eth0 address %s", ns, v.spec.MAC),
 		fmt.Sprintf("ip -n %s link set lo up", ns),
