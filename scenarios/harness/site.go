@@ -123,9 +123,10 @@ func (e *Env) AddSite(subnet string) *Site {
 	return s
 }
 
-// swanctl runs swanctl against the site's charon.
+// swanctl runs a swanctl command (first in args: swanctl takes its
+// options after it) against the site's charon.
 func (s *Site) swanctl(args ...string) (string, error) {
-	return s.e.Exec(s.e.Lab.External.Node, append([]string{"swanctl", "--uri", "unix://" + s.Dir + "/charon.vici"}, args...)...)
+	return s.e.Exec(s.e.Lab.External.Node, append(append([]string{"swanctl"}, args...), "--uri", "unix://"+s.Dir+"/charon.vici")...)
 }
 
 // WANIP is the site's WAN address without the prefix length.
