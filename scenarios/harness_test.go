@@ -160,7 +160,13 @@ func up(tb testing.TB, topo scenarios.Topology) *harness.Env {
 // upOn brings d's lab up for tb.
 func upOn(tb testing.TB, d scenarios.Driver, topo scenarios.Topology) *harness.Env {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	limit := 5 * time.Minute
+	if driverName == "vagrant" {
+		// `vagrant up` of 5-8 containers took 12-34 s here, and over 5
+		// minutes while other work loaded the machine (load average 20+).
+		limit = 10 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	start := time.Now()
 	l, err := d.Up(ctx, topo)
