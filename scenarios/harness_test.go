@@ -277,3 +277,18 @@ func requireAPI(tb testing.TB, endpoint string, collections ...string) {
 		}
 	}
 }
+
+// vagrantFullEnv set to 1 runs every part of the service scenarios on
+// the Vagrant driver too.
+const vagrantFullEnv = "NEUTRINO_VAGRANT_FULL"
+
+// onlyFullOnVagrant skips the rest of a service scenario's part (what:
+// the extra objects it makes) on the Vagrant driver unless
+// NEUTRINO_VAGRANT_FULL=1: `make test` runs one load balancer, one VPN
+// connection and the DHCP checks there, every part on netns.
+func onlyFullOnVagrant(t *testing.T, what string) {
+	t.Helper()
+	if driverName == "vagrant" && os.Getenv(vagrantFullEnv) != "1" {
+		t.Skipf("%s on Vagrant: only with %s=1 (the netns run covers it)", what, vagrantFullEnv)
+	}
+}

@@ -446,7 +446,10 @@ func TestLBaaS(t *testing.T) {
 		})
 	})
 
-	t.Run("CLILifecycle", l.cliLifecycle)
+	t.Run("CLILifecycle", func(t *testing.T) {
+		onlyFullOnVagrant(t, "a second load balancer")
+		l.cliLifecycle(t)
+	})
 
 	t.Run("ReloadUnderLoad", func(t *testing.T) {
 		probe := l.Start(l.client.Name, l.Lab.Binary, "lab", "http-probe", "--concurrent", "--interval", "20ms", "--timeout", "2s", vip)

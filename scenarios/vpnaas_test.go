@@ -375,12 +375,14 @@ func TestVPNSiteToSite(t *testing.T) {
 	})
 
 	t.Run("cli", func(t *testing.T) {
+		onlyFullOnVagrant(t, "a second connection")
 		defer l.as(t)()
 		l.disconnect(id)
 		l.cliLifecycle()
 	})
 
 	t.Run("algorithms", func(t *testing.T) {
+		onlyFullOnVagrant(t, "four more connections")
 		defer l.as(t)()
 		for _, s := range []vpnSpec{{"v1", "aes-256", "sha1"}, {"v2", "aes-256", "sha1"}, {"v1", "aes-128", "sha256"}, {"v2", "aes-256", "sha256"}} {
 			cid := l.connect(s, "lab-secret-"+s.String())
