@@ -140,7 +140,7 @@ func TestRoutedPing6(t *testing.T) {
 	p.PingOK(harness.FirstPacket, x.Name, a.IP)
 	// ndisc_notify: taking the address sends unsolicited advertisements
 	// for it.
-	p.MustExec(x.Name, "sysctl", "-qw", "net.ipv6.conf.eth0.ndisc_notify=1")
+	p.Sysctl(x.Name, "net.ipv6.conf.eth0.ndisc_notify=1")
 	seen := p.SeenAt(a.Name, fmt.Sprintf("ip6 and ether src %s and (src host %s or icmp6)", x.MAC, gw1), func() {
 		p.MustExec(x.Name, "ip", "-6", "addr", "add", gw1+"/128", "dev", "eth0", "nodad")
 		_, _ = p.Exec(x.Name, "ping", "-n", "-c3", "-i0.2", "-W1", "-I", gw1, a.IP)

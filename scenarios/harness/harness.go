@@ -368,3 +368,17 @@ func (e *Env) VMOnEachChassis(nc *gophercloud.ServiceClient, prefix, netID strin
 	}
 	return vms
 }
+
+// sysctlScript sets sysctl $1. Docker mounts /proc/sys read-only in a
+// container that is not privileged: there it remounts it writable in a
+// private mount namespace first (the keys a scenario sets are its
+// namespace's own: /proc/sys/net follows the writer's network namespace).
+const sysctlScript = `sysctl -qw "$1" 2>/dev/null ||
+unshare -m sh -c 'mount -o remount,bind,rw /proc/sys && sysctl -qw "$1"' sh "$1"`
+
+// Sysctl sets a sysctl (key=value) on a node or VM and fails tb if it
+// cannot.
+func (e *Env) Sysctl(node, keyValue string) {
+	e.TB.Helper()
+	e.MustExec(node, "sh", "-c", sysctlScript, "sh", keyValue)
+}

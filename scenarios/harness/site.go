@@ -97,11 +97,7 @@ func (e *Env) AddSite(subnet string) *Site {
 		{s.Name, []string{"ip", "link", "set", "wan0", "up"}},
 		{s.Name, []string{"ip", "addr", "add", s.GatewayIP + "/24", "dev", "lan0"}},
 		{s.Name, []string{"ip", "link", "set", "lan0", "up"}},
-		// Docker mounts /proc/sys read-only in a container that is not
-		// privileged: remount it writable in a private mount namespace
-		// (this netns's forwarding is the site's alone).
-		{s.Name, []string{"sh", "-c", `sysctl -qw net.ipv4.ip_forward=1 2>/dev/null ||
-unshare -m sh -c 'mount -o remount,bind,rw /proc/sys && sysctl -qw net.ipv4.ip_forward=1'`}},
+		{s.Name, []string{"sh", "-c", sysctlScript, "sh", "net.ipv4.ip_forward=1"}},
 		// TX checksums: the netdev datapath does not complete partial ones.
 		{s.Name, []string{"sh", "-c", "ethtool -K wan0 tx off >/dev/null 2>&1; ethtool -K lan0 tx off >/dev/null"}},
 		{s.Host, []string{"ip", "link", "set", "lo", "up"}},
