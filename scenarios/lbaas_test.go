@@ -528,7 +528,7 @@ func TestLBaaS(t *testing.T) {
 
 // haproxyOf lists the gateways where a process of the load balancer still
 // runs (its files are under DATA_DIR/lbaas/ID: HAProxy's command line
-// names them) or its files are left.
+// names them).
 func (l *lbLab) haproxyOf(id string) []string {
 	l.TB.Helper()
 	var out []string
@@ -536,9 +536,6 @@ func (l *lbLab) haproxyOf(id string) []string {
 		dir := gw.DataDir + "/lbaas/" + id
 		if pids, err := l.Exec(gw.Name, "pgrep", "-f", dir); err == nil {
 			out = append(out, fmt.Sprintf("%s: processes %s", gw.Name, strings.Fields(pids)))
-		}
-		if _, err := l.Exec(gw.Name, "test", "-e", dir); err == nil {
-			out = append(out, gw.Name+": "+dir)
 		}
 	}
 	return out
