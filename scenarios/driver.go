@@ -42,6 +42,9 @@ type Node struct {
 	Address string `json:"address"`
 	// API is, for servers, the API URL reachable from the test process.
 	API string `json:"api,omitempty"`
+	// DataDir is the agent's --data-dir as commands run on the node (Exec)
+	// see it: where it keeps what it runs (HAProxy's, charon's files).
+	DataDir string `json:"data_dir,omitempty"`
 }
 
 // Lab is a running lab.
@@ -50,6 +53,10 @@ type Lab struct {
 	// External describes the physical networks and the upstream router
 	// behind them (nil if the driver has none).
 	External *External `json:"external,omitempty"`
+	// Binary is the neutrino binary as commands on nodes and VMs (Exec,
+	// Command) find it: its `lab http-probe`, `lab dhcp6-client` and
+	// `lab vpn-site` run there.
+	Binary string `json:"binary,omitempty"`
 }
 
 // External is the lab's provider side: two physical networks that every
@@ -117,7 +124,10 @@ type Driver interface {
 	Command(ctx context.Context, node string, cmd ...string) (*exec.Cmd, error)
 	// AddVM plugs a workload named name into chassis' br-int as the
 	// Neutron port portID (MAC, address, gateway and MTU read from the
-	// API); its interface is eth0. Exec and Command reach it by name.
+	// API, written into the VM: no DHCP client runs in it, a scenario
+	// starts one with Command); its interface is eth0. Exec and Command
+	// reach it by name. Its file system is its node's: a scenario keeps
+	// its files in a directory of its own (mktemp -d).
 	AddVM(ctx context.Context, name, portID, chassis string) error
 	// DelVM unplugs and removes a workload.
 	DelVM(ctx context.Context, name string) error

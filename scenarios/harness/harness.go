@@ -7,6 +7,7 @@ package harness
 
 import (
 	"fmt"
+	"strings"
 
 	"context"
 	"net/http"
@@ -44,6 +45,60 @@ type Env struct {
 	Chassis []string
 
 	vms *vmSet // shared by Sub copies
+	// nested are network namespaces a scenario made on a node (a remote
+	// VPN site), by name: Exec and Start reach them as they reach nodes.
+	nested *nestedSet
+}
+
+// nestedSet records namespaces on nodes: name -> [node, pid of the
+// process holding the namespace there].
+type nestedSet struct {
+	mu sync.Mutex
+	m  map[string][2]string
+}
+
+// target is the node a command for name runs on, and the command: in
+// the namespace if name is one a scenario made (AddNamespace).
+func (e *Env) target(name string, args []string) (string, []string) {
+	e.nested.mu.Lock()
+	defer e.nested.mu.Unlock()
+	if n, ok := e.nested.m[name]; ok {
+		return n[0], append([]string{"nsenter", "-t", n[1], "-n"}, args...)
+	}
+	return name, args
+}
+
+// AddNamespace makes a network namespace on node, held by a process
+// started there (unshare -n sleep), and lets Exec and Start reach it as
+// name (nsenter on its pid; `ip link set DEV netns PID` moves a device
+// in). No name is bound under /run/netns: on a node that is itself a
+// namespace under `ip netns exec` (the lab's), such a bind would live in
+// that command's private mount namespace only. The test's cleanup ends
+// the holder, which frees the namespace once what the test started in it
+// has ended (cleanups run last-in first-out). It returns the pid.
+func (e *Env) AddNamespace(name, node string) string {
+	e.TB.Helper()
+	holder := e.Start(node, "unshare", "-n", "sh", "-c", "echo $$; exec sleep infinity")
+	var pid string
+	Poll(e.TB, 20*time.Second, "the namespace holder of "+name+" on "+node, func() error {
+		if holder.Exited() {
+			return fmt.Errorf("exited: %s", holder.Stderr())
+		}
+		if line, _, ok := strings.Cut(holder.Stdout(), "\n"); ok {
+			pid = strings.TrimSpace(line)
+			return nil
+		}
+		return fmt.Errorf("no pid yet")
+	})
+	e.nested.mu.Lock()
+	e.nested.m[name] = [2]string{node, pid}
+	e.nested.mu.Unlock()
+	e.TB.Cleanup(func() {
+		e.nested.mu.Lock()
+		delete(e.nested.m, name)
+		e.nested.mu.Unlock()
+	})
+	return pid
 }
 
 // vmSet records the VMs plugged through an Env, by name.
@@ -54,7 +109,8 @@ type vmSet struct {
 
 // New wraps a lab the driver d brought up for tb.
 func New(tb testing.TB, d scenarios.Driver, l *scenarios.Lab) *Env {
-	e := &Env{TB: tb, D: d, Lab: l, Admin: NetworkClient(d.Endpoint(), ""), vms: &vmSet{m: map[string]VM{}}}
+	e := &Env{TB: tb, D: d, Lab: l, Admin: NetworkClient(d.Endpoint(), ""), vms: &vmSet{m: map[string]VM{}},
+		nested: &nestedSet{m: map[string][2]string{}}}
 	for _, n := range l.ByKind(scenarios.KindChassis) {
 		e.Chassis = append(e.Chassis, n.Name)
 	}
@@ -213,6 +269,7 @@ func (e *Env) VM(name string) (VM, bool) {
 func (e *Env) Exec(node string, args ...string) (string, error) {
 	ctx, cancel := e.Ctx()
 	defer cancel()
+	node, args = e.target(node, args)
 	return e.D.Exec(ctx, node, args...)
 }
 
@@ -310,4 +367,18 @@ func (e *Env) VMOnEachChassis(nc *gophercloud.ServiceClient, prefix, netID strin
 		vms = append(vms, e.NewVM(nc, fmt.Sprintf("%s%d", prefix, i+1), ch, netID))
 	}
 	return vms
+}
+
+// sysctlScript sets sysctl $1. Docker mounts /proc/sys read-only in a
+// container that is not privileged: there it remounts it writable in a
+// private mount namespace first (the keys a scenario sets are its
+// namespace's own: /proc/sys/net follows the writer's network namespace).
+const sysctlScript = `sysctl -qw "$1" 2>/dev/null ||
+unshare -m sh -c 'mount -o remount,bind,rw /proc/sys && sysctl -qw "$1"' sh "$1"`
+
+// Sysctl sets a sysctl (key=value) on a node or VM and fails tb if it
+// cannot.
+func (e *Env) Sysctl(node, keyValue string) {
+	e.TB.Helper()
+	e.MustExec(node, "sh", "-c", sysctlScript, "sh", keyValue)
 }

@@ -54,6 +54,9 @@ func (e *Env) Sweep() error {
 	}
 	ports := e.list(api+"ports", "ports", &errs)
 	for _, rt := range e.list(api+"routers", "routers", &errs) {
+		// Extra routes first: an interface a route's next hop needs
+		// cannot go (RouterInterfaceInUseByRoute).
+		del("clear the routes of router "+rt.ID, api+"routers/"+rt.ID, map[string]any{"router": map[string]any{"routes": []any{}}})
 		for _, p := range ports {
 			if p.DeviceID == rt.ID && p.DeviceOwner == "network:router_interface" {
 				del("remove interface "+p.ID+" of router "+rt.ID, api+"routers/"+rt.ID+"/remove_router_interface", map[string]any{"port_id": p.ID})

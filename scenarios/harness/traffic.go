@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -162,6 +164,7 @@ func (l *lockedBuffer) String() string {
 func (e *Env) Start(node string, args ...string) *Proc {
 	e.TB.Helper()
 	return Start(e.TB, strings.Join(args, " ")+" on "+node, func(ctx context.Context) (*exec.Cmd, error) {
+		node, args := e.target(node, args)
 		return e.D.Command(ctx, node, args...)
 	})
 }
@@ -438,4 +441,15 @@ func Median(xs []float64) float64 {
 		return 0
 	}
 	return s[len(s)/2]
+}
+
+// EUI64LinkLocal is the EUI-64 link-local address of a MAC (what a
+// router's or a VM's interface has).
+func EUI64LinkLocal(mac net.HardwareAddr) netip.Addr {
+	var b [16]byte
+	b[0], b[1] = 0xfe, 0x80
+	b[8], b[9], b[10] = mac[0]^0x02, mac[1], mac[2]
+	b[11], b[12] = 0xff, 0xfe
+	b[13], b[14], b[15] = mac[3], mac[4], mac[5]
+	return netip.AddrFrom16(b)
 }

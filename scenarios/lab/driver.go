@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -46,14 +47,21 @@ func (d *Driver) Up(ctx context.Context, t scenarios.Topology) (*scenarios.Lab, 
 	d.mu.Lock()
 	d.st = st
 	d.mu.Unlock()
-	return st.Lab(), nil
+	l := st.Lab()
+	l.Binary = o.Binary
+	if l.Binary == "" {
+		if l.Binary, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
 }
 
 // Lab is the scenario view of a lab's state.
 func (st *State) Lab() *scenarios.Lab {
 	l := &scenarios.Lab{}
 	for _, n := range st.Nodes {
-		l.Nodes = append(l.Nodes, scenarios.Node{Name: n.Name, Kind: n.Kind, Address: n.IP, API: n.API})
+		l.Nodes = append(l.Nodes, scenarios.Node{Name: n.Name, Kind: n.Kind, Address: n.IP, API: n.API, DataDir: n.DataDir})
 	}
 	if st.Outside == nil {
 		return l
@@ -155,9 +163,11 @@ func (d *Driver) Command(ctx context.Context, node string, args ...string) (*exe
 	return Command(ctx, st, node, args...)
 }
 
-// AddVM plugs a workload for a Neutron port.
+// AddVM plugs a workload for a Neutron port, its address written (as
+// scenarios.Driver says: a scenario runs its DHCP client itself; `lab vm
+// add` runs one).
 func (d *Driver) AddVM(ctx context.Context, name, portID, chassis string) error {
-	return AddVMWith(ctx, d.Options.Dir, name, portID, chassis, VMOptions{Binary: d.Options.Binary}, d.Options.Logger)
+	return AddVMWith(ctx, d.Options.Dir, name, portID, chassis, VMOptions{Static: true, Binary: d.Options.Binary}, d.Options.Logger)
 }
 
 // DelVM removes a workload.

@@ -51,6 +51,10 @@ const (
 	vlanMax     = 199
 	httpPort    = 9696
 	scriptDir   = "/opt/neutrino/scripts"
+	// hostBinary and dataDir are where provision.sh installs neutrino
+	// and the agent's --data-dir.
+	hostBinary = "/usr/local/bin/neutrino"
+	dataDir    = "/var/lib/neutrino"
 )
 
 // Options configure a Driver.
@@ -185,9 +189,9 @@ func (d *Driver) Up(ctx context.Context, t scenarios.Topology) (*scenarios.Lab, 
 
 // plan is the cluster the Vagrantfile builds for t: names and addresses.
 func (d *Driver) plan(t scenarios.Topology) *scenarios.Lab {
-	l := &scenarios.Lab{}
+	l := &scenarios.Lab{Binary: hostBinary}
 	add := func(kind, name string, host int) {
-		n := scenarios.Node{Name: name, Kind: kind, Address: d.ip(1, host)}
+		n := scenarios.Node{Name: name, Kind: kind, Address: d.ip(1, host), DataDir: dataDir}
 		if kind == scenarios.KindServer {
 			n.API = fmt.Sprintf("http://%s:%d", d.ip(0, host), httpPort)
 		}
@@ -807,6 +811,12 @@ func (d *Driver) plug(ctx context.Context, v *vm) error {
 		fmt.Sprintf("ip netns del %s 2>/dev/null || true", ns),
 		fmt.Sprintf("ip link del %s 2>/dev/null || true", v.tap),
 		"ip netns add " + ns,
+		// As the lab's VMs: solicit routers until one answers (SLAAC must
+		// not wait for a periodic advertisement); set before eth0 moves in.
+		// Best effort: Docker mounts /proc/sys read-only in a container
+		// that is not privileged, which refuses some of these keys.
+		fmt.Sprintf("ip netns exec %s sysctl -qw net.ipv6.conf.default.accept_ra=1 net.ipv6.conf.default.autoconf=1 "+
+			"net.ipv6.conf.default.router_solicitations=-1 net.ipv6.conf.default.router_solicitation_max_interval=2 2>/dev/null || true", ns),
 		fmt.Sprintf("ip link add %s %s type veth peer name eth0 netns %s", v.tap, mtu, ns),
 		fmt.Sprintf("ip -n %s link set eth0 address %s", ns, v.spec.MAC),
 		fmt.Sprintf("ip -n %s link set lo up", ns),

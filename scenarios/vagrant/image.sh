@@ -14,6 +14,10 @@ pkgs=(
   openvswitch-switch                       # ovsdb-server, ovs-vswitchd (netdev datapath), ovs-vsctl
   iproute2 ethtool iputils-ping netcat-openbsd procps iptables conntrack tcpdump
   busybox-static                           # workload VMs: udhcpc, httpd
+  haproxy                                  # gateways: load balancers
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins  # gateways, the VPN site: IPsec (kernel-libipsec)
+  curl                                     # workload VMs and outside: HTTP clients
+  mount                                    # charon's private /run (mount --bind), not in the essential set
   ca-certificates
 )
 sources=/etc/apt/sources.list.d/debian.sources
@@ -42,5 +46,6 @@ else
 fi
 docker tag "$tag" "$repo:current"
 for old in $(docker images --format '{{.Repository}}:{{.Tag}}' "$repo"); do
-  [ "$old" = "$tag" ] || [ "$old" = "$repo:current" ] || docker rmi "$old" >/dev/null
+  # A tag a running container still uses (another run's) stays.
+  [ "$old" = "$tag" ] || [ "$old" = "$repo:current" ] || docker rmi "$old" >/dev/null 2>&1 || echo "image: $old in use, kept"
 done

@@ -379,7 +379,8 @@ case "$mode" in
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends openvswitch-switch iproute2 ethtool \
-      iputils-ping netcat-openbsd busybox-static >/dev/null
+      iputils-ping netcat-openbsd busybox-static haproxy strongswan-charon strongswan-swanctl \
+      libcharon-extra-plugins curl tcpdump >/dev/null
     setup
     if [ "$NV_KIND" != outside ]; then
       systemd_unit

@@ -53,6 +53,11 @@ const strongswanConf = `charon {
 }
 `
 
+// StrongswanConf is the configuration of every charon here (the agent's,
+// and a scenario's remote site's): paths under /run are the charon's own
+// directory, bind-mounted there.
+const StrongswanConf = strongswanConf
+
 // Charon is one charon daemon in a network namespace, with its own
 // directory (its /run): strongswan.conf, vici socket, pid file, log.
 type Charon struct {

@@ -1,10 +1,8 @@
-package lab_test
+package scenarios_test
 
 import (
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,15 +13,10 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
-	"neutrino/scenarios"
-	"neutrino/scenarios/lab"
+	"neutrino/scenarios/harness"
 )
 
-// dhcpLease is the lease the chassis agents give in the DHCP tests: short,
-// so renewals (at half of it) happen during a test.
-const dhcpLease = 10 * time.Second
-
-// TestDHCP: VMs plugged by `lab vm add` run busybox udhcpc and get from
+// TestDHCP: VMs run busybox udhcpc (harness.Env.DHCP) and get from
 // their chassis' agent the port's address, the gateway, DNS, the MTU and
 // host routes (option 121); they reach a VM of their network on another
 // chassis and one of another routed subnet. A DHCP server's packet from a
@@ -32,11 +25,13 @@ const dhcpLease = 10 * time.Second
 // gets its own port's; a subnet with enable_dhcp=false gets no answer.
 // Changing the port's fixed IP moves the VM at its next
 // renewal (NAK, new address). Renewals go on succeeding after the Raft
-// leader is killed.
+// leader is killed (its agent restarts when the test ends). Renewals are
+// asked for with SIGUSR1 (what udhcpc does at half of the lease) rather
+// than waited for: the shared lab's agents keep the default lease time.
 func TestDHCP(t *testing.T) {
-	p := upPipelineLab(t, pipelineTopo, "--dhcp-lease-time", dhcpLease.String())
-	nc := p.admin
-	ctx, cancel := p.ctx()
+	e := sharedUp(t, pipelineTopo)
+	nc := e.Admin
+	ctx, cancel := e.Ctx()
 	defer cancel()
 
 	n1, err := networks.Create(ctx, nc, networks.CreateOpts{Name: "dhcp-1"}).Extract()
@@ -50,7 +45,7 @@ func TestDHCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	net2, sub2 := p.network(nc, "dhcp-2", "10.32.0.0/24")
+	net2, sub2 := e.Network(nc, "dhcp-2", "10.32.0.0/24")
 	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "dhcp"}).Extract()
 	if err != nil {
 		t.Fatal(err)
@@ -60,16 +55,18 @@ func TestDHCP(t *testing.T) {
 			t.Fatalf("add_router_interface %s: %v", sub, err)
 		}
 	}
-	portA := p.port(nc, ports.CreateOpts{NetworkID: n1.ID, Name: "da"})
-	a := p.plug("da", p.chassis[0], portA)
-	b := p.plug("db", p.chassis[1], p.port(nc, ports.CreateOpts{NetworkID: net2, Name: "db"}))
-	c := p.plug("dc", p.chassis[1], p.port(nc, ports.CreateOpts{NetworkID: n1.ID, Name: "dc"}))
+	portA := e.Port(nc, ports.CreateOpts{NetworkID: n1.ID, Name: "da"})
+	a := e.Plug("da", e.Chassis[0], portA)
+	b := e.Plug("db", e.Chassis[1], e.Port(nc, ports.CreateOpts{NetworkID: net2, Name: "db"}))
+	c := e.Plug("dc", e.Chassis[1], e.Port(nc, ports.CreateOpts{NetworkID: n1.ID, Name: "dc"}))
+	dhcpA := e.DHCP(a.Name)
+	e.DHCP(c.Name)
 
 	// What DHCP gave A.
-	if out := p.mustExec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, " "+a.IP+"/24 ") {
+	if out := e.MustExec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, " "+a.IP+"/24 ") {
 		t.Fatalf("%s: eth0 %q, want %s/24", a.Name, out, a.IP)
 	}
-	routes := p.mustExec(a.Name, "ip", "-4", "route")
+	routes := e.MustExec(a.Name, "ip", "-4", "route")
 	for _, want := range []string{"default via 10.31.0.1", "172.31.0.0/16 via 10.31.0.254"} {
 		if !strings.Contains(routes, want) {
 			t.Errorf("%s: routes\n%s\nwant %q (option 121)", a.Name, routes, want)
@@ -81,28 +78,25 @@ func TestDHCP(t *testing.T) {
 	if err := networks.Get(ctx, nc, n1.ID).ExtractIntoStructPtr(&withMTU, "network"); err != nil || withMTU.MTU == 0 {
 		t.Fatalf("network mtu: %v (%d)", err, withMTU.MTU)
 	}
-	if mtu := p.mustExec(a.Name, "cat", "/sys/class/net/eth0/mtu"); strings.TrimSpace(mtu) != fmt.Sprint(withMTU.MTU) {
+	if mtu := e.MustExec(a.Name, "cat", "/sys/class/net/eth0/mtu"); strings.TrimSpace(mtu) != fmt.Sprint(withMTU.MTU) {
 		t.Errorf("%s: mtu %s, want the network's %d", a.Name, strings.TrimSpace(mtu), withMTU.MTU)
 	}
-	resolv, err := os.ReadFile(lab.ResolvConf(p.d.Options.Dir, a.Name))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resolv := dhcpA.ResolvConf()
 	for _, want := range []string{"nameserver 10.31.0.53", "search openstacklocal"} {
 		if !strings.Contains(string(resolv), want) {
 			t.Errorf("%s: resolv.conf\n%s\nwant %q", a.Name, resolv, want)
 		}
 	}
-	p.pingOK(firstPacket, a.Name, c.IP) // same network, other chassis
-	p.pingOK(firstPacket, a.Name, b.IP) // routed, other chassis
+	e.PingOK(harness.FirstPacket, a.Name, c.IP) // same network, other chassis
+	e.PingOK(harness.FirstPacket, a.Name, b.IP) // routed, other chassis
 
 	// A rogue DHCP server in C: its offer (udp 67 -> 68) never reaches A;
 	// the same datagram from another port does (the capture works).
-	capt := p.capture(a.Name, fmt.Sprintf("udp dst port 68 and ether src %s", c.MAC))
+	capt := e.Capture(a.Name, fmt.Sprintf("udp dst port 68 and ether src %s", c.MAC))
 	for _, sport := range []string{"1067", "67"} {
-		p.mustExec(c.Name, "sh", "-c", fmt.Sprintf("echo rogue-offer-%s | nc -u -w 1 -p %s %s 68", sport, sport, a.IP))
+		e.MustExec(c.Name, "sh", "-c", fmt.Sprintf("echo rogue-offer-%s | nc -u -w 1 -p %s %s 68", sport, sport, a.IP))
 	}
-	got := capt.packets()
+	got := capt.Packets()
 	if len(got) == 0 {
 		t.Fatalf("the capture in %s saw nothing from %s, not even the control datagram", a.Name, c.Name)
 	}
@@ -114,14 +108,13 @@ func TestDHCP(t *testing.T) {
 
 	// A client lying about its identity (C's client id, asking for C's
 	// address) still gets A's address: answers are keyed by the port.
-	lie := p.mustExec(a.Name, "sh", "-c", fmt.Sprintf("busybox udhcpc -i eth0 -n -q -f -t 5 -T 1 -r %s -x 61:01%s -s /bin/true 2>&1",
+	lie := e.MustExec(a.Name, "sh", "-c", fmt.Sprintf("busybox udhcpc -i eth0 -n -q -f -t 5 -T 1 -r %s -x 61:01%s -s /bin/true 2>&1",
 		c.IP, strings.ReplaceAll(c.MAC, ":", "")))
 	if !strings.Contains(lie, "lease of "+a.IP+" ") || strings.Contains(lie, "lease of "+c.IP+" ") {
 		t.Fatalf("%s asking for %s as %s: %s", a.Name, c.IP, c.Name, lie)
 	}
 
-	// A subnet with enable_dhcp=false gets no answer (the lab writes the
-	// VM's address instead).
+	// A subnet with enable_dhcp=false gets no answer.
 	n3, err := networks.Create(ctx, nc, networks.CreateOpts{Name: "dhcp-off"}).Extract()
 	if err != nil {
 		t.Fatal(err)
@@ -131,9 +124,9 @@ func TestDHCP(t *testing.T) {
 		EnableDHCP: &dhcpOff}).Extract(); err != nil {
 		t.Fatal(err)
 	}
-	d := p.plug("dd", p.chassis[0], p.port(nc, ports.CreateOpts{NetworkID: n3.ID, Name: "dd"}))
+	d := e.Plug("dd", e.Chassis[0], e.Port(nc, ports.CreateOpts{NetworkID: n3.ID, Name: "dd"}))
 	// ACTIVE: the chassis acknowledged the port's flows.
-	poll(t, firstPacket, d.Name+"'s port ACTIVE", func() error {
+	harness.Poll(t, harness.FirstPacket, d.Name+"'s port ACTIVE", func() error {
 		pd, err := ports.Get(ctx, nc, d.PortID).Extract()
 		if err != nil {
 			return err
@@ -143,7 +136,7 @@ func TestDHCP(t *testing.T) {
 		}
 		return nil
 	})
-	if out, err := p.exec(d.Name, "sh", "-c", "busybox udhcpc -i eth0 -n -q -f -t 3 -T 1 -s /bin/true 2>&1"); err == nil || strings.Contains(out, "lease of") {
+	if out, err := e.Exec(d.Name, "sh", "-c", "busybox udhcpc -i eth0 -n -q -f -t 3 -T 1 -s /bin/true 2>&1"); err == nil || strings.Contains(out, "lease of") {
 		t.Fatalf("%s got a DHCP answer with enable_dhcp=false: %v %s", d.Name, err, out)
 	}
 
@@ -152,8 +145,9 @@ func TestDHCP(t *testing.T) {
 	if _, err := ports.Update(ctx, nc, portA.ID, ports.UpdateOpts{FixedIPs: []ports.IP{{SubnetID: s1.ID, IPAddress: newIP}}}).Extract(); err != nil {
 		t.Fatalf("update fixed IP: %v", err)
 	}
-	poll(t, 6*dhcpLease+firstPacket, fmt.Sprintf("%s moves to %s at renewal", a.Name, newIP), func() error {
-		out, err := p.exec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+	dhcpA.Renew()
+	harness.Poll(t, harness.FirstPacket, fmt.Sprintf("%s moves to %s at renewal", a.Name, newIP), func() error {
+		out, err := e.Exec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
 		if err != nil {
 			return err
 		}
@@ -162,36 +156,26 @@ func TestDHCP(t *testing.T) {
 		}
 		return nil
 	})
-	p.pingOK(firstPacket, a.Name, c.IP)
+	e.PingOK(harness.FirstPacket, a.Name, c.IP)
 
 	// Renewals while the leader is dead: the chassis answer from their
 	// own copy of the state.
-	leader, _ := p.leaderOf(p.servers(), 30*time.Second)
-	log := filepath.Join(p.d.Options.Dir, "vms", a.Name, "resolv.conf.log")
-	before := renewals(t, log)
-	if err := p.d.KillAgent(ctx, leader); err != nil {
-		t.Fatalf("kill leader %s: %v", leader, err)
+	leader, _ := e.LeaderOf(e.Servers(), 30*time.Second)
+	before := dhcpA.Leases()
+	e.Fault("kill the leader's agent", leader, e.D.KillAgent, "start the agent", e.D.StartAgent)
+	t.Logf("killed the leader %s; %d leases so far", leader, before)
+	for i := 1; i <= 2; i++ {
+		dhcpA.Renew()
+		harness.Poll(t, harness.Change, fmt.Sprintf("renewal %d after the leader was killed", i), func() error {
+			if n := dhcpA.Leases(); n < before+i {
+				return fmt.Errorf("%d leases, want %d", n, before+i)
+			}
+			return nil
+		})
 	}
-	t.Logf("killed the leader %s; %d renewals so far", leader, before)
-	poll(t, 4*dhcpLease, "two renewals after the leader was killed", func() error {
-		if n := renewals(t, log); n < before+2 {
-			return fmt.Errorf("%d renewals, want %d", n, before+2)
-		}
-		return nil
-	})
-	if out := p.mustExec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, " "+newIP+"/24 ") {
+	if out := e.MustExec(a.Name, "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, " "+newIP+"/24 ") {
 		t.Fatalf("%s lost its address: %s", a.Name, out)
 	}
-}
-
-// renewals counts the leases (bound or renewed) a VM's DHCP client applied.
-func renewals(t *testing.T, log string) int {
-	t.Helper()
-	b, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Count(string(b), "renew ")
 }
 
 // TestIPv6SLAACAndDHCPv6: a router with two IPv6 subnets, one in slaac
@@ -201,13 +185,13 @@ func renewals(t *testing.T, log string) int {
 // A flag, MTU) and the kernel configures the port's SLAAC address (the
 // EUI-64 of its MAC, as the API allocated it) and a default route via the
 // router's link-local address. A VM on the second (chassis 2) gets the
-// port's address from the lab's DHCPv6 client (IA_NA, Reply to a Solicit
-// with rapid commit), and no SLAAC address (the advertisement says M, no
+// port's address from `neutrino lab dhcp6-client` (IA_NA, Reply to a
+// Solicit with rapid commit; harness.Env.DHCPv6), and no SLAAC address (the advertisement says M, no
 // A flag). The two ping6 each other across the router, one hop.
 func TestIPv6SLAACAndDHCPv6(t *testing.T) {
-	p := upPipelineLab(t, pipelineTopo)
-	nc := p.admin
-	ctx, cancel := p.ctx()
+	e := sharedUp(t, pipelineTopo)
+	nc := e.Admin
+	ctx, cancel := e.Ctx()
 	defer cancel()
 	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "v6modes"}).Extract()
 	if err != nil {
@@ -216,7 +200,7 @@ func TestIPv6SLAACAndDHCPv6(t *testing.T) {
 	dhcpOn := true
 	var routerMAC string
 	subnet6 := func(name, cidr4, cidr6, mode string) (netID, sub4, sub6 string) {
-		netID, sub4 = p.network(nc, name, cidr4)
+		netID, sub4 = e.Network(nc, name, cidr4)
 		s6, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: netID, CIDR: cidr6, IPVersion: gophercloud.IPv6,
 			EnableDHCP: &dhcpOn, IPv6RAMode: mode, IPv6AddressMode: mode}).Extract()
 		if err != nil {
@@ -249,16 +233,16 @@ func TestIPv6SLAACAndDHCPv6(t *testing.T) {
 		t.Fatalf("port %s has no address on subnet %s: %v", port.Name, sub, port.FixedIPs)
 		return ""
 	}
-	pa := p.port(nc, ports.CreateOpts{NetworkID: net1, Name: "sl6"})
+	pa := e.Port(nc, ports.CreateOpts{NetworkID: net1, Name: "sl6"})
 	// The API allocates on one IPv4 subnet and every SLAAC subnet by
 	// default: ask for the stateful address.
-	pb := p.port(nc, ports.CreateOpts{NetworkID: net2, Name: "st6", FixedIPs: []ports.IP{{SubnetID: st4}, {SubnetID: stateful}}})
+	pb := e.Port(nc, ports.CreateOpts{NetworkID: net2, Name: "st6", FixedIPs: []ports.IP{{SubnetID: st4}, {SubnetID: stateful}}})
 	ipA, ipB := addrOn(pa, slaac), addrOn(pb, stateful)
-	a := p.plug("sl6", p.chassis[0], pa)
-	b := p.plug("st6", p.chassis[1], pb)
+	a := e.Plug("sl6", e.Chassis[0], pa)
+	b := e.Plug("st6", e.Chassis[1], pb)
 
-	poll(t, firstPacket, fmt.Sprintf("%s configures %s from a router advertisement", a.Name, ipA), func() error {
-		out, err := p.exec(a.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+	harness.Poll(t, harness.FirstPacket, fmt.Sprintf("%s configures %s from a router advertisement", a.Name, ipA), func() error {
+		out, err := e.Exec(a.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
 		if err != nil {
 			return err
 		}
@@ -271,12 +255,12 @@ func TestIPv6SLAACAndDHCPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out := p.mustExec(a.Name, "ip", "-6", "route", "show", "default"); !strings.Contains(out, "via "+eui64LinkLocal(mac).String()) {
-		t.Errorf("%s: default route %q, want via the router's link-local %s", a.Name, strings.TrimSpace(out), eui64LinkLocal(mac))
+	if out := e.MustExec(a.Name, "ip", "-6", "route", "show", "default"); !strings.Contains(out, "via "+harness.EUI64LinkLocal(mac).String()) {
+		t.Errorf("%s: default route %q, want via the router's link-local %s", a.Name, strings.TrimSpace(out), harness.EUI64LinkLocal(mac))
 	}
 
-	// vm add returned once the DHCPv6 address was there.
-	out := p.mustExec(b.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+	e.DHCPv6(b.Name)
+	out := e.MustExec(b.Name, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
 	if !strings.Contains(out, " "+ipB+"/128 ") {
 		t.Fatalf("%s: eth0 %q, want the port's %s/128 from DHCPv6", b.Name, strings.TrimSpace(out), ipB)
 	}
@@ -286,41 +270,8 @@ func TestIPv6SLAACAndDHCPv6(t *testing.T) {
 
 	// Across the router (ipv6-route's routing), both ways.
 	for _, pr := range [][3]string{{a.Name, ipB, b.Name}, {b.Name, ipA, a.Name}} {
-		if out := p.pingOK(firstPacket, pr[0], pr[1]); !strings.Contains(out, "ttl=63") {
+		if out := e.PingOK(harness.FirstPacket, pr[0], pr[1]); !strings.Contains(out, "ttl=63") {
 			t.Errorf("ping6 %s -> %s (%s): want one hop (ttl=63), got:\n%s", pr[0], pr[2], pr[1], out)
 		}
-	}
-}
-
-// BenchmarkVMAddDHCP: `lab vm add` of a new port until the VM's eth0 has
-// its address, by DHCP (the port's flows and binding must reach the
-// chassis and its agent first) and, for comparison, written (--static).
-func BenchmarkVMAddDHCP(b *testing.B) {
-	p := upPipelineLab(b, scenarios.Topology{Servers: 1, Chassis: 1})
-	nc := p.admin
-	netID, _ := p.network(nc, "bench-dhcp", "10.51.0.0/16")
-	for _, mode := range []string{"dhcp", "static"} {
-		b.Run(mode, func(b *testing.B) {
-			i := 0
-			for b.Loop() {
-				b.StopTimer()
-				i++
-				name := fmt.Sprintf("b%s%d", mode[:1], i)
-				port := p.port(nc, ports.CreateOpts{NetworkID: netID, Name: name})
-				ctx, cancel := p.ctx()
-				b.StartTimer()
-				err := lab.AddVMWith(ctx, p.d.Options.Dir, name, port.ID, p.chassis[0], lab.VMOptions{Static: mode == "static", Binary: p.d.Options.Binary}, nil)
-				b.StopTimer()
-				if err != nil {
-					cancel()
-					b.Fatal(err)
-				}
-				if err := p.d.DelVM(ctx, name); err != nil {
-					b.Fatal(err)
-				}
-				cancel()
-				b.StartTimer()
-			}
-		})
 	}
 }

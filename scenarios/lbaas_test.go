@@ -1,4 +1,4 @@
-package lab_test
+package scenarios_test
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,13 +22,15 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
-	"neutrino/scenarios/lab"
+	"neutrino/scenarios"
+	"neutrino/scenarios/harness"
 )
 
 // Load balancers on gateway chassis (issue 12), with real traffic: member
 // VMs run `busybox httpd` serving a file that holds their own name (also
-// under /api/), a client VM asks the VIP with curl, and `neutrino lab
-// http-probe` is the 50 ms request stream.
+// under /api/; the files in a directory of the VM's own, made with
+// mktemp), a client VM asks the VIP with curl, and `neutrino lab
+// http-probe` (Lab.Binary) is the 50 ms request stream.
 
 // Health monitor of the tests' pool: a stopped member is ERROR within
 // lbDelay x lbRetriesDown seconds.
@@ -42,60 +43,66 @@ const (
 // chassis-2 in the VIP's subnet, m3 on chassis-2 in another subnet routed
 // to it), a client VM, and a router whose gateway reaches `outside`.
 type lbLab struct {
-	*pipeLab
+	*harness.Env
 	extNet, netA, subA string
-	client             vm
-	members            []vm
-	httpd              map[string]*bgProc
-	docroot            string
+	client             harness.VM
+	members            []harness.VM
+	httpd              map[string]*harness.Proc
+	docroot            map[string]string // by VM: its HTTP server's directory
 }
 
 func upLBLab(tb testing.TB) *lbLab {
-	p := upPipelineLab(tb, externalTopo)
-	nc := p.admin
-	l := &lbLab{pipeLab: p, httpd: map[string]*bgProc{}}
-	l.extNet, _ = p.extNet(nc, "public", "flat", "external", 0, "198.51.100.0/24", outsideIP)
+	p := up(tb, externalTopo)
+	nc := p.Admin
+	l := &lbLab{Env: p, httpd: map[string]*harness.Proc{}, docroot: map[string]string{}}
+	x := p.Lab.External
+	l.extNet, _ = p.ExtNet(nc, "public", "flat", x.Physnet, 0, x.CIDR, x.Gateway)
 	var subB string
-	l.netA, l.subA = p.network(nc, "web", "10.30.0.0/24")
-	netB, subB := p.network(nc, "back", "10.31.0.0/24")
-	r, _ := p.gatewayRouter(nc, "edge", l.extNet, l.subA)
-	ctx, cancel := p.ctx()
+	l.netA, l.subA = p.Network(nc, "web", "10.30.0.0/24")
+	netB, subB := p.Network(nc, "back", "10.31.0.0/24")
+	r, _ := p.GatewayRouter(nc, "edge", l.extNet, l.subA)
+	ctx, cancel := p.Ctx()
 	defer cancel()
 	if _, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: subB}).Extract(); err != nil {
 		tb.Fatalf("add_router_interface %s: %v", subB, err)
 	}
-	sg := p.openGroup(nc, "open")
+	sg := p.OpenGroup(nc, "open")
 	opts := func(name, net string) ports.CreateOpts {
 		return ports.CreateOpts{NetworkID: net, Name: name, SecurityGroups: &[]string{sg}}
 	}
-	l.client = p.plug("client", p.chassis[0], p.port(nc, opts("client", l.netA)))
-	l.members = []vm{
-		p.plug("m1", p.chassis[0], p.port(nc, opts("m1", l.netA))),
-		p.plug("m2", p.chassis[1], p.port(nc, opts("m2", l.netA))),
-		p.plug("m3", p.chassis[1], p.port(nc, opts("m3", netB))),
+	l.client = p.Plug("client", p.Chassis[0], p.Port(nc, opts("client", l.netA)))
+	l.members = []harness.VM{
+		p.Plug("m1", p.Chassis[0], p.Port(nc, opts("m1", l.netA))),
+		p.Plug("m2", p.Chassis[1], p.Port(nc, opts("m2", l.netA))),
+		p.Plug("m3", p.Chassis[1], p.Port(nc, opts("m3", netB))),
 	}
-	l.docroot = tb.TempDir()
 	for _, m := range l.members {
-		dir := filepath.Join(l.docroot, m.Name)
-		if err := os.MkdirAll(filepath.Join(dir, "api"), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-		for _, f := range []string{"index.html", "api/index.html"} {
-			if err := os.WriteFile(filepath.Join(dir, f), []byte(m.Name+"\n"), 0o644); err != nil {
-				tb.Fatal(err)
-			}
-		}
+		l.makeDocroot(m)
 		l.startHTTPD(m)
 	}
 	return l
 }
 
+// makeDocroot writes the member's files (its name, at / and /api/) into
+// a directory of its own in the VM, removed when the test ends.
+func (l *lbLab) makeDocroot(m harness.VM) {
+	l.TB.Helper()
+	dir := strings.TrimSpace(l.MustExec(m.Name, "mktemp", "-d", "/tmp/nv-httpd-XXXXXX"))
+	if !strings.HasPrefix(dir, "/tmp/nv-httpd-") {
+		l.TB.Fatalf("mktemp in %s: %q", m.Name, dir)
+	}
+	l.TB.Cleanup(func() { _, _ = l.Exec(m.Name, "rm", "-rf", dir) })
+	l.MustExec(m.Name, "sh", "-c", `mkdir -p "$1/api" && echo "$2" > "$1/index.html" && echo "$2" > "$1/api/index.html" && chmod -R a+rX "$1"`,
+		"sh", dir, m.Name)
+	l.docroot[m.Name] = dir
+}
+
 // startHTTPD runs the member's HTTP server and waits until the client
 // gets its name from it.
-func (l *lbLab) startHTTPD(m vm) {
-	l.tb.Helper()
-	l.httpd[m.Name] = l.start(m.Name, "busybox", "httpd", "-f", "-p", "80", "-h", filepath.Join(l.docroot, m.Name))
-	poll(l.tb, firstPacket, fmt.Sprintf("%s answers HTTP from %s", m.Name, l.client.Name), func() error {
+func (l *lbLab) startHTTPD(m harness.VM) {
+	l.TB.Helper()
+	l.httpd[m.Name] = l.Start(m.Name, "busybox", "httpd", "-f", "-p", "80", "-h", l.docroot[m.Name])
+	harness.Poll(l.TB, harness.FirstPacket, fmt.Sprintf("%s answers HTTP from %s", m.Name, l.client.Name), func() error {
 		got, err := l.curl(l.client.Name, "http://"+m.IP+"/")
 		if err != nil {
 			return err
@@ -110,18 +117,18 @@ func (l *lbLab) startHTTPD(m vm) {
 // curl GETs url from a VM (or node) and returns the trimmed body.
 func (l *lbLab) curl(from, url string, extra ...string) (string, error) {
 	args := append([]string{"curl", "-sS", "--fail", "-m", "3"}, extra...)
-	out, err := l.exec(from, append(args, url)...)
+	out, err := l.Exec(from, append(args, url)...)
 	return strings.TrimSpace(out), err
 }
 
 // spread sends n requests from a VM and counts the answers.
 func (l *lbLab) spread(from, url string, n int, extra ...string) map[string]int {
-	l.tb.Helper()
+	l.TB.Helper()
 	seen := map[string]int{}
 	for range n {
 		got, err := l.curl(from, url, extra...)
 		if err != nil {
-			l.tb.Fatalf("GET %s from %s: %v", url, from, err)
+			l.TB.Fatalf("GET %s from %s: %v", url, from, err)
 		}
 		seen[got]++
 	}
@@ -145,7 +152,7 @@ func (l *lbLab) memberOpts(names ...string) []pools.CreateMemberOpts {
 // health monitor, one object at a time (each once the load balancer is
 // ACTIVE again, as Octavia clients do), and returns it ACTIVE.
 func (l *lbLab) createLB(name string) *loadbalancers.LoadBalancer {
-	l.tb.Helper()
+	l.TB.Helper()
 	lb := l.createLBNoWait(name, true)
 	return l.waitActive(lb.ID)
 }
@@ -153,62 +160,62 @@ func (l *lbLab) createLB(name string) *loadbalancers.LoadBalancer {
 // createLBNoWait is createLB without the final wait for ACTIVE; monitor
 // adds the health monitor.
 func (l *lbLab) createLBNoWait(name string, monitor bool) *loadbalancers.LoadBalancer {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
+	l.TB.Helper()
+	ctx, cancel := l.Ctx()
 	defer cancel()
-	lb, err := loadbalancers.Create(ctx, l.admin, loadbalancers.CreateOpts{Name: name, VipSubnetID: l.subA}).Extract()
+	lb, err := loadbalancers.Create(ctx, l.Admin, loadbalancers.CreateOpts{Name: name, VipSubnetID: l.subA}).Extract()
 	if err != nil {
-		l.tb.Fatalf("create load balancer %s: %v", name, err)
+		l.TB.Fatalf("create load balancer %s: %v", name, err)
 	}
-	l.tb.Logf("load balancer %s: VIP %s (port %s)", lb.ID, lb.VipAddress, lb.VipPortID)
+	l.TB.Logf("load balancer %s: VIP %s (port %s)", lb.ID, lb.VipAddress, lb.VipPortID)
 	l.waitActive(lb.ID)
-	ls, err := listeners.Create(ctx, l.admin, listeners.CreateOpts{LoadbalancerID: lb.ID, Name: name + "-http",
+	ls, err := listeners.Create(ctx, l.Admin, listeners.CreateOpts{LoadbalancerID: lb.ID, Name: name + "-http",
 		Protocol: listeners.ProtocolHTTP, ProtocolPort: 80}).Extract()
 	if err != nil {
-		l.tb.Fatalf("create listener: %v", err)
+		l.TB.Fatalf("create listener: %v", err)
 	}
 	l.waitActive(lb.ID)
-	pool, err := pools.Create(ctx, l.admin, pools.CreateOpts{ListenerID: ls.ID, Name: name + "-pool", Protocol: pools.ProtocolHTTP,
+	pool, err := pools.Create(ctx, l.Admin, pools.CreateOpts{ListenerID: ls.ID, Name: name + "-pool", Protocol: pools.ProtocolHTTP,
 		LBMethod: pools.LBMethodRoundRobin}).Extract()
 	if err != nil {
-		l.tb.Fatalf("create pool: %v", err)
+		l.TB.Fatalf("create pool: %v", err)
 	}
 	for _, m := range l.memberOpts() {
 		l.waitActive(lb.ID)
-		if _, err := pools.CreateMember(ctx, l.admin, pool.ID, m).Extract(); err != nil {
-			l.tb.Fatalf("create member %s: %v", m.Name, err)
+		if _, err := pools.CreateMember(ctx, l.Admin, pool.ID, m).Extract(); err != nil {
+			l.TB.Fatalf("create member %s: %v", m.Name, err)
 		}
 	}
 	if monitor {
 		l.waitActive(lb.ID)
-		if _, err := monitors.Create(ctx, l.admin, monitors.CreateOpts{PoolID: pool.ID, Type: monitors.TypeHTTP, Delay: lbDelay,
+		if _, err := monitors.Create(ctx, l.Admin, monitors.CreateOpts{PoolID: pool.ID, Type: monitors.TypeHTTP, Delay: lbDelay,
 			Timeout: 1, MaxRetries: 1, MaxRetriesDown: lbRetriesDown, URLPath: "/", ExpectedCodes: "200"}).Extract(); err != nil {
-			l.tb.Fatalf("create health monitor: %v", err)
+			l.TB.Fatalf("create health monitor: %v", err)
 		}
 	}
-	lb, err = loadbalancers.Get(ctx, l.admin, lb.ID).Extract()
+	lb, err = loadbalancers.Get(ctx, l.Admin, lb.ID).Extract()
 	if err != nil {
-		l.tb.Fatal(err)
+		l.TB.Fatal(err)
 	}
 	return lb
 }
 
 // waitActive polls a load balancer until it is ACTIVE; ERROR fails.
 func (l *lbLab) waitActive(id string) *loadbalancers.LoadBalancer {
-	l.tb.Helper()
+	l.TB.Helper()
 	var lb *loadbalancers.LoadBalancer
-	poll(l.tb, 60*time.Second, "load balancer "+id+" ACTIVE", func() error {
-		ctx, cancel := l.ctx()
+	harness.Poll(l.TB, 60*time.Second, "load balancer "+id+" ACTIVE", func() error {
+		ctx, cancel := l.Ctx()
 		defer cancel()
 		var err error
-		if lb, err = loadbalancers.Get(ctx, l.admin, id).Extract(); err != nil {
+		if lb, err = loadbalancers.Get(ctx, l.Admin, id).Extract(); err != nil {
 			return err
 		}
 		switch lb.ProvisioningStatus {
 		case "ACTIVE":
 			return nil
 		case "ERROR":
-			l.tb.Fatalf("load balancer %s went to ERROR: %s", id, l.lbBody(id)["neutrino:status_reason"])
+			l.TB.Fatalf("load balancer %s went to ERROR: %s", id, l.lbBody(id)["neutrino:status_reason"])
 		}
 		return fmt.Errorf("provisioning %s", lb.ProvisioningStatus)
 	})
@@ -217,13 +224,13 @@ func (l *lbLab) waitActive(id string) *loadbalancers.LoadBalancer {
 
 // lbBody is the load balancer's API body (admin view).
 func (l *lbLab) lbBody(id string) map[string]any {
-	l.tb.Helper()
-	res := l.mustCall(http.StatusOK, http.MethodGet, l.d.Endpoint()+"/v2.0/lbaas/loadbalancers/"+id, nil, nil)
+	l.TB.Helper()
+	res := l.MustCall(http.StatusOK, http.MethodGet, l.D.Endpoint()+"/v2.0/lbaas/loadbalancers/"+id, nil, nil)
 	var body struct {
 		LB map[string]any `json:"loadbalancer"`
 	}
 	if err := json.Unmarshal(res.Body, &body); err != nil {
-		l.tb.Fatal(err)
+		l.TB.Fatal(err)
 	}
 	return body.LB
 }
@@ -236,24 +243,24 @@ func (l *lbLab) activeChassis(id string) string {
 
 // memberStatus is a member's operating status.
 func (l *lbLab) memberStatus(poolID, name string) string {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
+	l.TB.Helper()
+	ctx, cancel := l.Ctx()
 	defer cancel()
-	all, err := pools.ListMembers(l.admin, poolID, pools.ListMembersOpts{Name: name}).AllPages(ctx)
+	all, err := pools.ListMembers(l.Admin, poolID, pools.ListMembersOpts{Name: name}).AllPages(ctx)
 	if err != nil {
-		l.tb.Fatal(err)
+		l.TB.Fatal(err)
 	}
 	ms, err := pools.ExtractMembers(all)
 	if err != nil || len(ms) != 1 {
-		l.tb.Fatalf("member %s of %s: %v (%d found)", name, poolID, err, len(ms))
+		l.TB.Fatalf("member %s of %s: %v (%d found)", name, poolID, err, len(ms))
 	}
 	return ms[0].OperatingStatus
 }
 
 func (l *lbLab) poolOf(lb *loadbalancers.LoadBalancer) string {
-	l.tb.Helper()
+	l.TB.Helper()
 	if len(lb.Pools) == 0 {
-		l.tb.Fatalf("load balancer %s has no pool", lb.ID)
+		l.TB.Fatalf("load balancer %s has no pool", lb.ID)
 	}
 	return lb.Pools[0].ID
 }
@@ -274,7 +281,7 @@ func TestLBaaS(t *testing.T) {
 
 	t.Run("RoundRobin", func(t *testing.T) {
 		var seen map[string]int
-		poll(t, firstPacket, "the VIP answers", func() error {
+		harness.Poll(t, harness.FirstPacket, "the VIP answers", func() error {
 			_, err := l.curl(l.client.Name, vip)
 			return err
 		})
@@ -289,15 +296,15 @@ func TestLBaaS(t *testing.T) {
 
 	t.Run("MemberHealth", func(t *testing.T) {
 		m3 := l.members[2]
-		poll(t, 30*time.Second, "m3 ONLINE", func() error {
+		harness.Poll(t, 30*time.Second, "m3 ONLINE", func() error {
 			if st := l.memberStatus(pool, m3.Name); st != "ONLINE" {
 				return fmt.Errorf("m3 %s", st)
 			}
 			return nil
 		})
-		l.httpd[m3.Name].stop()
+		l.httpd[m3.Name].Stop()
 		stopped := time.Now()
-		poll(t, 30*time.Second, "m3 ERROR after its server stopped", func() error {
+		harness.Poll(t, 30*time.Second, "m3 ERROR after its server stopped", func() error {
 			if st := l.memberStatus(pool, m3.Name); st != "ERROR" {
 				return fmt.Errorf("m3 %s", st)
 			}
@@ -309,13 +316,13 @@ func TestLBaaS(t *testing.T) {
 			t.Fatalf("requests reached the stopped member: %v", seen)
 		}
 		l.startHTTPD(m3)
-		poll(t, 30*time.Second, "m3 ONLINE after its server restarted", func() error {
+		harness.Poll(t, 30*time.Second, "m3 ONLINE after its server restarted", func() error {
 			if st := l.memberStatus(pool, m3.Name); st != "ONLINE" {
 				return fmt.Errorf("m3 %s", st)
 			}
 			return nil
 		})
-		poll(t, 10*time.Second, "requests reach m3 again", func() error {
+		harness.Poll(t, 10*time.Second, "requests reach m3 again", func() error {
 			if seen := l.spread(l.client.Name, vip, 6); seen[m3.Name] == 0 {
 				return fmt.Errorf("%v", seen)
 			}
@@ -325,13 +332,15 @@ func TestLBaaS(t *testing.T) {
 
 	t.Run("Persistence", func(t *testing.T) {
 		for _, typ := range []string{"SOURCE_IP", "HTTP_COOKIE"} {
-			if _, err := pools.Update(ctx, l.admin, pool, pools.UpdateOpts{Persistence: &pools.SessionPersistence{Type: typ}}).Extract(); err != nil {
+			if _, err := pools.Update(ctx, l.Admin, pool, pools.UpdateOpts{Persistence: &pools.SessionPersistence{Type: typ}}).Extract(); err != nil {
 				t.Fatalf("session persistence %s: %v", typ, err)
 			}
 			l.waitActive(lb.ID)
 			var extra []string
 			if typ == "HTTP_COOKIE" {
-				jar := filepath.Join(t.TempDir(), "jar")
+				// The client's cookie jar, in its VM's file system.
+				jar := "/tmp/nv-jar-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+				t.Cleanup(func() { _, _ = l.Exec(l.client.Name, "rm", "-f", jar) })
 				extra = []string{"-c", jar, "-b", jar}
 			}
 			seen := l.spread(l.client.Name, vip, 10, extra...)
@@ -343,7 +352,7 @@ func TestLBaaS(t *testing.T) {
 		if seen := l.spread(l.client.Name, vip, 9); len(seen) != 3 {
 			t.Fatalf("HTTP_COOKIE without the cookie: %v, want every member", seen)
 		}
-		if _, err := pools.Update(ctx, l.admin, pool, pools.UpdateOpts{Persistence: &pools.SessionPersistence{}}).Extract(); err != nil {
+		if _, err := pools.Update(ctx, l.Admin, pool, pools.UpdateOpts{Persistence: &pools.SessionPersistence{}}).Extract(); err != nil {
 			t.Logf("clearing persistence: %v", err)
 		}
 		l.waitActive(lb.ID)
@@ -351,34 +360,34 @@ func TestLBaaS(t *testing.T) {
 
 	t.Run("ConnectionLimit", func(t *testing.T) {
 		// A TCP listener (idle connections stay open) limited to 2.
-		ls, err := listeners.Create(ctx, l.admin, listeners.CreateOpts{LoadbalancerID: lb.ID, Protocol: listeners.ProtocolTCP,
+		ls, err := listeners.Create(ctx, l.Admin, listeners.CreateOpts{LoadbalancerID: lb.ID, Protocol: listeners.ProtocolTCP,
 			ProtocolPort: 8080, ConnLimit: ptrTo(2)}).Extract()
 		if err != nil {
 			t.Fatal(err)
 		}
 		l.waitActive(lb.ID)
-		tcpPool, err := pools.Create(ctx, l.admin, pools.CreateOpts{ListenerID: ls.ID, Protocol: pools.ProtocolTCP,
+		tcpPool, err := pools.Create(ctx, l.Admin, pools.CreateOpts{ListenerID: ls.ID, Protocol: pools.ProtocolTCP,
 			LBMethod: pools.LBMethodRoundRobin}).Extract()
 		if err != nil {
 			t.Fatal(err)
 		}
 		l.addMembers(lb.ID, tcpPool.ID, "m1")
 		url := "http://" + lb.VipAddress + ":8080/"
-		poll(t, 20*time.Second, "the TCP listener answers", func() error {
+		harness.Poll(t, 20*time.Second, "the TCP listener answers", func() error {
 			_, err := l.curl(l.client.Name, url)
 			return err
 		})
-		var held []*bgProc
+		var held []*harness.Proc
 		for range 2 {
-			held = append(held, l.start(l.client.Name, "nc", lb.VipAddress, "8080"))
+			held = append(held, l.Start(l.client.Name, "nc", lb.VipAddress, "8080"))
 		}
-		poll(t, 20*time.Second, "two idle connections held open", func() error {
+		harness.Poll(t, 20*time.Second, "two idle connections held open", func() error {
 			for _, h := range held {
-				if h.exited() {
-					t.Fatalf("nc exited: %s", h.stderr())
+				if h.Exited() {
+					t.Fatalf("nc exited: %s", h.Stderr())
 				}
 			}
-			out, err := l.exec(l.client.Name, "ss", "-Htn", "state", "established", "dst", lb.VipAddress+":8080")
+			out, err := l.Exec(l.client.Name, "ss", "-Htn", "state", "established", "dst", lb.VipAddress+":8080")
 			if err != nil {
 				return err
 			}
@@ -387,7 +396,7 @@ func TestLBaaS(t *testing.T) {
 			}
 			return nil
 		})
-		poll(t, 20*time.Second, "a third connection is refused", func() error {
+		harness.Poll(t, 20*time.Second, "a third connection is refused", func() error {
 			if got, err := l.curl(l.client.Name, url); err == nil {
 				return fmt.Errorf("answered %q", got)
 			}
@@ -405,7 +414,7 @@ func TestLBaaS(t *testing.T) {
 	})
 
 	t.Run("L7Policy", func(t *testing.T) {
-		api, err := pools.Create(ctx, l.admin, pools.CreateOpts{LoadbalancerID: lb.ID, Protocol: pools.ProtocolHTTP,
+		api, err := pools.Create(ctx, l.Admin, pools.CreateOpts{LoadbalancerID: lb.ID, Protocol: pools.ProtocolHTTP,
 			LBMethod: pools.LBMethodRoundRobin, Name: "api"}).Extract()
 		if err != nil {
 			t.Fatal(err)
@@ -423,10 +432,10 @@ func TestLBaaS(t *testing.T) {
 	})
 
 	t.Run("FloatingIP", func(t *testing.T) {
-		f := l.floatingIP(l.admin, l.extNet, lb.VipPortID)
+		f := l.FloatingIP(l.Admin, l.extNet, lb.VipPortID)
 		url := "http://" + f.FloatingIP + "/"
-		poll(t, firstPacket, "outside reaches the VIP through "+f.FloatingIP, func() error {
-			got, err := l.curl("outside", url)
+		harness.Poll(t, harness.FirstPacket, "outside reaches the VIP through "+f.FloatingIP, func() error {
+			got, err := l.curl(l.Lab.External.Node, url)
 			if err != nil {
 				return err
 			}
@@ -437,21 +446,24 @@ func TestLBaaS(t *testing.T) {
 		})
 	})
 
-	t.Run("CLILifecycle", l.cliLifecycle)
+	t.Run("CLILifecycle", func(t *testing.T) {
+		onlyFullOnVagrant(t, "a second load balancer")
+		l.cliLifecycle(t)
+	})
 
 	t.Run("ReloadUnderLoad", func(t *testing.T) {
-		probe := l.start(l.client.Name, binary, "lab", "http-probe", "--concurrent", "--interval", "20ms", "--timeout", "2s", vip)
+		probe := l.Start(l.client.Name, l.Lab.Binary, "lab", "http-probe", "--concurrent", "--interval", "20ms", "--timeout", "2s", vip)
 		waitProbe(t, probe, 20)
 		for i := range 3 {
 			w := 2 + i
-			if _, err := pools.UpdateMember(ctx, l.admin, pool, l.memberID(pool, "m1"), pools.UpdateMemberOpts{Weight: &w}).Extract(); err != nil {
+			if _, err := pools.UpdateMember(ctx, l.Admin, pool, l.memberID(pool, "m1"), pools.UpdateMemberOpts{Weight: &w}).Extract(); err != nil {
 				t.Fatal(err)
 			}
 			l.waitActive(lb.ID)
 		}
 		waitProbe(t, probe, 20)
-		probe.stop()
-		res := parseProbe(probe.stdout())
+		probe.Stop()
+		res := parseProbe(probe.Stdout())
 		t.Logf("%d requests across 3 reloads, %d failed", len(res), res.failed())
 		if n := res.failed(); n > 0 {
 			t.Fatalf("%d requests failed across reloads: %v", n, res.errors(3))
@@ -463,17 +475,17 @@ func TestLBaaS(t *testing.T) {
 		// Go's regexp (the API's check) takes \x{100}; HAProxy's PCRE2
 		// (no UTF mode) refuses it: haproxy -c fails, the running HAProxy
 		// stays, and the load balancer goes to ERROR with the reason.
-		pol, err := l7policies.Create(ctx, l.admin, l7policies.CreateOpts{ListenerID: lb.Listeners[0].ID, Action: l7policies.ActionReject}).Extract()
+		pol, err := l7policies.Create(ctx, l.Admin, l7policies.CreateOpts{ListenerID: lb.Listeners[0].ID, Action: l7policies.ActionReject}).Extract()
 		if err != nil {
 			t.Fatal(err)
 		}
 		l.waitActive(lb.ID)
-		if _, err := l7policies.CreateRule(ctx, l.admin, pol.ID, l7policies.CreateRuleOpts{RuleType: l7policies.TypePath,
+		if _, err := l7policies.CreateRule(ctx, l.Admin, pol.ID, l7policies.CreateRuleOpts{RuleType: l7policies.TypePath,
 			CompareType: l7policies.CompareTypeRegex, Value: `^/\x{100}`}).Extract(); err != nil {
 			t.Skipf("the API refuses the regex itself (nothing reaches HAProxy): %v", err)
 		}
 		var reason string
-		poll(t, 60*time.Second, "load balancer ERROR with HAProxy's reason", func() error {
+		harness.Poll(t, 60*time.Second, "load balancer ERROR with HAProxy's reason", func() error {
 			body := l.lbBody(lb.ID)
 			reason, _ = body["neutrino:status_reason"].(string)
 			if body["provisioning_status"] != "ERROR" {
@@ -493,34 +505,37 @@ func TestLBaaS(t *testing.T) {
 	})
 
 	t.Run("CascadeDelete", func(t *testing.T) {
-		if err := loadbalancers.Delete(ctx, l.admin, lb.ID, loadbalancers.DeleteOpts{Cascade: true}).ExtractErr(); err != nil {
+		if err := loadbalancers.Delete(ctx, l.Admin, lb.ID, loadbalancers.DeleteOpts{Cascade: true}).ExtractErr(); err != nil {
 			t.Fatal(err)
 		}
-		poll(t, 60*time.Second, "load balancer gone", func() error {
-			if _, err := loadbalancers.Get(ctx, l.admin, lb.ID).Extract(); err == nil {
+		harness.Poll(t, 60*time.Second, "load balancer gone", func() error {
+			if _, err := loadbalancers.Get(ctx, l.Admin, lb.ID).Extract(); err == nil {
 				return errors.New("still there")
 			}
 			return nil
 		})
-		if _, err := pools.Get(ctx, l.admin, pool).Extract(); err == nil {
+		if _, err := pools.Get(ctx, l.Admin, pool).Extract(); err == nil {
 			t.Fatal("the pool outlived its load balancer")
 		}
-		poll(t, 30*time.Second, "no load balancer namespace left on the gateways", func() error {
-			if ns := lbNamespacesOf(l.d.State().Prefix); len(ns) > 0 {
-				return fmt.Errorf("%v", ns)
+		harness.Poll(t, 30*time.Second, "no HAProxy of the load balancer left on the gateways", func() error {
+			if left := l.haproxyOf(lb.ID); len(left) > 0 {
+				return fmt.Errorf("%v", left)
 			}
 			return nil
 		})
 	})
 }
 
-// lbNamespacesOf lists the load balancer namespaces of a lab's gateways.
-func lbNamespacesOf(prefix string) []string {
-	ents, _ := os.ReadDir("/run/netns")
+// haproxyOf lists the gateways where a process of the load balancer still
+// runs (its files are under DATA_DIR/lbaas/ID: HAProxy's command line
+// names them).
+func (l *lbLab) haproxyOf(id string) []string {
+	l.TB.Helper()
 	var out []string
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), prefix) && strings.Contains(e.Name(), lab.LBNamespaceInfix) {
-			out = append(out, e.Name())
+	for _, gw := range l.Lab.ByKind(scenarios.KindGateway) {
+		dir := gw.DataDir + "/lbaas/" + id
+		if pids, err := l.Exec(gw.Name, "pgrep", "-f", dir); err == nil {
+			out = append(out, fmt.Sprintf("%s: processes %s", gw.Name, strings.Fields(pids)))
 		}
 	}
 	return out
@@ -529,10 +544,10 @@ func lbNamespacesOf(prefix string) []string {
 // osc runs Debian's openstack CLI (octaviaclient) against the lab's API
 // and returns its stdout.
 func (l *lbLab) osc(args ...string) string {
-	l.tb.Helper()
+	l.TB.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "openstack", append([]string{"--os-auth-type", "none", "--os-endpoint", l.d.Endpoint()}, args...)...)
+	cmd := exec.CommandContext(ctx, "openstack", append([]string{"--os-auth-type", "none", "--os-endpoint", l.D.Endpoint()}, args...)...)
 	var env []string
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "OS_") {
@@ -543,7 +558,7 @@ func (l *lbLab) osc(args ...string) string {
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		l.tb.Fatalf("openstack %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+		l.TB.Fatalf("openstack %s: %v: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	return strings.TrimSpace(stdout.String())
 }
@@ -570,7 +585,7 @@ func (l *lbLab) cliLifecycle(t *testing.T) {
 	// and rule ids swapped): wait for the load balancer instead.
 	l.osc("loadbalancer", "l7rule", "create", "--type", "PATH", "--compare-type", "STARTS_WITH", "--value", "/private", pol)
 	l.waitActive(lbID)
-	poll(t, firstPacket, "the CLI's load balancer answers", func() error {
+	harness.Poll(t, harness.FirstPacket, "the CLI's load balancer answers", func() error {
 		_, err := l.curl(l.client.Name, "http://"+vip+"/")
 		return err
 	})
@@ -580,7 +595,7 @@ func (l *lbLab) cliLifecycle(t *testing.T) {
 	if _, err := l.curl(l.client.Name, "http://"+vip+"/private/"); err == nil {
 		t.Fatal("/private/ answered: the REJECT policy is not in force")
 	}
-	poll(t, 30*time.Second, "status tree ONLINE", func() error {
+	harness.Poll(t, 30*time.Second, "status tree ONLINE", func() error {
 		tree := l.osc("loadbalancer", "status", "show", lbID)
 		if strings.Count(tree, `"operating_status": "ONLINE"`) < 6 {
 			return fmt.Errorf("%s", tree)
@@ -591,9 +606,9 @@ func (l *lbLab) cliLifecycle(t *testing.T) {
 	if out := l.osc("loadbalancer", "list", "-f", "value", "-c", "id"); strings.Contains(out, lbID) {
 		t.Fatalf("after a cascade delete the load balancer is still listed: %s", out)
 	}
-	ctx, cancel := l.ctx()
+	ctx, cancel := l.Ctx()
 	defer cancel()
-	if _, err := ports.Get(ctx, l.admin, vipPort).Extract(); err == nil {
+	if _, err := ports.Get(ctx, l.Admin, vipPort).Extract(); err == nil {
 		t.Fatalf("the VIP port %s outlived its load balancer", vipPort)
 	}
 	if _, err := l.curl(l.client.Name, "http://"+vip+"/", "-m", "1"); err == nil {
@@ -604,13 +619,13 @@ func (l *lbLab) cliLifecycle(t *testing.T) {
 // addMembers adds members to a pool one by one, each once the load
 // balancer is ACTIVE, and waits for ACTIVE.
 func (l *lbLab) addMembers(lbID, poolID string, names ...string) {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
+	l.TB.Helper()
+	ctx, cancel := l.Ctx()
 	defer cancel()
 	for _, m := range l.memberOpts(names...) {
 		l.waitActive(lbID)
-		if _, err := pools.CreateMember(ctx, l.admin, poolID, m).Extract(); err != nil {
-			l.tb.Fatalf("create member %s: %v", m.Name, err)
+		if _, err := pools.CreateMember(ctx, l.Admin, poolID, m).Extract(); err != nil {
+			l.TB.Fatalf("create member %s: %v", m.Name, err)
 		}
 	}
 	l.waitActive(lbID)
@@ -618,18 +633,18 @@ func (l *lbLab) addMembers(lbID, poolID string, names ...string) {
 
 // policy creates an L7 policy and its rules, and waits for ACTIVE.
 func (l *lbLab) policy(lbID string, opts l7policies.CreateOpts, rules ...l7policies.CreateRuleOpts) *l7policies.L7Policy {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
+	l.TB.Helper()
+	ctx, cancel := l.Ctx()
 	defer cancel()
 	l.waitActive(lbID)
-	pol, err := l7policies.Create(ctx, l.admin, opts).Extract()
+	pol, err := l7policies.Create(ctx, l.Admin, opts).Extract()
 	if err != nil {
-		l.tb.Fatalf("create l7 policy: %v", err)
+		l.TB.Fatalf("create l7 policy: %v", err)
 	}
 	for _, r := range rules {
 		l.waitActive(lbID)
-		if _, err := l7policies.CreateRule(ctx, l.admin, pol.ID, r).Extract(); err != nil {
-			l.tb.Fatalf("create l7 rule: %v", err)
+		if _, err := l7policies.CreateRule(ctx, l.Admin, pol.ID, r).Extract(); err != nil {
+			l.TB.Fatalf("create l7 rule: %v", err)
 		}
 	}
 	l.waitActive(lbID)
@@ -637,16 +652,16 @@ func (l *lbLab) policy(lbID string, opts l7policies.CreateOpts, rules ...l7polic
 }
 
 func (l *lbLab) memberID(poolID, name string) string {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
+	l.TB.Helper()
+	ctx, cancel := l.Ctx()
 	defer cancel()
-	all, err := pools.ListMembers(l.admin, poolID, pools.ListMembersOpts{Name: name}).AllPages(ctx)
+	all, err := pools.ListMembers(l.Admin, poolID, pools.ListMembersOpts{Name: name}).AllPages(ctx)
 	if err != nil {
-		l.tb.Fatal(err)
+		l.TB.Fatal(err)
 	}
 	ms, _ := pools.ExtractMembers(all)
 	if len(ms) != 1 {
-		l.tb.Fatalf("member %s of %s: %d found", name, poolID, len(ms))
+		l.TB.Fatalf("member %s of %s: %d found", name, poolID, len(ms))
 	}
 	return ms[0].ID
 }
@@ -725,20 +740,20 @@ func (rs probeResults) outage(since time.Time) time.Duration {
 }
 
 // waitProbe waits for n more successful requests of a probe.
-func waitProbe(tb testing.TB, p *bgProc, n int) {
+func waitProbe(tb testing.TB, p *harness.Proc, n int) {
 	tb.Helper()
 	base := 0
-	for _, r := range parseProbe(p.stdout()) {
+	for _, r := range parseProbe(p.Stdout()) {
 		if r.ok {
 			base++
 		}
 	}
-	poll(tb, 30*time.Second, fmt.Sprintf("%d more successful requests", n), func() error {
-		if p.exited() {
-			return fmt.Errorf("probe exited: %s", p.stderr())
+	harness.Poll(tb, 30*time.Second, fmt.Sprintf("%d more successful requests", n), func() error {
+		if p.Exited() {
+			return fmt.Errorf("probe exited: %s", p.Stderr())
 		}
 		got := 0
-		for _, r := range parseProbe(p.stdout()) {
+		for _, r := range parseProbe(p.Stdout()) {
 			if r.ok {
 				got++
 			}
@@ -753,26 +768,26 @@ func waitProbe(tb testing.TB, p *bgProc, n int) {
 // lbFailover kills the active gateway of a load balancer under a 50 ms
 // request stream and returns the outage the stream saw and the gateways.
 func (l *lbLab) lbFailover(lbID, vip string) (outage time.Duration, from, to string) {
-	l.tb.Helper()
+	l.TB.Helper()
 	from = l.activeChassis(lbID)
 	if from == "" {
-		l.tb.Fatalf("load balancer %s has no active chassis", lbID)
+		l.TB.Fatalf("load balancer %s has no active chassis", lbID)
 	}
-	probe := l.start(l.client.Name, binary, "lab", "http-probe", "--concurrent", "--interval", "50ms", "--timeout", "1s", "http://"+vip+"/")
-	waitProbe(l.tb, probe, 10)
+	probe := l.Start(l.client.Name, l.Lab.Binary, "lab", "http-probe", "--concurrent", "--interval", "50ms", "--timeout", "1s", "http://"+vip+"/")
+	waitProbe(l.TB, probe, 10)
 	start := time.Now()
-	l.kill(from)
-	poll(l.tb, 30*time.Second, "the load balancer moves off "+from, func() error {
+	l.NodeOp("kill", from, l.D.KillNode)
+	harness.Poll(l.TB, 30*time.Second, "the load balancer moves off "+from, func() error {
 		if to = l.activeChassis(lbID); to == from || to == "" {
 			return fmt.Errorf("active %q", to)
 		}
 		return nil
 	})
-	waitProbe(l.tb, probe, 20)
-	probe.stop()
-	res := parseProbe(probe.stdout())
+	waitProbe(l.TB, probe, 20)
+	probe.Stop()
+	res := parseProbe(probe.Stdout())
 	outage = res.outage(start)
-	l.tb.Logf("kill %s: load balancer moved to %s, %d of %d requests failed, outage %s (target 1s)",
+	l.TB.Logf("kill %s: load balancer moved to %s, %d of %d requests failed, outage %s (target 1s)",
 		from, to, res.failed(), len(res), outage.Round(time.Millisecond))
 	return outage, from, to
 }
@@ -784,12 +799,12 @@ func (l *lbLab) lbFailover(lbID, vip string) (outage time.Duration, from, to str
 func TestLBaaSFailover(t *testing.T) {
 	l := upLBLab(t)
 	lb := l.createLB("ha")
-	poll(t, firstPacket, "the VIP answers", func() error {
+	harness.Poll(t, harness.FirstPacket, "the VIP answers", func() error {
 		_, err := l.curl(l.client.Name, "http://"+lb.VipAddress+"/")
 		return err
 	})
 	_, from, to := l.lbFailover(lb.ID, lb.VipAddress)
-	l.revive(from)
+	l.NodeOp("revive", from, l.D.ReviveNode)
 	// The moved load balancer stays healthy and ACTIVE where it went.
 	l.waitActive(lb.ID)
 	if seen := l.spread(l.client.Name, "http://"+lb.VipAddress+"/", 9); len(seen) != 3 {
@@ -799,50 +814,41 @@ func TestLBaaSFailover(t *testing.T) {
 	// Split: the active gateway loses its underlay link only. The
 	// servers move the load balancer back to the revived gateway; the
 	// cut-off one fences itself and takes its VIP interface down.
-	probe := l.start(l.client.Name, binary, "lab", "http-probe", "--concurrent", "--interval", "50ms", "--timeout", "1s", "http://"+lb.VipAddress+"/")
+	probe := l.Start(l.client.Name, l.Lab.Binary, "lab", "http-probe", "--concurrent", "--interval", "50ms", "--timeout", "1s", "http://"+lb.VipAddress+"/")
 	waitProbe(t, probe, 10)
 	start := time.Now()
-	l.partition(to)
-	poll(t, 30*time.Second, "the load balancer moves off the cut-off "+to, func() error {
+	l.NodeOp("partition", to, l.D.Partition)
+	harness.Poll(t, 30*time.Second, "the load balancer moves off the cut-off "+to, func() error {
 		if now := l.activeChassis(lb.ID); now == to || now == "" {
 			return fmt.Errorf("active %q", now)
 		}
 		return nil
 	})
 	vipState := func(gw string) string {
-		// The agent runs under `ip netns exec` (a mount namespace of its
-		// own), so the name of the namespace it made is bound there only:
-		// enter the network namespace of its HAProxy instead.
-		pidFile := filepath.Join(l.d.State().Node(gw).DataDir, "lbaas", lb.ID, "haproxy.pid")
-		b, err := os.ReadFile(pidFile)
-		if err != nil {
-			return "unknown: " + err.Error()
-		}
-		pid := strings.Fields(string(b))
-		if len(pid) == 0 {
-			return "unknown: empty " + pidFile
-		}
-		out, err := exec.Command("nsenter", "-t", pid[0], "-n", "ip", "-o", "link", "show", "vip0").CombinedOutput()
+		// The agent runs its namespaces' names in a mount namespace of its
+		// own (lab) or they are the container's: enter the network
+		// namespace of its HAProxy instead, on the gateway.
+		out, err := l.Exec(gw, "sh", "-c", fmt.Sprintf(`nsenter -t "$(cat %s)" -n ip -o link show vip0`, l.haproxyPID(gw, lb.ID)))
 		switch {
 		case err != nil:
 			return fmt.Sprintf("unknown: %v: %s", err, out)
-		case strings.Contains(string(out), ",UP"):
+		case strings.Contains(out, ",UP"):
 			return "up"
 		}
 		return "down"
 	}
-	poll(t, 30*time.Second, "the cut-off "+to+" takes its VIP down", func() error {
+	harness.Poll(t, 30*time.Second, "the cut-off "+to+" takes its VIP down", func() error {
 		if st := vipState(to); st != "down" {
 			return errors.New(st)
 		}
 		return nil
 	})
 	waitProbe(t, probe, 20)
-	probe.stop()
-	res := parseProbe(probe.stdout())
+	probe.Stop()
+	res := parseProbe(probe.Stdout())
 	t.Logf("partition %s: %d of %d requests failed, outage %s", to, res.failed(), len(res), res.outage(start).Round(time.Millisecond))
-	l.heal(to)
-	poll(t, 30*time.Second, "the healed "+to+" brings its VIP up again (as a standby)", func() error {
+	l.NodeOp("heal", to, l.D.Heal)
+	harness.Poll(t, 30*time.Second, "the healed "+to+" brings its VIP up again (as a standby)", func() error {
 		if st := vipState(to); st != "up" {
 			return errors.New(st)
 		}
@@ -851,20 +857,25 @@ func TestLBaaSFailover(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			gw := l.activeChassis(lb.ID)
-			pid, _ := os.ReadFile(filepath.Join(l.d.State().Node(gw).DataDir, "lbaas", lb.ID, "haproxy.pid"))
-			for _, args := range [][]string{{"ip", "neigh"}, {"ip", "route"}, {"ip", "-s", "link", "show", "vip0"},
-				{"ping", "-c1", "-W1", l.members[2].IP}, {"ping", "-c1", "-W1", l.members[0].IP}} {
-				out, err := exec.Command("nsenter", append([]string{"-t", strings.TrimSpace(string(pid)), "-n"}, args...)...).CombinedOutput()
+			for _, args := range []string{"ip neigh", "ip route", "ip -s link show vip0",
+				"ping -c1 -W1 " + l.members[2].IP, "ping -c1 -W1 " + l.members[0].IP} {
+				out, err := l.Exec(gw, "sh", "-c", fmt.Sprintf(`nsenter -t "$(cat %s)" -n %s`, l.haproxyPID(gw, lb.ID), args))
 				t.Logf("VIP namespace on %s: %v: %s (%v)", gw, args, out, err)
 			}
 		}
 	}()
-	poll(t, 30*time.Second, "after the heal, requests reach every member", func() error {
+	harness.Poll(t, 30*time.Second, "after the heal, requests reach every member", func() error {
 		if seen := l.spread(l.client.Name, "http://"+lb.VipAddress+"/", 9); len(seen) != 3 {
 			return fmt.Errorf("%v; m3 %s on %s", seen, l.memberStatus(l.poolOf(lb), "m3"), l.activeChassis(lb.ID))
 		}
 		return nil
 	})
+}
+
+// haproxyPID is the path of the HAProxy pid file of a load balancer on a
+// gateway (the agent keeps it under its data directory).
+func (l *lbLab) haproxyPID(gw, id string) string {
+	return l.Node(gw).DataDir + "/lbaas/" + id + "/haproxy.pid"
 }
 
 // TestLBaaSOverlap: two load balancers with the same VIP address on two
@@ -873,21 +884,16 @@ func TestLBaaSFailover(t *testing.T) {
 func TestLBaaSOverlap(t *testing.T) {
 	l := upLBLab(t)
 	lb := l.createLB("one")
-	nc := l.admin
-	net2, sub2 := l.network(nc, "web2", "10.30.0.0/24")
-	sg := l.openGroup(nc, "open2")
+	nc := l.Admin
+	net2, sub2 := l.Network(nc, "web2", "10.30.0.0/24")
+	sg := l.OpenGroup(nc, "open2")
 	opts := func(name string) ports.CreateOpts {
 		return ports.CreateOpts{NetworkID: net2, Name: name, SecurityGroups: &[]string{sg}}
 	}
-	client2 := l.plug("client2", l.chassis[1], l.port(nc, opts("client2")))
-	m4 := l.plug("m4", l.chassis[0], l.port(nc, opts("m4")))
-	if err := os.MkdirAll(filepath.Join(l.docroot, m4.Name), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(l.docroot, m4.Name, "index.html"), []byte("m4\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l.httpd[m4.Name] = l.start(m4.Name, "busybox", "httpd", "-f", "-p", "80", "-h", filepath.Join(l.docroot, m4.Name))
+	client2 := l.Plug("client2", l.Chassis[1], l.Port(nc, opts("client2")))
+	m4 := l.Plug("m4", l.Chassis[0], l.Port(nc, opts("m4")))
+	l.makeDocroot(m4)
+	l.httpd[m4.Name] = l.Start(m4.Name, "busybox", "httpd", "-f", "-p", "80", "-h", l.docroot[m4.Name])
 	ctx := context.Background()
 	lb2, err := loadbalancers.Create(ctx, nc, loadbalancers.CreateOpts{Name: "two", VipSubnetID: sub2, VipAddress: lb.VipAddress}).Extract()
 	if err != nil {
@@ -909,14 +915,14 @@ func TestLBaaSOverlap(t *testing.T) {
 	}
 	l.waitActive(lb2.ID)
 	vip := "http://" + lb.VipAddress + "/"
-	poll(t, firstPacket, "client2 reaches its load balancer", func() error {
+	harness.Poll(t, harness.FirstPacket, "client2 reaches its load balancer", func() error {
 		_, err := l.curl(client2.Name, vip)
 		return err
 	})
 	if seen := l.spread(client2.Name, vip, 6); len(seen) != 1 || seen["m4"] != 6 {
 		t.Fatalf("client2 -> %s (its network's load balancer): %v, want m4 only", lb.VipAddress, seen)
 	}
-	poll(t, firstPacket, "client reaches its load balancer", func() error {
+	harness.Poll(t, harness.FirstPacket, "client reaches its load balancer", func() error {
 		_, err := l.curl(l.client.Name, vip)
 		return err
 	})
@@ -935,7 +941,7 @@ func BenchmarkLBaaS(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		lb := l.createLBNoWait(fmt.Sprintf("bench-%d", i), false)
-		poll(b, 60*time.Second, "first request through the VIP", func() error {
+		harness.Poll(b, 60*time.Second, "first request through the VIP", func() error {
 			_, err := l.curl(l.client.Name, "http://"+lb.VipAddress+"/", "-m", "1")
 			return err
 		})
@@ -951,11 +957,11 @@ func BenchmarkLBaaS(b *testing.B) {
 // rate runs `lab http-probe` back to back for 3 s from the client and
 // returns successful requests per second.
 func (l *lbLab) rate(url string) float64 {
-	l.tb.Helper()
+	l.TB.Helper()
 	start := time.Now()
-	out, err := l.exec(l.client.Name, binary, "lab", "http-probe", "--interval", "1ns", "--count", "2000", url)
+	out, err := l.Exec(l.client.Name, l.Lab.Binary, "lab", "http-probe", "--interval", "1ns", "--count", "2000", url)
 	if err != nil {
-		l.tb.Fatalf("http-probe %s: %v", url, err)
+		l.TB.Fatalf("http-probe %s: %v", url, err)
 	}
 	res := parseProbe(out)
 	return float64(len(res)-res.failed()) / time.Since(start).Seconds()
@@ -973,15 +979,15 @@ func BenchmarkLBaaSFailover(b *testing.B) {
 		for range 5 {
 			o, from, _ := l.lbFailover(lb.ID, lb.VipAddress)
 			outs = append(outs, float64(o.Milliseconds()))
-			l.revive(from)
+			l.NodeOp("revive", from, l.D.ReviveNode)
 			l.waitActive(lb.ID)
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(median(outs), "outage-ms")
+	b.ReportMetric(harness.Median(outs), "outage-ms")
 	b.ReportMetric(slices.Max(outs), "outage-max-ms")
 	// The issue's target: at most about a second of failed requests.
-	if median(outs) > 1000 {
-		b.Errorf("median failover outage %.0f ms, over the 1 s target (all: %v)", median(outs), outs)
+	if harness.Median(outs) > 1000 {
+		b.Errorf("median failover outage %.0f ms, over the 1 s target (all: %v)", harness.Median(outs), outs)
 	}
 }

@@ -1,13 +1,11 @@
-package lab_test
+package scenarios_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
+	"net/netip"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,28 +19,32 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
 	"neutrino/scenarios"
-	"neutrino/scenarios/lab"
+	"neutrino/scenarios/harness"
 	"neutrino/southbound/vpnaas"
 )
 
-// VPN as a service (issue 13) on the lab: a router whose gateway
-// terminates IPsec to a remote site (lab.AddSite: strongSwan on the
-// external network, 10.99.0.0/24 behind it), a VM behind the router on a
-// compute chassis, real traffic through the tunnel.
+// VPN as a service (issue 13): a router whose gateway terminates IPsec to
+// a remote site (harness.Env.AddSite: strongSwan in a namespace on the
+// outside node, its WAN on the external network, 10.99.0.0/24 behind
+// it), a VM behind the router on a compute chassis, real traffic through
+// the tunnel.
 
 // vpnTopo: one server, one compute chassis (not on the external network:
 // its traffic to the site is steered to the gateway), two gateways.
 var vpnTopo = scenarios.Topology{Servers: 1, Chassis: 1, Gateways: 2}
 
-const vpnTenantCIDR = "10.10.0.0/24"
+const (
+	vpnTenantCIDR = "10.10.0.0/24"
+	vpnSiteCIDR   = "10.99.0.0/24"
+)
 
 // vpnLab is a lab with a VPN service on a router and one remote site.
 type vpnLab struct {
-	*pipeLab
+	*harness.Env
 	routerID, gwIP string
 	tsub           string
-	vm             vm
-	site           *lab.Site
+	vm             harness.VM
+	site           *harness.Site
 	svc            string
 	localEP        string
 	peerEP         string
@@ -50,49 +52,32 @@ type vpnLab struct {
 
 func upVPNLab(tb testing.TB) *vpnLab {
 	tb.Helper()
-	p := upPipelineLab(tb, vpnTopo)
-	nc := p.admin
-	ext, _ := p.extNet(nc, "public", "flat", "external", 0, "198.51.100.0/24", outsideIP)
-	tenant, tsub := p.network(nc, "tenant", vpnTenantCIDR)
-	r, gwIP := p.gatewayRouter(nc, "edge", ext, tsub)
-	sg := p.openGroup(nc, "open")
-	v := p.plug("va", p.chassis[0], p.port(nc, ports.CreateOpts{NetworkID: tenant, Name: "va", SecurityGroups: &[]string{sg}}))
-	ctx, cancel := p.ctx()
+	p := up(tb, vpnTopo)
+	nc := p.Admin
+	x := p.Lab.External
+	ext, _ := p.ExtNet(nc, "public", "flat", x.Physnet, 0, x.CIDR, x.Gateway)
+	tenant, tsub := p.Network(nc, "tenant", vpnTenantCIDR)
+	r, gwIP := p.GatewayRouter(nc, "edge", ext, tsub)
+	sg := p.OpenGroup(nc, "open")
+	v := p.Plug("va", p.Chassis[0], p.Port(nc, ports.CreateOpts{NetworkID: tenant, Name: "va", SecurityGroups: &[]string{sg}}))
+	ctx, cancel := p.Ctx()
 	defer cancel()
-	site, err := p.d.AddSite(ctx)
-	if err != nil {
-		tb.Fatalf("add site: %v", err)
-	}
+	site := p.AddSite(vpnSiteCIDR)
 	tb.Logf("site %s: WAN %s, subnet %s, host %s; router %s gateway %s", site.Name, site.WAN, site.Subnet, site.HostIP, r.ID, gwIP)
 	tb.Cleanup(func() {
 		if !tb.Failed() {
 			return
 		}
-		agents, _ := filepath.Glob(filepath.Join(p.d.State().Dir, "gateway-*", "agent.log"))
-		for _, f := range agents {
-			b, _ := os.ReadFile(f)
-			var keep []string
-			for _, line := range strings.Split(string(b), "\n") {
-				if strings.Contains(line, "fenced") || strings.Contains(line, "VPN") {
-					keep = append(keep, line)
-				}
+		var keep []string
+		for _, line := range strings.Split(site.Log(400), "\n") {
+			if !strings.Contains(line, "INFORMATIONAL") && !strings.Contains(line, "DPD") && !strings.Contains(line, "(80 bytes)") {
+				keep = append(keep, line)
 			}
-			tb.Logf("%s (fence and VPN lines):\n%s", f, strings.Join(keep, "\n"))
 		}
-		logs, _ := filepath.Glob(filepath.Join(p.d.State().Dir, "*", "data", "vpn", "*", "charon.log"))
-		for _, f := range append(logs, filepath.Join(site.CharonDir, "charon.log")) {
-			b, _ := os.ReadFile(f)
-			var keep []string
-			for _, line := range strings.Split(string(b), "\n") {
-				if !strings.Contains(line, "INFORMATIONAL") && !strings.Contains(line, "DPD") && !strings.Contains(line, "(80 bytes)") {
-					keep = append(keep, line)
-				}
-			}
-			if len(keep) > 60 {
-				keep = keep[len(keep)-60:]
-			}
-			tb.Logf("%s (without DPD): %s", f, strings.Join(keep, "\n"))
+		if len(keep) > 60 {
+			keep = keep[len(keep)-60:]
 		}
+		tb.Logf("the site's charon log (without DPD): %s", strings.Join(keep, "\n"))
 	})
 	yes := true
 	svc, err := services.Create(ctx, nc, services.CreateOpts{Name: "vpn", RouterID: r.ID, AdminStateUp: &yes}).Extract()
@@ -107,7 +92,7 @@ func upVPNLab(tb testing.TB) *vpnLab {
 	if err != nil {
 		tb.Fatalf("create peer endpoint group: %v", err)
 	}
-	return &vpnLab{pipeLab: p, routerID: r.ID, gwIP: gwIP, tsub: tsub, vm: v, site: site, svc: svc.ID, localEP: local.ID, peerEP: peer.ID}
+	return &vpnLab{Env: p, routerID: r.ID, gwIP: gwIP, tsub: tsub, vm: v, site: site, svc: svc.ID, localEP: local.ID, peerEP: peer.ID}
 }
 
 // vpnSpec is one combination of policies.
@@ -134,19 +119,15 @@ func (l *vpnLab) siteConn(s vpnSpec, psk string) vpnaas.Conn {
 
 // configureSite loads the site's side of a connection.
 func (l *vpnLab) configureSite(s vpnSpec, psk string) {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
-	defer cancel()
-	if err := l.d.SiteConnect(ctx, l.site.Name, []vpnaas.Conn{l.siteConn(s, psk)}); err != nil {
-		l.tb.Fatalf("configure site: %v", err)
-	}
+	l.TB.Helper()
+	l.site.Connect([]vpnaas.Conn{l.siteConn(s, psk)})
 }
 
 // connect creates policies and a connection with spec s through
 // gophercloud, configures the site to match, and returns the connection's
 // id; the test's cleanup deletes them.
 func (l *vpnLab) connect(s vpnSpec, psk string) string {
-	l.tb.Helper()
+	l.TB.Helper()
 	return l.create(l.prepare(s, psk))
 }
 
@@ -161,32 +142,32 @@ type prepared struct {
 // prepare creates the policies of a connection and configures the site;
 // the test's cleanup deletes them.
 func (l *vpnLab) prepare(s vpnSpec, psk string) prepared {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
+	l.TB.Helper()
+	ctx, cancel := l.Ctx()
 	defer cancel()
-	nc := l.admin
+	nc := l.Admin
 	ike, err := ikepolicies.Create(ctx, nc, ikepolicies.CreateOpts{Name: "ike-" + s.String(),
 		AuthAlgorithm: ikepolicies.AuthAlgorithm(s.auth), EncryptionAlgorithm: ikepolicies.EncryptionAlgorithm(s.enc),
 		PFS: ikepolicies.PFSGroup14, IKEVersion: ikepolicies.IKEVersion(s.ike)}).Extract()
 	if err != nil {
-		l.tb.Fatalf("create ike policy %s: %v", s, err)
+		l.TB.Fatalf("create ike policy %s: %v", s, err)
 	}
 	esp, err := ipsecpolicies.Create(ctx, nc, ipsecpolicies.CreateOpts{Name: "esp-" + s.String(),
 		AuthAlgorithm: ipsecpolicies.AuthAlgorithm(s.auth), EncryptionAlgorithm: ipsecpolicies.EncryptionAlgorithm(s.enc),
 		PFS: ipsecpolicies.PFSGroup14}).Extract()
 	if err != nil {
-		l.tb.Fatalf("create ipsec policy %s: %v", s, err)
+		l.TB.Fatalf("create ipsec policy %s: %v", s, err)
 	}
 	l.configureSite(s, psk)
-	l.tb.Cleanup(func() {
-		ctx, cancel := l.ctx()
+	l.TB.Cleanup(func() {
+		ctx, cancel := l.Ctx()
 		defer cancel()
 		for _, err := range []error{
 			ikepolicies.Delete(ctx, nc, ike.ID).ExtractErr(),
 			ipsecpolicies.Delete(ctx, nc, esp.ID).ExtractErr(),
 		} {
 			if err != nil && !gophercloud.ResponseCodeIs(err, 404) {
-				l.tb.Errorf("cleanup of policies %s: %v", s, err)
+				l.TB.Errorf("cleanup of policies %s: %v", s, err)
 			}
 		}
 	})
@@ -196,10 +177,10 @@ func (l *vpnLab) prepare(s vpnSpec, psk string) prepared {
 // create creates a connection with prepared policies; the test's cleanup
 // deletes it.
 func (l *vpnLab) create(p prepared) string {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
+	l.TB.Helper()
+	ctx, cancel := l.Ctx()
 	defer cancel()
-	nc, s, psk := l.admin, p.spec, p.psk
+	nc, s, psk := l.Admin, p.spec, p.psk
 	peer := p.peer
 	if peer == "" {
 		peer = l.site.WANIP()
@@ -211,16 +192,16 @@ func (l *vpnLab) create(p prepared) string {
 		LocalEPGroupID: l.localEP, PeerEPGroupID: l.peerEP, AdminStateUp: &yes,
 		DPD: &siteconnections.DPDCreateOpts{Action: siteconnections.ActionRestart, Interval: 1, Timeout: 3}}).Extract()
 	if err != nil {
-		l.tb.Fatalf("create site connection %s: %v", s, err)
+		l.TB.Fatalf("create site connection %s: %v", s, err)
 	}
 	if c.PSK != "" {
-		l.tb.Errorf("create site connection: the answer carries the PSK")
+		l.TB.Errorf("create site connection: the answer carries the PSK")
 	}
-	l.tb.Cleanup(func() {
-		ctx, cancel := l.ctx()
+	l.TB.Cleanup(func() {
+		ctx, cancel := l.Ctx()
 		defer cancel()
 		if err := siteconnections.Delete(ctx, nc, c.ID).ExtractErr(); err != nil && !gophercloud.ResponseCodeIs(err, 404) {
-			l.tb.Errorf("cleanup of connection %s: %v", s, err)
+			l.TB.Errorf("cleanup of connection %s: %v", s, err)
 		}
 	})
 	return c.ID
@@ -228,19 +209,19 @@ func (l *vpnLab) create(p prepared) string {
 
 // disconnect deletes a connection now (its cleanup then finds it gone).
 func (l *vpnLab) disconnect(id string) {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
+	l.TB.Helper()
+	ctx, cancel := l.Ctx()
 	defer cancel()
-	if err := siteconnections.Delete(ctx, l.admin, id).ExtractErr(); err != nil {
-		l.tb.Fatalf("delete connection %s: %v", id, err)
+	if err := siteconnections.Delete(ctx, l.Admin, id).ExtractErr(); err != nil {
+		l.TB.Fatalf("delete connection %s: %v", id, err)
 	}
 }
 
 // status reads a connection's status.
 func (l *vpnLab) status(id string) (string, error) {
-	ctx, cancel := l.ctx()
+	ctx, cancel := l.Ctx()
 	defer cancel()
-	c, err := siteconnections.Get(ctx, l.admin, id).Extract()
+	c, err := siteconnections.Get(ctx, l.Admin, id).Extract()
 	if err != nil {
 		return "", err
 	}
@@ -249,9 +230,9 @@ func (l *vpnLab) status(id string) (string, error) {
 
 // waitStatus polls a connection until its status is want.
 func (l *vpnLab) waitStatus(id, want string, timeout time.Duration) time.Duration {
-	l.tb.Helper()
+	l.TB.Helper()
 	start := time.Now()
-	poll(l.tb, timeout, fmt.Sprintf("connection %s %s", id, want), func() error {
+	harness.Poll(l.TB, timeout, fmt.Sprintf("connection %s %s", id, want), func() error {
 		st, err := l.status(id)
 		if err != nil {
 			return err
@@ -266,44 +247,56 @@ func (l *vpnLab) waitStatus(id, want string, timeout time.Duration) time.Duratio
 
 // update changes a connection.
 func (l *vpnLab) update(id string, opts siteconnections.UpdateOpts) {
-	l.tb.Helper()
-	ctx, cancel := l.ctx()
+	l.TB.Helper()
+	ctx, cancel := l.Ctx()
 	defer cancel()
-	if _, err := siteconnections.Update(ctx, l.admin, id, opts).Extract(); err != nil {
-		l.tb.Fatalf("update connection %s: %v", id, err)
+	if _, err := siteconnections.Update(ctx, l.Admin, id, opts).Extract(); err != nil {
+		l.TB.Fatalf("update connection %s: %v", id, err)
 	}
 }
 
 // as makes t the test l reports to until the returned func is called.
 func (l *vpnLab) as(t testing.TB) func() {
-	old := l.tb
-	l.tb = t
-	return func() { l.tb = old }
+	old := l.Env
+	l.Env = l.Env.Sub(t)
+	return func() { l.Env = old }
 }
 
-func (l *vpnLab) host() string { return l.site.Name + "-host" }
+func (l *vpnLab) host() string { return l.site.Host }
 
 // traffic checks ping and TCP both ways between the VM and the site's host.
 func (l *vpnLab) traffic() {
-	l.tb.Helper()
-	l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
-	l.pingOK(10*time.Second, l.host(), l.vm.IP)
-	hl := l.listen(l.host(), 7001)
-	l.tcpOK(10*time.Second, l.vm.Name, l.site.HostIP, 7001)
-	hl.stop()
-	vl := l.listen(l.vm.Name, 7002)
-	l.tcpOK(10*time.Second, l.host(), l.vm.IP, 7002)
-	vl.stop()
+	l.TB.Helper()
+	l.PingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+	l.PingOK(10*time.Second, l.host(), l.vm.IP)
+	hl := l.Listen(l.host(), 7001)
+	l.TCPOK(10*time.Second, l.vm.Name, l.site.HostIP, 7001)
+	hl.Stop()
+	vl := l.Listen(l.vm.Name, 7002)
+	l.TCPOK(10*time.Second, l.host(), l.vm.IP, 7002)
+	vl.Stop()
 }
 
-// vpnNamespaces lists the VPN namespaces of the lab's gateways.
-func (l *vpnLab) vpnNamespaces() []string {
+// vpnCharons lists the charons the agents of the lab's gateways run
+// (gateway: pid file), or of one gateway: each runs from a directory
+// DATA_DIR/vpn/<namespace> (its /run there), and its environment names
+// its strongswan.conf there (a recycled pid's does not).
+func (l *vpnLab) vpnCharons(only ...string) []string {
+	l.TB.Helper()
 	var out []string
-	ents, _ := os.ReadDir("/run/netns")
-	prefix := l.d.State().Prefix
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), prefix) && strings.Contains(e.Name(), "-vpn-") {
-			out = append(out, e.Name())
+	for _, gw := range l.Lab.ByKind(scenarios.KindGateway) {
+		if len(only) > 0 && gw.Name != only[0] {
+			continue
+		}
+		o, err := l.Exec(gw.Name, "sh", "-c", `for f in "$1"/vpn/*/charon.pid; do
+	[ -f "$f" ] || continue
+	tr '\0' '\n' < "/proc/$(cat "$f")/environ" 2>/dev/null | grep -qx "STRONGSWAN_CONF=${f%/charon.pid}/strongswan.conf" && echo "$f"
+done; true`, "sh", gw.DataDir)
+		if err != nil {
+			l.TB.Fatalf("charons on %s: %v", gw.Name, err)
+		}
+		for _, f := range strings.Fields(o) {
+			out = append(out, gw.Name+": "+f)
 		}
 	}
 	return out
@@ -325,29 +318,28 @@ func TestVPNSiteToSite(t *testing.T) {
 
 	t.Run("traffic", func(t *testing.T) {
 		defer l.as(t)()
-		// On every interface of the underlay namespace: the bridge ports
-		// of the external physnet (frames forwarded between ports never
-		// show on the bridge device itself).
-		plain := l.captureOn("underlay", "any", fmt.Sprintf("ip and (net %s or net %s)", vpnTenantCIDR, l.site.Subnet))
-		other := l.captureOn("underlay", "any", fmt.Sprintf("ip and host %s and host %s and not (udp port 500 or udp port 4500)", l.gwIP, l.site.WANIP()))
-		esp := l.captureOn("underlay", "any", fmt.Sprintf("udp port 4500 and host %s and host %s", l.gwIP, l.site.WANIP()))
+		// On the site's WAN interface: every packet between the
+		// gateway and the site crosses it.
+		plain := l.CaptureOn(l.site.Name, "wan0", fmt.Sprintf("ip and (net %s or net %s)", vpnTenantCIDR, l.site.Subnet))
+		other := l.CaptureOn(l.site.Name, "wan0", fmt.Sprintf("ip and host %s and host %s and not (udp port 500 or udp port 4500)", l.gwIP, l.site.WANIP()))
+		esp := l.CaptureOn(l.site.Name, "wan0", fmt.Sprintf("udp port 4500 and host %s and host %s", l.gwIP, l.site.WANIP()))
 		l.traffic()
 		// tcpdump prints asynchronously: wait (bounded) for the tunnel's
 		// packets to show before stopping the captures.
-		poll(t, 10*time.Second, "tcpdump shows ESP-in-UDP between the gateway and the site", func() error {
-			l.pingOK(5*time.Second, l.vm.Name, l.site.HostIP)
-			if strings.TrimSpace(esp.proc.stdout()) == "" {
+		harness.Poll(t, 10*time.Second, "tcpdump shows ESP-in-UDP between the gateway and the site", func() error {
+			l.PingOK(5*time.Second, l.vm.Name, l.site.HostIP)
+			if strings.TrimSpace(esp.Proc.Stdout()) == "" {
 				return fmt.Errorf("nothing captured yet")
 			}
 			return nil
 		})
-		if pk := plain.packets(); len(pk) != 0 {
+		if pk := plain.Packets(); len(pk) != 0 {
 			t.Errorf("the tenant or site subnet in the clear on the external network:\n%s", strings.Join(pk, "\n"))
 		}
-		if pk := other.packets(); len(pk) != 0 {
+		if pk := other.Packets(); len(pk) != 0 {
 			t.Errorf("between gateway and site, not IKE or ESP-in-UDP:\n%s", strings.Join(pk, "\n"))
 		}
-		if pk := esp.packets(); len(pk) == 0 {
+		if pk := esp.Packets(); len(pk) == 0 {
 			t.Errorf("no ESP-in-UDP (4500) between %s and %s: the traffic did not go through the tunnel", l.gwIP, l.site.WANIP())
 		}
 	})
@@ -356,13 +348,13 @@ func TestVPNSiteToSite(t *testing.T) {
 		defer l.as(t)()
 		l.update(id, siteconnections.UpdateOpts{PSK: "not-the-site-key"})
 		l.waitStatus(id, "DOWN", 30*time.Second)
-		l.pingFails(10*time.Second, 2, l.vm.Name, l.site.HostIP)
+		l.PingFails(10*time.Second, 2, l.vm.Name, l.site.HostIP)
 		if st, _ := l.status(id); st != "DOWN" {
 			t.Fatalf("wrong PSK: status %s, want DOWN", st)
 		}
 		l.update(id, siteconnections.UpdateOpts{PSK: "lab-secret-1"})
 		l.waitStatus(id, "ACTIVE", 30*time.Second)
-		l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+		l.PingOK(30*time.Second, l.vm.Name, l.site.HostIP)
 	})
 
 	t.Run("admin-down", func(t *testing.T) {
@@ -370,31 +362,33 @@ func TestVPNSiteToSite(t *testing.T) {
 		no, yes := false, true
 		l.update(id, siteconnections.UpdateOpts{AdminStateUp: &no})
 		l.waitStatus(id, "DOWN", 30*time.Second)
-		poll(t, 20*time.Second, "the VPN namespace is gone", func() error {
-			if ns := l.vpnNamespaces(); len(ns) != 0 {
-				return fmt.Errorf("namespaces %v", ns)
+		harness.Poll(t, 20*time.Second, "no charon of the connection left on the gateways", func() error {
+			if ns := l.vpnCharons(); len(ns) != 0 {
+				return fmt.Errorf("charons %v", ns)
 			}
 			return nil
 		})
-		l.pingFails(10*time.Second, 2, l.vm.Name, l.site.HostIP)
+		l.PingFails(10*time.Second, 2, l.vm.Name, l.site.HostIP)
 		l.update(id, siteconnections.UpdateOpts{AdminStateUp: &yes})
 		l.waitStatus(id, "ACTIVE", 30*time.Second)
-		l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+		l.PingOK(30*time.Second, l.vm.Name, l.site.HostIP)
 	})
 
 	t.Run("cli", func(t *testing.T) {
+		onlyFullOnVagrant(t, "a second connection")
 		defer l.as(t)()
 		l.disconnect(id)
 		l.cliLifecycle()
 	})
 
 	t.Run("algorithms", func(t *testing.T) {
+		onlyFullOnVagrant(t, "four more connections")
 		defer l.as(t)()
 		for _, s := range []vpnSpec{{"v1", "aes-256", "sha1"}, {"v2", "aes-256", "sha1"}, {"v1", "aes-128", "sha256"}, {"v2", "aes-256", "sha256"}} {
 			cid := l.connect(s, "lab-secret-"+s.String())
 			took := l.waitStatus(cid, "ACTIVE", 60*time.Second)
-			l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
-			l.pingOK(10*time.Second, l.host(), l.vm.IP)
+			l.PingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+			l.PingOK(10*time.Second, l.host(), l.vm.IP)
 			t.Logf("%s: ACTIVE after %s, traffic both ways", s, took.Round(time.Millisecond))
 			l.disconnect(cid)
 		}
@@ -406,7 +400,7 @@ func TestVPNSiteToSite(t *testing.T) {
 		// the void and the connection is DOWN (from PENDING_CREATE), never
 		// ACTIVE, for as long as charon tries (its first 8 s here).
 		p := l.prepare(vpnSpec{"v2", "aes-128", "sha256"}, "nobody-key")
-		p.peer = "198.51.100.240"
+		p.peer = l.silentPeer()
 		cid := l.create(p)
 		l.waitStatus(cid, "DOWN", 30*time.Second)
 		deadline := time.Now().Add(8 * time.Second)
@@ -432,78 +426,86 @@ func TestVPNFailover(t *testing.T) {
 	l := upVPNLab(t)
 	id := l.connect(vpnSpec{"v2", "aes-128", "sha256"}, "failover-key")
 	l.waitStatus(id, "ACTIVE", 60*time.Second)
-	out, from, to := l.failover(l.kill)
+	out, from, to := l.failover(func(n string) { l.NodeOp("kill", n, l.D.KillNode) })
 	t.Logf("kill %s: tunnel traffic back through %s after an outage of %s (target 5 s)", from, to, out)
 	l.waitStatus(id, "ACTIVE", 30*time.Second)
-	l.revive(from)
+	l.NodeOp("revive", from, l.D.ReviveNode)
 
 	// Split: the active gateway loses its underlay link; the router moves
 	// and the cut-off gateway, fenced, tears its tunnel down (its watch
 	// of the state is cut off too: only the fence tells it).
-	out, cut, to := l.failover(l.partition)
+	out, cut, to := l.failover(func(n string) { l.NodeOp("partition", n, l.D.Partition) })
 	t.Logf("partition %s: tunnel traffic back through %s after an outage of %s", cut, to, out)
-	poll(t, 20*time.Second, cut+" tears its VPN namespace down", func() error {
-		for _, ns := range l.vpnNamespaces() {
-			if strings.Contains(ns, cut+"-vpn-") {
-				return fmt.Errorf("%s still there", ns)
-			}
+	harness.Poll(t, 20*time.Second, cut+" stops its charon", func() error {
+		if ns := l.vpnCharons(cut); len(ns) != 0 {
+			return fmt.Errorf("%v still there", ns)
 		}
 		return nil
 	})
-	l.heal(cut)
-	l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+	l.NodeOp("heal", cut, l.D.Heal)
+	l.PingOK(30*time.Second, l.vm.Name, l.site.HostIP)
 
 	// Moved through the API with both gateways alive: the one that lost
 	// the router tears its tunnel down, the other brings it up.
-	cur, list := l.activeGateway(l.routerID)
+	cur, list := l.ActiveGateway(l.routerID)
 	other := list[0]
 	if other == cur {
 		other = list[1]
 	}
-	l.mustCall(http.StatusOK, http.MethodPut, l.d.Endpoint()+"/v2.0/routers/"+l.routerID, nil, map[string]any{"router": map[string]any{
+	l.MustCall(http.StatusOK, http.MethodPut, l.D.Endpoint()+"/v2.0/routers/"+l.routerID, nil, map[string]any{"router": map[string]any{
 		"neutrino:gateway_chassis": []string{other, cur}, "neutrino:gateway_preempt": true}})
-	poll(t, 20*time.Second, "the router moves to "+other, func() error {
-		if now, _ := l.activeGateway(l.routerID); now != other {
+	harness.Poll(t, 20*time.Second, "the router moves to "+other, func() error {
+		if now, _ := l.ActiveGateway(l.routerID); now != other {
 			return fmt.Errorf("active gateway %s", now)
 		}
 		return nil
 	})
-	poll(t, 20*time.Second, cur+" tears its VPN namespace down", func() error {
-		for _, ns := range l.vpnNamespaces() {
-			if strings.Contains(ns, cur+"-vpn-") {
-				return fmt.Errorf("%s still there", ns)
-			}
+	harness.Poll(t, 20*time.Second, cur+" stops its charon", func() error {
+		if ns := l.vpnCharons(cur); len(ns) != 0 {
+			return fmt.Errorf("%v still there", ns)
 		}
 		return nil
 	})
 	l.waitStatus(id, "ACTIVE", 30*time.Second)
-	l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
-	l.pingOK(10*time.Second, l.host(), l.vm.IP)
+	l.PingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+	l.PingOK(10*time.Second, l.host(), l.vm.IP)
 }
 
 // failover does act (kill, partition) to the active gateway under a ping
 // stream and returns the longest outage, with the gateways before and
 // after.
-func (l *vpnLab) failover(act func(node string)) (time.Duration, string, string) {
-	l.tb.Helper()
-	from, list := l.activeGateway(l.routerID)
-	if from == "" || len(list) < 2 {
-		l.tb.Fatalf("router %s: active gateway %q of %v", l.routerID, from, list)
+// silentPeer is an address of the external subnet nobody has.
+func (l *vpnLab) silentPeer() string {
+	l.TB.Helper()
+	p, err := netip.ParsePrefix(l.Lab.External.CIDR)
+	if err != nil {
+		l.TB.Fatal(err)
 	}
-	s := l.startStream(l.vm.Name+" -> "+l.site.HostIP, l.vm.Name, l.site.HostIP)
+	a := p.Masked().Addr().As4()
+	a[3] = harness.SiteWANHost - 1
+	return netip.AddrFrom4(a).String()
+}
+
+func (l *vpnLab) failover(act func(node string)) (time.Duration, string, string) {
+	l.TB.Helper()
+	from, list := l.ActiveGateway(l.routerID)
+	if from == "" || len(list) < 2 {
+		l.TB.Fatalf("router %s: active gateway %q of %v", l.routerID, from, list)
+	}
+	s := l.StartStream(l.vm.Name+" -> "+l.site.HostIP, l.vm.Name, l.site.HostIP)
 	start := time.Now()
 	act(from)
 	var to string
-	poll(l.tb, 30*time.Second, "the router's gateway moves off "+from, func() error {
-		if to, _ = l.activeGateway(l.routerID); to == from || to == "" {
+	harness.Poll(l.TB, 30*time.Second, "the router's gateway moves off "+from, func() error {
+		if to, _ = l.ActiveGateway(l.routerID); to == from || to == "" {
 			return fmt.Errorf("active gateway %q", to)
 		}
 		return nil
 	})
-	l.waitReplies(s, 20, 60*time.Second)
-	s.proc.stop()
-	g := longest(s.gaps(start))
-	return g.duration(), from, to
+	l.WaitReplies(s, 20, 60*time.Second)
+	s.Proc.Stop()
+	g := harness.Longest(s.Gaps(start))
+	return g.Duration(), from, to
 }
 
 // BenchmarkVPN reports, on one lab: connection create -> first packet
@@ -520,38 +522,38 @@ func BenchmarkVPN(b *testing.B) {
 		p := l.prepare(vpnSpec{"v2", "aes-128", "sha256"}, "bench-key")
 		start := time.Now()
 		id := l.create(p)
-		poll(b, 60*time.Second, "first packet through the tunnel", func() error {
-			_, err := l.exec(l.vm.Name, "ping", "-n", "-c1", "-W0.2", l.site.HostIP)
+		harness.Poll(b, 60*time.Second, "first packet through the tunnel", func() error {
+			_, err := l.Exec(l.vm.Name, "ping", "-n", "-c1", "-W0.2", l.site.HostIP)
 			return err
 		})
 		firstMs = append(firstMs, float64(time.Since(start).Milliseconds()))
 		tunnelMbps = l.throughput(l.host(), l.site.HostIP)
-		plainMbps = l.throughput("outside", outsideIP)
+		plainMbps = l.throughput(l.Lab.External.Node, l.Lab.External.Gateway)
 		for j := 0; j < 5; j++ {
-			out, dead, _ := l.failover(l.kill)
+			out, dead, _ := l.failover(func(n string) { l.NodeOp("kill", n, l.D.KillNode) })
 			outages = append(outages, float64(out.Milliseconds()))
-			l.revive(dead)
+			l.NodeOp("revive", dead, l.D.ReviveNode)
 		}
 		l.disconnect(id)
 	}
 	b.StopTimer()
-	b.ReportMetric(median(firstMs), "create-to-first-packet-ms")
+	b.ReportMetric(harness.Median(firstMs), "create-to-first-packet-ms")
 	b.ReportMetric(tunnelMbps, "tunnel-Mbit/s")
 	b.ReportMetric(plainMbps, "plain-Mbit/s")
 	if plainMbps > 0 {
 		b.ReportMetric(tunnelMbps/plainMbps, "tunnel/plain")
 	}
-	b.ReportMetric(median(outages), "failover-outage-ms")
+	b.ReportMetric(harness.Median(outages), "failover-outage-ms")
 }
 
 // throughput sends 8 MB from the VM to a TCP sink on node (at ip) and
 // returns the rate in Mbit/s.
 func (l *vpnLab) throughput(node, ip string) float64 {
-	l.tb.Helper()
+	l.TB.Helper()
 	const size = 8 << 20
-	sink := l.start(node, "sh", "-c", "nc -l -p 7100 > /dev/null")
-	poll(l.tb, 10*time.Second, node+" listens on 7100", func() error {
-		out, err := l.exec(node, "ss", "-Hltn", "sport = :7100")
+	sink := l.Start(node, "sh", "-c", "nc -l -p 7100 > /dev/null")
+	harness.Poll(l.TB, 10*time.Second, node+" listens on 7100", func() error {
+		out, err := l.Exec(node, "ss", "-Hltn", "sport = :7100")
 		if err != nil || !strings.Contains(out, "LISTEN") {
 			return fmt.Errorf("not yet: %v", err)
 		}
@@ -559,30 +561,20 @@ func (l *vpnLab) throughput(node, ip string) float64 {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	st := l.d.State()
-	cmd, err := lab.Command(ctx, st, l.vm.Name, "sh", "-c",
-		fmt.Sprintf("head -c %d /dev/zero | nc -N -w 10 %s 7100", size, ip))
-	if err != nil {
-		l.tb.Fatal(err)
-	}
 	start := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			l.tb.Fatalf("throughput to %s: %v: %s", ip, err, out)
-		}
-	}
+	// nc's exit status after the sink closes is not the measure.
+	_, _ = l.D.Exec(ctx, l.vm.Name, "sh", "-c", fmt.Sprintf("head -c %d /dev/zero | nc -N -w 10 %s 7100", size, ip))
 	took := time.Since(start)
-	sink.stop()
+	sink.Stop()
 	return float64(size*8) / took.Seconds() / 1e6
 }
 
 // openstack runs Debian's openstack CLI (neutronclient's vpn plugin)
 // against the lab's API with noauth.
 func (l *vpnLab) openstack(args ...string) (string, error) {
-	ctx, cancel := l.ctx()
+	ctx, cancel := l.Ctx()
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "openstack", append([]string{"--os-auth-type", "none", "--os-endpoint", l.d.Endpoint()}, args...)...)
+	cmd := exec.CommandContext(ctx, "openstack", append([]string{"--os-auth-type", "none", "--os-endpoint", l.D.Endpoint()}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("openstack %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
@@ -591,10 +583,10 @@ func (l *vpnLab) openstack(args ...string) (string, error) {
 }
 
 func (l *vpnLab) mustOpenstack(args ...string) string {
-	l.tb.Helper()
+	l.TB.Helper()
 	out, err := l.openstack(args...)
 	if err != nil {
-		l.tb.Fatal(err)
+		l.TB.Fatal(err)
 	}
 	return out
 }
@@ -603,9 +595,9 @@ func (l *vpnLab) mustOpenstack(args ...string) string {
 // and connection created, ACTIVE with traffic through the tunnel, shown
 // and listed, disabled (DOWN) and enabled again, deleted.
 func (l *vpnLab) cliLifecycle() {
-	l.tb.Helper()
+	l.TB.Helper()
 	if _, err := exec.LookPath("openstack"); err != nil {
-		l.tb.Skip("no openstack CLI")
+		l.TB.Skip("no openstack CLI")
 	}
 	spec := vpnSpec{"v1", "aes-256", "sha256"}
 	const psk = "cli-secret"
@@ -618,7 +610,7 @@ func (l *vpnLab) cliLifecycle() {
 		"--ikepolicy", ike, "--ipsecpolicy", esp, "--peer-address", l.site.WANIP(), "--peer-id", l.site.WANIP(),
 		"--psk", psk, "--local-endpoint-group", l.localEP, "--peer-endpoint-group", l.peerEP,
 		"--dpd", "action=restart,interval=1,timeout=3", "-f", "value", "-c", "ID")
-	poll(l.tb, 60*time.Second, "openstack shows the connection ACTIVE", func() error {
+	harness.Poll(l.TB, 60*time.Second, "openstack shows the connection ACTIVE", func() error {
 		st, err := l.openstack("vpn", "ipsec", "site", "connection", "show", conn, "-f", "value", "-c", "Status")
 		if err != nil {
 			return err
@@ -628,30 +620,30 @@ func (l *vpnLab) cliLifecycle() {
 		}
 		return nil
 	})
-	l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+	l.PingOK(30*time.Second, l.vm.Name, l.site.HostIP)
 	if out := l.mustOpenstack("vpn", "ipsec", "site", "connection", "show", conn, "-f", "json"); strings.Contains(out, psk) {
-		l.tb.Errorf("openstack vpn ipsec site connection show prints the PSK: %s", out)
+		l.TB.Errorf("openstack vpn ipsec site connection show prints the PSK: %s", out)
 	}
 	if out := l.mustOpenstack("vpn", "ipsec", "site", "connection", "list", "-f", "value", "-c", "ID"); !strings.Contains(out, conn) {
-		l.tb.Errorf("connection %s not listed: %s", conn, out)
+		l.TB.Errorf("connection %s not listed: %s", conn, out)
 	}
 	l.mustOpenstack("vpn", "ipsec", "site", "connection", "set", conn, "--disable")
 	l.waitStatus(conn, "DOWN", 30*time.Second)
-	l.pingFails(10*time.Second, 2, l.vm.Name, l.site.HostIP)
+	l.PingFails(10*time.Second, 2, l.vm.Name, l.site.HostIP)
 	l.mustOpenstack("vpn", "ipsec", "site", "connection", "set", conn, "--enable")
 	l.waitStatus(conn, "ACTIVE", 30*time.Second)
-	l.pingOK(30*time.Second, l.vm.Name, l.site.HostIP)
+	l.PingOK(30*time.Second, l.vm.Name, l.site.HostIP)
 	if _, err := l.openstack("vpn", "ike", "policy", "delete", ike); err == nil {
-		l.tb.Errorf("deleting an IKE policy in use succeeded")
+		l.TB.Errorf("deleting an IKE policy in use succeeded")
 	}
 	l.mustOpenstack("vpn", "ipsec", "site", "connection", "delete", conn)
 	l.mustOpenstack("vpn", "ike", "policy", "delete", ike)
 	l.mustOpenstack("vpn", "ipsec", "policy", "delete", esp)
-	poll(l.tb, 20*time.Second, "the VPN namespace is gone with the last connection", func() error {
-		if ns := l.vpnNamespaces(); len(ns) != 0 {
-			return fmt.Errorf("namespaces %v", ns)
+	harness.Poll(l.TB, 20*time.Second, "no charon left with the last connection", func() error {
+		if ns := l.vpnCharons(); len(ns) != 0 {
+			return fmt.Errorf("charons %v", ns)
 		}
 		return nil
 	})
-	l.pingFails(10*time.Second, 2, l.vm.Name, l.site.HostIP)
+	l.PingFails(10*time.Second, 2, l.vm.Name, l.site.HostIP)
 }
