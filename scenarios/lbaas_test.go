@@ -22,6 +22,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
+	"neutrino/fsm"
 	"neutrino/scenarios"
 	"neutrino/scenarios/harness"
 )
@@ -200,7 +201,8 @@ func (l *lbLab) createLBNoWait(name string, monitor bool) *loadbalancers.LoadBal
 	return lb
 }
 
-// waitActive polls a load balancer until it is ACTIVE; ERROR fails.
+// waitActive polls a load balancer until it is ACTIVE; ERROR fails,
+// unless it is the recoverable "no gateway chassis".
 func (l *lbLab) waitActive(id string) *loadbalancers.LoadBalancer {
 	l.TB.Helper()
 	var lb *loadbalancers.LoadBalancer
@@ -215,7 +217,12 @@ func (l *lbLab) waitActive(id string) *loadbalancers.LoadBalancer {
 		case "ACTIVE":
 			return nil
 		case "ERROR":
-			l.TB.Fatalf("load balancer %s went to ERROR: %s", id, l.lbBody(id)["neutrino:status_reason"])
+			// Without a usable gateway (gossip may declare both dead for
+			// a moment on a loaded machine) the load balancer waits in
+			// ERROR and is placed again when one is back: not final.
+			if reason := l.lbBody(id)["neutrino:status_reason"]; reason != fsm.LBStatusNoGateway {
+				l.TB.Fatalf("load balancer %s went to ERROR: %v", id, reason)
+			}
 		}
 		return fmt.Errorf("provisioning %s", lb.ProvisioningStatus)
 	})
