@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"neutrino/northbound/client"
 )
 
 func newClusterCmd(a *app) *cobra.Command {
@@ -66,15 +68,10 @@ func newClusterCmd(a *app) *cobra.Command {
 			Short: "List the gossip members: servers and chassis, alive or not",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				c, err := a.client()
+				_, members, err := a.members(cmd)
 				if err != nil {
 					return err
 				}
-				members, err := c.Members(cmd.Context())
-				if err != nil {
-					return err
-				}
-				sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 				if a.opts.output == outputJSON {
 					return printJSON(a.stdout, members)
 				}
@@ -161,4 +158,19 @@ func printRows(a *app, rows [][]string) error {
 		return nil
 	}
 	return printTable(a.stdout, rows[0], rows[1:])
+}
+
+// members returns the client and the gossip members it reports, sorted by
+// name.
+func (a *app) members(cmd *cobra.Command) (*client.Client, []client.Member, error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	members, err := c.Members(cmd.Context())
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+	return c, members, nil
 }

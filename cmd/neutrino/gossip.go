@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -80,15 +79,10 @@ run the step again once it is back. Each node saves its keyring in its
 // eachMember runs fn against the API of every alive gossip member, in name
 // order, prints one line per node and fails if any node failed.
 func (a *app) eachMember(cmd *cobra.Command, fn func(*client.Client) (string, error)) error {
-	c, err := a.client()
+	c, members, err := a.members(cmd)
 	if err != nil {
 		return err
 	}
-	members, err := c.Members(cmd.Context())
-	if err != nil {
-		return err
-	}
-	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 	scheme := "http"
 	if u, err := url.Parse(c.Endpoint()); err == nil {
 		scheme = u.Scheme
