@@ -36,6 +36,11 @@ func (e *Env) Sweep() error {
 		cancel()
 	}
 	api := e.D.Endpoint() + "/v2.0/"
+	// A scenario that restarted a server may end before the cluster has
+	// a leader again: wait (with a deadline) until it serves reads.
+	if err := waitServing(api+"networks", time.Minute); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	del := func(what, url string, body any) {
 		method := http.MethodDelete
 		if body != nil {
@@ -83,6 +88,21 @@ func (e *Env) Sweep() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// waitServing polls url until it answers 200 or timeout passes.
+func waitServing(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		r, err := Call(http.MethodGet, url, nil, nil)
+		if err == nil && r.Status == http.StatusOK {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cluster did not serve GET %s within %v: %v %d %s", url, timeout, err, r.Status, r.Body)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // apiObject is what Sweep reads of a listed object.
