@@ -4,51 +4,14 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"neutrino/scenarios/lab"
 )
 
 // DHCPTimeout bounds the wait for a VM's DHCP client to get its address
 // (the port's flows and binding must reach the chassis first).
 const DHCPTimeout = 90 * time.Second
 
-// udhcpcScript applies what busybox udhcpc got to $interface as a cloud
-// image's DHCP client would: address, MTU, routes (option 121 if given,
-// else the router), DNS into $DIR/resolv.conf (nothing under /etc is
-// touched: a VM shares its node's file system), and one line per lease
-// applied in $DIR/leases. A NAK or a new address flushes the old one.
-const udhcpcScript = `#!/bin/sh
-action="$1"
-case "$action" in
-deconfig)
-	ip -4 addr flush dev "$interface"
-	ip link set dev "$interface" up
-	;;
-bound|renew)
-	[ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
-	if ! ip -4 addr show dev "$interface" | grep -q "inet $ip/"; then
-		ip -4 addr flush dev "$interface"
-	fi
-	ip addr replace "$ip/$subnet" ${broadcast:+broadcast $broadcast} dev "$interface"
-	if [ -n "$staticroutes" ]; then
-		set -- $staticroutes
-		while [ $# -ge 2 ]; do
-			ip route replace "$1" via "$2" dev "$interface"
-			shift 2
-		done
-	elif [ -n "$router" ]; then
-		for r in $router; do
-			ip route replace default via "$r" dev "$interface"
-			break
-		done
-	fi
-	{
-		[ -n "$domain" ] && echo "search $domain"
-		for d in $dns; do echo "nameserver $d"; done
-	} > "$DIR/resolv.conf.new" && mv "$DIR/resolv.conf.new" "$DIR/resolv.conf"
-	echo "$action $ip/$mask router=$router mtu=$mtu lease=$lease" >> "$DIR/leases"
-	;;
-esac
-exit 0
-`
 
 // DHCPClient is busybox udhcpc running in a VM (Env.DHCP).
 type DHCPClient struct {
@@ -70,7 +33,7 @@ func (e *Env) DHCP(vmName string) *DHCPClient {
 		e.TB.Fatalf("mktemp in %s: %q", vmName, dir)
 	}
 	e.TB.Cleanup(func() { _, _ = e.Exec(vmName, "rm", "-rf", dir) })
-	e.MustExec(vmName, "sh", "-c", `printf '%s' "$1" > "$2/udhcpc.sh" && chmod 755 "$2/udhcpc.sh"`, "sh", udhcpcScript, dir)
+	e.MustExec(vmName, "sh", "-c", `printf '%s' "$1" > "$2/udhcpc.sh" && chmod 755 "$2/udhcpc.sh"`, "sh", lab.UDHCPCScript, dir)
 	e.MustExec(vmName, "sh", "-c", "ip -4 route flush dev eth0 && ip -4 addr flush dev eth0")
 	c := &DHCPClient{e: e, VM: vmName, Dir: dir}
 	c.Proc = e.Start(vmName, "env", "DIR="+dir, "busybox", "udhcpc", "-f", "-i", "eth0", "-s", dir+"/udhcpc.sh",

@@ -17,13 +17,13 @@ import (
 // its address (the port's flows and binding must reach the chassis first).
 const DHCPTimeout = 90 * time.Second
 
-// udhcpcScript applies what busybox udhcpc got to eth0 as a cloud image's
-// DHCP client would: address, MTU, routes (option 121 if given, else the
-// router), and DNS into the VM's resolv.conf (RESOLV, in the lab dir:
-// nothing under /etc is touched). A NAK or a new address flushes the old
-// one.
-const udhcpcScript = `#!/bin/sh
-# Written by neutrino lab: applies a DHCP lease to $interface.
+// UDHCPCScript applies what busybox udhcpc got to $interface as a cloud
+// image's DHCP client would: address, MTU, routes (option 121 if given,
+// else the router), DNS into $DIR/resolv.conf (nothing under /etc is
+// touched: a VM shares its node's file system), and one line per lease
+// applied in $DIR/leases. A NAK or a new address flushes the old one. The
+// lab and the scenario harness (on any driver) run it.
+const UDHCPCScript = `#!/bin/sh
 action="$1"
 case "$action" in
 deconfig)
@@ -51,8 +51,8 @@ bound|renew)
 	{
 		[ -n "$domain" ] && echo "search $domain"
 		for d in $dns; do echo "nameserver $d"; done
-	} > "$RESOLV.new" && mv "$RESOLV.new" "$RESOLV"
-	echo "$action $ip/$mask router=$router mtu=$mtu lease=$lease" >> "$RESOLV.log"
+	} > "$DIR/resolv.conf.new" && mv "$DIR/resolv.conf.new" "$DIR/resolv.conf"
+	echo "$action $ip/$mask router=$router mtu=$mtu lease=$lease" >> "$DIR/leases"
 	;;
 esac
 exit 0
@@ -73,7 +73,7 @@ func startDHCPClient(labDir string, vm *VM) (Process, error) {
 		return Process{}, err
 	}
 	script := filepath.Join(dir, "udhcpc.sh")
-	if err := os.WriteFile(script, []byte(udhcpcScript), 0o755); err != nil {
+	if err := os.WriteFile(script, []byte(UDHCPCScript), 0o755); err != nil {
 		return Process{}, err
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "udhcpc.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -83,7 +83,7 @@ func startDHCPClient(labDir string, vm *VM) (Process, error) {
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", vm.Namespace, "busybox", "udhcpc", "-f", "-i", "eth0",
 		"-s", script, "-t", "3", "-T", "1", "-A", "1", "-x", "hostname:"+vm.Name)
-	cmd.Env = append(os.Environ(), "RESOLV="+filepath.Join(dir, "resolv.conf"))
+	cmd.Env = append(os.Environ(), "DIR="+dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
