@@ -12,7 +12,6 @@ import (
 // (the port's flows and binding must reach the chassis first).
 const DHCPTimeout = 90 * time.Second
 
-
 // DHCPClient is busybox udhcpc running in a VM (Env.DHCP).
 type DHCPClient struct {
 	e    *Env
