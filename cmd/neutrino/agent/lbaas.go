@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -264,6 +265,11 @@ func (s *lbService) reconcile(ctx context.Context) {
 	for id, r := range s.lbs {
 		if _, ok := want[id]; !ok {
 			s.teardown(id, r)
+			// Deleted or moved away: its configuration, sockets and
+			// PID file go too (a chassis hosting it again starts anew).
+			if err := os.RemoveAll(r.mgr.Paths.Dir); err != nil {
+				s.log.Warn("cannot remove the load balancer's directory", "lb", id, "err", err)
+			}
 			s.gone[id] = r
 		}
 	}
