@@ -17,8 +17,8 @@ import (
 	"neutrino/scenarios/harness"
 )
 
-// Scenarios of FWaaS v2 (issue 16): firewall groups on router interfaces,
-// with real traffic between two subnets of a router whose VMs are on two
+// Scenarios of FWaaS v2 (issue 16): firewall groups on router interfaces
+// and on VM ports, with real traffic between two subnets of a router whose VMs are on two
 // chassis, and from the outside node through a floating IP. Every change
 // is written with ?wait=realized and checked with the first packet after
 // it (no polling): realized means enforced.
@@ -92,8 +92,9 @@ func routerInterface(t *testing.T, p *harness.Env, routerID, subnetID string) st
 
 // TestFirewall: a group on the interface of subnet B (VM b on chassis-2)
 // with an ingress policy; VM a on chassis-1 in subnet A and the outside
-// node (through b's floating IP) are the clients. One lab, subtests in
-// order (each leaves the policy as the next expects).
+// node (through b's floating IP) are the clients; then a group on b's own
+// port (vm-port). One lab, subtests in order (each leaves the policy as
+// the next expects).
 func TestFirewall(t *testing.T) {
 	p := up(t, externalTopo)
 	nc := p.Admin
@@ -259,6 +260,76 @@ func TestFirewall(t *testing.T) {
 			t.Fatalf("ping %s -> %s after the port left the group: %v %s", a.Name, b.IP, err, out)
 		}
 		mustConnect(t, "port removed, through the floating IP", outside, fip, 80)
+	})
+
+	t.Run("vm-port", func(t *testing.T) {
+		p, fw := p.Sub(t), fwAPI{p.Sub(t)}
+		// A group on b's own port (a VM port: Nova's device_owner), with
+		// an ingress policy (what is delivered to b): reject TCP 81, allow
+		// TCP 22 and 2222, the implicit deny for the rest; no egress
+		// policy (b's own connections pass, and their replies). The
+		// router interfaces are in no group now.
+		ctx, cancel := p.Ctx()
+		owner := "compute:nova"
+		_, err := ports.Update(ctx, nc, bPort.ID, ports.UpdateOpts{DeviceOwner: &owner}).Extract()
+		cancel()
+		if err != nil {
+			t.Fatalf("device_owner of %s: %v", b.Name, err)
+		}
+		l81, l2222 := p.Listen(b.Name, 81), p.Listen(b.Name, 2222)
+		defer l81.Stop()
+		defer l2222.Stop()
+		rej := fw.rule(map[string]any{"name": "vm-rej-81", "protocol": "tcp", "destination_port": "81", "action": "reject"})
+		allow2222 := fw.rule(map[string]any{"name": "vm-2222", "protocol": "tcp", "destination_port": "2222", "action": "allow"})
+		vmIn := fw.policy("vm-in-b", rej, allow22, allow2222)
+		gv := fw.write(http.StatusCreated, http.MethodPost, "firewall_groups", "firewall_group",
+			map[string]any{"name": "fw-vm-b", "ingress_firewall_policy_id": vmIn, "ports": []string{bPort.ID}})
+		if gv["status"] != "ACTIVE" {
+			t.Errorf("group on a VM port: status %v, want ACTIVE", gv["status"])
+		}
+		mustConnect(t, "VM port group allows 22", a.Name, b.IP, 22)
+		mustNotConnect(t, "VM port group: implicit deny", a.Name, b.IP, 80)
+		mustNotPing(t, "VM port group: implicit deny", a.Name, b.IP)
+		// Reject at delivery: the SYN came routed from chassis-1; the
+		// RST goes back the same way, at once.
+		start := time.Now()
+		res, err := p.Exec(a.Name, "nc", "-z", "-v", "-w", "5", b.IP, "81")
+		t.Logf("tcp %s -> %s:81 after %s: %v %s", a.Name, b.IP, time.Since(start).Round(time.Millisecond), err, res)
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()+res), "refused") {
+			t.Fatalf("tcp %s -> %s:81: %v %q, want connection refused (a RST at delivery), not a timeout", a.Name, b.IP, err, res)
+		}
+		// b's own connections out: no egress policy, the replies are
+		// established.
+		if out, err := p.Ping(b.Name, a.IP); err != nil {
+			t.Fatalf("ping %s -> %s (egress allowed, reply established): %v %s", b.Name, a.IP, err, out)
+		}
+		// An open connection survives an unrelated rule put first.
+		conn := p.Start(a.Name, "nc", b.IP, "2222")
+		defer conn.Stop()
+		send := func(line string) {
+			t.Helper()
+			if _, err := fmt.Fprintln(conn.Stdin, line); err != nil {
+				t.Fatalf("write to the open connection: %v", err)
+			}
+			harness.Poll(t, harness.Change, fmt.Sprintf("%s receives %q", b.Name, line), func() error {
+				if !strings.Contains(l2222.Stdout(), line) {
+					return fmt.Errorf("received %q", l2222.Stdout())
+				}
+				return nil
+			})
+		}
+		send("vm-before-the-change")
+		dns := fw.rule(map[string]any{"name": "vm-dns", "protocol": "udp", "destination_port": "53", "action": "allow"})
+		fw.write(http.StatusOK, http.MethodPut, "firewall_policies/"+vmIn+"/insert_rule", "",
+			map[string]any{"firewall_rule_id": dns, "insert_before": rej})
+		send("vm-after-the-change")
+		if conn.Exited() {
+			t.Fatalf("the connection ended: %s", conn.Stderr())
+		}
+		conn.Stop()
+		// Out of the group: enforced no more after one realized write.
+		fw.write(http.StatusOK, http.MethodPut, "firewall_groups/"+gv["id"].(string), "firewall_group", map[string]any{"ports": []string{}})
+		mustConnect(t, "VM port removed from the group", a.Name, b.IP, 80)
 	})
 
 	t.Run("ipv6", func(t *testing.T) {

@@ -171,7 +171,7 @@ func (r *Responder) serve(ctx context.Context, c *openflow.Conn) {
 				return
 			}
 			r.packetIns.Add(1)
-			if pi.TableID == pipeline.TableFWEgressACL || pi.TableID == pipeline.TableFWIngressACL {
+			if fwRejectTable(pi.TableID) {
 				r.reject(c, pi)
 				continue
 			}
@@ -186,19 +186,41 @@ func (r *Responder) serve(ctx context.Context, c *openflow.Conn) {
 	}
 }
 
-// reject answers a packet a firewall rule rejected (RejectAnswer). Only
-// what a local port sent toward a router (table 33) is answered, out of
-// that port; a packet rejected on delivery (table 48) came routed,
-// perhaps through a tunnel, and is dropped without an answer.
+// fwRejectTable says whether a packet-in comes from a firewall ACL table
+// (a rule with action reject).
+func fwRejectTable(t uint8) bool {
+	switch t {
+	case pipeline.TableFWEgressACL, pipeline.TableFWVMEgress, pipeline.TableFWIngressACL, pipeline.TableFWVMIngress:
+		return true
+	}
+	return false
+}
+
+// reject answers a packet a firewall rule rejected (RejectAnswer). What a
+// local port sent (tables 33, 34) is answered out of that port. What was
+// about to be delivered to a local port (tables 48, 49) came from anywhere
+// (routed here or on another chassis, through a tunnel, from outside
+// through a floating IP): the answer goes back through the pipeline from
+// the L2 lookup on the packet's network (the metadata it had), as if the
+// destination port had sent it past its own filters, so it is routed,
+// tunnelled or NATed toward the sender like any reply.
 func (r *Responder) reject(c *openflow.Conn, pi openflow.PacketIn) {
 	out := RejectAnswer(pi.Data)
-	if pi.TableID != pipeline.TableFWEgressACL || out == nil {
+	if out == nil {
 		r.silent.Add(1)
 		return
 	}
-	err := c.SendPacketOut(openflow.PacketOut{InPort: pi.InPort,
-		Actions: []openflow.Action{openflow.Output{Port: openflow.PortInPort}}, Data: out})
-	if err != nil {
+	po := openflow.PacketOut{InPort: pi.InPort, Actions: []openflow.Action{openflow.Output{Port: openflow.PortInPort}}, Data: out}
+	if pi.TableID == pipeline.TableFWIngressACL || pi.TableID == pipeline.TableFWVMIngress {
+		meta := pi.Metadata & pipeline.MetadataNetworkMask
+		if meta == 0 {
+			r.silent.Add(1)
+			return
+		}
+		po = openflow.PacketOut{InPort: openflow.PortController, Data: out, Actions: []openflow.Action{
+			openflow.SetUint(openflow.FieldMetadata, meta), openflow.Resubmit{Table: pipeline.TableL2Lookup}}}
+	}
+	if err := c.SendPacketOut(po); err != nil {
 		r.log.Warn("firewall reject: packet-out", "err", err)
 		return
 	}

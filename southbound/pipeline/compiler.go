@@ -270,8 +270,10 @@ func (c *Compiler) portChanged(d *dirty, op, np *fsm.Port, id string) {
 		}
 		if isRouterInterface(p) {
 			d.units[unit{KindRouter, p.DeviceID}] = true
-			c.markFirewallOfPort(d, p.ID)
 		}
+		// A group is present where one of its interfaces is, or one of
+		// its VM ports is plugged.
+		c.markFirewallOfPort(d, p.ID)
 		if p.DeviceOwner == fsm.DeviceOwnerRouterGateway && p.DeviceID != "" {
 			// The active gateway may have moved: presence and flows.
 			d.units[unit{KindRouter, p.DeviceID}] = true
@@ -519,7 +521,7 @@ func (c *Compiler) full(v *fsm.View, f Facts) (add []openflow.Flow, remove []ope
 		all[unit{KindRouter, r}] = true
 	}
 	for _, g := range v.FirewallGroups() {
-		if c.firewallGroupPresent(g) {
+		if router, vm := c.firewallGroupPresent(g); router || vm {
 			all[unit{KindFirewall, g.ID}] = true
 		}
 	}

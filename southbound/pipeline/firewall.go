@@ -8,32 +8,44 @@ import (
 	"neutrino/southbound/openflow"
 )
 
-// Firewall groups (Neutron FWaaS v2) on router interface ports.
+// Firewall groups (Neutron FWaaS v2) on router interface ports and VM
+// ports.
 //
 // A router interface port's group applies its egress policy to what enters
 // the router through the port (from the port's subnet) and its ingress
 // policy to what leaves the router through it (into the subnet), as
-// neutron-fwaas' L3 driver does (-i / -o of the router's qr- device).
+// neutron-fwaas' L3 driver does (-i / -o of the router's qr- device). A VM
+// port's group applies its ingress policy to what is delivered to the VM
+// and its egress policy to what the VM sends, as neutron-fwaas' L2 (OVS)
+// driver does (since its commit 66d4431f9: ingress rules in the table that
+// outputs to the port).
 //
 // The router is distributed, and the two directions of a routed connection
 // are routed on different chassis (each by the chassis of its sender), so a
 // stateful firewall in the routing stage would see only one direction per
 // chassis. The firewall therefore runs at the edge, on the chassis of the
-// VM (or service) port a routed packet comes from or goes to: that chassis
-// sees both directions of every connection of its ports.
+// VM (or service) port a packet comes from or goes to: that chassis sees
+// both directions of every connection of its ports.
 //
-//   - Egress side (tables 32, 33): a packet from a local port to a router
-//     interface MAC (table 30's default) is classified by the interface
-//     (metadata + dl_dst): RegFWGroup = the group's Key, RegFWZone = the
-//     port's firewall zone, ct(table=33). Table 33 passes established and
-//     related packets, then the egress policy's enabled rules in order
-//     (priority prioFWRule - position: first match wins), then the
-//     implicit deny of the group. An allowed packet is committed.
-//   - Ingress side (tables 47, 48): a packet delivered to a local port
-//     (table 40) whose source MAC is a router interface MAC (routed into
-//     the subnet, here or on another chassis, floating IP traffic from
-//     outside included) is classified the same way by dl_src; table 48
-//     holds the ingress policy.
+//   - Egress side (tables 32, 33, 34): a packet from a local port goes
+//     through conntrack (in the port's firewall zone) when it is routed by a
+//     router interface in a group (table 30's default: metadata + dl_dst =
+//     the interface MAC; RegFWGroup = that group's Key) or when its port is
+//     in a group (reg6; RegFWVMEgress = that group's Key, set by the
+//     port's classify flow in table 0). Table 33 passes established and
+//     related packets, then applies the router interface group's egress
+//     policy (its enabled rules in order at prioFWRule - position: first
+//     match wins; then the implicit deny); what it allows goes on to table
+//     34, which applies the VM port group's egress policy the same way and
+//     commits what it allows. A packet must pass both groups and is
+//     committed once.
+//   - Ingress side (tables 47, 48, 49): a packet delivered to a local port
+//     (table 40, which sets RegFWVMIngress for a port in a group) is
+//     classified the same way by its source MAC (a router interface:
+//     routed into the subnet, here or on another chassis, floating IP
+//     traffic from outside included) or by its port (reg7); table 48 holds
+//     the router interface group's ingress policy, table 49 the VM port
+//     group's.
 //
 // The firewall zone of a port is FirewallZoneBase | its ofport, separate
 // from its security group zone (its ofport): a packet must pass both, and a
@@ -41,7 +53,9 @@ import (
 //
 // Reject sends the packet to the chassis agent (controller(id=
 // ChassisControllerID)); the agent answers a TCP RST or an ICMP(v6) port
-// unreachable (southbound/dhcp's responder, fwreject.go).
+// unreachable (southbound/dhcp's responder, reject.go): back out of the
+// port on the egress side, back through the pipeline toward the sender on
+// the ingress side.
 
 // FirewallZoneBase is the first conntrack zone of the firewall stage: a
 // port's firewall zone is FirewallZoneBase | its ofport (ofports below
@@ -56,6 +70,7 @@ const (
 	prioFWDeny     = 1     // the group's implicit deny
 	prioFWND       = 110   // neighbour discovery: not tracked, passes
 	prioFWClassify = 100
+	prioFWVM       = 90 // a VM port's classify flow, below its router's
 	// maxFWRules is the number of rules of a policy the tables can order;
 	// rules past it are not compiled (the implicit deny applies).
 	maxFWRules = prioFWRule - prioFWDeny - 1
@@ -63,14 +78,15 @@ const (
 
 // fwSide is one direction of the firewall stage.
 type fwSide struct {
-	classify, acl, next uint8
-	macField            openflow.Field // the router interface MAC: dl_dst or dl_src
-	portReg             int            // the local port: RegInPort or RegOutPort
+	classify, acl, vmACL, next uint8
+	macField                   openflow.Field // the router interface MAC: dl_dst or dl_src
+	portReg                    int            // the local port: RegInPort or RegOutPort
+	vmReg                      int            // the VM port's group: RegFWVMEgress or RegFWVMIngress
 }
 
 var (
-	fwEgress  = fwSide{TableFWEgress, TableFWEgressACL, TableL2Lookup, openflow.FieldEthDst, RegInPort}
-	fwIngress = fwSide{TableFWIngress, TableFWIngressACL, TableIngressCT, openflow.FieldEthSrc, RegOutPort}
+	fwEgress  = fwSide{TableFWEgress, TableFWEgressACL, TableFWVMEgress, TableL2Lookup, openflow.FieldEthDst, RegInPort, RegFWVMEgress}
+	fwIngress = fwSide{TableFWIngress, TableFWIngressACL, TableFWVMIngress, TableIngressCT, openflow.FieldEthSrc, RegOutPort, RegFWVMIngress}
 )
 
 // fwZone is the firewall zone, from RegFWZone.
@@ -88,8 +104,8 @@ func fwEnforced(g *fsm.FirewallGroup) (ingress, egress string, ok bool) {
 // firewallPipelineFlows are the firewall tables' fixed flows.
 func firewallPipelineFlows(e *emitter) {
 	for _, s := range []fwSide{fwEgress, fwIngress} {
-		// Not classified (no firewall on the router port, not routed):
-		// on to the next stage.
+		// Not classified (no firewall on the router port or the VM port,
+		// not routed): on to the next stage.
 		e.add(s.classify, prioDefault, nil, goTo(s.next))
 		// Neighbour discovery is not tracked by conntrack (+inv).
 		for _, t := range []uint8{133, 134, 135, 136} {
@@ -99,6 +115,43 @@ func firewallPipelineFlows(e *emitter) {
 		e.add(s.acl, prioFWInvalid, openflow.Match{openflow.CtState(openflow.CtInv|openflow.CtTrk, openflow.CtInv|openflow.CtTrk)})
 		e.add(s.acl, prioFWState, openflow.Match{openflow.CtState(openflow.CtEst|openflow.CtTrk, openflow.CtNew|openflow.CtEst|openflow.CtInv|openflow.CtTrk)}, goTo(s.next))
 		e.add(s.acl, prioFWState, openflow.Match{openflow.CtState(openflow.CtRel|openflow.CtTrk, openflow.CtNew|openflow.CtRel|openflow.CtInv|openflow.CtTrk)}, goTo(s.next))
+		// Classified by the VM port only: no router interface group.
+		e.add(s.acl, prioFWDeny, openflow.Match{openflow.Reg(RegFWGroup, 0)}, goTo(s.vmACL))
+		// The VM port's group: none, the router interface group allowed
+		// the packet: commit (ct needs the IP ethertype in the match).
+		e.add(s.vmACL, prioDefault, nil)
+		for _, et := range []uint16{ethIPv4, ethIPv6} {
+			e.add(s.vmACL, prioFWDeny, openflow.Match{openflow.Reg(s.vmReg, 0), openflow.EthType(et)},
+				openflow.CT{Commit: true, ZoneSrc: fwZone()}, goTo(s.next))
+		}
+	}
+}
+
+// fwGroupOfLocalPort returns the Key of the enforced firewall group of a
+// local VM port, or 0.
+func (c *Compiler) fwGroupOfLocalPort(p *fsm.Port) uint32 {
+	g := c.v.FirewallGroupOfPort(p.ID)
+	if _, _, ok := fwEnforced(g); !ok || isRouterInterface(p) {
+		return 0
+	}
+	return g.Key
+}
+
+// firewallVMPortFlows classifies what local VM port p (at ofport) sends
+// and receives into its group's policies (tables 32, 47); its classify
+// (table 0) and L2 (table 40) flows set the group's Key (RegFWVMEgress,
+// RegFWVMIngress). The port's part of the firewall, compiled with it, so a
+// port never carries traffic without its firewall.
+func firewallVMPortFlows(e *emitter, ofport uint32) {
+	for _, s := range []fwSide{fwEgress, fwIngress} {
+		for _, et := range []uint16{ethIPv4, ethIPv6} {
+			e.add(s.classify, prioFWVM, openflow.Match{openflow.Reg(s.portReg, ofport), openflow.EthType(et)},
+				// A packet routed on this chassis may carry the router
+				// interface group of its egress side.
+				openflow.SetReg(RegFWGroup, 0),
+				openflow.SetReg(RegFWZone, FirewallZoneBase|ofport),
+				openflow.CT{ZoneSrc: fwZone(), Recirc: true, Table: s.acl})
+		}
 	}
 }
 
@@ -126,62 +179,87 @@ func (c *Compiler) firewallPortFlows(e *emitter, p *fsm.Port, meta openflow.Matc
 }
 
 // firewallGroupPresent says whether a group has flows here: one of its
-// ports is a router interface on a network present here.
-func (c *Compiler) firewallGroupPresent(g *fsm.FirewallGroup) bool {
+// ports is a router interface on a network present here (router) or a VM
+// port plugged here (vm).
+func (c *Compiler) firewallGroupPresent(g *fsm.FirewallGroup) (router, vm bool) {
 	for _, id := range g.Ports {
-		if p := c.v.Port(id); p != nil && isRouterInterface(p) && c.presentNet[p.NetworkID] {
-			return true
+		p := c.v.Port(id)
+		switch {
+		case p == nil:
+		case isRouterInterface(p):
+			router = router || c.presentNet[p.NetworkID]
+		default:
+			_, local := c.local[id]
+			vm = vm || local
 		}
 	}
-	return false
+	return router, vm
 }
 
-// firewallGroupFlows compiles a group's policies into its ACL tables.
+// firewallGroupFlows compiles a group's policies into its ACL tables: the
+// router interface tables (33, 48) where one of its router interfaces is
+// present, the VM port tables (34, 49) where one of its VM ports is
+// plugged.
 func (c *Compiler) firewallGroupFlows(e *emitter, g *fsm.FirewallGroup) {
 	ingress, egress, ok := fwEnforced(g)
-	if !ok || !c.firewallGroupPresent(g) {
+	if !ok {
 		return
 	}
-	key := openflow.Reg(RegFWGroup, g.Key)
+	router, vm := c.firewallGroupPresent(g)
 	for _, side := range []struct {
 		s      fwSide
 		policy string
 	}{{fwEgress, egress}, {fwIngress, ingress}} {
 		s := side.s
-		allow := []openflow.Action{openflow.CT{Commit: true, ZoneSrc: fwZone()}, goTo(s.next)}
-		if side.policy == "" {
-			// ct needs the IP ethertype in the match.
-			for _, et := range []uint16{ethIPv4, ethIPv6} {
-				e.add(s.acl, prioFWDeny, openflow.Match{key, openflow.EthType(et)}, allow...)
-			}
+		if router {
+			// What the router interface group allows goes on to the VM
+			// port's group, which commits it.
+			c.firewallPolicyFlows(e, s.acl, openflow.Reg(RegFWGroup, g.Key), side.policy, []openflow.Action{goTo(s.vmACL)})
+		}
+		if vm {
+			c.firewallPolicyFlows(e, s.vmACL, openflow.Reg(s.vmReg, g.Key), side.policy,
+				[]openflow.Action{openflow.CT{Commit: true, ZoneSrc: fwZone()}, goTo(s.next)})
+		}
+	}
+}
+
+// firewallPolicyFlows compiles one direction's policy of a group (key:
+// the group's register match) into an ACL table: its enabled rules in
+// policy order, allow doing allow; then the implicit deny. Without a
+// policy everything is allowed (priority prioFWDeny).
+func (c *Compiler) firewallPolicyFlows(e *emitter, table uint8, key openflow.MatchField, policy string, allow []openflow.Action) {
+	if policy == "" {
+		// ct needs the IP ethertype in the match.
+		for _, et := range []uint16{ethIPv4, ethIPv6} {
+			e.add(table, prioFWDeny, openflow.Match{key, openflow.EthType(et)}, allow...)
+		}
+		return
+	}
+	// The implicit deny at the end of the policy.
+	e.add(table, prioFWDeny, openflow.Match{key})
+	pol := c.v.FirewallPolicy(policy)
+	if pol == nil {
+		return
+	}
+	for i, id := range pol.Rules {
+		if i >= maxFWRules {
+			break
+		}
+		r := c.v.FirewallRule(id)
+		if r == nil || !r.Enabled {
 			continue
 		}
-		// The implicit deny at the end of the policy.
-		e.add(s.acl, prioFWDeny, openflow.Match{key})
-		pol := c.v.FirewallPolicy(side.policy)
-		if pol == nil {
-			continue
+		var acts []openflow.Action
+		switch r.Action {
+		case fsm.FirewallAllow:
+			acts = allow
+		case fsm.FirewallReject:
+			acts = []openflow.Action{openflow.Controller{ID: ChassisControllerID}}
+		default: // deny: drop
 		}
-		for i, id := range pol.Rules {
-			if i >= maxFWRules {
-				break
-			}
-			r := c.v.FirewallRule(id)
-			if r == nil || !r.Enabled {
-				continue
-			}
-			var acts []openflow.Action
-			switch r.Action {
-			case fsm.FirewallAllow:
-				acts = allow
-			case fsm.FirewallReject:
-				acts = []openflow.Action{openflow.Controller{ID: ChassisControllerID}}
-			default: // deny: drop
-			}
-			prio := uint16(prioFWRule - i)
-			for _, m := range firewallRuleMatches(r) {
-				e.add(s.acl, prio, append(openflow.Match{key}, m...), acts...)
-			}
+		prio := uint16(prioFWRule - i)
+		for _, m := range firewallRuleMatches(r) {
+			e.add(table, prio, append(openflow.Match{key}, m...), acts...)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -24,13 +25,31 @@ type fwBench struct {
 }
 
 func newFWBench(b *testing.B, rules int) *fwBench {
+	return newFWBenchOn(b, rules, 0)
+}
+
+// newFWBenchOn is newFWBench with the group on vmPorts VM ports plugged on
+// the chassis (of the first router's networks) instead of its interfaces
+// when vmPorts > 0.
+func newFWBenchOn(b *testing.B, rules, vmPorts int) *fwBench {
 	f, facts := benchTopology(b, 10000)
 	fb := &fwBench{f: f, facts: facts, index: f.State().Read().Revision()}
 	v := f.State().Read()
 	rt := v.Routers()[0]
 	var ports []string
 	for _, p := range v.RouterInterfaces(rt.ID) {
-		ports = append(ports, p.ID)
+		if vmPorts == 0 {
+			ports = append(ports, p.ID)
+			continue
+		}
+		for _, vp := range v.PortsOfNetwork(p.NetworkID) {
+			if _, local := facts.Bindings[vp.ID]; local && fsm.FirewallPortAllowed(vp) && !slices.Contains(ports, vp.ID) && len(ports) < vmPorts && vp.ProjectID == rt.ProjectID {
+				ports = append(ports, vp.ID)
+			}
+		}
+	}
+	if vmPorts > 0 && len(ports) < vmPorts {
+		b.Fatalf("only %d VM ports for the group, want %d", len(ports), vmPorts)
 	}
 	actions := []string{fsm.FirewallAllow, fsm.FirewallDeny, fsm.FirewallReject}
 	for i := 0; i < rules; i++ {
@@ -83,6 +102,21 @@ func firewallFlows(flows []openflow.Flow) int {
 // the group's flows per rule (both directions).
 func BenchmarkCompileFirewallFull(b *testing.B) {
 	fb := newFWBench(b, 1000)
+	v := fb.f.State().Read()
+	b.ResetTimer()
+	var flows []openflow.Flow
+	for i := 0; i < b.N; i++ {
+		flows = pipeline.Compile(v, fb.facts)
+	}
+	b.ReportMetric(float64(len(flows)), "flows")
+	b.ReportMetric(float64(firewallFlows(flows))/1000, "flows/rule")
+}
+
+// BenchmarkCompileFirewallVMPorts is BenchmarkCompileFirewallFull with
+// the group on 10 local VM ports instead of the router's interfaces:
+// flows/rule counts the group's rule flows (tables 34, 49).
+func BenchmarkCompileFirewallVMPorts(b *testing.B) {
+	fb := newFWBenchOn(b, 1000, 10)
 	v := fb.f.State().Read()
 	b.ResetTimer()
 	var flows []openflow.Flow

@@ -57,7 +57,7 @@ func TestCompileFirewall(t *testing.T) {
 		}
 		return full
 	}
-	if got := flowsMatching(step("before"), "reg9"); len(got) != 0 {
+	if got := flowsMatching(step("before"), "reg9=0x"); len(got) != 0 {
 		t.Fatalf("firewall flows without a group: %v", got)
 	}
 	buildFirewall(s)
@@ -70,11 +70,15 @@ func TestCompileFirewall(t *testing.T) {
 		{"table=32", "priority=100,ipv6,", "dl_dst=fa:16:3e:ff:00:01", "ct(table=33,"},
 		{"table=47", "priority=100,ip,", "dl_src=fa:16:3e:ff:00:01", "move:NXM_NX_REG7[0..14]->NXM_NX_REG3[0..14]", "ct(table=48,zone=NXM_NX_REG3[0..15])"},
 		{"table=33", "priority=60000,tcp", reg9, "tp_dst=80", "actions=drop"},
-		{"table=33", "priority=59999,tcp", reg9, "tp_dst=22", "ct(commit,zone=NXM_NX_REG3[0..15]),goto_table:40"},
+		// Allowed: on to the VM port's group (table 34), which commits.
+		{"table=33", "priority=59999,tcp", reg9, "tp_dst=22", "actions=goto_table:34"},
 		{"table=33", "priority=59998,udp", reg9, "nw_src=10.0.2.0/24", "controller(id=20036)"},
-		{"table=33", "priority=59997,icmp6", reg9, "goto_table:40"},
+		{"table=33", "priority=59997,icmp6", reg9, "goto_table:34"},
 		{"table=33", "priority=1," + reg9, "actions=drop"},
-		{"table=48", "priority=59999,tcp", reg9, "tp_dst=22", "ct(commit,zone=NXM_NX_REG3[0..15]),goto_table:60"},
+		{"table=48", "priority=59999,tcp", reg9, "tp_dst=22", "actions=goto_table:49"},
+		// No VM port group: table 34 and 49 commit.
+		{"table=34", "priority=1,ip,reg4=0", "ct(commit,zone=NXM_NX_REG3[0..15]),goto_table:40"},
+		{"table=49", "priority=1,ipv6,reg5=0", "ct(commit,zone=NXM_NX_REG3[0..15]),goto_table:60"},
 		{"table=48", "priority=1," + reg9, "actions=drop"},
 	} {
 		if got := flowsMatching(flows, want...); len(got) != 1 {
@@ -134,6 +138,103 @@ func TestCompileFirewall(t *testing.T) {
 	s.apply(fsm.CmdFirewallGroupUpdate, fsm.FirewallGroupUpdateRequest{Group: ng, PrevIndex: g.ModifyIndex})
 	if got := flowsMatching(step("admin down"), reg9); len(got) != 0 {
 		t.Errorf("admin-down group compiled: %v", got)
+	}
+}
+
+// TestCompileFirewallVMPort checks a group on a VM port: the port's
+// classify flows (its group's Key in reg4 from table 0, in reg5 from table
+// 40; tables 32 and 47 by reg6 / reg7), the ingress policy in table 49,
+// allow-all (committed) egress in table 34 for a group without an egress
+// policy, the router interface group's tables handing allowed packets on to
+// the VM port's, and the flows leaving with the port (out of the group,
+// unplugged). Each incremental result equals a full compile.
+func TestCompileFirewallVMPort(t *testing.T) {
+	s := newState(t)
+	buildRouted(s)
+	buildFirewall(s)
+	vm := port("vm1", "net-a", "fa:16:3e:00:00:07", "ch1")
+	vm.DeviceOwner = "compute:nova"
+	vm.FixedIPs = []fsm.FixedIP{{SubnetID: "sub-a", IPAddress: "10.0.1.7"}}
+	s.apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: []*fsm.Port{vm}})
+	f := Facts{Chassis: "ch1", Bindings: map[string]uint32{"pa1": 5, "vm1": 7}, Tunnels: map[string]uint32{"vxlan": 1, "gre": 2, "geneve": 3}}
+	c := NewCompiler()
+	rev := s.f.State().Read().Revision()
+	c.Update(s.f.State().Read(), nil, f)
+	step := func(what string) []openflow.Flow {
+		t.Helper()
+		v := s.f.State().Read()
+		ch, ok := s.f.ChangesSince(rev)
+		if !ok {
+			t.Fatalf("%s: history lost", what)
+		}
+		rev = v.Revision()
+		c.Update(v, append([]fsm.Change{}, ch...), f)
+		full := Compile(v, f)
+		if d := Diff(c.Flows(), full); d != "" {
+			t.Fatalf("%s: incremental != full: %s", what, d)
+		}
+		return full
+	}
+	meta := fsm.Meta{ID: "fwv", ProjectID: "p"}
+	s.apply(fsm.CmdFirewallGroupCreate, fsm.FirewallGroupCreateRequest{Group: &fsm.FirewallGroup{Meta: meta,
+		IngressPolicyID: "pol", Ports: []string{"vm1"}, AdminStateUp: true}})
+	flows := step("group created")
+	key := s.f.State().Read().FirewallGroup("fwv").Key
+	reg5 := fmt.Sprintf("reg5=0x%x", key)
+	for _, want := range [][]string{
+		{"priority=100,in_port=7", fmt.Sprintf("set_field:0x%x->reg4", key), "goto_table:10"},
+		{"table=40", "dl_dst=fa:16:3e:00:00:07", fmt.Sprintf("set_field:0x%x->reg5", key), "goto_table:47"},
+		{"table=32", "priority=90,ip,reg6=0x7", "set_field:0->reg9", "set_field:0x8007->reg3", "ct(table=33,zone=NXM_NX_REG3[0..15])"},
+		{"table=32", "priority=90,ipv6,reg6=0x7", "ct(table=33,"},
+		{"table=47", "priority=90,ip,reg7=0x7", "set_field:0->reg9", "set_field:0x8007->reg3", "ct(table=48,zone=NXM_NX_REG3[0..15])"},
+		// Ingress: the policy in order, then the implicit deny.
+		{"table=49", "priority=60000,tcp", reg5, "tp_dst=80", "actions=drop"},
+		{"table=49", "priority=59999,tcp", reg5, "tp_dst=22", "ct(commit,zone=NXM_NX_REG3[0..15]),goto_table:60"},
+		{"table=49", "priority=59998,udp", reg5, "controller(id=20036)"},
+		{"table=49", "priority=1," + reg5, "actions=drop"},
+		// Egress: no policy, everything allowed and committed.
+		{"table=34", fmt.Sprintf("priority=1,ip,reg4=0x%x", key), "ct(commit,zone=NXM_NX_REG3[0..15]),goto_table:40"},
+		{"table=34", fmt.Sprintf("priority=1,ipv6,reg4=0x%x", key), "ct(commit,"},
+	} {
+		if got := flowsMatching(flows, want...); len(got) != 1 {
+			t.Errorf("want one flow with %v, got %v\nall: %v", want, got, flowsMatching(flows, "table=49"))
+		}
+	}
+	// The VM port's group has no router interface flows (tables 33, 48).
+	if got := flowsMatching(flows, fmt.Sprintf("reg9=0x%x", key)); len(got) != 0 {
+		t.Errorf("router interface flows of a VM port group: %v", got)
+	}
+	// A chassis where vm1 is not plugged has none of the group's flows.
+	f2 := Facts{Chassis: "ch2", Bindings: map[string]uint32{"pa2": 5}, Tunnels: f.Tunnels}
+	if got := flowsMatching(Compile(s.f.State().Read(), f2), reg5); len(got) != 0 {
+		t.Errorf("group flows on a chassis without vm1: %v", got)
+	}
+
+	// The port leaves the group: its flows go, the group's too.
+	g := s.f.State().Read().FirewallGroup("fwv")
+	ng := g.Copy()
+	ng.Ports = nil
+	s.apply(fsm.CmdFirewallGroupUpdate, fsm.FirewallGroupUpdateRequest{Group: ng, PrevIndex: g.ModifyIndex})
+	flows = step("port removed")
+	if got := flowsMatching(flows, fmt.Sprintf("0x%x->reg", key)); len(got) != 0 {
+		t.Errorf("classify flows left after the port left the group: %v", got)
+	}
+	if got := append(flowsMatching(flows, reg5), flowsMatching(flows, "reg6=0x7", "table=32")...); len(got) != 0 {
+		t.Errorf("flows left after the port left the group: %v", got)
+	}
+	g = s.f.State().Read().FirewallGroup("fwv")
+	ng = g.Copy()
+	ng.Ports = []string{"vm1"}
+	s.apply(fsm.CmdFirewallGroupUpdate, fsm.FirewallGroupUpdateRequest{Group: ng, PrevIndex: g.ModifyIndex})
+	if got := flowsMatching(step("port back"), reg5); len(got) == 0 {
+		t.Fatal("no flows after the port came back")
+	}
+	// Unplugged: nothing of the group is left here.
+	f = Facts{Chassis: "ch1", Bindings: map[string]uint32{"pa1": 5}, Tunnels: f.Tunnels}
+	s.apply(fsm.CmdFirewallRuleUpdate, fsm.FirewallRuleUpdateRequest{Rule: s.f.State().Read().FirewallRule("fr-80").Copy(),
+		PrevIndex: s.f.State().Read().FirewallRule("fr-80").ModifyIndex})
+	if got := flowsMatching(step("unplugged"), reg5); len(got) != 0 {
+		t.Errorf("group flows after vm1 was unplugged: %v", got)
 	}
 }
 

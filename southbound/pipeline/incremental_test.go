@@ -39,12 +39,13 @@ func (cc *chassisCompile) mirrorFlows() []openflow.Flow {
 }
 
 // TestIncrementalEqualsFull applies random state changes (500 per seed;
-// firewall rules, policies and groups among them) and checks after each that every chassis' incremental flow set, and the
+// firewall rules, policies and groups on router interfaces and VM ports
+// among them) and checks after each that every chassis' incremental flow set, and the
 // set its deltas build up, equal a full compile of the same state. The
 // last run makes half the subnets IPv6 (routers with IPv6 interfaces and
 // routes).
 func TestIncrementalEqualsFull(t *testing.T) {
-	fwFlows, runs := 0, 0 // firewall group flows seen over all runs and steps
+	fwFlows, vmFlows, runs := 0, 0, 0 // firewall group flows (router interface, VM port tables) seen over all runs and steps
 	for _, run := range []struct {
 		seed int64
 		ipv6 int
@@ -93,6 +94,9 @@ func TestIncrementalEqualsFull(t *testing.T) {
 						if (fl.Table == pipeline.TableFWEgressACL || fl.Table == pipeline.TableFWIngressACL) && flowsync.CookieKind(fl.Cookie) == pipeline.KindFirewall {
 							fwFlows++
 						}
+						if (fl.Table == pipeline.TableFWVMEgress || fl.Table == pipeline.TableFWVMIngress) && flowsync.CookieKind(fl.Cookie) == pipeline.KindFirewall {
+							vmFlows++
+						}
 					}
 				}
 			}
@@ -115,6 +119,10 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	if fwFlows == 0 && runs == 4 && !t.Failed() {
 		t.Fatal("no firewall group ever had flows: the random firewall objects never reached a present router interface")
 	}
+	if vmFlows == 0 && runs == 4 && !t.Failed() {
+		t.Fatal("no firewall group had VM port flows: the random groups never held a plugged VM port")
+	}
+	t.Logf("firewall group flows seen: %d router interface, %d VM port", fwFlows, vmFlows)
 }
 
 func tail(s []string, n int) []string {

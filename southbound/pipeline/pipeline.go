@@ -21,10 +21,11 @@ import (
 // Tables, in packet order. A packet from a local VIF walks 0, 10, 20/21
 // (egress security groups), 30 (ARP and ND responder; 31 finishes a
 // neighbour advertisement), 32/33 (firewall of the router port it is
-// routed in by), 40 (L2 lookup); for a
+// routed in by), 34 (firewall group of the VM port it came from), 40 (L2
+// lookup); for a
 // router MAC 50 (routing) and 55 (next hop) and back to 40; delivered
 // locally through 47/48 (firewall of the router port it was routed out
-// of), 60/61 (ingress security groups) and 65 (output), or
+// of), 49 (firewall group of the VM port it goes to), 60/61 (ingress security groups) and 65 (output), or
 // tunnelled from 40. A packet from a tunnel starts at 40.
 const (
 	TableClassify     uint8 = 0
@@ -35,10 +36,12 @@ const (
 	TableNDReply      uint8 = 31
 	TableFWEgress     uint8 = 32
 	TableFWEgressACL  uint8 = 33
+	TableFWVMEgress   uint8 = 34
 	TableL2Lookup     uint8 = 40
 	TableGatewayIn    uint8 = 46
 	TableFWIngress    uint8 = 47
 	TableFWIngressACL uint8 = 48
+	TableFWVMIngress  uint8 = 49
 	TableRouting      uint8 = 50
 	TableExternal     uint8 = 51
 	TableNextHop      uint8 = 55
@@ -58,6 +61,12 @@ const (
 	// RegFWZone holds the conntrack zone of the firewall stage (tables
 	// 32-33, 47-48): FirewallZoneBase | the local port's ofport.
 	RegFWZone = 3
+	// RegFWVMEgress holds the Key of the firewall group of the VM port a
+	// packet came from (set in table 0, read by table 34); 0 for none.
+	RegFWVMEgress = 4
+	// RegFWVMIngress holds the Key of the firewall group of the VM port a
+	// packet is delivered to (set in table 40, read by table 49).
+	RegFWVMIngress = 5
 	// RegInPort holds the logical ingress port: the local ofport of the
 	// VIF the packet came from (0 from a tunnel). Its low 16 bits are the
 	// port's conntrack zone.

@@ -296,12 +296,20 @@ func (c *Compiler) localPortFlows(e *emitter, p *fsm.Port, key uint64, mac net.H
 	meta := netMeta(key)
 	inPort := openflow.Reg(RegInPort, ofport)
 	outPort := openflow.Reg(RegOutPort, ofport)
+	classify := []openflow.Action{openflow.SetReg(RegInPort, ofport)}
+	deliver := []openflow.Action{openflow.SetReg(RegOutPort, ofport)}
+	if fwg := c.fwGroupOfLocalPort(p); fwg != 0 {
+		// The port's firewall group (firewall.go).
+		classify = append(classify, openflow.SetReg(RegFWVMEgress, fwg))
+		deliver = append(deliver, openflow.SetReg(RegFWVMIngress, fwg))
+		firewallVMPortFlows(e, ofport)
+	}
 	e.add(TableClassify, prioMatch, openflow.Match{openflow.InPort(ofport)},
-		openflow.SetReg(RegInPort, ofport), writeNet(key), goTo(TablePortSecurity))
+		append(classify, writeNet(key), goTo(TablePortSecurity))...)
 	c.dhcpPortFlows(e, p, inPort)
 	for _, m := range portMACs(p, mac) {
 		e.add(TableL2Lookup, prioMatch, openflow.Match{meta, openflow.EthDst(m)},
-			openflow.SetReg(RegOutPort, ofport), goTo(TableFWIngress))
+			append(slices.Clone(deliver), goTo(TableFWIngress))...)
 	}
 	e.add(TableOutput, prioMatch, openflow.Match{outPort}, openflow.Output{Port: ofport})
 	if !portSecured(p) {
