@@ -566,7 +566,7 @@ func (l *lbLab) osc(args ...string) string {
 	l.TB.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "openstack", append([]string{"--os-auth-type", "none", "--os-endpoint", l.D.Endpoint()}, args...)...)
+	cmd := exec.CommandContext(ctx, "openstack", append(harness.OpenStackArgs(l.D), args...)...)
 	var env []string
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "OS_") {

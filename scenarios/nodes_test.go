@@ -34,6 +34,7 @@ func TestNodeFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.HTTPClient.Transport = harness.Transport(0) // the lab's CA
 
 	t.Run("physnet-bridges", func(t *testing.T) {
 		e := e.Sub(t)

@@ -316,7 +316,7 @@ func BenchmarkLeaderPartition(b *testing.B) {
 // to the first acknowledged create that started after it.
 func unavailability(e *harness.Env, servers []string, cut func()) time.Duration {
 	e.TB.Helper()
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: harness.Transport(32)}
 	defer client.CloseIdleConnections()
 	apis := make([]string, len(servers))
 	for i, s := range servers {

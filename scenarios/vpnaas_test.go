@@ -574,7 +574,7 @@ func (l *vpnLab) throughput(node, ip string) float64 {
 func (l *vpnLab) openstack(args ...string) (string, error) {
 	ctx, cancel := l.Ctx()
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "openstack", append([]string{"--os-auth-type", "none", "--os-endpoint", l.D.Endpoint()}, args...)...)
+	cmd := exec.CommandContext(ctx, "openstack", append(harness.OpenStackArgs(l.D), args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("openstack %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))

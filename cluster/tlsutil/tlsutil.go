@@ -296,7 +296,7 @@ func (b *Bundle) VerifyPeer(chain []*x509.Certificate, name string, role Role) e
 }
 
 // verifyRaw is VerifyPeer for tls.Config.VerifyPeerCertificate.
-func (b *Bundle) verifyRaw(raw [][]byte, role Role) error {
+func (b *Bundle) verifyRaw(raw [][]byte, name string, role Role) error {
 	chain := make([]*x509.Certificate, 0, len(raw))
 	for _, r := range raw {
 		c, err := x509.ParseCertificate(r)
@@ -305,7 +305,7 @@ func (b *Bundle) verifyRaw(raw [][]byte, role Role) error {
 		}
 		chain = append(chain, c)
 	}
-	return b.VerifyPeer(chain, "", role)
+	return b.VerifyPeer(chain, name, role)
 }
 
 // PeerServerConfig is the listener side of mutual TLS between servers
@@ -317,7 +317,7 @@ func (b *Bundle) PeerServerConfig() *tls.Config {
 		// The chain is checked in VerifyPeerCertificate, with the role.
 		ClientAuth: tls.RequireAnyClientCert,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return b.verifyRaw(raw, RoleServer)
+			return b.verifyRaw(raw, "", RoleServer)
 		},
 	}
 }
@@ -332,7 +332,22 @@ func (b *Bundle) PeerClientConfig() *tls.Config {
 		Certificates:       []tls.Certificate{b.Cert},
 		InsecureSkipVerify: true, // verified below: CA, validity, role
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return b.verifyRaw(raw, RoleServer)
+			return b.verifyRaw(raw, "", RoleServer)
+		},
+	}
+}
+
+// NodeClientConfig dials one named node, presenting our certificate: the
+// peer must hold a certificate of our CA naming node name with role role.
+// Used where the address dialed belongs to a known node (the leader's
+// OVSDB session to a chassis), so an impostor at that address is refused.
+func (b *Bundle) NodeClientConfig(name string, role Role) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		Certificates:       []tls.Certificate{b.Cert},
+		InsecureSkipVerify: true, // verified below: CA, validity, name, role
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			return b.verifyRaw(raw, name, role)
 		},
 	}
 }

@@ -179,7 +179,8 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringVar(&gossipKey, "gossip-key", "", "encrypt gossip with this key (base64 of 32 bytes); a keyring saved in --data-dir wins")
 	// Chassis: what this node announces to the servers.
 	f.StringVar(&cfg.Chassis.TunnelIP, "tunnel-ip", "", "chassis: overlay tunnel endpoint IP")
-	f.StringVar(&cfg.Chassis.OVSDB, "ovsdb", "", "chassis: OVSDB endpoint the leader manages this chassis through (tcp:IP:6640 or unix:PATH)")
+	f.StringVar(&cfg.Chassis.OVSDB, "ovsdb", "", "chassis: OVSDB endpoint the leader manages this chassis through (ssl:IP:6640 with --tls-*, tcp:IP:6640 or unix:PATH)")
+	f.StringVar(&cfg.OVSDBLocal, "ovsdb-local", "", "chassis: this agent's own endpoint of its ovsdb-server (e.g. unix:/run/openvswitch/db.sock; default --ovsdb; required with an ssl: --ovsdb)")
 	f.StringSliceVar(&cfg.Chassis.Roles, "chassis-roles", nil, "chassis: roles, compute and/or gateway")
 	f.StringSliceVar(&mappings, "bridge-mappings", nil, "chassis: PHYSNET:BRIDGE pairs (repeatable)")
 	f.StringSliceVar(&cfg.Chassis.Encaps, "encaps", []string{"vxlan", "gre", "geneve"}, "chassis: supported encapsulations")

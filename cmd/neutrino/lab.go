@@ -34,9 +34,12 @@ Every node is a namespace (` + lab.DefaultPrefix + `server-1, ` + lab.DefaultPre
 veth into a linux bridge in the namespace ` + lab.DefaultPrefix + `underlay, on ` + lab.UnderlayCIDR + `
 (MTU ` + strconv.Itoa(lab.UnderlayMTU) + `): servers .11-.19, chassis .101-.199, gateways .201-.254.
 Chassis and gateways run their own ovsdb-server and ovs-vswitchd (netdev
-datapath) with the tunnel IP on br-phy and OVSDB on tcp:IP:6640; every node
+datapath) with the tunnel IP on br-phy and OVSDB on ssl:IP:6640; every node
 runs 'neutrino agent' in its namespace. Each server's API is also served on
-http://127.0.0.1:PORT in this (root) namespace: see 'neutrino lab status'.
+https://127.0.0.1:PORT in this (root) namespace: see 'neutrino lab status'.
+TLS is on by default: a CA and a certificate per node in --dir/tls, every
+channel over TLS, gossip encrypted; 'lab up --tls=false' (or
+NEUTRINO_LAB_TLS=off) runs plaintext (http://, tcp:).
 No lab address is ever configured outside the lab's namespaces.
 
 Two physical networks are linux bridges in the underlay namespace too:
@@ -99,6 +102,7 @@ func newLabUpCmd(a *app, o *labOptions) *cobra.Command {
 		timeout time.Duration
 		binary  string
 		keep    bool
+		useTLS  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -109,6 +113,7 @@ func newLabUpCmd(a *app, o *labOptions) *cobra.Command {
 			st, err := lab.Up(cmd.Context(), lab.Options{
 				Dir: o.dir, Prefix: o.prefix, Binary: binary, Topology: t,
 				ReadyTimeout: timeout, KeepOnFailure: keep, Logger: a.labLogger(),
+				NoTLS: !useTLS,
 			})
 			if err != nil {
 				return err
@@ -126,6 +131,7 @@ func newLabUpCmd(a *app, o *labOptions) *cobra.Command {
 	f.DurationVar(&timeout, "ready-timeout", lab.DefaultReadyTimeout, "how long to wait for a leader and full gossip membership")
 	f.StringVar(&binary, "agent-binary", "", "neutrino binary the agents run (default: this one)")
 	f.BoolVar(&keep, "keep-on-failure", false, "leave a lab that failed to come up in place for inspection")
+	f.BoolVar(&useTLS, "tls", true, "TLS on every channel (a CA and node certificates in --dir/tls, HTTPS API, gossip key); --tls=false, or NEUTRINO_LAB_TLS=off, runs plaintext")
 	return cmd
 }
 
@@ -187,12 +193,14 @@ type labStatus struct {
 	VMs       []*lab.VM          `json:"vms"`
 	Physnets  []lab.Physnet      `json:"physnets"`
 	Outside   *lab.Outside       `json:"outside,omitempty"`
+	// CA verifies the https endpoints (empty: a lab without TLS).
+	CA string `json:"ca,omitempty"`
 }
 
 func (a *app) printLabStatus(st *lab.State) error {
 	s := labStatus{Dir: st.Dir, Prefix: st.Prefix, Phase: st.Phase, Created: st.Created,
 		Topology: st.Topology, Underlay: st.Underlay, Endpoints: []string{}, VMs: st.VMs,
-		Physnets: st.Physnets, Outside: st.Outside}
+		Physnets: st.Physnets, Outside: st.Outside, CA: st.CA}
 	if s.Physnets == nil {
 		s.Physnets = []lab.Physnet{}
 	}
@@ -270,7 +278,11 @@ func (a *app) printLabStatus(st *lab.State) error {
 	}
 	fmt.Fprintln(a.stdout)
 	if len(s.Endpoints) > 0 {
-		fmt.Fprintf(a.stdout, "API:     neutrino --endpoint %s network list\n", s.Endpoints[0])
+		ca := ""
+		if st.CA != "" {
+			ca = " --ca " + st.CA
+		}
+		fmt.Fprintf(a.stdout, "API:     neutrino --endpoint %s%s network list\n", s.Endpoints[0], ca)
 	}
 	for _, n := range st.Nodes {
 		if n.OVSDBUnix != "" {

@@ -48,9 +48,13 @@ run lab status
 
 status() { "$BIN" lab status -o json; }
 EP=$(status | jq -r '.endpoints[0]')
+# The lab runs TLS by default: every command and curl verifies with its CA
+# (flags also come from the environment: NEUTRINO_CA is --ca).
+CA=$(status | jq -r '.ca // empty')
+[ -z "$CA" ] || export NEUTRINO_CA="$CA"
 endpoint_of() { status | jq -r --arg n "$1" '.nodes[] | select(.name == $n) | .api'; }
-api() { curl -sS -f -X "$1" -H 'Content-Type: application/json' "$EP/v2.0/$2" ${3:+-d "$3"}; }
-has_api() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$EP/v2.0/$1")" = 200 ]; }
+api() { curl -sS -f ${CA:+--cacert "$CA"} -X "$1" -H 'Content-Type: application/json' "$EP/v2.0/$2" ${3:+-d "$3"}; }
+has_api() { [ "$(curl -s ${CA:+--cacert "$CA"} -o /dev/null -w '%{http_code}' "$EP/v2.0/$1")" = 200 ]; }
 
 say "Cluster and gossip members, through $EP"
 run --endpoint "$EP" cluster status
@@ -117,7 +121,7 @@ N=$(realpath --relative-to=. "$BIN")
 say "Done. The lab keeps running. Explore it:"
 cat <<EOF
   $N lab status                                   nodes, namespaces, IPs, API endpoints
-  $N --endpoint $EP network list
+  $N --endpoint $EP${CA:+ --ca $CA} network list
   $N lab exec vm1 -- ping ${IP2:-<ip>}                  a VM (any command, in its namespace)
   $N lab exec chassis-1 -- ovs-vsctl show          a chassis' OVS (OVS_RUNDIR is set)
   $N lab exec chassis-1 -- ovs-ofctl -O OpenFlow13 dump-flows br-int

@@ -12,10 +12,10 @@ import (
 )
 
 // APIHTTP is the client of raw API calls.
-var APIHTTP = &http.Client{Timeout: 60 * time.Second}
+var APIHTTP = &http.Client{Timeout: 60 * time.Second, Transport: Transport(0)}
 
 // quickHTTP is for status polls: a cut-off server must not stall them.
-var quickHTTP = &http.Client{Timeout: 3 * time.Second}
+var quickHTTP = &http.Client{Timeout: 3 * time.Second, Transport: Transport(0)}
 
 // APIResult is one raw API call.
 type APIResult struct {

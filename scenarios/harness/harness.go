@@ -109,6 +109,12 @@ type vmSet struct {
 
 // New wraps a lab the driver d brought up for tb.
 func New(tb testing.TB, d scenarios.Driver, l *scenarios.Lab) *Env {
+	// A lab with TLS (the netns default) names its CA.
+	if ca, ok := d.(interface{ CAFile() string }); ok && ca.CAFile() != "" {
+		if err := TrustCA(ca.CAFile()); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	e := &Env{TB: tb, D: d, Lab: l, Admin: NetworkClient(d.Endpoint(), ""), vms: &vmSet{m: map[string]VM{}},
 		nested: &nestedSet{m: map[string][2]string{}}}
 	for _, n := range l.ByKind(scenarios.KindChassis) {
@@ -135,7 +141,7 @@ func (e *Env) Ctx() (context.Context, context.CancelFunc) {
 // X-Roles), as Neutron's keystonecontext reads a request.
 func NetworkClient(endpoint, project string) *gophercloud.ServiceClient {
 	c := &gophercloud.ServiceClient{
-		ProviderClient: &gophercloud.ProviderClient{HTTPClient: http.Client{Timeout: 60 * time.Second}},
+		ProviderClient: &gophercloud.ProviderClient{HTTPClient: http.Client{Timeout: 60 * time.Second, Transport: Transport(0)}},
 		Endpoint:       endpoint + "/",
 		ResourceBase:   endpoint + "/v2.0/",
 		Type:           "network",

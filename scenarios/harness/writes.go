@@ -93,7 +93,7 @@ func (w *Writes) WaitAcks(tb testing.TB, before int64, n int, timeout time.Durat
 func (w *Writes) writer(ctx context.Context, id int) {
 	// A request that times out is an unknown outcome like any other; the
 	// bound keeps a writer from idling on a stalled forward.
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: Transport(2)}
 	defer client.CloseIdleConnections()
 	for seq := 0; ctx.Err() == nil; seq++ {
 		apis := w.apis()

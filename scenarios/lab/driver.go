@@ -107,6 +107,15 @@ func (d *Driver) Endpoint() string {
 	return ""
 }
 
+// CAFile returns the lab's CA certificate, which its https endpoints are
+// verified with; empty for a lab without TLS.
+func (d *Driver) CAFile() string {
+	if st := d.state(); st != nil {
+		return st.CA
+	}
+	return ""
+}
+
 // Endpoints returns every server's API URL.
 func (d *Driver) Endpoints() []string {
 	st := d.state()

@@ -173,10 +173,11 @@ func RestartOVS(ctx context.Context, dir, name string) error {
 // restartOVS starts a killed chassis' OVS on its database and redoes what
 // does not persist in it.
 func restartOVS(ctx context.Context, s *store, st *State, n *Node) error {
+	remotes, ssl := dbRemotes(n)
 	inst, err := ovsproc.Start(ctx, ovsproc.Options{
 		Name: n.Name, Namespace: n.Namespace, Dir: n.OVSDir, KeepDB: true,
-		DBRemotes: []string{fmt.Sprintf("ptcp:%d:%s", ovsdbPort, n.IP)},
-		Logger:    slog.New(slog.DiscardHandler),
+		DBRemotes: remotes, DBSSL: ssl,
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return err
@@ -278,7 +279,7 @@ func waitAlive(ctx context.Context, s *store, name string) error {
 				continue
 			}
 			asked++
-			c, err := apiClient(sv.API, 2*time.Second)
+			c, err := apiClient(st, sv.API, 2*time.Second)
 			if err != nil {
 				return false, "", err
 			}

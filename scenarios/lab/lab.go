@@ -67,7 +67,13 @@ type Options struct {
 	KeepOnFailure bool
 	// AgentArgs are extra `neutrino agent` flags for every agent.
 	AgentArgs []string
-	Logger    *slog.Logger
+	// NoTLS runs every channel in plaintext. By default (and unless the
+	// environment has NEUTRINO_LAB_TLS=off) the lab makes a CA and a
+	// certificate per node with `neutrino tls`'s code (tls.go) and runs
+	// the API over HTTPS, Raft, forwarding, OpenFlow and OVSDB over
+	// mutual TLS, and gossip encrypted.
+	NoTLS  bool
+	Logger *slog.Logger
 }
 
 // ErrExists means a lab already exists in the directory.
@@ -95,6 +101,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if os.Getenv(EnvTLS) == "off" {
+		o.NoTLS = true
 	}
 	return nil
 }
@@ -167,6 +176,12 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	if err := b.store.update(func(*State) {}); err != nil {
 		_ = os.RemoveAll(o.Dir)
 		return nil, err
+	}
+	if !o.NoTLS {
+		if err := b.tlsCA(); err != nil {
+			_ = os.RemoveAll(o.Dir)
+			return nil, err
+		}
 	}
 	st, err := b.build(ctx, planned)
 	if err != nil && o.KeepOnFailure {
@@ -423,6 +438,16 @@ func (b *builder) node(ctx context.Context, p plannedNode, all []plannedNode, se
 	args := []string{
 		"--node", p.name, "--data-dir", n.DataDir, "--bind", n.Gossip,
 	}
+	if !b.o.NoTLS {
+		tlsArgs, err := b.nodeTLS(n, p)
+		if err != nil {
+			return err
+		}
+		args = append(args, tlsArgs...)
+		if err := save(); err != nil {
+			return err
+		}
+	}
 	for _, s := range servers {
 		args = append(args, "--join", s)
 	}
@@ -460,7 +485,8 @@ func (b *builder) node(ctx context.Context, p plannedNode, all []plannedNode, se
 			args = append(args, "--vpn-namespace-prefix", ns+"-vpn-")
 		}
 		args = append(args, "--http", net.JoinHostPort(p.ip.String(), strconv.Itoa(httpPort)),
-			"--tunnel-ip", n.IP, "--ovsdb", n.OVSDB, "--chassis-roles", role, "--datapath-type", "netdev",
+			"--tunnel-ip", n.IP, "--ovsdb", n.OVSDB, "--ovsdb-local", n.OVSDBUnix,
+			"--chassis-roles", role, "--datapath-type", "netdev",
 			// The DHCP/RA responder's own OpenFlow connection.
 			"--dhcp-socket", filepath.Join(n.OVSDir, "br-int.mgmt"))
 		if role == "gateway" {
@@ -486,17 +512,18 @@ func (b *builder) chassisOVS(ctx context.Context, n *Node, cidr string, all []pl
 		return err
 	}
 	ovsDir := filepath.Join(b.o.Dir, n.Name, "ovs")
+	remotes, ssl := dbRemotes(n)
 	inst, err := ovsproc.Start(ctx, ovsproc.Options{
 		Name: n.Name, Namespace: n.Namespace, Dir: ovsDir,
-		DBRemotes: []string{fmt.Sprintf("ptcp:%d:%s", ovsdbPort, n.IP)},
-		Logger:    b.log,
+		DBRemotes: remotes, DBSSL: ssl,
+		Logger: b.log,
 	})
 	if err != nil {
 		return err
 	}
 	n.OVSDir = inst.RunDir()
 	n.OVSDBUnix = inst.DBEndpoint()
-	n.OVSDB = fmt.Sprintf("tcp:%s", net.JoinHostPort(n.IP, strconv.Itoa(ovsdbPort)))
+	n.OVSDB = ovsdbEndpoint(n)
 	n.OVSDBPID, n.VswitchdPID = inst.DBPID(), inst.VswitchdPID()
 	if err := b.store.update(func(st *State) {
 		st.Processes = append(st.Processes,
@@ -590,7 +617,11 @@ func startAgent(s *store, binary, name string) error {
 		port := ln.Addr().(*net.TCPAddr).Port
 		if err := s.update(func(st *State) {
 			n := st.Node(name)
-			n.APIPort, n.API = port, fmt.Sprintf("http://127.0.0.1:%d", port)
+			scheme := "http"
+			if st.CA != "" {
+				scheme = "https"
+			}
+			n.APIPort, n.API = port, fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 		}); err != nil {
 			return err
 		}
@@ -643,7 +674,7 @@ func (b *builder) waitReady(ctx context.Context) error {
 			if n.Kind != scenarios.KindServer {
 				continue
 			}
-			c, err := apiClient(n.API, 2*time.Second)
+			c, err := apiClient(st, n.API, 2*time.Second)
 			if err != nil {
 				return false, "", err
 			}
@@ -684,7 +715,7 @@ func chassisUp(ctx context.Context, st *State) (bool, string, error) {
 			break
 		}
 	}
-	c, err := apiClient(api, 2*time.Second)
+	c, err := apiClient(st, api, 2*time.Second)
 	if err != nil {
 		return false, "", err
 	}
@@ -706,11 +737,17 @@ func chassisUp(ctx context.Context, st *State) (bool, string, error) {
 	return true, "", nil
 }
 
-// apiClient is a client of one API URL with a short per-request timeout.
-func apiClient(url string, timeout time.Duration) (*client.Client, error) {
+// apiClient is a client of one API URL of the lab (trusting its CA) with
+// a short per-request timeout.
+func apiClient(st *State, url string, timeout time.Duration) (*client.Client, error) {
 	c, err := client.New(url)
 	if err != nil {
 		return nil, err
+	}
+	if st.CA != "" {
+		if err := c.TrustCA(st.CA); err != nil {
+			return nil, err
+		}
 	}
 	c.HTTPClient.Timeout = timeout
 	c.UserAgent = "neutrino-lab"

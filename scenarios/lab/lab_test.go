@@ -116,6 +116,7 @@ func (e *labEnv) mustRun(args ...string) string {
 type status struct {
 	Phase     string   `json:"phase"`
 	Endpoints []string `json:"endpoints"`
+	CA        string   `json:"ca"`
 	Nodes     []struct {
 		Name       string `json:"name"`
 		Kind       string `json:"kind"`
@@ -233,7 +234,8 @@ func TestUpStatusDown(t *testing.T) {
 		}
 		if n.Kind != "server" {
 			chassis[n.Name] = true
-			if !strings.HasPrefix(n.OVSDB, "tcp:"+n.IP+":") || !strings.HasPrefix(n.OVSDBUnix, "unix:"+e.dir) {
+			// TLS is the lab's default: OVSDB over ssl: with the node's certificate.
+			if !strings.HasPrefix(n.OVSDB, "ssl:"+n.IP+":") || !strings.HasPrefix(n.OVSDBUnix, "unix:"+e.dir) {
 				t.Errorf("%s: ovsdb %q / %q", n.Name, n.OVSDB, n.OVSDBUnix)
 			}
 		}
@@ -243,11 +245,14 @@ func TestUpStatusDown(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, ep := range s.Endpoints {
-		if !strings.HasPrefix(ep, "http://127.0.0.1:") {
-			t.Fatalf("endpoint %q is not on the root namespace's loopback", ep)
+		if !strings.HasPrefix(ep, "https://127.0.0.1:") {
+			t.Fatalf("endpoint %q is not HTTPS on the root namespace's loopback", ep)
 		}
 		c, err := client.New(ep)
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.TrustCA(s.CA); err != nil {
 			t.Fatal(err)
 		}
 		st, err := c.Cluster(ctx)
@@ -288,6 +293,9 @@ func TestUpStatusDown(t *testing.T) {
 	}
 	e.mustRun("agent", "start", "server-1")
 	c, _ := client.New(s.Endpoints[0])
+	if err := c.TrustCA(s.CA); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 30*time.Second, "restarted server-1 answers with a leader", func() error {
 		st, err := c.Cluster(ctx)
 		if err == nil && st.Leader == "" {

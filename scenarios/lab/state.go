@@ -53,6 +53,9 @@ type State struct {
 	Outside *Outside `json:"outside,omitempty"`
 	// Sites are the remote VPN sites (site.go).
 	Sites []*Site `json:"sites,omitempty"`
+	// CA is the lab's CA certificate (tls.go); empty when the lab runs
+	// without TLS. API clients verify the servers with it.
+	CA string `json:"ca,omitempty"`
 }
 
 // Physnet is one physical network of the lab.
@@ -196,6 +199,10 @@ type Node struct {
 	// Isolated: `lab isolate` cut this server off from the other servers
 	// (blackhole routes both ways); the chassis still reach it.
 	Isolated bool `json:"isolated,omitempty"`
+	// TLSCert, TLSKey are the node's certificate and key (tls.go), also
+	// what a chassis' ovsdb-server serves its pssl: remote with.
+	TLSCert string `json:"tls_cert,omitempty"`
+	TLSKey  string `json:"tls_key,omitempty"`
 	// Degraded: `lab degrade` put loss or delay on its underlay link.
 	Degraded bool `json:"degraded,omitempty"`
 }

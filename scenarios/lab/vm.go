@@ -231,7 +231,7 @@ func portSpecFromLab(ctx context.Context, st *State, portID string) (VMSpec, err
 		}
 	}
 	for _, n := range append(servers, cut...) {
-		c, err := apiClient(n.API, 10*time.Second)
+		c, err := apiClient(st, n.API, 10*time.Second)
 		if err != nil {
 			return VMSpec{}, err
 		}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -193,7 +194,11 @@ func (d *Driver) plan(t scenarios.Topology) *scenarios.Lab {
 	add := func(kind, name string, host int) {
 		n := scenarios.Node{Name: name, Kind: kind, Address: d.ip(1, host), DataDir: dataDir}
 		if kind == scenarios.KindServer {
-			n.API = fmt.Sprintf("http://%s:%d", d.ip(0, host), httpPort)
+			scheme := "http"
+			if d.CAFile() != "" {
+				scheme = "https"
+			}
+			n.API = fmt.Sprintf("%s://%s:%d", scheme, d.ip(0, host), httpPort)
 		}
 		l.Nodes = append(l.Nodes, n)
 	}
@@ -288,7 +293,7 @@ func (d *Driver) waitReady(ctx context.Context) error {
 	}
 	return poll(ctx, ReadyTimeout, func() (bool, string) {
 		for _, n := range l.ByKind(scenarios.KindServer) {
-			c := apiClient(n.API)
+			c := d.apiClient(n.API)
 			cs, err := c.Cluster(ctx)
 			if err != nil {
 				return false, fmt.Sprintf("%s: %v", n.Name, err)
@@ -300,7 +305,7 @@ func (d *Driver) waitReady(ctx context.Context) error {
 				return false, why
 			}
 		}
-		list, err := apiClient(d.Endpoint()).List(ctx, "chassis", nil)
+		list, err := d.apiClient(d.Endpoint()).List(ctx, "chassis", nil)
 		if err != nil {
 			return false, fmt.Sprintf("chassis list: %v", err)
 		}
@@ -350,7 +355,7 @@ func (d *Driver) waitAlive(ctx context.Context, name string) error {
 				continue
 			}
 			asked++
-			if ok, why := seesAlive(ctx, apiClient(n.API), n.Name, name); !ok {
+			if ok, why := seesAlive(ctx, d.apiClient(n.API), n.Name, name); !ok {
 				return false, why
 			}
 		}
@@ -783,7 +788,7 @@ func (d *Driver) AddVM(ctx context.Context, name, portID, chassis string) error 
 func (d *Driver) portSpec(ctx context.Context, portID string) (lab.VMSpec, error) {
 	var errs []error
 	for _, e := range d.Endpoints() {
-		spec, err := lab.PortSpec(ctx, apiClient(e), portID)
+		spec, err := lab.PortSpec(ctx, d.apiClient(e), portID)
 		var apiErr *client.Error
 		if err == nil || (errors.As(err, &apiErr) && apiErr.Status < 500) {
 			return spec, err
@@ -897,10 +902,27 @@ func Available(ctx context.Context) error {
 	return nil
 }
 
-func apiClient(url string) *client.Client {
+// CAFile is the cluster's CA certificate, which the Vagrantfile makes
+// with `neutrino tls` in the state dir (TLS is on unless
+// NEUTRINO_VAGRANT_TLS=off); empty without TLS.
+func (d *Driver) CAFile() string {
+	if os.Getenv("NEUTRINO_VAGRANT_TLS") == "off" {
+		return ""
+	}
+	return filepath.Join(d.o.StateDir, "tls", "neutrino-ca.pem")
+}
+
+// apiClient is a client of one of the cluster's API URLs, trusting its CA.
+func (d *Driver) apiClient(url string) *client.Client {
 	c, err := client.New(url)
 	if err != nil {
 		panic(err) // URLs are the driver's own
+	}
+	if ca := d.CAFile(); ca != "" {
+		// A missing CA file fails every call with a clear error instead.
+		if err := c.TrustCA(ca); err != nil {
+			c.HTTPClient.Transport = failing{err}
+		}
 	}
 	c.HTTPClient.Timeout = 5 * time.Second
 	c.UserAgent = "neutrino-vagrant"
@@ -933,3 +955,8 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// failing is a RoundTripper that fails every request with err.
+type failing struct{ err error }
+
+func (f failing) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }

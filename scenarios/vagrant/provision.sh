@@ -28,6 +28,10 @@
 #   NV_VLAN_IP                  address given to this host's NIC on the
 #                               external-vlan network ("" if none)
 #   NV_BINARY                   the built neutrino binary to install
+#   NV_TLS_DIR                  the cluster's `neutrino tls` files (CA,
+#                               NAME-server|chassis.pem and key,
+#                               gossip.key): TLS on every channel; unset
+#                               or empty runs plaintext
 # It is idempotent: a restarted container runs it again on the state its
 # disk kept (OVS database, agent data dir).
 set -euo pipefail
@@ -42,7 +46,22 @@ gossip_port=7301
 http_port=9696
 ovsdb_port=6640
 
+tls_dir=${NV_TLS_DIR:-}
+
 say() { echo "provision[$NV_NAME]: $*" >&2; }
+
+# tls_on: this host has its TLS files (NV_TLS_DIR).
+tls_on() { [ -n "$tls_dir" ]; }
+
+# tls_files ROLE prints this node's key, certificate and the CA, in the
+# order ovs-vsctl set-ssl takes them, failing loudly when one is missing.
+tls_files() {
+  local f
+  for f in "$tls_dir/$NV_NAME-$1-key.pem" "$tls_dir/$NV_NAME-$1.pem" "$tls_dir/neutrino-ca.pem"; do
+    [ -r "$f" ] || die "TLS: no $f (made by the Vagrantfile's neutrino tls trigger)"
+    echo "$f"
+  done
+}
 die() { say "$*"; exit 1; }
 
 # wait_for CMD... polls CMD for up to 30 s.
@@ -108,7 +127,16 @@ start_ovs() {
     # moves to br-phy below, so bind it before it is there.
     ensure_sysctl net.ipv4.ip_nonlocal_bind 1
     local remotes=(--remote=punix:/var/run/openvswitch/db.sock)
-    [ -n "${NV_UNDERLAY_IP:-}" ] && remotes+=(--remote="ptcp:$ovsdb_port:$NV_UNDERLAY_IP")
+    if tls_on; then
+      # Mutual TLS with the chassis certificate: the leader checks it
+      # names this chassis, ovsdb-server that the leader's is of the CA.
+      local f
+      mapfile -t f < <(tls_files chassis)
+      [ "${#f[@]}" = 3 ] || die "TLS: chassis files missing in $tls_dir"
+      remotes+=(--remote="pssl:$ovsdb_port:$NV_UNDERLAY_IP" --private-key="${f[0]}" --certificate="${f[1]}" --ca-cert="${f[2]}")
+    elif [ -n "${NV_UNDERLAY_IP:-}" ]; then
+      remotes+=(--remote="ptcp:$ovsdb_port:$NV_UNDERLAY_IP")
+    fi
     ovsdb-server /etc/openvswitch/conf.db "${remotes[@]}" --pidfile --detach --log-file
     ovs-vsctl --no-wait init
     ovs-vsctl --no-wait set Open_vSwitch . external_ids:system-id="$NV_NAME"
@@ -205,6 +233,13 @@ outside_vlan() {
 agent_args() {
   local a=(agent --node "$NV_NAME" --data-dir "$data_dir" --bind "$NV_UNDERLAY_IP:$gossip_port")
   for s in $NV_SERVERS; do a+=(--join "$s:$gossip_port"); done
+  if tls_on; then
+    local role=chassis f
+    [ "$NV_KIND" = server ] && role=server
+    mapfile -t f < <(tls_files "$role")
+    [ "${#f[@]}" = 3 ] || die "TLS: $role files missing in $tls_dir"
+    a+=(--tls-key "${f[0]}" --tls-cert "${f[1]}" --tls-ca "${f[2]}" --gossip-key "$(cat "$tls_dir/gossip.key")")
+  fi
   case "$NV_KIND" in
     server)
       a+=(--server --bootstrap-expect "$(wc -w <<<"$NV_SERVERS")"
@@ -215,8 +250,13 @@ agent_args() {
       local role=compute dp=system
       [ "$NV_KIND" = gateway ] && role=gateway
       docker_mode && dp=netdev
-      a+=(--http "$NV_UNDERLAY_IP:$http_port" --tunnel-ip "$NV_UNDERLAY_IP"
-        --ovsdb "tcp:$NV_UNDERLAY_IP:$ovsdb_port" --chassis-roles "$role" --datapath-type "$dp")
+      a+=(--http "$NV_UNDERLAY_IP:$http_port" --tunnel-ip "$NV_UNDERLAY_IP")
+      if tls_on; then
+        a+=(--ovsdb "ssl:$NV_UNDERLAY_IP:$ovsdb_port" --ovsdb-local unix:/var/run/openvswitch/db.sock)
+      else
+        a+=(--ovsdb "tcp:$NV_UNDERLAY_IP:$ovsdb_port")
+      fi
+      a+=(--chassis-roles "$role" --datapath-type "$dp")
       [ -n "${NV_EXTERNAL_IP:-}" ] && a+=(--bridge-mappings external:br-ex)
       [ -n "${NV_VLAN_IP:-}" ] && a+=(--bridge-mappings external-vlan:br-vlan)
       ;;

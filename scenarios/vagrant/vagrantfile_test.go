@@ -90,4 +90,37 @@ func TestAgentFlags(t *testing.T) {
 	if got != want {
 		t.Errorf("gateway:\n got %s\nwant %s", got, want)
 	}
+
+	// With the cluster's TLS files (what the Vagrantfile's trigger makes
+	// with neutrino tls): the node's certificate, the gossip key, and a
+	// chassis' OVSDB on ssl: with its own socket for the agent.
+	dir := t.TempDir()
+	for _, f := range []string{"neutrino-ca.pem", "gateway-1-chassis.pem", "gateway-1-chassis-key.pem", "server-2-server.pem", "server-2-server-key.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "gossip.key"), []byte("S0VZ"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got = run("NV_NAME=gateway-1", "NV_KIND=gateway", "NV_UNDERLAY_IP=10.0.1.201", servers, "NV_TLS_DIR="+dir)
+	want = "agent --node gateway-1 --data-dir /var/lib/neutrino --bind 10.0.1.201:7301 " +
+		"--join 10.0.1.11:7301 --join 10.0.1.12:7301 --join 10.0.1.13:7301 " +
+		"--tls-key " + dir + "/gateway-1-chassis-key.pem --tls-cert " + dir + "/gateway-1-chassis.pem " +
+		"--tls-ca " + dir + "/neutrino-ca.pem --gossip-key S0VZ " +
+		"--http 10.0.1.201:9696 --tunnel-ip 10.0.1.201 --ovsdb ssl:10.0.1.201:6640 " +
+		"--ovsdb-local unix:/var/run/openvswitch/db.sock --chassis-roles gateway --datapath-type system"
+	if got != want {
+		t.Errorf("gateway with TLS:\n got %s\nwant %s", got, want)
+	}
+	got = run("NV_NAME=server-2", "NV_KIND=server", "NV_UNDERLAY_IP=10.0.1.12", "NV_MGMT_IP=10.0.0.12", servers, "NV_TLS_DIR="+dir)
+	if !strings.Contains(got, "--tls-cert "+dir+"/server-2-server.pem") {
+		t.Errorf("server with TLS: %s", got)
+	}
+	// A missing file is a loud failure, not a plaintext agent.
+	cmd := exec.Command("bash", "provision.sh", "agent-args")
+	cmd.Env = append(os.Environ(), "NV_NAME=chassis-9", "NV_KIND=chassis", "NV_UNDERLAY_IP=10.0.1.109", servers, "NV_TLS_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "TLS:") {
+		t.Errorf("agent-args without the node's TLS files: %v\n%s", err, out)
+	}
 }

@@ -15,6 +15,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -55,6 +56,10 @@ type Config struct {
 	// switch that fails is disconnected, so a chassis cannot take
 	// another's flows by claiming its datapath id.
 	VerifyChassis func(certs []*x509.Certificate, chassis string) error
+	// OVSDBTLS, when set, is the client side of the OVSDB session to a
+	// chassis whose endpoint is "ssl:": our certificate, and a check that
+	// the ovsdb-server there holds that chassis' certificate.
+	OVSDBTLS func(chassis string) *tls.Config
 	// Bridge is the integration bridge; default DefaultBridge.
 	Bridge string
 	// MinBackoff and MaxBackoff bound a worker's retry delay (200 ms, 5 s).

@@ -133,7 +133,11 @@ func (w *worker) pass() (again bool, err error) {
 	}
 	if w.ovs == nil {
 		ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
-		ovs, err := ovsdb.Connect(ctx, ch.OVSDB, ovsdb.Config{Logger: w.log})
+		oc := ovsdb.Config{Logger: w.log}
+		if w.c.cfg.OVSDBTLS != nil {
+			oc.TLS = w.c.cfg.OVSDBTLS(ch.Name)
+		}
+		ovs, err := ovsdb.Connect(ctx, ch.OVSDB, oc)
 		cancel()
 		if err != nil {
 			return false, err

@@ -2,9 +2,11 @@ package ovsdb
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,9 +50,13 @@ type Config struct {
 	// MaxBackoff caps the wait between reconnection attempts; default 1 s,
 	// so a restarted ovsdb-server is picked up within about a second.
 	MaxBackoff time.Duration
+	// TLS is the client side of an "ssl:" endpoint (our certificate, how
+	// the server's is checked); required for one, unused otherwise.
+	TLS *tls.Config
 }
 
-// Connect opens a session to endpoint ("unix:/path" or "tcp:IP:PORT"),
+// Connect opens a session to endpoint ("unix:/path", "tcp:IP:PORT" or
+// "ssl:IP:PORT" with cfg.TLS),
 // monitors the tables the controller needs and returns once the cache holds
 // the server's current contents. The session reconnects by itself
 // (rebuilding the cache) until Close; the first connection is not retried,
@@ -76,11 +82,18 @@ func Connect(ctx context.Context, endpoint string, cfg Config) (*Client, error) 
 	bo.MaxInterval = cfg.MaxBackoff
 	bo.MaxElapsedTime = 0 // a chassis' switch may be down for long; keep trying
 	logger := logr.FromSlogHandler(log.Handler())
-	ovs, err := client.NewOVSDBClient(dbModel,
+	opts := []client.Option{
 		client.WithEndpoint(endpoint),
 		client.WithReconnect(cfg.ConnectTimeout, bo),
 		client.WithLogger(&logger),
-	)
+	}
+	if strings.HasPrefix(endpoint, "ssl:") {
+		if cfg.TLS == nil {
+			return nil, fmt.Errorf("ovsdb %s: an ssl: endpoint needs a TLS configuration (--tls-*)", endpoint)
+		}
+		opts = append(opts, client.WithTLSConfig(cfg.TLS))
+	}
+	ovs, err := client.NewOVSDBClient(dbModel, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("ovsdb %s: %w", endpoint, err)
 	}

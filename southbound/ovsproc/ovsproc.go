@@ -74,6 +74,10 @@ type Options struct {
 	// DBRemotes are extra ovsdb-server --remote values (e.g. ptcp:6640:IP,
 	// opened inside the namespace); the unix socket is always there.
 	DBRemotes []string
+	// DBSSL, when set, gives ovsdb-server the key, certificate and CA
+	// certificate its pssl: remotes (in DBRemotes) use; OVS requires every
+	// client of such a remote to present a certificate of that CA.
+	DBSSL *SSLFiles
 	// KeepDB starts on the database file already in Dir, if there is one,
 	// instead of a fresh one: bridges and ports come back (a machine
 	// rebooting). The lab's revive uses it.
@@ -82,12 +86,16 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// SSLFiles are the PEM files of an OVS daemon's TLS side.
+type SSLFiles struct{ Key, Cert, CA string }
+
 // Instance is one running OVS. Its methods are safe for concurrent use.
 type Instance struct {
 	name      string
 	namespace string
 	dir       string
 	dbRemotes []string
+	dbSSL     *SSLFiles
 	ownNS     bool
 	ownDir    bool
 	log       *slog.Logger
@@ -121,6 +129,7 @@ func Start(ctx context.Context, o Options) (_ *Instance, err error) {
 		namespace: o.Namespace,
 		dir:       o.Dir,
 		dbRemotes: o.DBRemotes,
+		dbSSL:     o.DBSSL,
 		log:       o.Logger,
 		vms:       map[string]*VM{},
 	}
@@ -240,6 +249,9 @@ func (i *Instance) StartDB(ctx context.Context) error {
 	}
 	for _, r := range i.dbRemotes {
 		args = append(args, "--remote="+r)
+	}
+	if s := i.dbSSL; s != nil {
+		args = append(args, "--private-key="+s.Key, "--certificate="+s.Cert, "--ca-cert="+s.CA)
 	}
 	d, err := i.spawn("ovsdb-server", args)
 	if err != nil {

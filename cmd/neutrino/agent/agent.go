@@ -69,6 +69,12 @@ type Config struct {
 	// its switch's SSL row at them so the switch reaches the servers'
 	// `ssl:` OpenFlow listeners (tls.go).
 	TLSFiles TLSFiles
+	// OVSDBLocal is the endpoint this chassis' own agent (self-fence,
+	// switch SSL row, load balancer and VPN plumbing) reaches its
+	// ovsdb-server through, e.g. its unix socket; empty means
+	// Chassis.OVSDB. Required when Chassis.OVSDB is "ssl:": that remote is
+	// for the leader's mutual-TLS session (tls.go).
+	OVSDBLocal string
 	// OpenFlowListener, when set, is the server's OpenFlow listener
 	// instead of --openflow (tests open it in a switch's namespace).
 	OpenFlowListener net.Listener
@@ -149,6 +155,9 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("agent: data dir: %w", err)
+	}
+	if err := checkOVSDBTLS(cfg); err != nil {
+		return nil, err
 	}
 	log := cfg.Logger.With("node", cfg.Node)
 	a := &Agent{cfg: cfg, log: log, fsm: fsm.New(log), done: make(chan error, 1)}
@@ -283,7 +292,7 @@ func (a *Agent) startFence() {
 	if !slices.Contains(a.cfg.Chassis.Roles, "gateway") || a.cfg.Chassis.OVSDB == "" {
 		return
 	}
-	a.fence = newFence(fenceConfig{Cluster: a.cluster, OVSDB: a.cfg.Chassis.OVSDB, Logger: a.log})
+	a.fence = newFence(fenceConfig{Cluster: a.cluster, OVSDB: a.localOVSDB(), Logger: a.log})
 	ctx, cancel := context.WithCancel(context.Background())
 	a.fenceCancel, a.fenceDone = cancel, make(chan struct{})
 	go func() {

@@ -114,7 +114,7 @@ func (a *Agent) startLBaaS() {
 		// taking each other's namespaces for leftovers.
 		prefix = DefaultLBNamespacePrefix + a.cfg.Node + "-"
 	}
-	s := &lbService{node: a.cfg.Node, ovsdb: a.cfg.Chassis.OVSDB, bridge: controller.DefaultBridge, prefix: prefix,
+	s := &lbService{node: a.cfg.Node, ovsdb: a.localOVSDB(), bridge: controller.DefaultBridge, prefix: prefix,
 		dir: filepath.Join(a.cfg.DataDir, "lbaas"), binary: a.cfg.HAProxy, token: a.cfg.WatchToken,
 		servers: a.watchServers, fenced: a.Fenced, log: log, w: w, kick: make(chan struct{}, 1),
 		http: &http.Client{Timeout: 5 * time.Second, Transport: a.peerTransport()}, lbs: map[string]*lbRun{}, gone: map[string]*lbRun{}}

@@ -111,6 +111,9 @@ func (s *southbound) prepare(a *Agent) {
 	if s.tls {
 		cfg.VerifyChassis = chassisCheck(a.cfg.TLS)
 	}
+	if a.cfg.TLS != nil {
+		cfg.OVSDBTLS = ovsdbTLS(a.cfg.TLS)
+	}
 	s.ctrl = controller.New(cfg)
 }
 

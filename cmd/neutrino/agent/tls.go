@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"neutrino/cluster/tlsutil"
@@ -79,7 +80,7 @@ func (a *Agent) configureSwitchSSL() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := ovsdb.Connect(ctx, a.cfg.Chassis.OVSDB, ovsdb.Config{Logger: a.log})
+	c, err := ovsdb.Connect(ctx, a.localOVSDB(), ovsdb.Config{Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("agent: switch SSL: %w", err)
 	}
@@ -94,4 +95,41 @@ func (a *Agent) configureSwitchSSL() error {
 		return fmt.Errorf("agent: switch SSL: %w", err)
 	}
 	return nil
+}
+
+// localOVSDB is the endpoint of this chassis' own ovsdb-server for the
+// agent's own sessions and ovs-vsctl calls: --ovsdb-local, else --ovsdb.
+func (a *Agent) localOVSDB() string {
+	if a.cfg.OVSDBLocal != "" {
+		return a.cfg.OVSDBLocal
+	}
+	return a.cfg.Chassis.OVSDB
+}
+
+// checkOVSDBTLS refuses an "ssl:" OVSDB endpoint without what it needs:
+// the node's TLS material (the leader dials it with mutual TLS, and the
+// announced endpoint is then for the leader only) and a local endpoint
+// for the agent's own use (ovs-vsctl and the agent's sessions would need
+// the certificate too; the local socket needs none).
+func checkOVSDBTLS(cfg Config) error {
+	if !strings.HasPrefix(cfg.Chassis.OVSDB, "ssl:") {
+		return nil
+	}
+	if cfg.TLS == nil {
+		return fmt.Errorf("agent: --ovsdb %s needs --tls-cert, --tls-key and --tls-ca", cfg.Chassis.OVSDB)
+	}
+	if cfg.OVSDBLocal == "" || strings.HasPrefix(cfg.OVSDBLocal, "ssl:") {
+		return fmt.Errorf("agent: --ovsdb %s needs --ovsdb-local (unix:PATH or tcp:IP:PORT of the same ovsdb-server) for the agent's own use", cfg.Chassis.OVSDB)
+	}
+	return nil
+}
+
+// ovsdbTLS is the leader's side of its OVSDB session to a chassis over
+// "ssl:": this server's certificate, and the ovsdb-server must hold a
+// chassis certificate of our CA naming that chassis, so an address taken
+// over by another node does not get the chassis' switch configuration.
+func ovsdbTLS(b *tlsutil.Bundle) func(string) *tls.Config {
+	return func(chassis string) *tls.Config {
+		return b.NodeClientConfig(chassis, tlsutil.RoleChassis)
+	}
 }

@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"neutrino/cluster"
 	"neutrino/cluster/clustertest"
 	"neutrino/cluster/tlsutil"
 	"neutrino/cmd/neutrino/agent"
@@ -308,5 +310,25 @@ func TestGossipKeyMismatchIsRefused(t *testing.T) {
 	keys, err := srv.Cluster().Keyring()
 	if err != nil || len(keys) != 2 || keys[0] != b64(k1) || keys[1] != b64(k2) {
 		t.Fatalf("server keyring %v %v, want [k1 k2]", keys, err)
+	}
+}
+
+// TestOVSDBSSLNeedsTLSAndLocal: a chassis announcing an ssl: OVSDB is
+// refused at start without its TLS material, and without a local endpoint
+// for its own sessions (which would otherwise need a client certificate).
+func TestOVSDBSSLNeedsTLSAndLocal(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg := agent.Config{Node: "ssl-hv1", DataDir: t.TempDir(), HTTP: "127.0.0.1:0",
+		Chassis: cluster.NodeMeta{OVSDB: "ssl:127.0.0.1:6640"}}
+	if _, err := agent.Start(cfg); err == nil || !strings.Contains(err.Error(), "--tls-cert") {
+		t.Errorf("ssl: without TLS: %v, want a --tls-* error", err)
+	}
+	cfg.TLS = pki.bundle("ssl-hv1", tlsutil.RoleChassis)
+	if _, err := agent.Start(cfg); err == nil || !strings.Contains(err.Error(), "--ovsdb-local") {
+		t.Errorf("ssl: without --ovsdb-local: %v, want an --ovsdb-local error", err)
+	}
+	cfg.OVSDBLocal = "ssl:127.0.0.1:6641"
+	if _, err := agent.Start(cfg); err == nil || !strings.Contains(err.Error(), "--ovsdb-local") {
+		t.Errorf("ssl: --ovsdb-local: %v, want an --ovsdb-local error", err)
 	}
 }

@@ -30,7 +30,7 @@ func (a *Agent) startVPN() {
 		return
 	}
 	m := vpnaas.New(vpnaas.Config{
-		Chassis: a.cfg.Node, OVSDB: a.cfg.Chassis.OVSDB,
+		Chassis: a.cfg.Node, OVSDB: a.localOVSDB(),
 		Dir: filepath.Join(a.cfg.DataDir, "vpn"), NamespacePrefix: a.cfg.VPNNamespacePrefix,
 		Watch: w, Fenced: a.Fenced, Report: a.reportVPN, Logger: a.log,
 	})
