@@ -207,3 +207,23 @@ func (v *View) FinalizedCommands() CommandSet {
 // UpgradeFinalizedAt is the Raft index of the last CmdUpgradeFinalize, 0
 // before one.
 func (v *View) UpgradeFinalizedAt() uint64 { return v.index(indexUpgradeFinalized) }
+
+// CommandTypes returns an entry's command type and, for a request
+// envelope, the inner command's type after it.
+func CommandTypes(cmd []byte) ([]CommandType, error) {
+	if len(cmd) == 0 {
+		return nil, errors.New("fsm: empty command")
+	}
+	t := CommandType(cmd[0])
+	if t != CmdRequest {
+		return []CommandType{t}, nil
+	}
+	var env RequestEnvelope
+	if err := decode(cmd[1:], &env); err != nil {
+		return nil, fmt.Errorf("fsm: request envelope: %w", err)
+	}
+	if len(env.Command) == 0 {
+		return nil, errors.New("fsm: request envelope without a command")
+	}
+	return []CommandType{t, CommandType(env.Command[0])}, nil
+}
