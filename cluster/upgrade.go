@@ -64,7 +64,7 @@ func (c *Cluster) serverCommands(name string) (fsm.CommandSet, string) {
 	}
 	m, ok := c.member(name)
 	if !ok || m.Meta.Commands == "" {
-		return fsm.BaselineCommands, "of a release that does not announce it"
+		return fsm.BaselineCommands, "unannounced (a release before version announcements)"
 	}
 	set, err := fsm.ParseCommandSet(m.Meta.Commands)
 	if err != nil {
@@ -81,6 +81,16 @@ func (c *Cluster) checkSupported(cmd []byte) error {
 	types, err := fsm.CommandTypes(cmd)
 	if err != nil {
 		return fmt.Errorf("cluster: apply: %w", err)
+	}
+	return c.Supports(types...)
+}
+
+// Supports reports, on any server, whether every server in the Raft
+// configuration knows the command types (ErrCommandUnsupported naming one
+// that does not). Ignorable types need nobody's support.
+func (c *Cluster) Supports(types ...fsm.CommandType) error {
+	if c.raftPub.Load() == nil {
+		return ErrNotServer
 	}
 	var need []fsm.CommandType
 	for _, t := range types {

@@ -126,6 +126,11 @@ type Config struct {
 	// the same command types (POST /v1/cluster/upgrade/finalize), on the
 	// leader; nil refuses. Errors are the Backend's Apply errors.
 	FinalizeUpgrade func(ctx context.Context) (*fsm.Result, error)
+	// UpgradeCheck says, on any server, whether every server knows the
+	// finalize command (ErrUnsupported naming one that does not), so a
+	// follower refuses a finalize itself instead of forwarding it to a
+	// leader that may run the older version; nil skips the check.
+	UpgradeCheck func() error
 	// Realizer reports and waits for the realization of revisions on the
 	// chassis (the leader's southbound controller); nil when none, then
 	// GET /v1/realization lists no chassis and waiting writes are refused.
@@ -242,7 +247,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
 	s.mux.HandleFunc("GET /v1/cluster/members", s.clusterMembers)
 	s.neutron("DELETE /v1/cluster/servers/{name}", s.removeServer)
-	s.neutron("POST /v1/cluster/upgrade/finalize", s.finalizeUpgrade)
+	s.mux.HandleFunc("POST /v1/cluster/upgrade/finalize", s.upgradeCheck(s.apiHandlerFunc("POST /v1/cluster/upgrade/finalize", s.finalizeUpgrade)))
 	s.mux.HandleFunc("GET /v1/realization", s.realization)
 	s.keyringRoutes()
 	s.watchRoutes()

@@ -114,6 +114,21 @@ func (s *Server) finalizeUpgrade(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// upgradeCheck answers a finalize 503 UpgradeIncomplete on any server
+// that sees a server of an older version: a leader of the older version
+// would not know the route.
+func (s *Server) upgradeCheck(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.UpgradeCheck != nil {
+			if err := s.cfg.UpgradeCheck(); errors.Is(err, ErrUnsupported) {
+				writeError(w, errUnsupported(err))
+				return
+			}
+		}
+		next(w, r)
+	}
+}
+
 // versions is Neutron's version document at /.
 func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"versions": []map[string]any{{

@@ -227,6 +227,7 @@ func Start(cfg Config) (*Agent, error) {
 	api.Status = a.status
 	api.Members = a.members
 	api.RemoveServer = a.removeServer
+	api.UpgradeCheck = func() error { return apiErr(c.Supports(fsm.CmdUpgradeFinalize)) }
 	api.FinalizeUpgrade = func(ctx context.Context) (*fsm.Result, error) {
 		res, err := c.FinalizeUpgrade(ctx)
 		return res, apiErr(err)

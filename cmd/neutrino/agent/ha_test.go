@@ -51,6 +51,7 @@ func freePort(t *testing.T, _ map[int]bool) int { return clustertest.FreePort(t)
 type node struct {
 	name, bind, http, dir string
 	join                  []string
+	bin                   string // the agent binary; "" is this tree's
 	cmd                   *exec.Cmd
 	exited                chan struct{}
 }
@@ -60,7 +61,10 @@ type procCluster struct {
 	nodes []*node
 }
 
-func newProcCluster(t *testing.T, n int) *procCluster {
+func newProcCluster(t *testing.T, n int) *procCluster { return newProcClusterOf(t, n, "") }
+
+// newProcClusterOf starts n servers of the binary bin ("" is this tree's).
+func newProcClusterOf(t *testing.T, n int, bin string) *procCluster {
 	t.Helper()
 	c := &procCluster{t: t}
 	taken := map[int]bool{}
@@ -71,6 +75,7 @@ func newProcCluster(t *testing.T, n int) *procCluster {
 			bind: fmt.Sprintf("127.0.0.1:%d", freePort(t, taken)),
 			http: fmt.Sprintf("127.0.0.1:%d", freePort(t, taken)),
 			dir:  t.TempDir(),
+			bin:  bin,
 		}
 		binds = append(binds, nd.bind)
 		c.nodes = append(c.nodes, nd)
@@ -99,7 +104,11 @@ func (c *procCluster) start(nd *node) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command(binary, args...)
+	bin := binary
+	if nd.bin != "" {
+		bin = nd.bin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
