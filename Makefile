@@ -60,7 +60,7 @@ tidy-check:
 # a time under writes (README: Upgrades). Not in make test: the old build
 # alone takes minutes on a loaded machine.
 upgrade-test:
-	NEUTRINO_UPGRADE_TEST=1 $(GO) test -count=1 -v -timeout 20m -run '^TestRollingUpgrade$$' ./cmd/neutrino/agent
+	NEUTRINO_UPGRADE_TEST=1 $(GO) test -count=1 -v -timeout 30m -run '^TestRollingUpgrade$$' ./cmd/neutrino/agent
 
 # nemesis runs the loopback fault test long: 50 faults on 3 servers, then on 5.
 nemesis:
