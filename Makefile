@@ -5,6 +5,8 @@ GO        ?= go
 # selects hashicorp/go-metrics (lab-notes.md).
 export GOFLAGS := -tags=hashicorpmetrics
 BIN       := bin/neutrino
+# VERSION is what servers announce in gossip (README: Upgrades).
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 PKGS      := ./...
 TEST_TIMEOUT ?= 25m
 BENCH     ?= .
@@ -20,7 +22,7 @@ VAGRANT_BENCH ?= GatewayFailover|LeaderKill|OVSRestart
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/neutrino
+	$(GO) build -ldflags "-X neutrino/cluster.version=$(VERSION)" -o $(BIN) ./cmd/neutrino
 
 # deps installs the Debian packages the project needs (idempotent, root).
 deps:
