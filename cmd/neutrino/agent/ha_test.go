@@ -23,6 +23,9 @@ import (
 
 var binary string
 
+// treeVersion is the version this tree's test binary announces.
+const treeVersion = "this-tree"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "neutrino-ha-")
 	if err != nil {
@@ -30,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "neutrino")
-	build := exec.Command("go", "build", "-o", binary, "neutrino/cmd/neutrino")
+	build := exec.Command("go", "build", "-ldflags", "-X neutrino/cluster.version="+treeVersion, "-o", binary, "neutrino/cmd/neutrino")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build neutrino:", err)

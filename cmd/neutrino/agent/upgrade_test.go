@@ -245,8 +245,8 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	for _, m := range members.Members {
-		if m.Meta["version"] == nil || m.Meta["version"] == "" {
-			t.Errorf("member %s announces no version", m.Name)
+		if m.Meta["version"] != treeVersion || len(fmt.Sprint(m.Meta["commands"])) != 64 {
+			t.Errorf("member %s announces version %v and commands %v after the upgrade", m.Name, m.Meta["version"], m.Meta["commands"])
 		}
 		fmt.Fprintf(&buf, " %s=%v", m.Name, m.Meta["version"])
 	}
