@@ -149,7 +149,9 @@ func New(cfg Config) (*Cluster, error) {
 	meta.RaftAddr, meta.Expect, meta.Bootstrapped, meta.Leaving, meta.LeaderTerm = "", 0, false, false, 0
 	if cfg.Server {
 		meta.Role, meta.RaftAddr, meta.Expect = RoleServer, a.raftAdvertise, cfg.BootstrapExpect
+		meta.Commands = cfg.knownCommands().String()
 	}
+	meta.Version = Version()
 	// Refuse oversize metadata here: memberlist would panic on it later.
 	if err := c.setMeta(meta); err != nil {
 		return nil, err
@@ -251,6 +253,9 @@ func (c *Cluster) closeAll() error {
 //     never takes effect here. A new leader waits (up to ctx's deadline)
 //     until it has applied everything committed before its term, so its
 //     allocations see the whole state.
+//   - ErrCommandUnsupported: a server in the Raft configuration runs a
+//     version that does not know the command's type (upgrade.go); not
+//     appended.
 //   - ErrUnknownOutcome: the command was handed to Raft and its fate is
 //     unknown (leadership lost, shutdown, ctx ended while waiting).
 func (c *Cluster) Apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
@@ -258,6 +263,9 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
 		return nil, ErrNotServer
 	}
 	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.checkSupported(cmd); err != nil {
 		return nil, err
 	}
 	return c.apply(ctx, cmd)

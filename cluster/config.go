@@ -77,6 +77,9 @@ type Config struct {
 	// corrupt while running; it should stop the process (the agent logs the
 	// error and exits 1). Without it the error is logged and raft panics.
 	OnFatal func(error)
+	// KnownCommands overrides the command types a server announces (tests
+	// that play an older server); empty announces fsm.KnownCommands().
+	KnownCommands fsm.CommandSet
 	// Meta carries the chassis fields announced in gossip; the cluster fills
 	// in Role, RaftAddr, HTTPAddr, Expect and Bootstrapped itself.
 	Meta NodeMeta
@@ -199,3 +202,11 @@ func setDefault[T comparable](v *T, def T) {
 }
 
 func (c *Config) raftDir() string { return filepath.Join(c.DataDir, "raft") }
+
+// knownCommands is the command set this server announces.
+func (c Config) knownCommands() fsm.CommandSet {
+	if c.KnownCommands.Len() > 0 {
+		return c.KnownCommands
+	}
+	return fsm.KnownCommands()
+}

@@ -89,7 +89,7 @@ func (c *Cluster) setMeta(m NodeMeta) error {
 
 // UpdateMeta changes this node's chassis metadata and gossips it; fields the
 // cluster owns (Role, RaftAddr, HTTPAddr, Expect, Bootstrapped, Leaving,
-// LeaderTerm)
+// LeaderTerm, Version, Commands)
 // are kept.
 func (c *Cluster) UpdateMeta(fn func(*NodeMeta)) error {
 	c.metaMu.Lock()
@@ -104,6 +104,7 @@ func (c *Cluster) UpdateMeta(fn func(*NodeMeta)) error {
 	fn(&next)
 	next.Role, next.RaftAddr, next.HTTPAddr = cur.Role, cur.RaftAddr, cur.HTTPAddr
 	next.Expect, next.Bootstrapped, next.Leaving, next.LeaderTerm = cur.Expect, cur.Bootstrapped, cur.Leaving, cur.LeaderTerm
+	next.Version, next.Commands = cur.Version, cur.Commands
 	return c.setMeta(next)
 }
 

@@ -72,6 +72,13 @@ type NodeMeta struct {
 	// OpenFlowAddr is a server's OpenFlow listener ("tcp:IP:PORT" or
 	// "unix:PATH"); every chassis' br-int connects to every server's.
 	OpenFlowAddr string `json:"of,omitempty"`
+
+	// Version is the node's binary version (cluster.Version).
+	Version string `json:"v,omitempty"`
+	// Commands is a server's fsm.CommandSet (64 hex digits): the command
+	// types its state machine knows. Servers that announce none know
+	// fsm.BaselineCommands.
+	Commands string `json:"cmd,omitempty"`
 }
 
 // EncodeMeta encodes metadata for gossip, refusing anything over MaxMetaSize.

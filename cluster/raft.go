@@ -270,6 +270,12 @@ func (c *Cluster) reconcile() {
 		}) {
 			continue
 		}
+		// After an upgrade is finalized, a server of an older version
+		// would stop on the log's first newer command.
+		if err := c.canJoin(m); err != nil {
+			c.log.Warn("reconcile: not adding a server of an older version", "member", m.Name, "err", err)
+			continue
+		}
 		// With TLS, a server joins Raft only if its Raft listener shows a
 		// server certificate of our CA naming the member it claims to
 		// be: a voter nobody can talk to would only weaken the quorum.

@@ -117,6 +117,8 @@ func (t CommandType) String() string {
 		return "FloatingIPDelete"
 	case CmdRequest:
 		return "Request"
+	case CmdUpgradeFinalize:
+		return "UpgradeFinalize"
 	}
 	if name := vpnCommandName(t); name != "" {
 		return name

@@ -7,7 +7,8 @@
 // a handler that returns an error leaves the state untouched and the error
 // reaches the proposer through ApplyFuture.Response(). A body that does not
 // decode, or an unknown type, panics: a replica that silently diverges is
-// worse than one that stops.
+// worse than one that stops. An unknown type in the ignorable range is
+// skipped instead (upgrade.go).
 //
 // Apply also keeps a bounded history of which objects each revision
 // changed (ChangesSince), so that consumers such as the flow compiler can
@@ -51,6 +52,8 @@ type FSM struct {
 	handlers map[CommandType]handler
 	// changes is the history of the latest revisions' changes.
 	changes changeLog
+	// onFatal stops the server on an unknown command (SetOnFatal).
+	onFatal func(error)
 }
 
 // New returns an FSM with an empty state.
@@ -107,6 +110,7 @@ func New(log *slog.Logger) *FSM {
 	maps.Copy(f.handlers, fwHandlers())
 	maps.Copy(f.handlers, quotaHandlers())
 	maps.Copy(f.handlers, agentHandlers())
+	f.handlers[CmdUpgradeFinalize] = applyUpgradeFinalize
 	return f
 }
 
@@ -126,11 +130,11 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if t == CmdRequest {
 		return f.applyRequest(f.State(), l.Data[1:], l.Index)
 	}
+	st := f.State()
 	h, ok := f.handlers[t]
 	if !ok {
-		panic(fmt.Sprintf("fsm: unknown command type %d at index %d", t, l.Index))
+		return f.unknownCommand(t, l.Index, st)
 	}
-	st := f.State()
 	txn := st.db.Txn(true)
 	txn.TrackChanges()
 	if err := runHandler(h, txn, l.Data[1:], l.Index); err != nil {

@@ -91,9 +91,12 @@ func (f *FSM) applyRequest(st *State, body []byte, index uint64) *Result {
 		panic(fmt.Sprintf("fsm: request envelope without identity or command at index %d", index))
 	}
 	t := CommandType(env.Command[0])
-	h, ok := f.handlers[t]
-	if !ok || t == CmdRequest {
+	if t == CmdRequest {
 		panic(fmt.Sprintf("fsm: request envelope with bad inner command type %d at index %d", t, index))
+	}
+	h, ok := f.handlers[t]
+	if !ok {
+		return f.unknownCommand(t, index, st)
 	}
 	if prev := st.Read().Request(env.ID); prev != nil {
 		return &Result{Revision: st.Read().Revision(), Replayed: true, Request: prev}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"neutrino/fsm"
 )
@@ -46,6 +47,22 @@ const ErrTypeOutcomeUnknown = "OutcomeUnknown"
 func errNotApplied(err error) *apiError {
 	return newError(http.StatusServiceUnavailable, "ServiceUnavailable",
 		"The request was not applied (%v); retry later.", err)
+}
+
+// ErrTypeUpgradeIncomplete is the Neutron error type of a write that needs
+// a command some server's version does not know.
+const ErrTypeUpgradeIncomplete = "UpgradeIncomplete"
+
+// errUnsupported is the 503 of a write refused because a server runs an
+// older version (ErrUnsupported): it was not applied and succeeds once every
+// server is upgraded.
+func errUnsupported(err error) *apiError {
+	detail := err.Error()
+	if i := strings.Index(detail, ErrUnsupported.Error()+": "); i >= 0 {
+		detail = detail[i+len(ErrUnsupported.Error())+2:]
+	}
+	return newError(http.StatusServiceUnavailable, ErrTypeUpgradeIncomplete,
+		"The request was not applied: %s.", strings.TrimSuffix(detail, "."))
 }
 
 // errOutcomeUnknown is the 503 of a write that may or may not have been

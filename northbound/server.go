@@ -57,6 +57,10 @@ var (
 	ErrNotReady = errors.New("leader not ready")
 	// ErrUnknownOutcome: the command reached Raft and its fate is unknown.
 	ErrUnknownOutcome = errors.New("outcome unknown")
+	// ErrUnsupported: a server runs a version that does not know the
+	// command (a rolling upgrade is not done); not appended. The text after
+	// it names the server.
+	ErrUnsupported = errors.New("command not supported by every server")
 )
 
 // Backend is what the API needs from the cluster.
@@ -118,6 +122,15 @@ type Config struct {
 	// leader (DELETE /v1/cluster/servers/{name}); nil refuses. Errors that
 	// are *fsm.Error keep their status (not found, conflict).
 	RemoveServer func(ctx context.Context, name string) error
+	// FinalizeUpgrade records that every server runs a version that knows
+	// the same command types (POST /v1/cluster/upgrade/finalize), on the
+	// leader; nil refuses. Errors are the Backend's Apply errors.
+	FinalizeUpgrade func(ctx context.Context) (*fsm.Result, error)
+	// UpgradeCheck says, on any server, whether every server knows the
+	// finalize command (ErrUnsupported naming one that does not), so a
+	// follower refuses a finalize itself instead of forwarding it to a
+	// leader that may run the older version; nil skips the check.
+	UpgradeCheck func() error
 	// Realizer reports and waits for the realization of revisions on the
 	// chassis (the leader's southbound controller); nil when none, then
 	// GET /v1/realization lists no chassis and waiting writes are refused.
@@ -234,6 +247,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
 	s.mux.HandleFunc("GET /v1/cluster/members", s.clusterMembers)
 	s.neutron("DELETE /v1/cluster/servers/{name}", s.removeServer)
+	s.mux.HandleFunc("POST /v1/cluster/upgrade/finalize", s.upgradeCheck(s.apiHandlerFunc("POST /v1/cluster/upgrade/finalize", s.finalizeUpgrade)))
 	s.mux.HandleFunc("GET /v1/realization", s.realization)
 	s.keyringRoutes()
 	s.watchRoutes()
@@ -681,6 +695,9 @@ func (s *Server) propose(ctx context.Context, t fsm.CommandType, body any) (uint
 	if err != nil {
 		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNotReady) {
 			return 0, errNotApplied(err)
+		}
+		if errors.Is(err, ErrUnsupported) {
+			return 0, errUnsupported(err)
 		}
 		key := ""
 		if rc != nil {

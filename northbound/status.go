@@ -15,6 +15,9 @@ type ClusterStatus struct {
 	Revision     uint64       `json:"revision"`
 	Epoch        uint64       `json:"epoch"`
 	Servers      []ServerInfo `json:"servers"`
+	// UpgradeFinalizedAt is the Raft index of the last finalized upgrade
+	// (POST /v1/cluster/upgrade/finalize), 0 before one.
+	UpgradeFinalizedAt uint64 `json:"upgrade_finalized_at"`
 }
 
 // ServerInfo is one Raft server in ClusterStatus.
@@ -79,6 +82,51 @@ func (s *Server) removeServer(w http.ResponseWriter, r *http.Request) error {
 		return errNoLeader
 	}
 	return err
+}
+
+// finalizeUpgrade records that every server knows the command types they
+// all announce (fsm.CmdUpgradeFinalize): admin only, on the leader. While a
+// server runs a version without the finalize command it answers 503
+// UpgradeIncomplete naming that server.
+func (s *Server) finalizeUpgrade(w http.ResponseWriter, r *http.Request) error {
+	if !identityFrom(r.Context()).Admin {
+		return forbidden("Finalizing an upgrade requires the admin role.")
+	}
+	if s.cfg.FinalizeUpgrade == nil {
+		return badRequest("This server cannot finalize an upgrade.")
+	}
+	res, err := s.cfg.FinalizeUpgrade(r.Context())
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return errNoLeader
+	case errors.Is(err, ErrNotReady):
+		return errNotApplied(err)
+	case errors.Is(err, ErrUnsupported):
+		return errUnsupported(err)
+	case err != nil:
+		return newError(http.StatusServiceUnavailable, ErrTypeOutcomeUnknown,
+			"The outcome of the finalize is unknown (%v); it is idempotent: retry it.", err)
+	case res.Err != nil:
+		return res.Err
+	}
+	setRevision(w, res.Revision)
+	writeJSON(w, http.StatusOK, map[string]any{"upgrade": map[string]any{"finalized_at": res.Revision}})
+	return nil
+}
+
+// upgradeCheck answers a finalize 503 UpgradeIncomplete on any server
+// that sees a server of an older version: a leader of the older version
+// would not know the route.
+func (s *Server) upgradeCheck(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.UpgradeCheck != nil {
+			if err := s.cfg.UpgradeCheck(); errors.Is(err, ErrUnsupported) {
+				writeError(w, errUnsupported(err))
+				return
+			}
+		}
+		next(w, r)
+	}
 }
 
 // versions is Neutron's version document at /.

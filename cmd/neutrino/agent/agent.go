@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,6 +162,9 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	log := cfg.Logger.With("node", cfg.Node)
 	a := &Agent{cfg: cfg, log: log, fsm: fsm.New(log), done: make(chan error, 1)}
+	// A command this version does not know stops the server, as a corrupt
+	// entry does: applying past it would diverge from the other servers.
+	a.fsm.SetOnFatal(exitOnCorruption)
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
@@ -232,6 +236,11 @@ func Start(cfg Config) (*Agent, error) {
 	api.Status = a.status
 	api.Members = a.members
 	api.RemoveServer = a.removeServer
+	api.UpgradeCheck = func() error { return apiErr(c.Supports(fsm.CmdUpgradeFinalize)) }
+	api.FinalizeUpgrade = func(ctx context.Context) (*fsm.Result, error) {
+		res, err := c.FinalizeUpgrade(ctx)
+		return res, apiErr(err)
+	}
 	api.Readiness = a.readiness
 	api.NoReplica = !cfg.Server
 	api.Keyring = c
@@ -386,6 +395,9 @@ func apiErr(err error) error {
 		return nil
 	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNotServer):
 		return fmt.Errorf("%w: %w", northbound.ErrNotLeader, err)
+	case errors.Is(err, cluster.ErrCommandUnsupported):
+		return fmt.Errorf("%w: %s", northbound.ErrUnsupported,
+			strings.TrimPrefix(err.Error(), cluster.ErrCommandUnsupported.Error()+": "))
 	case errors.Is(err, cluster.ErrLeaderNotReady):
 		return fmt.Errorf("%w: %w", northbound.ErrNotReady, err)
 	case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, cluster.ErrUnknownOutcome):
@@ -424,6 +436,7 @@ func (a *Agent) status() northbound.ClusterStatus {
 	out := northbound.ClusterStatus{
 		Leader: st.Leader, Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
 		Revision: st.Revision, Epoch: st.Epoch, Servers: []northbound.ServerInfo{},
+		UpgradeFinalizedAt: a.fsm.State().Read().UpgradeFinalizedAt(),
 	}
 	for _, s := range st.Servers {
 		out.Servers = append(out.Servers, northbound.ServerInfo{Name: s.Name, Address: s.Address, Voter: s.Voter, State: s.State})
@@ -482,7 +495,8 @@ func (a *Agent) members() []northbound.Member {
 	for _, m := range a.cluster.Members() {
 		out = append(out, northbound.Member{Name: m.Name, Address: m.Addr, Status: string(m.Status), Role: m.Meta.Role,
 			Meta: map[string]any{"http": m.Meta.HTTPAddr, "raft": m.Meta.RaftAddr,
-				"availability_zone": m.Meta.AvailabilityZone, "started_at": m.Meta.StartedAt}})
+				"availability_zone": m.Meta.AvailabilityZone, "started_at": m.Meta.StartedAt,
+				"version": m.Meta.Version, "commands": m.Meta.Commands}})
 	}
 	return out
 }

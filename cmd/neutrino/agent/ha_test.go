@@ -23,6 +23,9 @@ import (
 
 var binary string
 
+// treeVersion is the version this tree's test binary announces.
+const treeVersion = "this-tree"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "neutrino-ha-")
 	if err != nil {
@@ -30,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "neutrino")
-	build := exec.Command("go", "build", "-o", binary, "neutrino/cmd/neutrino")
+	build := exec.Command("go", "build", "-ldflags", "-X neutrino/cluster.version="+treeVersion, "-o", binary, "neutrino/cmd/neutrino")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build neutrino:", err)
@@ -51,6 +54,7 @@ func freePort(t *testing.T, _ map[int]bool) int { return clustertest.FreePort(t)
 type node struct {
 	name, bind, http, dir string
 	join                  []string
+	bin                   string // the agent binary; "" is this tree's
 	cmd                   *exec.Cmd
 	exited                chan struct{}
 }
@@ -60,7 +64,10 @@ type procCluster struct {
 	nodes []*node
 }
 
-func newProcCluster(t *testing.T, n int) *procCluster {
+func newProcCluster(t *testing.T, n int) *procCluster { return newProcClusterOf(t, n, "") }
+
+// newProcClusterOf starts n servers of the binary bin ("" is this tree's).
+func newProcClusterOf(t *testing.T, n int, bin string) *procCluster {
 	t.Helper()
 	c := &procCluster{t: t}
 	taken := map[int]bool{}
@@ -71,6 +78,7 @@ func newProcCluster(t *testing.T, n int) *procCluster {
 			bind: fmt.Sprintf("127.0.0.1:%d", freePort(t, taken)),
 			http: fmt.Sprintf("127.0.0.1:%d", freePort(t, taken)),
 			dir:  t.TempDir(),
+			bin:  bin,
 		}
 		binds = append(binds, nd.bind)
 		c.nodes = append(c.nodes, nd)
@@ -99,7 +107,11 @@ func (c *procCluster) start(nd *node) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command(binary, args...)
+	bin := binary
+	if nd.bin != "" {
+		bin = nd.bin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
