@@ -120,8 +120,14 @@ func validText(data []byte) error {
 			"Malformed request body: invalid UTF-8 at byte %d", i)
 	}
 	for i := 0; i < len(data); i++ {
-		if data[i] != '\\' || i+1 >= len(data) {
-			continue
+		// Jump to the next backslash: escapes are rare in most bodies.
+		j := bytes.IndexByte(data[i:], '\\')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i+1 >= len(data) {
+			break
 		}
 		if data[i+1] != 'u' {
 			i++ // an escaped character, maybe a backslash: skip it
