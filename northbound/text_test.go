@@ -36,7 +36,7 @@ func TestValidText(t *testing.T) {
 
 // BenchmarkValidText: the UTF-8 and surrogate check every write body goes
 // through, on a bulk create of 1,000 ports with non-ASCII names and
-// escapes (about 200 kB).
+// escapes (about 160 kB).
 func BenchmarkValidText(b *testing.B) {
 	ports := make([]any, 1000)
 	for i := range ports {
