@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // maxBodyBytes bounds a request body; bulk creates of thousands of objects
@@ -84,6 +86,9 @@ func readBody(r *http.Request) (map[string]json.RawMessage, error) {
 		return nil, newError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
 			"Request body is larger than %d bytes.", maxBodyBytes)
 	}
+	if err := validText(data); err != nil {
+		return nil, err
+	}
 	var body map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&body); err != nil || body == nil {
@@ -95,6 +100,76 @@ func readBody(r *http.Request) (map[string]json.RawMessage, error) {
 			"Malformed request body: trailing data after the JSON object")
 	}
 	return body, nil
+}
+
+// validText refuses a body that is not valid UTF-8, or whose JSON escapes
+// name a lone UTF-16 surrogate: Go's decoder would silently turn either
+// into U+FFFD and store a string the client never sent, where Neutron
+// fails to decode the body.
+func validText(data []byte) error {
+	if !utf8.Valid(data) {
+		i := 0
+		for i < len(data) {
+			r, n := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			i += n
+		}
+		return newError(http.StatusBadRequest, "MalformedRequestBody",
+			"Malformed request body: invalid UTF-8 at byte %d", i)
+	}
+	for i := 0; i < len(data); i++ {
+		// Jump to the next backslash: escapes are rare in most bodies.
+		j := bytes.IndexByte(data[i:], '\\')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i+1 >= len(data) {
+			break
+		}
+		if data[i+1] != 'u' {
+			i++ // an escaped character, maybe a backslash: skip it
+			continue
+		}
+		r, ok := hexRune(data, i+2)
+		if !ok || !utf16.IsSurrogate(r) {
+			i++
+			continue
+		}
+		if r < 0xdc00 && i+11 < len(data) && data[i+6] == '\\' && data[i+7] == 'u' {
+			if low, ok := hexRune(data, i+8); ok && low >= 0xdc00 && low <= 0xdfff {
+				i += 11 // a valid pair
+				continue
+			}
+		}
+		return newError(http.StatusBadRequest, "MalformedRequestBody",
+			"Malformed request body: lone UTF-16 surrogate \\u%04x at byte %d", r, i)
+	}
+	return nil
+}
+
+// hexRune reads the four hex digits of a \u escape at data[i:].
+func hexRune(data []byte, i int) (rune, bool) {
+	if i+4 > len(data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range data[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 func malformedReason(err error) string {

@@ -9,7 +9,7 @@ import (
 // portBenchNetwork makes a network with a /16 subnet for port benchmarks.
 func portBenchNetwork(s *apiServer, name string, cidr string) string {
 	n := s.create("networks", "network", map[string]any{"name": name}, nil)
-	s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": cidr}, nil)
+	s.create("subnets", "subnet", map[string]any{"ip_version": ipVersionOf(cidr), "network_id": n["id"], "cidr": cidr}, nil)
 	return n["id"].(string)
 }
 

@@ -30,6 +30,14 @@ func (s *apiServer) create(collection, singular string, body map[string]any, hdr
 	return out[singular]
 }
 
+// ipVersionOf is the ip_version a subnet create must send for cidr.
+func ipVersionOf(cidr string) int {
+	if strings.Contains(cidr, ":") {
+		return 6
+	}
+	return 4
+}
+
 func (s *apiServer) list(path string, hdr map[string]string, key string) []map[string]any {
 	s.t.Helper()
 	var out map[string]any
@@ -75,14 +83,14 @@ func TestSubnetLifecycle(t *testing.T) {
 	if v6["gateway_ip"] != "2001:db8:1::1" || fmt.Sprint(v6["allocation_pools"]) != "[map[end:2001:db8:1:0:ffff:ffff:ffff:ffff start:2001:db8:1::2]]" {
 		t.Fatalf("v6 defaults: %v", v6)
 	}
-	nogw := s.create("subnets", "subnet", map[string]any{"network_id": nid, "cidr": "192.168.0.0/30", "gateway_ip": nil,
+	nogw := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": nid, "cidr": "192.168.0.0/30", "gateway_ip": nil,
 		"allocation_pools": []any{map[string]any{"start": "192.168.0.2", "end": "192.168.0.2"}}}, nil)
 	if nogw["gateway_ip"] != nil || nogw["ip_version"] != float64(4) {
 		t.Fatalf("no gateway: %v", nogw)
 	}
 	// Overlap is fine on another network.
 	n2 := s.create("networks", "network", map[string]any{"name": "n2"}, nil)
-	s.create("subnets", "subnet", map[string]any{"network_id": n2["id"], "cidr": "10.0.0.0/16"}, nil)
+	s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n2["id"], "cidr": "10.0.0.0/16"}, nil)
 
 	var got map[string]map[string]any
 	s.do("GET", "/v2.0/networks/"+nid, nil, nil, &got)
@@ -130,9 +138,9 @@ func TestPortLifecycle(t *testing.T) {
 	s := newAPIServer(t, func(c *northbound.Config) { c.MACBase = "fa:16:3f" })
 	n := s.create("networks", "network", map[string]any{"name": "n"}, nil)
 	nid := n["id"].(string)
-	sub := s.create("subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.0.0.0/24"}, nil)
+	sub := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": nid, "cidr": "10.0.0.0/24"}, nil)
 	sid := sub["id"].(string)
-	v6 := s.create("subnets", "subnet", map[string]any{"network_id": nid, "cidr": "2001:db8::/64", "ipv6_address_mode": "slaac"}, nil)
+	v6 := s.create("subnets", "subnet", map[string]any{"ip_version": 6, "network_id": nid, "cidr": "2001:db8::/64", "ipv6_address_mode": "slaac"}, nil)
 
 	p := s.create("ports", "port", map[string]any{"network_id": nid, "name": "p1", "device_id": "vm-1", "tags": []string{"x"}}, nil)
 	mac := p["mac_address"].(string)
@@ -313,7 +321,7 @@ func TestCoreBadInput(t *testing.T) {
 	s := newAPIServer(t, nil)
 	net := s.create("networks", "network", map[string]any{"name": "n"}, nil)
 	nid := net["id"].(string)
-	sub := s.create("subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.0.0.0/24"}, nil)
+	sub := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": nid, "cidr": "10.0.0.0/24"}, nil)
 	sid := sub["id"].(string)
 	bobNet := s.create("networks", "network", map[string]any{"name": "bob"}, bob)
 	sharedNet := s.create("networks", "network", map[string]any{"name": "shared", "shared": true, "project_id": "carol"}, nil)
@@ -328,7 +336,7 @@ func TestCoreBadInput(t *testing.T) {
 	pid := port["id"].(string)
 
 	subnet := func(kv ...any) map[string]any {
-		m := map[string]any{"network_id": nid, "cidr": "10.1.0.0/24"}
+		m := map[string]any{"network_id": nid, "cidr": "10.1.0.0/24", "ip_version": 4}
 		for i := 0; i < len(kv); i += 2 {
 			m[kv[i].(string)] = kv[i+1]
 		}
@@ -363,7 +371,7 @@ func TestCoreBadInput(t *testing.T) {
 	}{
 		{"invalid cidr", "POST", "/v2.0/subnets", nil, subnet("cidr", "10.0.0.0/33"), 400, "HTTPBadRequest"},
 		{"garbage cidr", "POST", "/v2.0/subnets", nil, subnet("cidr", "banana"), 400, "HTTPBadRequest"},
-		{"missing cidr", "POST", "/v2.0/subnets", nil, map[string]any{"subnet": map[string]any{"network_id": nid}}, 400, "HTTPBadRequest"},
+		{"missing cidr", "POST", "/v2.0/subnets", nil, map[string]any{"subnet": map[string]any{"network_id": nid, "ip_version": 4}}, 400, "HTTPBadRequest"},
 		{"ip_version mismatch", "POST", "/v2.0/subnets", nil, subnet("cidr", "2001:db8::/64", "ip_version", 4), 400, "InvalidInput"},
 		{"ip_version 5", "POST", "/v2.0/subnets", nil, subnet("ip_version", 5), 400, "HTTPBadRequest"},
 		{"gateway outside subnet", "POST", "/v2.0/subnets", nil, subnet("gateway_ip", "10.2.0.1"), 400, "InvalidInput"},
@@ -382,7 +390,7 @@ func TestCoreBadInput(t *testing.T) {
 		{"subnet on another project's network", "POST", "/v2.0/subnets", alice, subnet("network_id", bobNet["id"]), 404, "NetworkNotFound"},
 		{"subnet on another project's shared network", "POST", "/v2.0/subnets", alice, subnet("network_id", sharedNet["id"]), 403, "PolicyNotAuthorized"},
 		{"ipv6 mode on v4", "POST", "/v2.0/subnets", nil, subnet("ipv6_address_mode", "slaac"), 400, "InvalidInput"},
-		{"slaac needs /64", "POST", "/v2.0/subnets", nil, subnet("cidr", "2001:db8::/80", "ipv6_address_mode", "slaac"), 400, "InvalidInput"},
+		{"slaac needs /64", "POST", "/v2.0/subnets", nil, subnet("cidr", "2001:db8::/80", "ip_version", 6, "ipv6_address_mode", "slaac"), 400, "InvalidInput"},
 		{"bad nameserver", "POST", "/v2.0/subnets", nil, subnet("dns_nameservers", []string{"dns.example"}), 400, "HTTPBadRequest"},
 		{"bad host route", "POST", "/v2.0/subnets", nil, subnet("host_routes", []any{map[string]any{"destination": "x", "nexthop": "10.1.0.1"}}), 400, "HTTPBadRequest"},
 		{"unknown pool key", "POST", "/v2.0/subnets", nil, subnet("allocation_pools", []any{map[string]any{"first": "10.1.0.2"}}), 400, "HTTPBadRequest"},
@@ -483,7 +491,7 @@ func TestCoreBadInput(t *testing.T) {
 func TestIPAMConcurrentPorts(t *testing.T) {
 	s := newAPIServer(t, nil)
 	n := s.create("networks", "network", map[string]any{"name": "n"}, nil)
-	s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/22"}, nil)
+	s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n["id"], "cidr": "10.0.0.0/22"}, nil)
 	const total, workers = 500, 32
 	var mu sync.Mutex
 	ips, macs := map[string]bool{}, map[string]bool{}
@@ -541,7 +549,7 @@ func TestIPAMConcurrentPorts(t *testing.T) {
 func TestIPAMExhaustion(t *testing.T) {
 	s := newAPIServer(t, nil)
 	n := s.create("networks", "network", map[string]any{"name": "n"}, nil)
-	sub := s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/29"}, nil)
+	sub := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n["id"], "cidr": "10.0.0.0/29"}, nil)
 	// .1 is the gateway, .2-.6 the pool, .7 the broadcast address.
 	var got []string
 	for i := 0; i < 5; i++ {
@@ -579,7 +587,7 @@ func TestIPAMExhaustion(t *testing.T) {
 func TestDefaultSecurityGroupOnceUnderConcurrency(t *testing.T) {
 	s := newAPIServer(t, nil)
 	n := s.create("networks", "network", map[string]any{"name": "n"}, alice)
-	s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/24"}, alice)
+	s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n["id"], "cidr": "10.0.0.0/24"}, alice)
 	var wg sync.WaitGroup
 	codes := make(chan int, 40)
 	for i := 0; i < 20; i++ {
@@ -614,10 +622,10 @@ func TestDefaultSecurityGroupOnceUnderConcurrency(t *testing.T) {
 func TestCoreProjectScoping(t *testing.T) {
 	s := newAPIServer(t, nil)
 	an := s.create("networks", "network", map[string]any{"name": "a"}, alice)
-	as := s.create("subnets", "subnet", map[string]any{"network_id": an["id"], "cidr": "10.0.0.0/24"}, alice)
+	as := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": an["id"], "cidr": "10.0.0.0/24"}, alice)
 	ap := s.create("ports", "port", map[string]any{"network_id": an["id"]}, alice)
 	shared := s.create("networks", "network", map[string]any{"name": "shared", "shared": true}, nil)
-	ss := s.create("subnets", "subnet", map[string]any{"network_id": shared["id"], "cidr": "10.1.0.0/24"}, nil)
+	ss := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": shared["id"], "cidr": "10.1.0.0/24"}, nil)
 	bp := s.create("ports", "port", map[string]any{"network_id": shared["id"]}, bob)
 	if bp["project_id"] != "bob" {
 		t.Fatalf("bob's port on the shared network: %v", bp)

@@ -16,7 +16,7 @@ func TestExtraDHCPOpts(t *testing.T) {
 	s := newAPIServer(t, nil)
 	n := s.create("networks", "network", map[string]any{"name": "n"}, nil)
 	nid := n["id"].(string)
-	s.create("subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.0.0.0/24"}, nil)
+	s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": nid, "cidr": "10.0.0.0/24"}, nil)
 	nc := gopher(s, "", "")
 	ctx := context.Background()
 

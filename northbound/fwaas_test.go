@@ -24,7 +24,7 @@ type fwSite struct {
 func newFWSite(s *apiServer, hdr map[string]string, cidr string) fwSite {
 	s.t.Helper()
 	n := s.create("networks", "network", map[string]any{"name": "fw-net"}, hdr)
-	sub := s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": cidr}, hdr)
+	sub := s.create("subnets", "subnet", map[string]any{"ip_version": ipVersionOf(cidr), "network_id": n["id"], "cidr": cidr}, hdr)
 	r := s.create("routers", "router", map[string]any{"name": "fw-r"}, hdr)
 	ifc := s.put("/v2.0/routers/"+r["id"].(string)+"/add_router_interface", hdr, map[string]any{"subnet_id": sub["id"]})
 	vm := s.create("ports", "port", map[string]any{"network_id": n["id"], "device_owner": "compute:nova", "device_id": "vm-" + cidr}, hdr)

@@ -85,7 +85,7 @@ func TestRouterGatewayChassisAttributes(t *testing.T) {
 		testGatewayChassis("gw1", true), testGatewayChassis("gw2", true), testGatewayChassis("c1", false)}})
 	ext := s.create("networks", "network", map[string]any{"name": "public", "router:external": true,
 		"provider:network_type": "flat", "provider:physical_network": "physnet1"}, nil)
-	s.create("subnets", "subnet", map[string]any{"network_id": ext["id"], "cidr": "203.0.113.0/24"}, nil)
+	s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": ext["id"], "cidr": "203.0.113.0/24"}, nil)
 	gwInfo := map[string]any{"network_id": ext["id"]}
 
 	// Scheduled: spread over the two gateways.

@@ -52,10 +52,10 @@ func TestReplayEveryResourceKind(t *testing.T) {
 			return map[string]any{"network": map[string]any{"name": "ext", "router:external": true}}
 		}, 201, "ext"},
 		{"subnet create", "POST", "/v2.0/subnets", func() any {
-			return map[string]any{"subnet": map[string]any{"network_id": p("net"), "cidr": "10.0.0.0/24"}}
+			return map[string]any{"subnet": map[string]any{"network_id": p("net"), "cidr": "10.0.0.0/24", "ip_version": 4}}
 		}, 201, "sub"},
 		{"external subnet create", "POST", "/v2.0/subnets", func() any {
-			return map[string]any{"subnet": map[string]any{"network_id": p("ext"), "cidr": "203.0.113.0/24"}}
+			return map[string]any{"subnet": map[string]any{"network_id": p("ext"), "cidr": "203.0.113.0/24", "ip_version": 4}}
 		}, 201, ""},
 		{"subnet update", "PUT", "/v2.0/subnets/{sub}", func() any { return map[string]any{"subnet": map[string]any{"name": "s2"}} }, 200, ""},
 		{"port create", "POST", "/v2.0/ports", func() any { return map[string]any{"port": map[string]any{"network_id": p("net")}} }, 201, "port"},

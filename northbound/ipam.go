@@ -69,11 +69,18 @@ func parseMACBase(s string) ([]byte, error) {
 	return out, nil
 }
 
-// lease is what one request holds: addresses and MACs it chose.
+// lease is what one request holds: addresses and MACs it chose, each for
+// the object that claimed it, so two ports of one bulk create asking for
+// the same address conflict here, before anything is proposed.
 type lease struct {
-	a    *ipAllocator
-	keys []string
+	a      *ipAllocator
+	keys   []string
+	owners map[string]string // key -> the object it was taken for
 }
+
+// allocated is the owner of what allocateIP/allocateMAC picked: no later
+// claim in the request may take it again.
+const allocated = "\x00allocated"
 
 func (a *ipAllocator) begin() *lease { return &lease{a: a} }
 
@@ -88,18 +95,25 @@ func (l *lease) release() {
 		}
 	}
 	l.keys = nil
+	l.owners = nil
 }
 
 func ipKey(subnetID string, a netip.Addr) string { return "ip\x00" + subnetID + "\x00" + a.String() }
 func macKey(networkID, mac string) string        { return "mac\x00" + networkID + "\x00" + mac }
 
-// take reserves a key unless another lease holds it. Must hold a.mu.
-func (l *lease) take(key string) bool {
+// take reserves a key for owner unless another lease holds it, or this
+// one holds it for another owner (a retried build of the same object
+// takes its own keys again). Must hold a.mu.
+func (l *lease) take(key, owner string) bool {
 	if h, ok := l.a.pending[key]; ok {
-		return h == l
+		return h == l && owner != allocated && l.owners[key] == owner
 	}
 	l.a.pending[key] = l
 	l.keys = append(l.keys, key)
+	if l.owners == nil {
+		l.owners = map[string]string{}
+	}
+	l.owners[key] = owner
 	return true
 }
 
@@ -119,7 +133,7 @@ func (l *lease) claimIP(sub *fsm.Subnet, a netip.Addr, owner string) error {
 		}
 		return ipInUse(a, sub.ID)
 	}
-	if !l.take(ipKey(sub.ID, a)) {
+	if !l.take(ipKey(sub.ID, a), owner) {
 		return ipInUse(a, sub.ID)
 	}
 	return nil
@@ -147,7 +161,7 @@ func (l *lease) allocateIP(sub *fsm.Subnet) (netip.Addr, error) {
 	}
 	a := start
 	for n := 0; n < maxScan; n++ {
-		if a != gw && v.PortByIP(sub.ID, a.String()) == nil && l.take(ipKey(sub.ID, a)) {
+		if a != gw && v.PortByIP(sub.ID, a.String()) == nil && l.take(ipKey(sub.ID, a), allocated) {
 			next, _ := stepPools(pools, a, pi)
 			l.a.next[sub.ID] = next
 			return a, nil
@@ -185,7 +199,7 @@ func (l *lease) claimMAC(networkID, mac, owner string) error {
 		}
 		return macInUse(networkID, mac)
 	}
-	if !l.take(macKey(networkID, mac)) {
+	if !l.take(macKey(networkID, mac), owner) {
 		return macInUse(networkID, mac)
 	}
 	return nil
@@ -209,7 +223,7 @@ func (l *lease) allocateMAC(networkID string) (string, error) {
 			mac[i] = byte(rand.UintN(256))
 		}
 		s := mac.String()
-		if v.PortByMAC(networkID, s) == nil && l.take(macKey(networkID, s)) {
+		if v.PortByMAC(networkID, s) == nil && l.take(macKey(networkID, s), allocated) {
 			return s, nil
 		}
 	}

@@ -23,7 +23,7 @@ func (s *apiServer) put(path string, hdr map[string]string, body any) map[string
 // returns the network and the subnet.
 func externalNet(s *apiServer, hdr map[string]string, cidr string) (map[string]any, map[string]any) {
 	n := s.create("networks", "network", map[string]any{"name": "public", "router:external": true}, hdr)
-	sub := s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": cidr}, hdr)
+	sub := s.create("subnets", "subnet", map[string]any{"ip_version": ipVersionOf(cidr), "network_id": n["id"], "cidr": cidr}, hdr)
 	return n, sub
 }
 
@@ -39,7 +39,7 @@ func TestL3Lifecycle(t *testing.T) {
 	s := newAPIServer(t, nil)
 	ext, extSub := externalNet(s, nil, "203.0.113.0/24")
 	n := s.create("networks", "network", map[string]any{"name": "private"}, nil)
-	sub := s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/24"}, nil)
+	sub := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n["id"], "cidr": "10.0.0.0/24"}, nil)
 
 	r := s.create("routers", "router", map[string]any{"name": "r1", "external_gateway_info": map[string]any{"network_id": ext["id"]}}, nil)
 	rid := r["id"].(string)
@@ -70,7 +70,7 @@ func TestL3Lifecycle(t *testing.T) {
 
 	// An existing port becomes an interface too.
 	n2 := s.create("networks", "network", map[string]any{"name": "private2"}, nil)
-	s.create("subnets", "subnet", map[string]any{"network_id": n2["id"], "cidr": "10.2.0.0/24"}, nil)
+	s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n2["id"], "cidr": "10.2.0.0/24"}, nil)
 	p2 := s.create("ports", "port", map[string]any{"network_id": n2["id"]}, nil)
 	info2 := s.put("/v2.0/routers/"+rid+"/add_router_interface", nil, map[string]any{"port_id": p2["id"]})
 	if info2["port_id"] != p2["id"] {
@@ -142,12 +142,12 @@ func TestL3BadInput(t *testing.T) {
 	s := newAPIServer(t, nil)
 	ext, extSub := externalNet(s, nil, "203.0.113.0/24")
 	n1 := s.create("networks", "network", map[string]any{"name": "n1"}, nil)
-	s1 := s.create("subnets", "subnet", map[string]any{"network_id": n1["id"], "cidr": "10.0.0.0/24"}, nil)
+	s1 := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n1["id"], "cidr": "10.0.0.0/24"}, nil)
 	n2 := s.create("networks", "network", map[string]any{"name": "n2"}, nil)
-	s2 := s.create("subnets", "subnet", map[string]any{"network_id": n2["id"], "cidr": "10.0.0.0/25"}, nil)
-	s3 := s.create("subnets", "subnet", map[string]any{"network_id": n2["id"], "cidr": "10.1.0.0/24", "gateway_ip": nil}, nil)
+	s2 := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n2["id"], "cidr": "10.0.0.0/25"}, nil)
+	s3 := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n2["id"], "cidr": "10.1.0.0/24", "gateway_ip": nil}, nil)
 	n4 := s.create("networks", "network", map[string]any{"name": "n4"}, nil)
-	s4 := s.create("subnets", "subnet", map[string]any{"network_id": n4["id"], "cidr": "10.4.0.0/24"}, nil)
+	s4 := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n4["id"], "cidr": "10.4.0.0/24"}, nil)
 
 	r1 := s.create("routers", "router", map[string]any{"name": "r1", "external_gateway_info": map[string]any{"network_id": ext["id"]}}, nil)
 	r1id := r1["id"].(string)
@@ -252,13 +252,13 @@ func TestL3TenantIsolation(t *testing.T) {
 	build := func(token string) *world {
 		w := &world{hdr: map[string]string{"X-Auth-Token": token}}
 		w.net = s.create("networks", "network", map[string]any{"name": "net"}, w.hdr)
-		w.sub = s.create("subnets", "subnet", map[string]any{"network_id": w.net["id"], "cidr": "10.0.0.0/24"}, w.hdr)
+		w.sub = s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": w.net["id"], "cidr": "10.0.0.0/24"}, w.hdr)
 		w.router = s.create("routers", "router", map[string]any{"name": "r", "external_gateway_info": map[string]any{"network_id": ext["id"]}}, w.hdr)
 		w.iface = s.put("/v2.0/routers/"+w.router["id"].(string)+"/add_router_interface", w.hdr, map[string]any{"subnet_id": w.sub["id"]})
 		w.port = s.create("ports", "port", map[string]any{"network_id": w.net["id"]}, w.hdr)
 		w.fip = s.create("floatingips", "floatingip", map[string]any{"floating_network_id": ext["id"], "port_id": w.port["id"]}, w.hdr)
 		w.spareNet = s.create("networks", "network", map[string]any{"name": "spare"}, w.hdr)
-		w.spareSub = s.create("subnets", "subnet", map[string]any{"network_id": w.spareNet["id"], "cidr": "10.9.0.0/24"}, w.hdr)
+		w.spareSub = s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": w.spareNet["id"], "cidr": "10.9.0.0/24"}, w.hdr)
 		w.sparePrt = s.create("ports", "port", map[string]any{"network_id": w.spareNet["id"]}, w.hdr)
 		return w
 	}
@@ -334,7 +334,7 @@ func TestL3TenantIsolation(t *testing.T) {
 func TestIPAMConcurrentPortsThreeServers(t *testing.T) {
 	servers := newAPICluster(t, 3, nil)
 	n := servers[0].create("networks", "network", map[string]any{"name": "n"}, nil)
-	servers[1].create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/22"}, nil)
+	servers[1].create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n["id"], "cidr": "10.0.0.0/22"}, nil)
 	const total, workers = 500, 30
 	var (
 		mu        sync.Mutex

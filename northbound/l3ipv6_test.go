@@ -15,7 +15,7 @@ import (
 func TestL3IPv6Interfaces(t *testing.T) {
 	s := newAPIServer(t, nil)
 	n := s.create("networks", "network", map[string]any{"name": "dual"}, nil)
-	v4 := s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/24"}, nil)
+	v4 := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n["id"], "cidr": "10.0.0.0/24"}, nil)
 	r := s.create("routers", "router", map[string]any{"name": "r6"}, nil)
 	rid := r["id"].(string)
 	s.put("/v2.0/routers/"+rid+"/add_router_interface", nil, map[string]any{"subnet_id": v4["id"]})

@@ -230,7 +230,10 @@ func projectFor(ident Identity, a attrs) (string, error) {
 var adminOnlyNetworkAttrs = []string{"shared", "router:external",
 	"provider:network_type", "provider:physical_network", "provider:segmentation_id"}
 
-func checkAdminAttrs(ident Identity, a attrs, action string) error {
+// checkAdminAttrs takes parsed attributes or, on update, the raw object:
+// provider attributes cannot be updated (400), but a member is told 403
+// first, as Neutron (whose provider attributes allow PUT) does.
+func checkAdminAttrs[V any](ident Identity, a map[string]V, action string) error {
 	if ident.Admin {
 		return nil
 	}
@@ -444,11 +447,11 @@ func (s *Server) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a, err := parseAttrs(objs[0], networkAttrs, false)
-	if err != nil {
+	if err := checkAdminAttrs(identityFrom(r.Context()), objs[0], "update"); err != nil {
 		return err
 	}
-	if err := checkAdminAttrs(identityFrom(r.Context()), a, "update"); err != nil {
+	a, err := parseAttrs(objs[0], networkAttrs, false)
+	if err != nil {
 		return err
 	}
 	n, rev, err := s.changeNetwork(r.Context(), r, r.PathValue("id"), func(n *fsm.Network) error {

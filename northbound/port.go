@@ -416,7 +416,7 @@ func (b *portBuild) newPort(a attrs, raw map[string]json.RawMessage) (*fsm.Port,
 		if p.MACAddress, err = parseMAC(mac); err != nil {
 			return nil, err
 		}
-		if err := b.lease.claimMAC(netID, p.MACAddress, ""); err != nil {
+		if err := b.lease.claimMAC(netID, p.MACAddress, p.ID); err != nil {
 			return nil, err
 		}
 	} else if p.MACAddress, err = b.lease.allocateMAC(netID); err != nil {
@@ -472,6 +472,14 @@ func checkPortPolicy(ident Identity, netOwner bool, a attrs, raw map[string]json
 	}
 	if r, ok := raw["fixed_ips"]; ok && bytes.Contains(r, []byte(`"ip_address"`)) {
 		return forbidden("(rule:%s_port and rule:%s_port:fixed_ips:ip_address) is disallowed by policy", action, action)
+	}
+	// Either would let a project on another's shared network spoof
+	// addresses; Neutron keeps both to the admin and the network owner.
+	if _, ok := a["port_security_enabled"]; ok {
+		return forbidden("(rule:%s_port and rule:%s_port:port_security_enabled) is disallowed by policy", action, action)
+	}
+	if _, ok := raw["allowed_address_pairs"]; ok {
+		return forbidden("(rule:%s_port and rule:%s_port:allowed_address_pairs) is disallowed by policy", action, action)
 	}
 	return nil
 }

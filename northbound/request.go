@@ -191,6 +191,9 @@ func readAllBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		return nil, badRequest("Failed to read the request body: %v", err)
 	}
+	if err := validText(body); err != nil {
+		return nil, err
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	return body, nil
 }

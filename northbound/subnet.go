@@ -225,6 +225,12 @@ func newSubnet(ctx context.Context, v *fsm.View, ident Identity, a attrs, raw ma
 	if netID == "" {
 		return nil, badRequest("Failed to parse request. Required attribute 'network_id' not specified")
 	}
+	// Neutron requires ip_version (no default in its attribute map) and
+	// checks required attributes before it looks anything up.
+	ipVersion, ok := a.integer("ip_version")
+	if !ok {
+		return nil, badRequest("Failed to parse request. Required attribute 'ip_version' not specified")
+	}
 	n, err := lookupNetwork(v, ident, netID)
 	if err != nil {
 		return nil, err
@@ -247,10 +253,6 @@ func newSubnet(ctx context.Context, v *fsm.View, ident Identity, a attrs, raw ma
 	family := 4
 	if prefix.Addr().Is6() {
 		family = 6
-	}
-	ipVersion, ok := a.integer("ip_version")
-	if !ok {
-		ipVersion = family
 	}
 	if ipVersion != 4 && ipVersion != 6 {
 		return nil, badRequest("Invalid input for ip_version. Reason: %d is not in [4, 6].", ipVersion)

@@ -65,7 +65,7 @@ type vpnSite struct {
 func newVPNSite(s *apiServer, cidr string) vpnSite {
 	ext, _ := externalNet(s, nil, "203.0.113.0/24")
 	n := s.create("networks", "network", map[string]any{"name": "private"}, nil)
-	sub := s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": cidr}, nil)
+	sub := s.create("subnets", "subnet", map[string]any{"ip_version": ipVersionOf(cidr), "network_id": n["id"], "cidr": cidr}, nil)
 	r := s.create("routers", "router", map[string]any{"name": "r1", "external_gateway_info": map[string]any{"network_id": ext["id"]}}, nil)
 	s.put("/v2.0/routers/"+r["id"].(string)+"/add_router_interface", nil, map[string]any{"subnet_id": sub["id"]})
 	return vpnSite{router: r["id"].(string), subnet: sub["id"].(string), extNet: ext["id"].(string), gatewayIP: gatewayIP(r)}
@@ -339,7 +339,7 @@ func TestVPNaaSBadInput(t *testing.T) {
 	site := newVPNSite(s, "10.1.0.0/24")
 	noGw := s.create("routers", "router", map[string]any{"name": "no-gateway"}, nil)
 	other := s.create("networks", "network", map[string]any{"name": "other"}, nil)
-	otherSub := s.create("subnets", "subnet", map[string]any{"network_id": other["id"], "cidr": "10.9.0.0/24"}, nil)
+	otherSub := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": other["id"], "cidr": "10.9.0.0/24"}, nil)
 	ike := s.create("vpn/ikepolicies", "ikepolicy", map[string]any{"name": "ike"}, nil)
 	ipsec := s.create("vpn/ipsecpolicies", "ipsecpolicy", map[string]any{"name": "ipsec"}, nil)
 	svc := s.create("vpn/vpnservices", "vpnservice", map[string]any{"router_id": site.router}, nil)
@@ -592,9 +592,9 @@ func TestVPNaaSReplay(t *testing.T) {
 	be.must(t, fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: []*fsm.Chassis{testGatewayChassis("gw1", true)}})
 	ext := s.create("networks", "network", map[string]any{"name": "ext", "router:external": true, "provider:network_type": "flat",
 		"provider:physical_network": "physnet1"}, nil)
-	s.create("subnets", "subnet", map[string]any{"network_id": ext["id"], "cidr": "203.0.113.0/24"}, nil)
+	s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": ext["id"], "cidr": "203.0.113.0/24"}, nil)
 	n := s.create("networks", "network", map[string]any{"name": "n"}, nil)
-	sub := s.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.1.0.0/24"}, nil)
+	sub := s.create("subnets", "subnet", map[string]any{"ip_version": 4, "network_id": n["id"], "cidr": "10.1.0.0/24"}, nil)
 	r := s.create("routers", "router", map[string]any{"external_gateway_info": map[string]any{"network_id": ext["id"]}}, nil)
 	s.put("/v2.0/routers/"+r["id"].(string)+"/add_router_interface", nil, map[string]any{"subnet_id": sub["id"]})
 	ids := map[string]string{"router": r["id"].(string), "subnet": sub["id"].(string)}

@@ -177,6 +177,24 @@ func TestCommands(t *testing.T) {
 			wantOutHas: []string{"admin_state_up             DOWN", "router:external            External", "subnets                    s1, s2"},
 		},
 		{
+			// The API requires ip_version; like the openstack CLI, ours
+			// sends one: the CIDR's family unless --ip-version says.
+			name: "subnet create sends ip_version from the CIDR",
+			replies: map[string]string{"GET /v2.0/networks/n1": "200 {\"network\": " + net1 + "}",
+				"POST /v2.0/subnets": `201 {"subnet": {"id": "s6", "name": "v6", "cidr": "fd00::/64", "ip_version": 6}}`},
+			args:       []string{"subnet", "create", "v6", "--network", "n1", "--subnet-range", "fd00::/64"},
+			wantReqs:   []string{"GET /v2.0/networks/n1", "POST /v2.0/subnets"},
+			wantBodies: []string{`{"subnet": {"name": "v6", "network_id": "n1", "cidr": "fd00::/64", "ip_version": 6}}`},
+			wantOutHas: []string{"ip_version"},
+		},
+		{
+			name:       "subnet create keeps an explicit ip_version",
+			replies:    map[string]string{"POST /v2.0/subnets": `201 {"subnet": {"id": "s4", "name": "v4"}}`, "GET /v2.0/networks/n1": "200 {\"network\": " + net1 + "}"},
+			args:       []string{"subnet", "create", "v4", "--network", "n1", "--subnet-range", "10.0.0.0/24", "--ip-version", "6"},
+			wantBodies: []string{`{"subnet": {"name": "v4", "network_id": "n1", "cidr": "10.0.0.0/24", "ip_version": 6}}`},
+			wantOutHas: []string{"s4"},
+		},
+		{
 			name:     "create prints raw JSON with -o json",
 			replies:  map[string]string{"POST /v2.0/networks": "201 {\"network\": " + net1 + "}"},
 			args:     []string{"network", "create", "a", "-o", "json"},

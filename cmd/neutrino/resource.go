@@ -39,6 +39,10 @@ type resource struct {
 	// formats show attribute values as the openstack CLI does (UP/DOWN).
 	formats map[string]func(any) string
 
+	// createDefaults fills what create sends when its flag was not given
+	// and the server requires it (a subnet's ip_version, from the CIDR).
+	createDefaults func(body map[string]any)
+
 	// extra returns resource-specific subcommands (router add interface).
 	extra func(a *app, r *resource) []*cobra.Command
 }
@@ -249,6 +253,9 @@ func newCreateCmd(a *app, r *resource) *cobra.Command {
 		}
 		if r.nameArg {
 			body["name"] = args[0]
+		}
+		if r.createDefaults != nil {
+			r.createDefaults(body)
 		}
 		obj, err := c.Create(cmd.Context(), r.collection, r.singular, body)
 		if err != nil {

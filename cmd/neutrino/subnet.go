@@ -1,5 +1,7 @@
 package main
 
+import "strings"
+
 // subnetResource is Neutron's subnet.
 var subnetResource = &resource{
 	collection: "subnets",
@@ -40,6 +42,19 @@ var subnetResource = &resource{
 		{name: "ipv6-address-mode", key: "ipv6_address_mode", kind: kindString, usage: "slaac, dhcpv6-stateful or dhcpv6-stateless"},
 		{name: "description", key: "description", kind: kindString, usage: "description"},
 		{name: "project-id", key: "project_id", kind: kindString, usage: "owning project (admin only)"},
+	},
+	createDefaults: func(body map[string]any) {
+		// The API requires ip_version, as Neutron's does; like the
+		// openstack CLI we send one, taken from the CIDR's family.
+		if _, ok := body["ip_version"]; ok {
+			return
+		}
+		if cidr, ok := body["cidr"].(string); ok {
+			body["ip_version"] = 4
+			if strings.Contains(cidr, ":") {
+				body["ip_version"] = 6
+			}
+		}
 	},
 	updateFlags: []attrFlag{
 		{name: "name", key: "name", kind: kindString, usage: "new name"},
