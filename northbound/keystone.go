@@ -291,7 +291,7 @@ func parseKeystoneToken(body []byte) (Identity, time.Time, error) {
 	if err := json.Unmarshal(body, &v); err != nil {
 		return Identity{}, time.Time{}, fmt.Errorf("token body: %w", err)
 	}
-	expires, err := time.Parse(time.RFC3339Nano, v.Token.ExpiresAt)
+	expires, err := parseKeystoneTime(v.Token.ExpiresAt)
 	if err != nil {
 		return Identity{}, time.Time{}, fmt.Errorf("token expires_at: %w", err)
 	}
@@ -307,6 +307,15 @@ func parseKeystoneToken(body []byte) (Identity, time.Time, error) {
 	// or a role Neutron does not know, may list and show.
 	id.ReadOnly = !id.Admin && !hasRole(id.Roles, "member")
 	return id, expires, nil
+}
+
+// parseKeystoneTime reads Keystone's times: RFC 3339, or without a zone
+// (UTC), as it renders a time capped by an application credential.
+func parseKeystoneTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Parse("2006-01-02T15:04:05.999999999", s)
 }
 
 func hasRole(roles []string, want string) bool {
@@ -406,7 +415,7 @@ func (k *keystoneAuth) passwordToken(ctx context.Context) (string, time.Time, er
 	if err := json.Unmarshal(rb, &v); err != nil {
 		return "", time.Time{}, fmt.Errorf("service user authentication: %w", err)
 	}
-	exp, err := time.Parse(time.RFC3339Nano, v.Token.ExpiresAt)
+	exp, err := parseKeystoneTime(v.Token.ExpiresAt)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("service user token expires_at: %w", err)
 	}

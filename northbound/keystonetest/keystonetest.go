@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,10 +48,20 @@ type Options struct {
 	Expiration time.Duration
 }
 
+// manageScript runs keystone-manage db_sync, then the keystone-manage
+// command in its arguments (after the config file), in one process.
+const manageScript = `import sys
+from keystone.cmd import cli
+conf = sys.argv[1]
+cli.main(argv=['keystone-manage', '--config-file', conf, 'db_sync'])
+cli.CONF.clear()
+cli.main(argv=['keystone-manage', '--config-file', conf] + sys.argv[2:])
+`
+
 // Binaries Start needs.
 var binaries = []string{"keystone-manage", "uwsgi", "keystone-wsgi-public"}
 
-// Start sets up and starts a Keystone and waits (up to a minute) until
+// Start sets up and starts a Keystone and waits (up to 3 minutes: a loaded machine) until
 // it answers; the test fails when the package is not installed (.ci/deps).
 func Start(t testing.TB, opts Options) *Keystone {
 	t.Helper()
@@ -67,7 +76,7 @@ func Start(t testing.TB, opts Options) *Keystone {
 	}
 	dir := t.TempDir()
 	port := clustertest.FreePort(t)
-	k := &Keystone{URL: fmt.Sprintf("http://127.0.0.1:%d/v3", port), t: t, dir: dir, hc: &http.Client{Timeout: 10 * time.Second}}
+	k := &Keystone{URL: fmt.Sprintf("http://127.0.0.1:%d/v3", port), t: t, dir: dir, hc: &http.Client{Timeout: 60 * time.Second}}
 	conf := filepath.Join(dir, "keystone.conf")
 	// bcrypt's fewest rounds: users are made by tests, and hashing at
 	// the default cost would be most of a test's time. Keystone's own
@@ -103,32 +112,30 @@ policy_file = %[1]s/policy.yaml
 		t.Fatal(err)
 	}
 	start := time.Now()
-	manage := func(args ...string) {
-		t.Helper()
-		defer func() { t.Logf("keystone-manage %s: %s", args[0], time.Since(start).Round(time.Millisecond)) }()
-		cmd := exec.Command("keystone-manage", append([]string{"--config-file", conf}, args...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("keystone-manage %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	manage("db_sync")
-	// fernet_setup and credential_setup only write keys (each a
-	// keystone-manage start, about 15 s on a loaded machine): 0 is the
-	// staged key, 1 the primary.
+	// db_sync and bootstrap in one Python process: each keystone-manage
+	// start imports Keystone anew (15 to 60 s on a loaded machine).
+	// fernet_setup and credential_setup only write keys: done here.
 	for _, repo := range []string{"fernet-keys", "credential-keys"} {
 		writeFernetKeys(t, filepath.Join(dir, repo))
 	}
-	manage("bootstrap", "--bootstrap-password", AdminPassword,
+	manage := exec.Command("/usr/bin/python3", "-c", manageScript, conf, "bootstrap", "--bootstrap-password", AdminPassword,
 		"--bootstrap-admin-url", k.URL, "--bootstrap-internal-url", k.URL, "--bootstrap-public-url", k.URL,
 		"--bootstrap-region-id", Region)
+	if out, err := manage.CombinedOutput(); err != nil {
+		t.Fatalf("keystone-manage db_sync, bootstrap: %v\n%s", err, out)
+	}
+	t.Logf("keystone db_sync and bootstrap: %s", time.Since(start).Round(time.Millisecond))
 
 	logf, err := os.Create(filepath.Join(dir, "uwsgi.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One process, one thread (see the conf). uwsgi's --http-socket
+	// closes every connection after its answer: the header says so, else
+	// clients reuse a closed connection.
 	cmd := exec.Command("uwsgi", "--plugin", "python3", "--http-socket", fmt.Sprintf("127.0.0.1:%d", port),
 		"--wsgi-file", "/usr/bin/keystone-wsgi-public", "--master", "--processes", "1", "--threads", "1",
-		"--die-on-term", "--need-app", "--lazy-apps", "--env", "OS_KEYSTONE_CONFIG_FILES="+conf)
+		"--die-on-term", "--need-app", "--lazy-apps", "--add-header", "Connection: close", "--env", "OS_KEYSTONE_CONFIG_FILES="+conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: cleanup ends the master and its workers.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -147,7 +154,7 @@ policy_file = %[1]s/policy.yaml
 		}
 		logf.Close()
 	})
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		select {
 		case err := <-exited:
@@ -163,7 +170,7 @@ policy_file = %[1]s/policy.yaml
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("keystone did not answer on %s within a minute: %v\n%s", k.URL, err, k.log())
+			t.Fatalf("keystone did not answer on %s within 3 minutes: %v\n%s", k.URL, err, k.log())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -208,14 +215,15 @@ func (k *Keystone) Token(user, password, project string) (string, time.Time, err
 	}}
 	var out struct {
 		Token struct {
-			ExpiresAt time.Time `json:"expires_at"`
+			ExpiresAt string `json:"expires_at"`
 		} `json:"token"`
 	}
 	hdr, err := k.call("", "POST", "/auth/tokens", body, &out, http.StatusCreated)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	return hdr.Get("X-Subject-Token"), out.Token.ExpiresAt, nil
+	exp, err := ParseTime(out.Token.ExpiresAt)
+	return hdr.Get("X-Subject-Token"), exp, err
 }
 
 // AdminToken is a token of the bootstrap admin (project admin), reused
@@ -347,4 +355,56 @@ func (k *Keystone) call(token, method, path string, body, out any, want int, ext
 		}
 	}
 	return resp.Header, nil
+}
+
+// ShortToken returns a token of a user that expires at about expires,
+// sooner than the configured lifetime: Keystone caps the lifetime of a
+// token issued for an application credential at the credential's expiry.
+func (k *Keystone) ShortToken(user, password, project string, expires time.Time) (string, time.Time, error) {
+	tok, _, err := k.Token(user, password, project)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	var self struct {
+		Token struct {
+			User struct{ ID string } `json:"user"`
+		} `json:"token"`
+	}
+	if _, err := k.call(tok, "GET", "/auth/tokens", nil, &self, http.StatusOK, "X-Subject-Token", tok); err != nil {
+		return "", time.Time{}, err
+	}
+	var cred struct {
+		Cred struct {
+			ID     string `json:"id"`
+			Secret string `json:"secret"`
+		} `json:"application_credential"`
+	}
+	body := map[string]any{"application_credential": map[string]any{
+		"name": fmt.Sprintf("short-%d", time.Now().UnixNano()), "expires_at": expires.UTC().Format("2006-01-02T15:04:05")}}
+	if _, err := k.call(tok, "POST", "/users/"+self.Token.User.ID+"/application_credentials", body, &cred, http.StatusCreated); err != nil {
+		return "", time.Time{}, err
+	}
+	auth := map[string]any{"auth": map[string]any{"identity": map[string]any{
+		"methods": []string{"application_credential"},
+		"application_credential": map[string]any{"id": cred.Cred.ID, "secret": cred.Cred.Secret}}}}
+	var out struct {
+		Token struct {
+			ExpiresAt string `json:"expires_at"`
+		} `json:"token"`
+	}
+	hdr, err := k.call("", "POST", "/auth/tokens", auth, &out, http.StatusCreated)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	exp, err := ParseTime(out.Token.ExpiresAt)
+	return hdr.Get("X-Subject-Token"), exp, err
+}
+
+// ParseTime reads Keystone's times: RFC 3339, or without a zone (UTC) as
+// it renders an application credential's expiry.
+func ParseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Parse("2006-01-02T15:04:05.999999999", s)
 }
