@@ -37,19 +37,30 @@ func newKeystoneSite(t testing.TB) *keystoneSite {
 	return site
 }
 
+// password is a test user's password; the admin is Keystone's bootstrap
+// admin.
+func password(user string) string {
+	if user == "admin" {
+		return keystonetest.AdminPassword
+	}
+	return user + "-pw"
+}
+
 // tweak configures servers to validate tokens with this Keystone.
 func (k *keystoneSite) tweak(ttl time.Duration) func(*northbound.Config) {
 	return func(c *northbound.Config) {
 		c.AuthStrategy = northbound.AuthKeystone
 		c.Keystone = northbound.KeystoneConfig{URL: k.ks.URL, Username: "neutrino", Password: "neutrino-pw",
-			ProjectName: "service", CacheTTL: ttl}
+			ProjectName: "service", CacheTTL: ttl,
+			// A loaded machine's Keystone (one uwsgi thread) can take seconds.
+			Timeout: time.Minute}
 	}
 }
 
 // token is a password-authenticated token of user in project.
 func (k *keystoneSite) token(t testing.TB, user, project string) string {
 	t.Helper()
-	tok, _, err := k.ks.Token(user, user+"-pw", project)
+	tok, _, err := k.ks.Token(user, password(user), project)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +73,7 @@ func (k *keystoneSite) token(t testing.TB, user, project string) string {
 func gopherKS(t *testing.T, k *keystoneSite, user, project string, s *apiServer) *gophercloud.ServiceClient {
 	t.Helper()
 	pc, err := openstack.AuthenticatedClient(context.Background(), gophercloud.AuthOptions{
-		IdentityEndpoint: k.ks.URL, Username: user, Password: user + "-pw", DomainName: "Default",
+		IdentityEndpoint: k.ks.URL, Username: user, Password: password(user), DomainName: "Default",
 		Scope: &gophercloud.AuthScope{ProjectName: project, DomainName: "Default"}, AllowReauth: true})
 	if err != nil {
 		t.Fatalf("%s: keystone password authentication: %v", user, err)
@@ -203,8 +214,9 @@ func TestKeystone(t *testing.T) {
 			t.Fatal(err)
 		}
 		hdr := map[string]string{"X-Auth-Token": tok}
-		if code := long.do("GET", "/v2.0/networks", hdr, nil, nil); code != 200 {
-			t.Fatalf("token valid until %s: %d", exp, code)
+		var body any
+		if code := long.do("GET", "/v2.0/networks", hdr, nil, &body); code != 200 {
+			t.Fatalf("token valid until %s: %d %v", exp, code, body)
 		}
 		eventually(t, time.Until(exp)+30*time.Second, func() error {
 			var body map[string]map[string]any
@@ -229,7 +241,7 @@ func TestKeystone(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 			defer cancel()
 			full := append([]string{"--os-auth-url", k.ks.URL, "--os-identity-api-version", "3",
-				"--os-username", user, "--os-password", user + "-pw", "--os-project-name", "alpha",
+				"--os-username", user, "--os-password", password(user), "--os-project-name", "alpha",
 				"--os-user-domain-name", "Default", "--os-project-domain-name", "Default",
 				"--os-region-name", keystonetest.Region}, args...)
 			out, err := exec.CommandContext(ctx, "openstack", full...).CombinedOutput()

@@ -385,7 +385,7 @@ func (k *Keystone) ShortToken(user, password, project string, expires time.Time)
 		return "", time.Time{}, err
 	}
 	auth := map[string]any{"auth": map[string]any{"identity": map[string]any{
-		"methods": []string{"application_credential"},
+		"methods":                []string{"application_credential"},
 		"application_credential": map[string]any{"id": cred.Cred.ID, "secret": cred.Cred.Secret}}}}
 	var out struct {
 		Token struct {
