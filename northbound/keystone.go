@@ -200,13 +200,6 @@ func (k *keystoneAuth) cacheLen() int {
 	return len(k.cache)
 }
 
-// flush forgets every validation.
-func (k *keystoneAuth) flush() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	clear(k.cache)
-}
-
 // validate asks Keystone about a token. The answer is cacheable (fresh
 // set) when Keystone said yes or no; an unreachable Keystone is a 503 that
 // is not remembered.
