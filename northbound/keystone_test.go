@@ -291,3 +291,30 @@ func TestKeystone(t *testing.T) {
 		}
 	})
 }
+
+// TestReaderRoleNoauth: under noauth the reader role (without member or
+// admin) may list and show but not write, through any server.
+func TestReaderRoleNoauth(t *testing.T) {
+	servers := newAPICluster(t, 3, nil)
+	reader := map[string]string{"X-Project-Id": "p-read", "X-Roles": "reader"}
+	writer := map[string]string{"X-Project-Id": "p-read", "X-Roles": "reader,member"}
+	n := servers[0].createNetwork(map[string]any{"name": "r-net"}, writer)
+	id := n["id"].(string)
+	for i, s := range servers {
+		var body map[string]map[string]any
+		if code := s.do("GET", "/v2.0/networks/"+id, reader, nil, &body); code != 200 || body["network"]["name"] != "r-net" {
+			t.Fatalf("server %d: reader show: %d %v", i, code, body)
+		}
+		for _, req := range []struct{ method, path string }{{"POST", "/v2.0/networks"}, {"PUT", "/v2.0/networks/" + id}, {"DELETE", "/v2.0/networks/" + id}} {
+			var e map[string]map[string]any
+			if code := s.do(req.method, req.path, reader, map[string]any{"network": map[string]any{"name": "x"}}, &e); code != 403 ||
+				e["NeutronError"]["type"] != "PolicyNotAuthorized" {
+				t.Fatalf("server %d: reader %s %s: %d %v", i, req.method, req.path, code, e)
+			}
+		}
+	}
+	var got map[string]map[string]any
+	if code := servers[1].do("GET", "/v2.0/networks/"+id, writer, nil, &got); code != 200 || got["network"]["name"] != "r-net" {
+		t.Fatalf("network changed by a reader: %d %v", code, got)
+	}
+}
