@@ -3,6 +3,7 @@ package northbound
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +16,16 @@ type Identity struct {
 	UserID    string
 	Roles     []string
 	Admin     bool
+	// ReadOnly: the roles allow listing and showing, not writing
+	// (Neutron's reader role).
+	ReadOnly bool
+}
+
+// readerOnly is the noauth and token strategies' rule: the reader role
+// without member or admin is read-only; no role at all keeps writing, as
+// before roles were checked.
+func readerOnly(roles []string) bool {
+	return hasRole(roles, "reader") && !hasRole(roles, "member") && !hasRole(roles, "admin")
 }
 
 type identityKey struct{}
@@ -46,6 +57,7 @@ func noauthIdentity(r *http.Request, defaultProject string) Identity {
 			id.Admin = true
 		}
 	}
+	id.ReadOnly = readerOnly(id.Roles)
 	return id
 }
 
@@ -90,6 +102,12 @@ var errUnauthenticated = newError(http.StatusUnauthorized, "HTTPUnauthorized",
 
 // identify resolves who a request acts as under the configured strategy.
 func (s *Server) identify(r *http.Request) (Identity, error) {
+	if s.cfg.AuthStrategy == AuthKeystone {
+		if s.keystone == nil {
+			return Identity{}, keystoneUnavailable(errors.New("keystone is not configured"))
+		}
+		return s.keystone.identify(r.Context(), r.Header.Get("X-Auth-Token"))
+	}
 	if s.cfg.AuthStrategy != AuthToken {
 		return noauthIdentity(r, s.cfg.DefaultProject), nil
 	}
@@ -104,5 +122,6 @@ func (s *Server) identify(r *http.Request) (Identity, error) {
 			id.Admin = true
 		}
 	}
+	id.ReadOnly = readerOnly(id.Roles)
 	return id, nil
 }

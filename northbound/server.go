@@ -89,6 +89,8 @@ type Config struct {
 	// AuthToken (X-Auth-Token looked up in Tokens).
 	AuthStrategy string
 	Tokens       map[string]TokenEntry
+	// Keystone configures AuthKeystone (keystone.go).
+	Keystone KeystoneConfig
 	// DefaultProject is the project of requests that name none (noauth).
 	DefaultProject string
 	// TenantNetworkType is the type of networks created without provider
@@ -201,6 +203,8 @@ type Server struct {
 	// watchStop is closed by StopWatches (watch.go).
 	watchStop chan struct{}
 	stopOnce  sync.Once
+	// keystone validates tokens under AuthKeystone; nil otherwise.
+	keystone *keystoneAuth
 }
 
 // New returns a Server; Handler gives its http.Handler.
@@ -231,6 +235,11 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 		ipam, _ = newIPAllocator(func() *fsm.View { return f.State().Read() }, defaultMACBase)
 	}
 	s.ipam = ipam
+	if cfg.AuthStrategy == AuthKeystone {
+		if s.keystone, err = newKeystoneAuth(cfg.Keystone, s.log); err != nil {
+			s.log.Error("keystone authentication is not configured: every request is refused", "err", err)
+		}
+	}
 	s.routes()
 	if !cfg.NoReplica {
 		go s.expireLBDeletes()
@@ -388,6 +397,11 @@ func (s *Server) apiHandlerFunc(pattern string, h apiHandler) http.HandlerFunc {
 		ident, err := s.identify(r)
 		if err != nil {
 			writeError(w, err)
+			return
+		}
+		if write && ident.ReadOnly {
+			writeError(w, forbidden("%s %s is disallowed by policy: the token's roles (%s) may list and show, not change; writes need the member or admin role.",
+				r.Method, r.URL.Path, strings.Join(ident.Roles, ", ")))
 			return
 		}
 		ctx := context.WithValue(r.Context(), identityKey{}, ident)

@@ -38,6 +38,7 @@ func newAgentCmd() *cobra.Command {
 		tlsKey     string
 		tlsCA      string
 		gossipKey  string
+		ksPassFile string
 	)
 	api := northbound.DefaultConfig()
 	cmd := &cobra.Command{
@@ -75,8 +76,13 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 					return err
 				}
 			}
-			if api.AuthStrategy != northbound.AuthNoAuth && api.AuthStrategy != northbound.AuthToken {
-				return fmt.Errorf("--auth-strategy %q: want noauth or token", api.AuthStrategy)
+			if api.AuthStrategy != northbound.AuthNoAuth && api.AuthStrategy != northbound.AuthToken && api.AuthStrategy != northbound.AuthKeystone {
+				return fmt.Errorf("--auth-strategy %q: want noauth, token or keystone", api.AuthStrategy)
+			}
+			if api.AuthStrategy == northbound.AuthKeystone {
+				if err := keystoneFlags(&api.Keystone, ksPassFile); err != nil {
+					return err
+				}
 			}
 			if api.AuthStrategy == northbound.AuthToken && tokensFile == "" {
 				return fmt.Errorf("--auth-strategy token needs --tokens-file")
@@ -162,7 +168,14 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 		"server: the leader removes a server from Raft once gossip has seen it dead this long (0: never)")
 	f.IntVar(&cfg.MinQuorum, "min-quorum", 0, "server: the fewest voters dead-server cleanup leaves (0: a quorum of --bootstrap-expect)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&api.AuthStrategy, "auth-strategy", api.AuthStrategy, "noauth (identity from X-Project-Id/X-Roles) or token (X-Auth-Token, see --tokens-file)")
+	f.StringVar(&api.AuthStrategy, "auth-strategy", api.AuthStrategy, "noauth (identity from X-Project-Id/X-Roles), token (X-Auth-Token, see --tokens-file) or keystone (X-Auth-Token validated by Keystone, see --keystone-url)")
+	f.StringVar(&api.Keystone.URL, "keystone-url", "", "keystone: Keystone's identity endpoint (http://HOST:5000/v3) tokens are validated against")
+	f.StringVar(&api.Keystone.Username, "keystone-user", "neutrino", "keystone: service user that validates tokens (needs the service or admin role)")
+	f.StringVar(&ksPassFile, "keystone-password-file", "", "keystone: file holding the service user's password")
+	f.StringVar(&api.Keystone.ProjectName, "keystone-project", "service", "keystone: the service user's project")
+	f.StringVar(&api.Keystone.UserDomain, "keystone-user-domain", "Default", "keystone: the service user's domain")
+	f.StringVar(&api.Keystone.ProjectDomain, "keystone-project-domain", "Default", "keystone: the service user's project's domain")
+	f.DurationVar(&api.Keystone.CacheTTL, "token-cache-ttl", northbound.DefaultTokenCacheTTL, "keystone: how long a token validation is reused (a revoked token is refused after at most this)")
 	f.StringVar(&tokensFile, "tokens-file", "", `JSON file {"tokens": {"TOKEN": {"project_id": "...", "user_id": "...", "roles": ["member"]}}}`)
 	f.StringVar(&api.DefaultProject, "default-project", api.DefaultProject, "project of requests that name none (noauth)")
 	f.StringVar(&api.TenantNetworkType, "tenant-network-type", api.TenantNetworkType, "type of networks created without provider attributes: vxlan, geneve or gre")
@@ -261,4 +274,27 @@ func parseVLANRanges(specs []string) (map[string][]northbound.Range, error) {
 		}
 	}
 	return out, nil
+}
+
+// keystoneFlags completes the Keystone configuration: the password comes
+// from a file so that it is not on the command line.
+func keystoneFlags(k *northbound.KeystoneConfig, passFile string) error {
+	if k.URL == "" {
+		return fmt.Errorf("--auth-strategy keystone needs --keystone-url")
+	}
+	if passFile == "" {
+		return fmt.Errorf("--auth-strategy keystone needs --keystone-password-file")
+	}
+	data, err := os.ReadFile(passFile)
+	if err != nil {
+		return fmt.Errorf("--keystone-password-file: %w", err)
+	}
+	k.Password = strings.TrimRight(string(data), "\r\n")
+	if k.Password == "" {
+		return fmt.Errorf("--keystone-password-file %s is empty", passFile)
+	}
+	if k.CacheTTL <= 0 {
+		return fmt.Errorf("--token-cache-ttl must be positive")
+	}
+	return nil
 }
