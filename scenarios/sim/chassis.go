@@ -97,7 +97,7 @@ func Start(ctx context.Context, opts Options) (*Chassis, error) {
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute) // a loaded machine under -race is slow
 	agent, err := connectVswitchd(cctx, db.endpoint, opts.Name, log)
 	cancel()
 	if err != nil {

@@ -1,12 +1,15 @@
 package sim_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,7 +129,7 @@ func (e *env) api() *gophercloud.ServiceClient {
 		if !e.stopped[a] {
 			endpoint := "http://" + a.HTTPAddr()
 			return &gophercloud.ServiceClient{
-				ProviderClient: &gophercloud.ProviderClient{HTTPClient: http.Client{Timeout: 60 * time.Second}},
+				ProviderClient: &gophercloud.ProviderClient{HTTPClient: http.Client{Timeout: 60 * time.Second, Transport: retryTransport{}}},
 				Endpoint:       endpoint + "/",
 				ResourceBase:   endpoint + "/v2.0/",
 				Type:           "network",
@@ -136,3 +139,46 @@ func (e *env) api() *gophercloud.ServiceClient {
 	e.tb.Fatal("no running server")
 	return nil
 }
+
+// retryTransport gives every write an Idempotency-Key and retries it with
+// the same key while a server answers 503 (no leader yet, or an outcome
+// the server could not learn because leadership moved) or cannot be
+// reached: as a careful Neutron client does across a failover, and so the
+// retried write is applied at most once.
+type retryTransport struct{}
+
+func (retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	if req.Method != http.MethodGet {
+		req.Header.Set(northbound.HeaderIdempotencyKey, fmt.Sprintf("sim-%d-%d", os.Getpid(), keySeq.Add(1)))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r := req.Clone(req.Context())
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		retry := err != nil || resp.StatusCode == http.StatusServiceUnavailable
+		if !retry || time.Now().After(deadline) || req.Context().Err() != nil {
+			return resp, err
+		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		select {
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+var keySeq atomic.Uint64

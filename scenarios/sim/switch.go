@@ -536,3 +536,16 @@ func (s *Switch) PacketIn(p openflow.PacketIn) (int, error) {
 	}
 	return n, nil
 }
+
+// HasFlow reports whether some installed flow satisfies pred (called under
+// the switch's lock: pred must not call back into the switch).
+func (s *Switch) HasFlow(pred func(*openflow.Flow) bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.flows {
+		if pred(&f) {
+			return true
+		}
+	}
+	return false
+}
