@@ -34,7 +34,7 @@ func newSimCmd(a *app) *cobra.Command {
 server (in memory, vswitch schema) that the leader configures, a simulated
 ovs-vswitchd that connects br-int to every server's OpenFlow listener and
 keeps the flows it is given (roles, generation ids, bundles, flow dumps),
-and a gossip member announcing the chassis (role compute, geneve, tunnel IP
+and a gossip member announcing the chassis (role compute, geneve, vxlan and gre, tunnel IP
 in 100.64.0.0/10, never routed). It forwards no packets.
 
 They leave gossip when interrupted (SIGINT, SIGTERM), so the cluster marks

@@ -49,7 +49,7 @@ type Options struct {
 	Host string
 	// TunnelIP is announced as the overlay endpoint; no traffic uses it.
 	TunnelIP string
-	// Encaps announced (geneve by default).
+	// Encaps announced (geneve, vxlan and gre by default, as OVS has them).
 	Encaps []string
 	// Roles announced (compute by default).
 	Roles []string
@@ -84,7 +84,7 @@ func Start(ctx context.Context, opts Options) (*Chassis, error) {
 		opts.Host = "127.0.0.1"
 	}
 	if len(opts.Encaps) == 0 {
-		opts.Encaps = []string{ovsdb.EncapGeneve}
+		opts.Encaps = []string{ovsdb.EncapGeneve, ovsdb.EncapVXLAN, ovsdb.EncapGRE}
 	}
 	if len(opts.Roles) == 0 {
 		opts.Roles = []string{"compute"}

@@ -198,7 +198,7 @@ func (t *topo) randomWrite(tb testing.TB, nc *gophercloud.ServiceClient) string 
 // checkAll waits until every simulated switch holds exactly the flows a
 // full compile of the leader's state gives its chassis, all of the
 // leader's round.
-func checkAll(tb testing.TB, e *env, timeout time.Duration) {
+func checkAll(tb testing.TB, e *env, tp *topo, timeout time.Duration) {
 	tb.Helper()
 	start := time.Now()
 	clustertest.Eventually(tb, timeout, func() error {
@@ -210,6 +210,13 @@ func checkAll(tb testing.TB, e *env, timeout time.Duration) {
 		round := uint16(l.Cluster().Term())
 		ctx, cancel := ctx60()
 		defer cancel()
+		// Every plugged port is bound where it is plugged: without this a
+		// cluster that bound nothing would compile and match as well.
+		for id, ci := range tp.plugged {
+			if p := v.Port(id); p == nil || p.BindingHostID != tp.chassis[ci].Name() {
+				return fmt.Errorf("port %s plugged on %s is not bound there (%+v)", id, tp.chassis[ci].Name(), p)
+			}
+		}
 		var bad []string
 		for _, c := range e.pool.Chassis {
 			diff, err := c.Check(ctx, v, round)
@@ -253,7 +260,7 @@ func TestSimulatedChassisMatchFullCompile(t *testing.T) {
 	start = time.Now()
 	tp.createPorts(t, e.api(), nPorts)
 	t.Logf("%d ports created and plugged in %s", nPorts, time.Since(start).Round(time.Millisecond))
-	checkAll(t, e, 2*time.Minute)
+	checkAll(t, e, tp, 2*time.Minute)
 
 	old := e.leader()
 	oldTerm := old.Cluster().Term()
@@ -271,5 +278,5 @@ func TestSimulatedChassisMatchFullCompile(t *testing.T) {
 			})
 		}
 	}
-	checkAll(t, e, 2*time.Minute)
+	checkAll(t, e, tp, 2*time.Minute)
 }
