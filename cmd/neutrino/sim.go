@@ -70,7 +70,7 @@ them down at once.`,
 					fmt.Fprintln(a.stdout, "stopping")
 					return nil
 				case <-tick.C:
-					fmt.Fprintf(a.stdout, "%d/%d chassis programmed by a master\n", pool.Ready(), n)
+					fmt.Fprintf(a.stdout, "%d/%d chassis programmed by a master, %d flow-mods taken\n", pool.Ready(), n, pool.FlowMods())
 				}
 			}
 		},

@@ -99,6 +99,15 @@ func (p *Pool) Close() {
 	wg.Wait()
 }
 
+// FlowMods is the number of flow-mods every switch of the pool took.
+func (p *Pool) FlowMods() uint64 {
+	var n uint64
+	for _, c := range p.Chassis {
+		n += c.sw.Stats().FlowMods
+	}
+	return n
+}
+
 // Ready counts the chassis whose switch has a MASTER controller and at
 // least one flow.
 func (p *Pool) Ready() int {

@@ -46,17 +46,25 @@ type Switch struct {
 	hasGen bool
 	conns  map[*swConn]bool
 	// Counters since start.
-	flowMods    atomic.Uint64
-	bundles     atomic.Uint64
-	packetOuts  atomic.Uint64
-	generation  atomic.Uint64 // bumped on every committed change
-	changedCh   chan struct{}
-	connectedCh chan struct{}
+	flowMods   atomic.Uint64
+	bundles    atomic.Uint64
+	packetOuts atomic.Uint64
+	changedCh  chan struct{}
+}
+
+// Stats are a switch's counters since it started.
+type Stats struct {
+	FlowMods, Bundles, PacketOuts uint64
+}
+
+// Stats returns the switch's counters.
+func (s *Switch) Stats() Stats {
+	return Stats{FlowMods: s.flowMods.Load(), Bundles: s.bundles.Load(), PacketOuts: s.packetOuts.Load()}
 }
 
 func newSwitch(log *slog.Logger) *Switch {
 	return &Switch{log: log, flows: map[openflow.Key]openflow.Flow{}, conns: map[*swConn]bool{},
-		changedCh: make(chan struct{}), connectedCh: make(chan struct{})}
+		changedCh: make(chan struct{})}
 }
 
 // Flows returns a copy of the flow table.
@@ -106,7 +114,6 @@ func (s *Switch) Connections() int {
 
 // changed wakes waiters; called with s.mu held.
 func (s *Switch) changed() {
-	s.generation.Add(1)
 	close(s.changedCh)
 	s.changedCh = make(chan struct{})
 }
@@ -212,8 +219,6 @@ func (c *swConn) serve() error {
 	s := c.sw
 	s.mu.Lock()
 	s.conns[c] = true
-	close(s.connectedCh)
-	s.connectedCh = make(chan struct{})
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()

@@ -163,6 +163,11 @@ func TestSwitchSpeaksTheControllerProtocol(t *testing.T) {
 	if err := b.Barrier(ctx); err != nil {
 		t.Fatalf("barrier: %v", err)
 	}
+	// Three committed bundles (the refused one counts nothing), 3 + 1 + 1
+	// flow-mods in them.
+	if st := sw.Stats(); st.Bundles != 3 || st.FlowMods != 5 {
+		t.Fatalf("stats %+v, want 3 bundles and 5 flow-mods", st)
+	}
 }
 
 // TestSwitchPacketIn: a packet-in reaches the master with its pipeline
