@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 )
 
 func ctx60() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 60*time.Second)
+	return context.WithTimeout(context.Background(), 2*time.Minute) // a loaded machine, a failover
 }
 
 // topo is what the test created and where each port is plugged.
@@ -103,10 +104,32 @@ func (t *topo) createPorts(tb testing.TB, nc *gophercloud.ServiceClient, n int) 
 		if len(out.Ports) != len(body) {
 			tb.Fatalf("bulk create: %d ports back for %d asked", len(out.Ports), len(body))
 		}
+		// Plugged on every chassis at once, as hypervisors do.
+		byChassis := map[int][]string{}
 		for i, p := range out.Ports {
 			t.netOf[p.ID] = netIdx[i]
-			t.plug(tb, p.ID, t.rng.IntN(len(t.chassis)))
+			c := t.rng.IntN(len(t.chassis))
+			byChassis[c] = append(byChassis[c], p.ID)
+			t.plugged[p.ID] = c
 			ids = append(ids, p.ID)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, len(out.Ports))
+		for c, ps := range byChassis {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, id := range ps {
+					if err := t.chassis[c].Plug(ctx, id); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			tb.Fatalf("plug: %v", err)
 		}
 	}
 	return ids
@@ -210,6 +233,12 @@ func checkAll(tb testing.TB, e *env, tp *topo, timeout time.Duration) {
 		round := uint16(l.Cluster().Term())
 		ctx, cancel := ctx60()
 		defer cancel()
+		// Compare only once every switch acknowledged this revision: a
+		// full compile per chassis is not cheap, and polling with it
+		// would take the CPU the cluster needs to converge.
+		if err := l.Controller().WaitRealizedAll(ctx, v.Revision()); err != nil {
+			return err
+		}
 		// Every plugged port is bound where it is plugged: without this a
 		// cluster that bound nothing would compile and match as well.
 		for id, ci := range tp.plugged {
@@ -243,9 +272,16 @@ func checkAll(tb testing.TB, e *env, tp *topo, timeout time.Duration) {
 // middle; every simulated switch must end with exactly the flows a full
 // compile gives its chassis, of the new leader's round only.
 func TestSimulatedChassisMatchFullCompile(t *testing.T) {
-	nChassis := envInt("NEUTRINO_SIM_CHASSIS", 20)
-	nPorts := envInt("NEUTRINO_SIM_PORTS", 1000)
-	nWrites := envInt("NEUTRINO_SIM_WRITES", 40)
+	// Sized for make test on a shared 2-core machine: bigger runs (20
+	// chassis and 1,000 ports lost Raft leadership in this one process at
+	// load average 30) through the environment.
+	chassis, portCount, writes := 10, 300, 20
+	if raceEnabled {
+		chassis, portCount, writes = 6, 150, 16
+	}
+	nChassis := envInt("NEUTRINO_SIM_CHASSIS", chassis)
+	nPorts := envInt("NEUTRINO_SIM_PORTS", portCount)
+	nWrites := envInt("NEUTRINO_SIM_WRITES", writes)
 	seed, err := strconv.ParseUint(os.Getenv("NEUTRINO_SIM_SEED"), 10, 64)
 	if err != nil {
 		seed = uint64(time.Now().UnixNano())
