@@ -124,6 +124,9 @@ names. The command line wins over the environment, which wins over the file.`,
 	labCmd := newLabCmd(a) // lab.go
 	labCmd.GroupID = "operations"
 	root.AddCommand(labCmd)
+	simCmd := newSimCmd(a) // sim.go
+	simCmd.GroupID = "operations"
+	root.AddCommand(simCmd)
 
 	// AGENT: `neutrino agent` is the lead engineer's command, defined in
 	// agent.go; it gets --config and NEUTRINO_* binding like every command.

@@ -103,3 +103,7 @@ func TestExtSetIPWidth(t *testing.T) {
 		t.Errorf("got %s", s)
 	}
 }
+
+// EncodeFlowModForTest exposes the controller's flow-mod encoder to the
+// switch-side codec's tests.
+func EncodeFlowModForTest(m *FlowMod, xid uint32) ([]byte, error) { return m.encode(xid) }

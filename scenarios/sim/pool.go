@@ -1,0 +1,121 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// PoolOptions configure a pool of simulated chassis.
+type PoolOptions struct {
+	// Chassis is how many to start.
+	Chassis int
+	// Prefix starts every chassis' name (name = Prefix + index from 1,
+	// zero-padded to 4 digits); it must be unique among the cluster's
+	// members ("sim-" by default).
+	Prefix string
+	// Join lists gossip addresses of the cluster; required.
+	Join []string
+	// Host everything listens on (127.0.0.1).
+	Host string
+	// Parallel bounds how many chassis start at once (8).
+	Parallel int
+	// Gossip tuning of the chassis; zero takes the cluster defaults.
+	ProbeInterval, ProbeTimeout time.Duration
+	SuspicionMult               int
+	Logger                      *slog.Logger
+}
+
+// Pool is a set of running simulated chassis.
+type Pool struct {
+	Chassis []*Chassis
+}
+
+// TunnelIP is the (unused, never routed) overlay address of chassis i:
+// 100.64.0.0/10, shared address space, so no real host is named.
+func TunnelIP(i int) string { return fmt.Sprintf("100.%d.%d.%d", 64+i>>16&63, i>>8&255, i&255) }
+
+// StartPool starts opts.Chassis chassis; on any failure it stops those it
+// started and returns the error.
+func StartPool(ctx context.Context, opts PoolOptions) (*Pool, error) {
+	if len(opts.Join) == 0 {
+		return nil, errors.New("sim: pool needs gossip addresses to join")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "sim-"
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 8
+	}
+	p := &Pool{Chassis: make([]*Chassis, opts.Chassis)}
+	sem := make(chan struct{}, opts.Parallel)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for i := range opts.Chassis {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := Start(ctx, Options{
+				Name: fmt.Sprintf("%s%04d", opts.Prefix, i+1), Join: opts.Join, Host: opts.Host,
+				TunnelIP: TunnelIP(i + 1), ProbeInterval: opts.ProbeInterval, ProbeTimeout: opts.ProbeTimeout,
+				SuspicionMult: opts.SuspicionMult, Logger: opts.Logger,
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			p.Chassis[i] = c
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Close stops every chassis, leaving gossip.
+func (p *Pool) Close() {
+	var wg sync.WaitGroup
+	for _, c := range p.Chassis {
+		if c == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+// FlowMods is the number of flow-mods every switch of the pool took.
+func (p *Pool) FlowMods() uint64 {
+	var n uint64
+	for _, c := range p.Chassis {
+		n += c.sw.Stats().FlowMods
+	}
+	return n
+}
+
+// Ready counts the chassis whose switch has a MASTER controller and at
+// least one flow.
+func (p *Pool) Ready() int {
+	n := 0
+	for _, c := range p.Chassis {
+		if c.sw.MasterCount() == 1 && c.sw.FlowCount() > 0 {
+			n++
+		}
+	}
+	return n
+}
