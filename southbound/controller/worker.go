@@ -254,6 +254,10 @@ func (w *worker) ensurePhysnets(ctx context.Context, ch *fsm.Chassis, physnets m
 // pass, where a difference between the incremental and the full result is
 // logged and counted as a bug.
 func (w *worker) compile(v *fsm.View, facts pipeline.Facts) error {
+	if obs := w.c.cfg.OnCompile; obs != nil {
+		start, full := time.Now(), w.compiledRev == 0 || w.verify
+		defer func() { obs(time.Since(start), full) }()
+	}
 	rev := v.Revision()
 	var changes []fsm.Change
 	if w.compiledRev != 0 {

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"neutrino/cluster"
 	"neutrino/cluster/tlsutil"
 	"neutrino/cluster/watch"
@@ -129,6 +131,11 @@ type Agent struct {
 	// quotaStop stops the leader's default quota sync (ops.go); nil on
 	// a chassis agent.
 	quotaStop func()
+	// metrics are served at /metrics (metrics.go); failoverStop stops
+	// the server's gateway failover counter.
+	metrics      *agentMetrics
+	failoverStop context.CancelFunc
+	failoverDone chan struct{}
 }
 
 // Start starts an agent and returns once its cluster runs (its snapshot
@@ -152,6 +159,7 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	log := cfg.Logger.With("node", cfg.Node)
 	a := &Agent{cfg: cfg, log: log, fsm: fsm.New(log), done: make(chan error, 1)}
+	a.metrics = newAgentMetrics(a)
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
@@ -226,6 +234,8 @@ func Start(cfg Config) (*Agent, error) {
 	api.Readiness = a.readiness
 	api.NoReplica = !cfg.Server
 	api.Keyring = c
+	api.Metrics = a.metrics.handler()
+	api.ObserveRequest = a.metrics.observeRequest
 	if cfg.TLS != nil {
 		api.PeerTLS = cfg.TLS.PeerClientConfig()
 		api.VerifyForwarder = forwarderCheck(cfg.TLS)
@@ -233,7 +243,7 @@ func Start(cfg Config) (*Agent, error) {
 	if api.Realizer == nil && a.south != nil && a.south.ctrl != nil {
 		api.Realizer = realizer{a.south.ctrl}
 	}
-	srv := northbound.New(api, backend{c}, a.fsm)
+	srv := northbound.New(api, backend{c: c, apply: a.metrics.apply}, a.fsm)
 	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		// TLS handshake failures (a client without the CA, a peer of
 		// another CA) are the peer's problem: debug, not stderr.
@@ -262,6 +272,12 @@ func Start(cfg Config) (*Agent, error) {
 	a.up.Store(true)
 	if cfg.Server {
 		a.quotaStop = a.startQuotaSync(srv)
+		ctx, cancel := context.WithCancel(context.Background())
+		a.failoverStop, a.failoverDone = cancel, make(chan struct{})
+		go func() {
+			defer close(a.failoverDone)
+			a.watchFailovers(ctx)
+		}()
 	}
 	a.south.start(a)
 	if err := a.configureSwitchSSL(); err != nil {
@@ -350,6 +366,10 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		if a.quotaStop != nil {
 			a.quotaStop()
 		}
+		if a.failoverStop != nil {
+			a.failoverStop()
+			<-a.failoverDone
+		}
 		a.stopVPN()
 		a.stopLBaaS()
 		a.stopFence()
@@ -360,10 +380,18 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 }
 
 // backend adapts the cluster to what the API needs.
-type backend struct{ c *cluster.Cluster }
+type backend struct {
+	c *cluster.Cluster
+	// apply times the commands applied through this server (metrics.go).
+	apply prometheus.Histogram
+}
 
 func (b backend) Apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
+	start := time.Now()
 	res, err := b.c.Apply(ctx, cmd)
+	if err == nil {
+		b.apply.Observe(time.Since(start).Seconds())
+	}
 	return res, apiErr(err)
 }
 
