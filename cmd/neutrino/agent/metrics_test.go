@@ -108,8 +108,10 @@ func TestMetrics(t *testing.T) {
 		}
 		return nil, fmt.Errorf("no leader")
 	}
+	// Generous deadlines: under -race on a loaded machine elections repeat
+	// (heartbeats time out) before one leader holds.
 	var leader *agent.Agent
-	eventually(t, 30*time.Second, func() (err error) {
+	eventually(t, 90*time.Second, func() (err error) {
 		if leader, err = leaderOf(servers); err != nil {
 			return err
 		}
@@ -224,7 +226,7 @@ func TestMetrics(t *testing.T) {
 	// The leader programs hv1: flows, bundles, compiles; in sync once it
 	// realized the revision; no compile mismatch.
 	hv1 := map[string]string{"chassis": "hv1"}
-	eventually(t, 20*time.Second, func() error {
+	eventually(t, 60*time.Second, func() error {
 		s, err := scrapeMetrics(leader.HTTPAddr())
 		if err != nil {
 			return err
@@ -267,7 +269,7 @@ func TestMetrics(t *testing.T) {
 	s0 := mustScrape(t, rest[0])
 	changes0, term0 := s0.get("neutrino_raft_leader_changes_total", nil), s0.get("neutrino_raft_term", nil)
 	shutdown(t, leader)
-	eventually(t, 30*time.Second, func() error {
+	eventually(t, 90*time.Second, func() error {
 		if _, err := leaderOf(rest); err != nil {
 			return err
 		}
