@@ -197,14 +197,26 @@ func TestMetrics(t *testing.T) {
 	// machine under -race) moved them elsewhere meanwhile.
 	ls := mustScrape(t, leader)
 	changes := "neutrino_raft_leader_changes_total"
-	if after.get(changes, nil) == before[follower].get(changes, nil) {
+	if after.get(changes, nil) == before[follower].get(changes, nil) && ls.get("neutrino_raft_leader", nil) == 1 {
 		if d := ls.get("neutrino_api_requests_total", post) - before[leader].get("neutrino_api_requests_total", post); d != writes {
 			t.Errorf("leader: POST networks 201 counter moved by %v, want %d", d, writes)
 		}
-		if v := ls.get("neutrino_raft_leader", nil); v != 1 {
-			t.Errorf("leader: neutrino_raft_leader %v, want 1", v)
-		}
 	}
+	// Exactly one server says it leads.
+	eventually(t, 60*time.Second, func() error {
+		leaders := 0.0
+		for _, a := range servers {
+			s, err := scrapeMetrics(a.HTTPAddr())
+			if err != nil {
+				return err
+			}
+			leaders += s.get("neutrino_raft_leader", nil)
+		}
+		if leaders != 1 {
+			return fmt.Errorf("%v servers report neutrino_raft_leader 1, want 1", leaders)
+		}
+		return nil
+	})
 	// Every write was applied through some server's API.
 	applies := 0.0
 	for _, a := range servers {
