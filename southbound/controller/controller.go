@@ -242,11 +242,6 @@ func (c *Controller) endSession() {
 	}
 	s.cancel()
 	s.wg.Wait()
-	c.mu.Lock()
-	for name, w := range s.workers {
-		c.keepStats(name, w)
-	}
-	c.mu.Unlock()
 	c.log.Info("no longer leading the southbound", "term", s.term)
 }
 
@@ -270,7 +265,6 @@ func (c *Controller) reconcileWorkers() {
 		if !want[name] {
 			w.cancel()
 			delete(s.workers, name)
-			c.keepStats(name, w)
 		}
 	}
 	var started []string
@@ -284,6 +278,10 @@ func (c *Controller) reconcileWorkers() {
 		go func() {
 			defer s.wg.Done()
 			w.run()
+			// Its syncer has stopped: no pass in flight adds to these.
+			c.mu.Lock()
+			c.keepStats(name, w)
+			c.mu.Unlock()
 		}()
 		started = append(started, name)
 	}
@@ -501,7 +499,7 @@ type ChassisStatus struct {
 	Sync  flowsync.Stats
 }
 
-// keepStats adds a stopping worker's flow sync counters to the chassis'
+// keepStats adds a stopped worker's flow sync counters to the chassis'
 // sum; c.mu held.
 func (c *Controller) keepStats(name string, w *worker) {
 	if c.synced == nil {

@@ -82,8 +82,15 @@ func (w *worker) setErr(err error) {
 // run converges the chassis until the worker is cancelled; every failure
 // requeues the whole pass with exponential backoff.
 func (w *worker) run() {
-	defer w.cancel()
-	go w.syncer.Run(w.ctx)
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		w.syncer.Run(w.ctx)
+	}()
+	defer func() {
+		w.cancel()
+		<-syncDone // the syncer's counters are final once run returns
+	}()
 	defer func() {
 		if w.ovs != nil {
 			w.ovs.Close()
