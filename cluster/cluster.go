@@ -110,6 +110,8 @@ type Cluster struct {
 	deadEvents atomic.Uint64
 	// cleanupKept counts dead servers cleanup kept for the minimum, for tests.
 	cleanupKept atomic.Uint64
+	// leaderChanges counts the leaders this node learned of (metrics.go).
+	leaderChanges atomic.Uint64
 
 	// readyTerm is the term in which this node finished establishing
 	// leadership (barrier done, epoch set); 0 when it is not a ready leader.

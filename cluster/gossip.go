@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	metrics "github.com/hashicorp/go-metrics/compat"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -54,6 +55,9 @@ func (c *Cluster) startGossip() error {
 	mc.Delegate = (*gossipDelegate)(c)
 	mc.Events = (*gossipEvents)(c)
 	mc.Logger = newStdLogger(c.log.With("subsystem", "memberlist"))
+	// memberlist's own go-metrics series (the agent may export them)
+	// name their node: several agents can share a process in tests.
+	mc.MetricLabels = []metrics.Label{{Name: "node", Value: c.cfg.NodeName}}
 	kr, err := c.loadKeyring()
 	if err != nil {
 		return err

@@ -100,6 +100,7 @@ func (c *Cluster) startRaft() error {
 	}
 	c.raft = r
 	c.raftPub.Store(r)
+	c.observeLeaders(r)
 	if hasState {
 		// Tell the others we belong to a cluster, so nobody bootstraps with us.
 		if err := c.changeOwnMeta(func(m *NodeMeta) { m.Bootstrapped = true }); err != nil {

@@ -26,8 +26,10 @@ type ReadyCondition struct {
 }
 
 // ungated are the paths served before the server is ready: liveness,
-// readiness, and the cluster views that explain why it is not ready.
-var ungated = map[string]bool{"/healthz": true, "/readyz": true, "/v1/cluster": true, "/v1/cluster/members": true}
+// readiness, the cluster views that explain why it is not ready, and
+// the metrics.
+var ungated = map[string]bool{"/healthz": true, "/readyz": true, "/v1/cluster": true, "/v1/cluster/members": true,
+	"/metrics": true}
 
 // gate answers every request but the ungated ones with 503 and Retry-After
 // at once while the server cannot serve, so that a client never waits on a

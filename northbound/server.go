@@ -163,7 +163,12 @@ type Config struct {
 	// Readiness feeds GET /readyz and the readiness gate (ready.go); nil
 	// means always ready.
 	Readiness func() Readiness
-	Logger    *slog.Logger
+	// Metrics, when set, is served at GET /metrics before the server is
+	// ready (the agent's Prometheus registry); ObserveRequest, when set,
+	// is told about every request (metrics.go).
+	Metrics        http.Handler
+	ObserveRequest RequestObserver
+	Logger         *slog.Logger
 }
 
 // DefaultLeaderWait is LeaderWait's default: an election here takes
@@ -248,11 +253,14 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 }
 
 // Handler returns the API's http.Handler.
-func (s *Server) Handler() http.Handler { return s.checkForwarder(s.gate(s.mux)) }
+func (s *Server) Handler() http.Handler { return s.instrument(s.checkForwarder(s.gate(s.mux))) }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if s.cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", s.cfg.Metrics)
+	}
 	s.mux.HandleFunc("GET /v1/cluster", s.clusterStatus)
 	s.mux.HandleFunc("GET /v1/cluster/members", s.clusterMembers)
 	s.neutron("DELETE /v1/cluster/servers/{name}", s.removeServer)

@@ -76,6 +76,9 @@ type Config struct {
 	// it may block briefly; while it does, further packet-ins queue up to
 	// openflow.Options.PacketInQueue and then are dropped.
 	OnPacketIn func(chassis string, pi openflow.PacketIn)
+	// OnCompile, if set, is told how long each compile of a chassis'
+	// flows took (full: from scratch, else incremental), for metrics.
+	OnCompile func(took time.Duration, full bool)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -97,6 +100,9 @@ type Controller struct {
 	mu    sync.Mutex
 	conns map[string]*openflow.Conn // chassis name -> latest connection
 	sess  *session                  // non-nil while leading
+	// synced sums the flow sync counters of the workers that stopped,
+	// by chassis, so Status' counters never go back while this runs.
+	synced map[string]flowsync.Stats
 	// roleMu serializes the role requests on each connection, so a
 	// follower's SLAVE request never overtakes the MASTER request of the
 	// session that started after it (the switch applies the last one).
@@ -277,6 +283,10 @@ func (c *Controller) reconcileWorkers() {
 		go func() {
 			defer s.wg.Done()
 			w.run()
+			// Its syncer has stopped: no pass in flight adds to these.
+			c.mu.Lock()
+			c.keepStats(name, w)
+			c.mu.Unlock()
 		}()
 		started = append(started, name)
 	}
@@ -487,6 +497,25 @@ type ChassisStatus struct {
 	Round     uint16 // the leader round stamped into cookies
 	Realized  uint64 // the highest revision the switch acknowledged
 	Err       error  // the worker's last error
+	// Flows is the size of the leader's desired flow set for the chassis;
+	// Sync counts its flow sync's work while this server led (the
+	// stopped workers' sums included: it never goes back).
+	Flows int
+	Sync  flowsync.Stats
+}
+
+// keepStats adds a stopped worker's flow sync counters to the chassis'
+// sum; c.mu held.
+func (c *Controller) keepStats(name string, w *worker) {
+	if c.synced == nil {
+		c.synced = map[string]flowsync.Stats{}
+	}
+	c.synced[name] = addStats(c.synced[name], w.syncer.Stats())
+}
+
+func addStats(a, b flowsync.Stats) flowsync.Stats {
+	return flowsync.Stats{Dumps: a.Dumps + b.Dumps, Bundles: a.Bundles + b.Bundles, Added: a.Added + b.Added,
+		Deleted: a.Deleted + b.Deleted, Pruned: a.Pruned + b.Pruned, Unready: a.Unready + b.Unready, Errors: a.Errors + b.Errors}
 }
 
 // Status reports every chassis this server has a connection to or, while
@@ -509,6 +538,7 @@ func (c *Controller) Status() []ChassisStatus {
 		for n, w := range c.sess.workers {
 			st := get(n)
 			st.Round, st.Realized, st.Err = c.sess.round, w.syncer.Realized(), w.lastErr()
+			st.Flows, st.Sync = w.syncer.Desired(), addStats(c.synced[n], w.syncer.Stats())
 			if st.Err == nil {
 				st.Err = w.syncer.Err() // the last flow sync's failure
 			}

@@ -82,8 +82,15 @@ func (w *worker) setErr(err error) {
 // run converges the chassis until the worker is cancelled; every failure
 // requeues the whole pass with exponential backoff.
 func (w *worker) run() {
-	defer w.cancel()
-	go w.syncer.Run(w.ctx)
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		w.syncer.Run(w.ctx)
+	}()
+	defer func() {
+		w.cancel()
+		<-syncDone // the syncer's counters are final once run returns
+	}()
 	defer func() {
 		if w.ovs != nil {
 			w.ovs.Close()
@@ -258,6 +265,10 @@ func (w *worker) ensurePhysnets(ctx context.Context, ch *fsm.Chassis, physnets m
 // pass, where a difference between the incremental and the full result is
 // logged and counted as a bug.
 func (w *worker) compile(v *fsm.View, facts pipeline.Facts) error {
+	if obs := w.c.cfg.OnCompile; obs != nil {
+		start, full := time.Now(), w.compiledRev == 0 || w.verify
+		defer func() { obs(time.Since(start), full) }()
+	}
 	rev := v.Revision()
 	var changes []fsm.Change
 	if w.compiledRev != 0 {

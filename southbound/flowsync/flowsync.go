@@ -122,6 +122,10 @@ type Stats struct {
 	// Unready counts passes that left the switch alone because no
 	// desired set had been given yet.
 	Unready int
+	// Errors counts passes that failed with a connection (dump, bundle)
+	// and were retried; passes parked for want of a MASTER connection
+	// are not errors.
+	Errors int
 }
 
 // New returns a Syncer with an empty desired set and no connection.
@@ -236,6 +240,13 @@ func (s *Syncer) Err() error {
 	return s.lastErr
 }
 
+// Desired is the number of flows in the desired set.
+func (s *Syncer) Desired() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.desired)
+}
+
 // Stats returns counters of the work done so far.
 func (s *Syncer) Stats() Stats {
 	s.mu.Lock()
@@ -293,6 +304,9 @@ func (s *Syncer) Run(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		default:
+			s.mu.Lock()
+			s.stats.Errors++
+			s.mu.Unlock()
 			s.log.Warn("flow sync failed, retrying", "err", err, "backoff", backoff)
 			retry = time.After(backoff)
 			backoff = min(2*backoff, s.opts.MaxBackoff)

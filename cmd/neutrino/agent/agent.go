@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"neutrino/cluster"
 	"neutrino/cluster/tlsutil"
 	"neutrino/cluster/watch"
@@ -136,6 +138,11 @@ type Agent struct {
 	// quotaStop stops the leader's default quota sync (ops.go); nil on
 	// a chassis agent.
 	quotaStop func()
+	// metrics are served at /metrics (metrics.go); failoverStop stops
+	// the server's gateway failover counter.
+	metrics      *agentMetrics
+	failoverStop context.CancelFunc
+	failoverDone chan struct{}
 }
 
 // Start starts an agent and returns once its cluster runs (its snapshot
@@ -165,6 +172,7 @@ func Start(cfg Config) (*Agent, error) {
 	// A command this version does not know stops the server, as a corrupt
 	// entry does: applying past it would diverge from the other servers.
 	a.fsm.SetOnFatal(exitOnCorruption)
+	a.metrics = newAgentMetrics(a)
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
@@ -244,6 +252,8 @@ func Start(cfg Config) (*Agent, error) {
 	api.Readiness = a.readiness
 	api.NoReplica = !cfg.Server
 	api.Keyring = c
+	api.Metrics = a.metrics.handler()
+	api.ObserveRequest = a.metrics.observeRequest
 	if cfg.TLS != nil {
 		api.PeerTLS = cfg.TLS.PeerClientConfig()
 		api.VerifyForwarder = forwarderCheck(cfg.TLS)
@@ -251,7 +261,7 @@ func Start(cfg Config) (*Agent, error) {
 	if api.Realizer == nil && a.south != nil && a.south.ctrl != nil {
 		api.Realizer = realizer{a.south.ctrl}
 	}
-	srv := northbound.New(api, backend{c}, a.fsm)
+	srv := northbound.New(api, backend{c: c, apply: a.metrics.apply}, a.fsm)
 	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		// TLS handshake failures (a client without the CA, a peer of
 		// another CA) are the peer's problem: debug, not stderr.
@@ -280,6 +290,12 @@ func Start(cfg Config) (*Agent, error) {
 	a.up.Store(true)
 	if cfg.Server {
 		a.quotaStop = a.startQuotaSync(srv)
+		ctx, cancel := context.WithCancel(context.Background())
+		a.failoverStop, a.failoverDone = cancel, make(chan struct{})
+		go func() {
+			defer close(a.failoverDone)
+			a.watchFailovers(ctx)
+		}()
 	}
 	a.south.start(a)
 	if err := a.configureSwitchSSL(); err != nil {
@@ -368,6 +384,10 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		if a.quotaStop != nil {
 			a.quotaStop()
 		}
+		if a.failoverStop != nil {
+			a.failoverStop()
+			<-a.failoverDone
+		}
 		a.stopVPN()
 		a.stopLBaaS()
 		a.stopFence()
@@ -378,10 +398,18 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 }
 
 // backend adapts the cluster to what the API needs.
-type backend struct{ c *cluster.Cluster }
+type backend struct {
+	c *cluster.Cluster
+	// apply times the commands applied through this server (metrics.go).
+	apply prometheus.Histogram
+}
 
 func (b backend) Apply(ctx context.Context, cmd []byte) (*fsm.Result, error) {
+	start := time.Now()
 	res, err := b.c.Apply(ctx, cmd)
+	if err == nil {
+		b.apply.Observe(time.Since(start).Seconds())
+	}
 	return res, apiErr(err)
 }
 

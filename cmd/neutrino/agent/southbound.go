@@ -106,6 +106,7 @@ func (s *southbound) prepare(a *Agent) {
 		Controllers: func() []string { return serverOpenFlowAddrs(c) },
 		Term:        c.Term,
 		Listener:    s.ln,
+		OnCompile:   a.metrics.observeCompile,
 		Logger:      s.log,
 	}
 	if s.tls {
