@@ -148,7 +148,10 @@ type Config struct {
 	// Readiness feeds GET /readyz and the readiness gate (ready.go); nil
 	// means always ready.
 	Readiness func() Readiness
-	Logger    *slog.Logger
+	// Limits bound bodies, headers, read times and each client's
+	// concurrent requests (limits.go); zero fields take the defaults.
+	Limits Limits
+	Logger *slog.Logger
 }
 
 // DefaultLeaderWait is LeaderWait's default: an election here takes
@@ -226,7 +229,7 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 }
 
 // Handler returns the API's http.Handler.
-func (s *Server) Handler() http.Handler { return s.checkForwarder(s.gate(s.mux)) }
+func (s *Server) Handler() http.Handler { return s.checkForwarder(s.limit(s.gate(s.mux))) }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)

@@ -238,6 +238,7 @@ func Start(cfg Config) (*Agent, error) {
 		// TLS handshake failures (a client without the CA, a peer of
 		// another CA) are the peer's problem: debug, not stderr.
 		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug)}
+	api.Limits.ConfigureServer(a.http)
 	a.http.RegisterOnShutdown(srv.StopWatches)
 	for _, l := range append([]net.Listener{ln}, cfg.ExtraHTTP...) {
 		go func() {
