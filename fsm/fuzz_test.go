@@ -12,7 +12,7 @@ import (
 )
 
 // FuzzApply hands any log entry to Apply on a state holding a network,
-// a subnet and a port. Apply either answers a Result or stops the server
+// a subnet, a security group and a port. Apply either answers a Result or stops the server
 // on purpose (a panic with an "fsm: " message: an undecodable body or an
 // unknown command type, see the package doc); a runtime error (nil
 // pointer, index out of range) is a bug. A command that changed the state
@@ -33,13 +33,14 @@ func FuzzApply(f *testing.F) {
 	seed(CmdSubnetCreate, SubnetCreateRequest{Subnets: []*Subnet{testSubnet("s2", "core-net", "10.1.0.0/24")}})
 	seed(CmdPortCreate, PortCreateRequest{Ports: []*Port{testPort("p2", "core-net", "fa:16:3e:00:01:01", ip("core-sub", "10.0.0.99"))}})
 	seed(CmdPortDelete, PortDeleteRequest{ID: "core-p00"})
+	seed(CmdSecurityGroupDelete, SecurityGroupDeleteRequest{ID: "core-sg"})
 	seed(CmdSetEpoch, SetEpochRequest{Epoch: 7})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
 			return // Apply's first check: raft never commits an empty command
 		}
 		st := New(nil)
-		last := fillCoreTables(t, st, 1)
+		last := fuzzFixture(t, st)
 		res, stopped := applyOrStop(t, st, &raft.Log{Index: last + 1, Type: raft.LogCommand, Data: data})
 		if stopped || res.Err != nil {
 			return
@@ -82,4 +83,23 @@ func applyOrStop(t *testing.T, f *FSM, l *raft.Log) (res *Result, stopped bool) 
 		t.Fatalf("Apply returned %T", r)
 	}
 	return r, false
+}
+
+// fuzzFixture is fillCoreTables with one port: small, so each fuzz input
+// runs on a fresh state quickly.
+func fuzzFixture(t *testing.T, f *FSM) uint64 {
+	for i, c := range []struct {
+		typ  CommandType
+		body any
+	}{
+		{CmdNetworkCreate, NetworkCreateRequest{Networks: []*Network{testNetwork("core-net", 4000)}}},
+		{CmdSubnetCreate, SubnetCreateRequest{Subnets: []*Subnet{testSubnet("core-sub", "core-net", "10.0.0.0/24")}}},
+		{CmdPortCreate, PortCreateRequest{Ports: []*Port{testPort("core-p00", "core-net", "fa:16:3e:00:00:00", ip("core-sub", "10.0.0.10"), "core-sg")},
+			Defaults: []*SecurityGroupBundle{testGroup("core-sg")}}},
+	} {
+		if r := apply(t, f, uint64(i+1), c.typ, c.body); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	return 3
 }

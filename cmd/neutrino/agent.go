@@ -154,6 +154,8 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringVar(&cfg.Advertise, "advertise", "", "address other nodes reach this one at (default: --bind's host)")
 	f.StringVar(&cfg.HTTP, "http", "127.0.0.1:9696", "API listen address")
 	f.StringVar(&cfg.OpenFlow, "openflow", "", "server: OpenFlow listen address for the chassis' switches, tcp:IP:PORT or unix:PATH (default: --bind host, --bind port + 2)")
+	f.Float64Var(&cfg.PacketInRate, "packet-in-rate", agent.DefaultPacketInRate, "server: packet-ins per second taken from each chassis' switch; the excess is dropped (-1: no limit)")
+	f.IntVar(&cfg.PacketInBurst, "packet-in-burst", agent.DefaultPacketInBurst, "server: burst of --packet-in-rate")
 	f.StringSliceVar(&cfg.Join, "join", nil, "gossip address of a node to join (repeatable)")
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "bootstrap Raft once this many servers are seen")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "Raft log entries between snapshots (0: default)")
