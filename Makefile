@@ -13,6 +13,9 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 # FUZZTIME bounds each fuzz target 'make test' runs.
 FUZZTIME  ?= 10s
+# FUZZTIME_SHORT bounds the API, OpenFlow and packet fuzz targets: the
+# suite is over its time budget, so they get 5 s each.
+FUZZTIME_SHORT ?= 5s
 # Benchmarks of ./scenarios that make bench runs on Vagrant too.
 VAGRANT_BENCH ?= GatewayFailover|LeaderKill|OVSRestart
 
@@ -42,6 +45,10 @@ test: deps lint tidy-check vagrant-image
 	$(GO) test -count=1 -run 'TestGossipQuietNoFalseDeaths' ./cluster
 	$(GO) test -run '^$$' -fuzz '^FuzzDHCPv4$$' -fuzztime $(FUZZTIME) ./southbound/dhcp
 	$(GO) test -run '^$$' -fuzz '^FuzzDHCPv6$$' -fuzztime $(FUZZTIME) ./southbound/dhcp
+	$(GO) test -run '^$$' -fuzz '^FuzzNeutronWrite$$' -fuzztime $(FUZZTIME_SHORT) ./northbound
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacketIn$$' -fuzztime $(FUZZTIME_SHORT) ./southbound/openflow
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFlowStats$$' -fuzztime $(FUZZTIME_SHORT) ./southbound/openflow
+	$(GO) test -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime $(FUZZTIME_SHORT) ./southbound/packet
 	$(MAKE) --no-print-directory vagrant-test
 
 lint:

@@ -671,6 +671,9 @@ func applyFloatingIPCreate(txn *memdb.Txn, body []byte, index uint64) error {
 	mustDecode(body, &req, index)
 	v := View{txn: txn}
 	f, p := req.FloatingIP, req.Port
+	if f == nil {
+		return errMissing("floating IP create", "a floating IP")
+	}
 	if v.FloatingIP(f.ID) != nil {
 		return Errorf(CodeConflict, errTypeFloatingIPDuplicate, "Floating IP %s already exists.", f.ID)
 	}
@@ -701,6 +704,9 @@ func applyFloatingIPUpdate(txn *memdb.Txn, body []byte, index uint64) error {
 	mustDecode(body, &req, index)
 	v := View{txn: txn}
 	f := req.FloatingIP
+	if f == nil {
+		return errMissing("floating IP update", "a floating IP")
+	}
 	cur := v.FloatingIP(f.ID)
 	if cur == nil {
 		return floatingIPNotFound(f.ID)

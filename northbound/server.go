@@ -168,7 +168,10 @@ type Config struct {
 	// is told about every request (metrics.go).
 	Metrics        http.Handler
 	ObserveRequest RequestObserver
-	Logger         *slog.Logger
+	// Limits bound bodies, headers, read times and each client's
+	// concurrent requests (limits.go); zero fields take the defaults.
+	Limits Limits
+	Logger *slog.Logger
 }
 
 // DefaultLeaderWait is LeaderWait's default: an election here takes
@@ -253,7 +256,9 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 }
 
 // Handler returns the API's http.Handler.
-func (s *Server) Handler() http.Handler { return s.instrument(s.checkForwarder(s.gate(s.mux))) }
+func (s *Server) Handler() http.Handler {
+	return s.instrument(s.checkForwarder(s.limit(s.gate(s.mux))))
+}
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)

@@ -35,6 +35,13 @@ type Options struct {
 	// PacketInQueue is how many packet-ins wait for the reader of
 	// PacketIns before new ones are dropped (DefaultPacketInQueue).
 	PacketInQueue int
+	// PacketInRate bounds the packet-ins per second this connection
+	// decodes and delivers (a token bucket of PacketInBurst); the excess
+	// is dropped unread and counted (PacketInsLimited), so one switch
+	// flooding packet-ins costs the controller little and delays no other
+	// switch. Zero or negative: no limit.
+	PacketInRate  float64
+	PacketInBurst int
 	// TLS, when set, makes a Listener accept TLS only (OVS `ssl:`
 	// controller targets); PeerCertificates then names the switch's
 	// certificate for the caller to check. Nil is plaintext.
@@ -57,15 +64,33 @@ func (o Options) withDefaults() Options {
 	if o.PacketInQueue <= 0 {
 		o.PacketInQueue = DefaultPacketInQueue
 	}
+	if o.PacketInRate > 0 && o.PacketInBurst <= 0 {
+		o.PacketInBurst = max(1, int(o.PacketInRate/5))
+	}
 	return o
 }
 
 // Listener accepts OpenFlow connections from switches (active controller
 // targets such as unix:/path or tcp:ip:port on the switch side).
+// Handshakes run concurrently (at most maxHandshakes at once), so a peer
+// that connects and stays silent or sends garbage delays no other switch.
 type Listener struct {
-	ln   net.Listener
-	opts Options
+	ln     net.Listener
+	opts   Options
+	ctx    context.Context // cancelled by Close: ends handshakes in progress
+	cancel context.CancelFunc
+	start  sync.Once
+	conns  chan *Conn
+	dead   chan struct{} // closed when the accept loop ends; err says why
+	err    error
 }
+
+// maxHandshakes bounds the handshakes in progress: each lasts at most
+// handshakeTimeout, so silent peers beyond this only slow accepting down.
+const maxHandshakes = 128
+
+// handshakeTimeout bounds HELLO and FEATURES (and a TLS handshake).
+const handshakeTimeout = 10 * time.Second
 
 // Listen opens a listener; network is "unix" or "tcp".
 func Listen(network, address string, opts Options) (*Listener, error) {
@@ -82,32 +107,65 @@ func NewListener(ln net.Listener, opts Options) *Listener {
 	if opts.TLS != nil {
 		ln = tls.NewListener(ln, opts.TLS)
 	}
-	return &Listener{ln: ln, opts: opts.withDefaults()}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Listener{ln: ln, opts: opts.withDefaults(), ctx: ctx, cancel: cancel,
+		conns: make(chan *Conn), dead: make(chan struct{})}
 }
 
 // Addr is the listening address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
-// Close stops accepting; established connections stay open.
-func (l *Listener) Close() error { return l.ln.Close() }
+// Close stops accepting and ends handshakes in progress; established
+// connections stay open.
+func (l *Listener) Close() error {
+	l.cancel()
+	return l.ln.Close()
+}
 
-// Accept waits for the next switch and completes the handshake with it.
-// A switch that fails the handshake is logged and skipped.
+// Accept waits for the next switch that completed the handshake. A peer
+// that fails it (silent, garbage, not OpenFlow 1.3) is logged and dropped.
 func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
+	l.start.Do(func() { go l.acceptLoop() })
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.dead:
+		return nil, l.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *Listener) acceptLoop() {
+	sem := make(chan struct{}, maxHandshakes)
 	for {
 		nc, err := l.ln.Accept()
 		if err != nil {
-			return nil, fmt.Errorf("openflow: accept: %w", err)
+			l.err = fmt.Errorf("openflow: accept: %w", err)
+			close(l.dead)
+			return
 		}
-		c, err := Handshake(ctx, nc, l.opts)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, err
-			}
-			l.opts.Logger.Warn("openflow handshake failed", "remote", nc.RemoteAddr(), "err", err)
+		select {
+		case sem <- struct{}{}:
+		case <-l.ctx.Done():
+			nc.Close()
 			continue
 		}
-		return c, nil
+		go func() {
+			defer func() { <-sem }()
+			c, err := Handshake(l.ctx, nc, l.opts)
+			if err != nil {
+				if l.ctx.Err() == nil {
+					l.opts.Logger.Warn("openflow handshake failed, peer dropped", "remote", nc.RemoteAddr(), "err", err)
+				}
+				return
+			}
+			select {
+			case l.conns <- c:
+			case <-l.ctx.Done():
+				c.Close()
+			}
+		}()
 	}
 }
 
@@ -133,6 +191,8 @@ type Conn struct {
 	// packetIns is written only by the read loop, which closes it.
 	packetIns chan PacketIn
 	piDrops   atomic.Uint64
+	piLimited atomic.Uint64
+	piBucket  tokenBucket // read loop only
 
 	mu      sync.Mutex
 	pending map[uint32]*call
@@ -173,11 +233,12 @@ func Handshake(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 		pending:   map[uint32]*call{},
 		done:      make(chan struct{}),
 		packetIns: make(chan PacketIn, opts.PacketInQueue),
+		piBucket:  newTokenBucket(opts.PacketInRate, opts.PacketInBurst),
 	}
 	c.lastRead.Store(time.Now().UnixNano())
 	br := bufio.NewReaderSize(nc, 256<<10)
 
-	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	if tc, ok := nc.(*tls.Conn); ok {
 		// The TLS handshake first, bounded like the OpenFlow one: a
@@ -395,6 +456,12 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		msg, err := readMsg(br)
 		if err != nil {
 			c.closeWith(fmt.Errorf("openflow: read: %w", err))
+			return
+		}
+		if msg[0] != of13.VERSION {
+			// We negotiated 1.3: anything else is a broken or hostile
+			// peer, and its framing cannot be trusted any more.
+			c.closeWith(fmt.Errorf("openflow: %w: message of version %d (type %d) after negotiating 1.3", ErrDecode, msg[0], msg[1]))
 			return
 		}
 		c.lastRead.Store(time.Now().UnixNano())

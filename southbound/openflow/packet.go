@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	of13 "github.com/contiv/libOpenflow/openflow13"
 )
@@ -114,8 +115,19 @@ func (c *Conn) PacketIns() <-chan PacketIn { return c.packetIns }
 // full or could not be decoded.
 func (c *Conn) PacketInDrops() uint64 { return c.piDrops.Load() }
 
-// handlePacketIn runs on the read loop: decode and queue without blocking.
+// PacketInsLimited is how many packet-ins were dropped unread because
+// they came faster than Options.PacketInRate.
+func (c *Conn) PacketInsLimited() uint64 { return c.piLimited.Load() }
+
+// handlePacketIn runs on the read loop: rate-limit, decode and queue
+// without blocking.
 func (c *Conn) handlePacketIn(msg []byte) {
+	if !c.piBucket.take(time.Now()) {
+		if n := c.piLimited.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8, ...
+			c.log.Warn("openflow: packet-ins over the rate limit, dropping", "limited", n, "rate", c.opts.PacketInRate)
+		}
+		return
+	}
 	pi, err := decodePacketIn(msg)
 	if err != nil {
 		c.piDrops.Add(1)
@@ -208,4 +220,33 @@ func (c *Conn) PacketOut(ctx context.Context, po PacketOut) error {
 		return fmt.Errorf("openflow: packet-out: %w", e)
 	}
 	return nil
+}
+
+// tokenBucket admits rate events per second with bursts of burst; the zero
+// value (rate 0) admits everything. Not safe for concurrent use.
+type tokenBucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func newTokenBucket(rate float64, burst int) tokenBucket {
+	if rate <= 0 {
+		return tokenBucket{}
+	}
+	return tokenBucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	if b.rate <= 0 {
+		return true
+	}
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }

@@ -53,7 +53,12 @@ type Config struct {
 	// switches: "tcp:IP:PORT", "unix:PATH" or "IP:PORT"; empty means the
 	// --bind host (advertised as --advertise) on the --bind port + 2.
 	OpenFlow string
-	API      northbound.Config
+	// PacketInRate bounds the packet-ins per second a server takes from
+	// each chassis' switch, in bursts of PacketInBurst (openflow.Options);
+	// zero is DefaultPacketInRate, negative no limit.
+	PacketInRate  float64
+	PacketInBurst int
+	API           northbound.Config
 	// Raft snapshot tuning; zero keeps the cluster package's defaults.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
@@ -266,6 +271,7 @@ func Start(cfg Config) (*Agent, error) {
 		// TLS handshake failures (a client without the CA, a peer of
 		// another CA) are the peer's problem: debug, not stderr.
 		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug)}
+	api.Limits.ConfigureServer(a.http)
 	a.http.RegisterOnShutdown(srv.StopWatches)
 	for _, l := range append([]net.Listener{ln}, cfg.ExtraHTTP...) {
 		go func() {

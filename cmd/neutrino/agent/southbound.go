@@ -27,6 +27,14 @@ type southbound struct {
 	tls    bool   // switches connect over TLS (ssl: targets)
 }
 
+// Defaults of Config.PacketInRate and PacketInBurst: far above what ARP
+// resolution and MAC learning for a chassis' ports ask of the leader, far
+// below what one ovs-vswitchd can send (thousands per second).
+const (
+	DefaultPacketInRate  = 500
+	DefaultPacketInBurst = 100
+)
+
 // listenOpenFlow opens the server's OpenFlow listener and returns the
 // address to announce ("tcp:IP:PORT" or "unix:PATH").
 func listenOpenFlow(cfg Config, log *slog.Logger) (*southbound, string, error) {
@@ -34,7 +42,10 @@ func listenOpenFlow(cfg Config, log *slog.Logger) (*southbound, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	opts := openflow.Options{Logger: log}
+	opts := openflow.Options{Logger: log, PacketInRate: cfg.PacketInRate, PacketInBurst: cfg.PacketInBurst}
+	if opts.PacketInRate == 0 {
+		opts.PacketInRate, opts.PacketInBurst = DefaultPacketInRate, DefaultPacketInBurst
+	}
 	// TLS covers TCP targets; OVS has no TLS over unix sockets, which
 	// only local processes reach anyway.
 	useTLS := cfg.TLS != nil && (network == "tcp" || cfg.OpenFlowListener != nil)
