@@ -39,24 +39,7 @@ func TestCompileFirewall(t *testing.T) {
 	s := newState(t)
 	buildRouted(s)
 	f := Facts{Chassis: "ch1", Bindings: map[string]uint32{"pa1": 5}, Tunnels: map[string]uint32{"vxlan": 1, "gre": 2, "geneve": 3}}
-	c := NewCompiler()
-	rev := s.f.State().Read().Revision()
-	c.Update(s.f.State().Read(), nil, f)
-	step := func(what string) []openflow.Flow {
-		t.Helper()
-		v := s.f.State().Read()
-		ch, ok := s.f.ChangesSince(rev)
-		if !ok {
-			t.Fatalf("%s: history lost", what)
-		}
-		rev = v.Revision()
-		c.Update(v, append([]fsm.Change{}, ch...), f)
-		full := Compile(v, f)
-		if d := Diff(c.Flows(), full); d != "" {
-			t.Fatalf("%s: incremental != full: %s", what, d)
-		}
-		return full
-	}
+	step := incrementalSteps(t, s, &f)
 	if got := flowsMatching(step("before"), "reg9=0x"); len(got) != 0 {
 		t.Fatalf("firewall flows without a group: %v", got)
 	}
@@ -157,24 +140,7 @@ func TestCompileFirewallVMPort(t *testing.T) {
 	vm.FixedIPs = []fsm.FixedIP{{SubnetID: "sub-a", IPAddress: "10.0.1.7"}}
 	s.apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: []*fsm.Port{vm}})
 	f := Facts{Chassis: "ch1", Bindings: map[string]uint32{"pa1": 5, "vm1": 7}, Tunnels: map[string]uint32{"vxlan": 1, "gre": 2, "geneve": 3}}
-	c := NewCompiler()
-	rev := s.f.State().Read().Revision()
-	c.Update(s.f.State().Read(), nil, f)
-	step := func(what string) []openflow.Flow {
-		t.Helper()
-		v := s.f.State().Read()
-		ch, ok := s.f.ChangesSince(rev)
-		if !ok {
-			t.Fatalf("%s: history lost", what)
-		}
-		rev = v.Revision()
-		c.Update(v, append([]fsm.Change{}, ch...), f)
-		full := Compile(v, f)
-		if d := Diff(c.Flows(), full); d != "" {
-			t.Fatalf("%s: incremental != full: %s", what, d)
-		}
-		return full
-	}
+	step := incrementalSteps(t, s, &f)
 	meta := fsm.Meta{ID: "fwv", ProjectID: "p"}
 	s.apply(fsm.CmdFirewallGroupCreate, fsm.FirewallGroupCreateRequest{Group: &fsm.FirewallGroup{Meta: meta,
 		IngressPolicyID: "pol", Ports: []string{"vm1"}, AdminStateUp: true}})
@@ -268,5 +234,30 @@ func TestFirewallRuleMatches(t *testing.T) {
 		if got := str(firewallRuleMatches(&tc.r)); !slices.Equal(got, tc.want) {
 			t.Errorf("%+v: got %q, want %q", tc.r, got, tc.want)
 		}
+	}
+}
+
+// incrementalSteps compiles s for the facts *f (read at each step, so a
+// test may change them) and returns a step: it feeds the compiler the
+// changes since the last step, fails t unless the incremental flows equal
+// a full compile, and returns the full compile.
+func incrementalSteps(t *testing.T, s *state, f *Facts) func(what string) []openflow.Flow {
+	c := NewCompiler()
+	rev := s.f.State().Read().Revision()
+	c.Update(s.f.State().Read(), nil, *f)
+	return func(what string) []openflow.Flow {
+		t.Helper()
+		v := s.f.State().Read()
+		ch, ok := s.f.ChangesSince(rev)
+		if !ok {
+			t.Fatalf("%s: history lost", what)
+		}
+		rev = v.Revision()
+		c.Update(v, append([]fsm.Change{}, ch...), *f)
+		full := Compile(v, *f)
+		if d := Diff(c.Flows(), full); d != "" {
+			t.Fatalf("%s: incremental != full: %s", what, d)
+		}
+		return full
 	}
 }
