@@ -68,7 +68,7 @@ func (e *Env) DatapathKey(table, id string) uint32 {
 	e.TB.Helper()
 	ep := e.D.Endpoint()
 	w, err := watch.New(watch.Config{Servers: func() []string { return []string{ep} }, Tables: []string{table},
-		Logger: slog.New(slog.DiscardHandler)})
+		TLS: clientTLS, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		e.TB.Fatal(err)
 	}
@@ -285,7 +285,7 @@ type ControllerRole struct {
 }
 
 // ControllerRoles reads the Controller rows of a chassis, keyed by server
-// address (targets are tcp:IP:PORT).
+// address (targets are tcp:IP:PORT, or ssl:IP:PORT with TLS).
 func (e *Env) ControllerRoles(chassis string) (map[string]ControllerRole, error) {
 	out, err := e.Exec(chassis, "ovs-vsctl", "--format=json", "--columns=target,role,is_connected", "list", "Controller")
 	if err != nil {
@@ -311,7 +311,8 @@ func (e *Env) ControllerRoles(chassis string) (map[string]ControllerRole, error)
 		if json.Unmarshal(row[1], &role) != nil {
 			role = ""
 		}
-		ip, _, _ := strings.Cut(strings.TrimPrefix(target, "tcp:"), ":")
+		_, hostPort, _ := strings.Cut(target, ":")
+		ip, _, _ := strings.Cut(hostPort, ":")
 		roles[ip] = ControllerRole{Role: role, Connected: connected}
 	}
 	return roles, nil
