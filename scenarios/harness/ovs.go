@@ -68,7 +68,7 @@ func (e *Env) DatapathKey(table, id string) uint32 {
 	e.TB.Helper()
 	ep := e.D.Endpoint()
 	w, err := watch.New(watch.Config{Servers: func() []string { return []string{ep} }, Tables: []string{table},
-		TLS: clientTLS, Logger: slog.New(slog.DiscardHandler)})
+		TLS: clientTLS.Clone(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		e.TB.Fatal(err)
 	}

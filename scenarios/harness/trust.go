@@ -78,7 +78,9 @@ var clientTLS = &tls.Config{
 // its MaxIdleConnsPerHost (0: the default).
 func Transport(idle int) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = clientTLS
+	// A copy each: net/http adds "h2" to a transport's config the first
+	// time it is used, so transports sharing one config race.
+	tr.TLSClientConfig = clientTLS.Clone()
 	if idle > 0 {
 		tr.MaxIdleConnsPerHost = idle
 	}
