@@ -87,18 +87,7 @@ func mustScrape(t *testing.T, a *agent.Agent) scrape {
 // leader reports flows and bundles for the chassis, gossip counts every
 // member alive, and a leader change is counted after the leader stops.
 func TestMetrics(t *testing.T) {
-	ovs1 := startOVS(t, "m")
-	taken := map[int]bool{}
-	var binds []string
-	for i := 0; i < 3; i++ {
-		binds = append(binds, fmt.Sprintf("127.0.0.1:%d", freePort(t, taken)))
-	}
-	var servers []*agent.Agent
-	for i := 0; i < 3; i++ {
-		servers = append(servers, startAgent(t, agent.Config{Server: true, Node: fmt.Sprintf("s%d", i+1), Bind: binds[i],
-			Join: binds, BootstrapExpect: 3, OpenFlow: "unix:" + ofSocket(t)}))
-	}
-	hv := chassisAgent(t, "hv1", taken, binds[0], ovs1, "172.31.0.1")
+	_, servers, hv := threeServersOneChassis(t, "m")
 
 	leaderOf := func(among []*agent.Agent) (*agent.Agent, error) {
 		for _, a := range among {

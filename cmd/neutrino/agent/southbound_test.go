@@ -348,11 +348,11 @@ func flowRounds(t *testing.T, inst *ovsproc.Instance) map[uint16]int {
 	return rounds
 }
 
-// TestLeaderChangeFlows: three servers, one chassis. After the leader is
-// shut down, the new leader becomes MASTER and the chassis' flows converge
-// to the new round, the old round's pruned.
-func TestLeaderChangeFlows(t *testing.T) {
-	ovs1 := startOVS(t, "l")
+// threeServersOneChassis starts 3 servers on loopback and a chassis
+// agent hv1 with its own OVS (named by ovsName), joined to the first.
+func threeServersOneChassis(t *testing.T, ovsName string) (*ovsproc.Instance, []*agent.Agent, *agent.Agent) {
+	t.Helper()
+	ovs1 := startOVS(t, ovsName)
 	taken := map[int]bool{}
 	var binds []string
 	for i := 0; i < 3; i++ {
@@ -363,7 +363,14 @@ func TestLeaderChangeFlows(t *testing.T) {
 		servers = append(servers, startAgent(t, agent.Config{Server: true, Node: fmt.Sprintf("s%d", i+1), Bind: binds[i],
 			Join: binds, BootstrapExpect: 3, OpenFlow: "unix:" + ofSocket(t)}))
 	}
-	chassisAgent(t, "hv1", taken, binds[0], ovs1, "172.31.0.1")
+	return ovs1, servers, chassisAgent(t, "hv1", taken, binds[0], ovs1, "172.31.0.1")
+}
+
+// TestLeaderChangeFlows: three servers, one chassis. After the leader is
+// shut down, the new leader becomes MASTER and the chassis' flows converge
+// to the new round, the old round's pruned.
+func TestLeaderChangeFlows(t *testing.T) {
+	ovs1, servers, _ := threeServersOneChassis(t, "l")
 
 	leader := func(among []*agent.Agent) (*agent.Agent, error) {
 		for _, a := range among {
