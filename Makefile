@@ -13,7 +13,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 # FUZZTIME bounds each fuzz target 'make test' runs.
 FUZZTIME  ?= 10s
-# FUZZTIME_SHORT bounds the API, OpenFlow and packet fuzz targets: the
+# FUZZTIME_SHORT bounds the API, FSM, OpenFlow and packet fuzz targets: the
 # suite is over its time budget, so they get 5 s each.
 FUZZTIME_SHORT ?= 5s
 # Benchmarks of ./scenarios that make bench runs on Vagrant too.
@@ -38,18 +38,21 @@ deps:
 # timing soak the race detector makes meaningless, without it, then each
 # fuzz target for FUZZTIME, then the scenario suite again on the
 # Vagrant cluster (docker provider; it fails, never skips, where dockerd
-# cannot start).
+# cannot start). Its go test runs skip go vet (-vet=off): lint ran it on
+# every package first.
 test: deps lint tidy-check vagrant-image
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '^neutrino/scenarios')
-	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./scenarios/...
-	$(GO) test -count=1 -run 'TestGossipQuietNoFalseDeaths' ./cluster
-	$(GO) test -run '^$$' -fuzz '^FuzzDHCPv4$$' -fuzztime $(FUZZTIME) ./southbound/dhcp
-	$(GO) test -run '^$$' -fuzz '^FuzzDHCPv6$$' -fuzztime $(FUZZTIME) ./southbound/dhcp
-	$(GO) test -run '^$$' -fuzz '^FuzzNeutronWrite$$' -fuzztime $(FUZZTIME_SHORT) ./northbound
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodePacketIn$$' -fuzztime $(FUZZTIME_SHORT) ./southbound/openflow
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFlowStats$$' -fuzztime $(FUZZTIME_SHORT) ./southbound/openflow
-	$(GO) test -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime $(FUZZTIME_SHORT) ./southbound/packet
-	$(MAKE) --no-print-directory vagrant-test
+	$(GO) test -vet=off -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '^neutrino/scenarios')
+	$(GO) test -vet=off -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./scenarios/...
+	$(GO) test -vet=off -count=1 -run 'TestGossipQuietNoFalseDeaths' ./cluster
+	$(GO) test -vet=off -run '^$$' -fuzz '^FuzzDHCPv4$$' -fuzztime $(FUZZTIME) ./southbound/dhcp
+	$(GO) test -vet=off -run '^$$' -fuzz '^FuzzDHCPv6$$' -fuzztime $(FUZZTIME) ./southbound/dhcp
+	$(GO) test -vet=off -run '^$$' -fuzz '^FuzzNeutronWrite$$' -fuzztime $(FUZZTIME_SHORT) ./northbound
+	$(GO) test -vet=off -run '^$$' -fuzz '^FuzzDecodePacketIn$$' -fuzztime $(FUZZTIME_SHORT) ./southbound/openflow
+	$(GO) test -vet=off -run '^$$' -fuzz '^FuzzDecodeFlowStats$$' -fuzztime $(FUZZTIME_SHORT) ./southbound/openflow
+	$(GO) test -vet=off -run '^$$' -fuzz '^FuzzDecodeMeterConfig$$' -fuzztime $(FUZZTIME_SHORT) ./southbound/openflow
+	$(GO) test -vet=off -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime $(FUZZTIME_SHORT) ./southbound/packet
+	$(GO) test -vet=off -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME_SHORT) ./fsm
+	$(MAKE) --no-print-directory vagrant-test VAGRANT_TEST_FLAGS=-vet=off
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -64,12 +67,12 @@ tidy-check:
 	mv go.mod.tidy-check go.mod; mv go.sum.tidy-check go.sum; \
 	if [ $$rc != 0 ] || [ $$d != 0 ]; then echo "go mod tidy changes go.mod/go.sum: run it and commit"; exit 1; fi
 
-# upgrade-test builds the previous release (05fefc1, from this clone's
-# history) and upgrades a 3-server cluster of it to this tree one server at
-# a time under writes (README: Upgrades). Not in make test: the old build
-# alone takes minutes on a loaded machine.
+# upgrade-test runs the rolling-upgrade test alone, verbose (make test runs
+# it with ./scenarios/...): a netns lab of the previous release (05fefc1,
+# from history or scenarios/upgrade/testdata) upgraded to this tree one
+# node at a time under writes and traffic (README: Upgrades).
 upgrade-test:
-	NEUTRINO_UPGRADE_TEST=1 $(GO) test -count=1 -v -timeout 30m -run '^TestRollingUpgrade$$' ./cmd/neutrino/agent
+	$(GO) test -count=1 -v -timeout 10m -run '^(TestRollingUpgrade|TestPreviousArchive)$$' ./scenarios/upgrade
 
 # nemesis runs the loopback fault test long: 50 faults on 3 servers, then on 5.
 nemesis:
@@ -78,10 +81,16 @@ nemesis:
 
 # bench runs every Go benchmark once per size and prints the figures
 # (the Vagrant cluster's among them: it needs dockerd and the base image).
+# Figures reported through internal/benchfig also go to bench.json (and a
+# table at the end), so runs can be compared.
+bench: export NEUTRINO_BENCH_FIGURES := $(CURDIR)/bench.figures
 bench: deps vagrant-image
+	rm -f bench.figures
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count=1 -timeout 30m $(PKGS) | tee bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
 	@echo "# the failover scenarios' benchmarks again, on the Vagrant cluster:"
 	NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test -run '^$$' -bench '$(VAGRANT_BENCH)' -benchtime $(BENCHTIME) -count=1 -timeout 30m ./scenarios | tee -a bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
+	@echo "# figures (bench.json):"
+	$(GO) run ./internal/benchfig/benchtable -in bench.figures -out bench.json -commit $(VERSION)
 
 demo: deps build
 	scenarios/demo/cluster.sh
@@ -90,7 +99,7 @@ demo-stop:
 	scenarios/demo/cluster.sh stop
 
 clean:
-	rm -rf bin bench.out
+	rm -rf bin bench.out bench.figures bench.json
 
 # --- Vagrant (README: Vagrant) ---------------------------------------------
 # The Vagrantfile's cluster on the docker provider: make vagrant-up, then
@@ -102,9 +111,10 @@ VAGRANT_SCENARIOS ?= .
 # one load balancer test, one VPN test and the DHCP checks), and the
 # scenarios that check what the compiled pipeline does rather than what
 # hosts do (port security, tenant isolation, flow removal, realization,
-# key isolation, firewall rules: the same flows on either driver);
+# key isolation, firewall rules, trunk VLANs, QoS meters: the same flows
+# on either driver);
 # make vagrant-test VAGRANT_SKIP= runs them too.
-VAGRANT_SKIP ?= ^(TestLBaaSOverlap|TestLBaaSFailover|TestVPNFailover|TestPortSecurity|TestIPv6PortSecurity|TestTenantIsolation|TestPortDeleteRemovesFlows|TestRealizedWrites|TestKeysIsolateCollidingTenants|TestFirewall)$$
+VAGRANT_SKIP ?= ^(TestLBaaSOverlap|TestLBaaSFailover|TestVPNFailover|TestPortSecurity|TestIPv6PortSecurity|TestTenantIsolation|TestPortDeleteRemovesFlows|TestRealizedWrites|TestKeysIsolateCollidingTenants|TestFirewall|TestTrunkVLANSubport|TestQoSBandwidthLimitAndDSCP)$$
 VAGRANT_ENV := VAGRANT_DEFAULT_PROVIDER=docker VAGRANT_NO_COLOR=1 NEUTRINO_VAGRANT_BINARY=$(CURDIR)/$(BIN)
 
 vagrant-deps:
@@ -123,10 +133,12 @@ vagrant-up: build vagrant-image
 	$(VAGRANT_ENV) vagrant up --provider=docker --parallel
 	@echo "API: http://10.213.0.11:9696 (server-1), http://10.213.0.12:9696, http://10.213.0.13:9696"
 
+# VAGRANT_TEST_FLAGS: make test passes -vet=off (lint vetted every package).
+VAGRANT_TEST_FLAGS ?=
 # vagrant-test runs the scenario suite on its own Vagrant clusters
 # (containers nvt-*, networks in 10.214-10.243), beside a vagrant-up one.
 vagrant-test: vagrant-image
-	NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) -run '$(VAGRANT_SCENARIOS)' -skip '$(VAGRANT_SKIP)' ./scenarios
+	NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test $(VAGRANT_TEST_FLAGS) -count=1 -p 1 -timeout $(TEST_TIMEOUT) -run '$(VAGRANT_SCENARIOS)' -skip '$(VAGRANT_SKIP)' ./scenarios
 
 # vagrant-down removes the cluster's containers (and a crashed test run's:
 # nv-* and nvt-*) one after the other with docker rm -f (`vagrant destroy`

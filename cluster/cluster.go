@@ -42,6 +42,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,6 +107,15 @@ type Cluster struct {
 	// metaBuf is meta encoded; memberlist reads it from NodeMeta.
 	metaBuf []byte
 	members map[string]*Member
+	// certs, pending and rejected are the gossip identity's (identity.go):
+	// certificates by fingerprint, events waiting for one, the last reason
+	// each refused member was logged with.
+	certs    map[string]*x509.Certificate
+	pending  map[string]*pendingMember
+	rejected map[string]string
+	ownFP    string
+	// identityRejections counts refused gossip events (identity.go).
+	identityRejections atomic.Uint64
 	// deadEvents counts members gossip declared dead (not left), for tests.
 	deadEvents atomic.Uint64
 	// cleanupKept counts dead servers cleanup kept for the minimum, for tests.
@@ -154,6 +164,9 @@ func New(cfg Config) (*Cluster, error) {
 		meta.Commands = cfg.knownCommands().String()
 	}
 	meta.Version = Version()
+	if err := c.identityInit(); err != nil {
+		return nil, err
+	}
 	// Refuse oversize metadata here: memberlist would panic on it later.
 	if err := c.setMeta(meta); err != nil {
 		return nil, err

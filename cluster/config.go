@@ -13,15 +13,50 @@ import (
 	"neutrino/fsm"
 )
 
-// Defaults for Raft follow Consul's (raft_snapshot_threshold,
-// raft_snapshot_interval, raft_trailing_logs) and hashicorp/raft's timeouts.
+// Snapshot defaults follow Consul's (raft_snapshot_threshold,
+// raft_snapshot_interval, raft_trailing_logs).
 const (
 	DefaultSnapshotThreshold = 16384
 	DefaultSnapshotInterval  = 30 * time.Second
 	DefaultTrailingLogs      = 10240
-	DefaultHeartbeatTimeout  = time.Second
-	DefaultElectionTimeout   = time.Second
 	DefaultReconcileInterval = 5 * time.Second
+)
+
+// Raft timeouts for a LAN. hashicorp/raft's defaults (HeartbeatTimeout and
+// ElectionTimeout 1 s, LeaderLeaseTimeout 500 ms; Consul's raft_multiplier
+// 1) leave a cluster without a leader for about 2.3 s after the leader's
+// SIGKILL: a follower's heartbeat timer fires at a random point in [HT, 2HT]
+// and only acts when the last contact is at least HT old, so it starts an
+// election 1-3 HT after the last heartbeat. The base values here are a fifth
+// of those; like Consul's raft_multiplier, RaftMultiplier scales them
+// (multiplier 5: HT and ET as hashicorp/raft's defaults) for a slow or
+// loaded network. At multiplier 1 a new leader exists within
+// ElectionBound = 3 HT + 2 ET = 1 s of the crash (one election round on a
+// LAN takes milliseconds; a split vote costs up to 2 ET more), and the
+// leader heartbeats every HT/10 = 20 ms, so a follower starts an election
+// only after ten heartbeats in a row are missing. The default multiplier
+// is 2 (HT = ET = 400 ms, bound 2 s, measured p50 well under 1 s): at 1 an
+// idle cluster re-elected during make test (-race, 2 cores, load average
+// up to 10), where whole processes stalled for 250 ms. The leader lease is HT,
+// not Consul's HT/2: at 100 ms a leader on a loaded 2-core box stepped down
+// in an idle cluster (its followers' answers 101-147 ms late under -race);
+// reads do not rely on the lease (VerifyLeader asks a quorum), so the
+// longer lease only delays a cut-off leader's step-down.
+const (
+	DefaultRaftMultiplier = 2
+	MaxRaftMultiplier     = 10
+	// RaceRaftMultiplier is the default in a race-detector build (tests).
+	RaceRaftMultiplier       = 5
+	RaftBaseHeartbeatTimeout = 200 * time.Millisecond
+	RaftBaseElectionTimeout  = 200 * time.Millisecond
+	// DefaultHeartbeatTimeout and DefaultElectionTimeout are the timeouts
+	// at the default multiplier.
+	DefaultHeartbeatTimeout = RaftBaseHeartbeatTimeout * DefaultRaftMultiplier
+	DefaultElectionTimeout  = RaftBaseElectionTimeout * DefaultRaftMultiplier
+	// DefaultCommitTimeout is hashicorp/raft's: it is how long an idle
+	// leader waits before telling followers the commit index, which is a
+	// follower watcher's latency, not failover; it is not scaled.
+	DefaultCommitTimeout = 50 * time.Millisecond
 )
 
 // Gossip defaults: memberlist's LAN profile declares a crashed node dead
@@ -93,13 +128,25 @@ type Config struct {
 	// is 16, 24 or 32 bytes. Once a keyring was saved in DataDir it wins
 	// over these (keyring.go), so a rotation outlives a restart.
 	GossipKeys [][]byte
+	// AllowUnsignedGossip admits members whose metadata carries no
+	// signature (a release before gossip identity, during a rolling
+	// upgrade with TLS on); signed metadata is still checked.
+	AllowUnsignedGossip bool
 
 	// Raft tuning; zero values take the defaults above.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
-	HeartbeatTimeout  time.Duration
-	ElectionTimeout   time.Duration
+	// RaftMultiplier scales the base Raft timeouts above (1..10, zero
+	// means DefaultRaftMultiplier), as Consul's raft_multiplier does.
+	RaftMultiplier int
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout override the
+	// scaled base values; LeaderLeaseTimeout defaults to HeartbeatTimeout
+	// (raft refuses a longer one).
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
 	// ReconcileInterval is how often the leader re-checks that every alive
 	// server in gossip is a Raft voter, besides reacting to member events.
 	ReconcileInterval time.Duration
@@ -120,6 +167,11 @@ type Config struct {
 	ProbeTimeout   time.Duration
 	SuspicionMult  int
 	GossipInterval time.Duration
+	// DisableCompression sends gossip uncompressed. memberlist compresses
+	// every packet with LZW (a fresh 16 KiB table each): a hundred members
+	// in one process (the chassis simulator) spent a quarter of their CPU
+	// on it. Members of either setting understand each other.
+	DisableCompression bool
 }
 
 // addrs are the addresses derived from a Config.
@@ -146,6 +198,9 @@ func (c *Config) validate() (addrs, error) {
 	}
 	if c.MinQuorum < 0 {
 		return a, errors.New("cluster: MinQuorum must not be negative")
+	}
+	if c.RaftMultiplier < 0 || c.RaftMultiplier > MaxRaftMultiplier {
+		return a, fmt.Errorf("cluster: RaftMultiplier %d: must be in 1..%d", c.RaftMultiplier, MaxRaftMultiplier)
 	}
 	if c.BootstrapExpect < 0 {
 		return a, errors.New("cluster: BootstrapExpect must not be negative")
@@ -183,8 +238,19 @@ func (c *Config) setDefaults() {
 	setDefault(&c.SnapshotThreshold, DefaultSnapshotThreshold)
 	setDefault(&c.SnapshotInterval, DefaultSnapshotInterval)
 	setDefault(&c.TrailingLogs, DefaultTrailingLogs)
-	setDefault(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
-	setDefault(&c.ElectionTimeout, DefaultElectionTimeout)
+	if raceBuild {
+		// In-process test clusters under -race (make test runs the packages
+		// in parallel: load average above 10 on 2 cores) re-elected at
+		// multiplier 2; they keep hashicorp/raft's timeouts unless a test
+		// asks for a multiplier.
+		setDefault(&c.RaftMultiplier, RaceRaftMultiplier)
+	}
+	setDefault(&c.RaftMultiplier, DefaultRaftMultiplier)
+	m := time.Duration(c.RaftMultiplier)
+	setDefault(&c.HeartbeatTimeout, RaftBaseHeartbeatTimeout*m)
+	setDefault(&c.ElectionTimeout, RaftBaseElectionTimeout*m)
+	setDefault(&c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	setDefault(&c.CommitTimeout, DefaultCommitTimeout)
 	setDefault(&c.ReconcileInterval, DefaultReconcileInterval)
 	setDefault(&c.DeadServerCleanup, DefaultDeadServerCleanup)
 	setDefault(&c.ReadyMaxLag, DefaultReadyMaxLag)
@@ -199,6 +265,14 @@ func setDefault[T comparable](v *T, def T) {
 	if *v == zero {
 		*v = def
 	}
+}
+
+// ElectionBound is how long after the leader's crash a new leader exists
+// at the latest, barring repeated split votes, with these (defaulted)
+// timeouts: a follower notices within 3 HeartbeatTimeouts, and a split vote
+// costs up to 2 ElectionTimeouts more.
+func (c *Config) ElectionBound() time.Duration {
+	return 3*c.HeartbeatTimeout + 2*c.ElectionTimeout
 }
 
 func (c *Config) raftDir() string { return filepath.Join(c.DataDir, "raft") }

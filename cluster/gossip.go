@@ -52,6 +52,7 @@ func (c *Cluster) startGossip() error {
 	mc.ProbeTimeout = c.cfg.ProbeTimeout
 	mc.SuspicionMult = c.cfg.SuspicionMult
 	mc.GossipInterval = c.cfg.GossipInterval
+	mc.EnableCompression = !c.cfg.DisableCompression
 	mc.Delegate = (*gossipDelegate)(c)
 	mc.Events = (*gossipEvents)(c)
 	mc.Logger = newStdLogger(c.log.With("subsystem", "memberlist"))
@@ -73,9 +74,22 @@ func (c *Cluster) startGossip() error {
 
 // setMeta encodes and installs new local metadata, then gossips it.
 func (c *Cluster) setMeta(m NodeMeta) error {
+	if c.cfg.TLS != nil {
+		m.CertFP = c.ownFP
+	}
 	buf, err := EncodeMeta(m)
 	if err != nil {
 		return err
+	}
+	if c.cfg.TLS != nil {
+		// Signed after the size check of the unsigned form, and checked
+		// again: the signature adds about 100 bytes.
+		if buf, err = c.signMeta(buf); err != nil {
+			return err
+		}
+		if len(buf) > MaxMetaSize {
+			return fmt.Errorf("%w: %d bytes signed, limit %d", ErrMetaTooLarge, len(buf), MaxMetaSize)
+		}
 	}
 	c.mu.Lock()
 	c.meta, c.metaBuf = m, buf
@@ -165,6 +179,9 @@ func (c *Cluster) observe(n *memberlist.Node, status MemberStatus) {
 		c.log.Warn("ignoring member with bad metadata", "member", n.Name, "err", err)
 		return
 	}
+	if !c.admit(n, meta, status) {
+		return
+	}
 	if status == StatusDead && meta.Leaving {
 		status = StatusLeft
 	}
@@ -205,7 +222,7 @@ func (d *gossipDelegate) NodeMeta(limit int) []byte {
 	return c.metaBuf
 }
 
-func (d *gossipDelegate) NotifyMsg([]byte)                {}
+func (d *gossipDelegate) NotifyMsg(b []byte)              { (*Cluster)(d).handleUserMsg(b) }
 func (d *gossipDelegate) GetBroadcasts(int, int) [][]byte { return nil }
 func (d *gossipDelegate) LocalState(bool) []byte          { return nil }
 func (d *gossipDelegate) MergeRemoteState([]byte, bool)   {}
@@ -268,6 +285,7 @@ func (c *Cluster) reconnectLoop() {
 			return
 		case <-t.C:
 		}
+		c.retryCerts()
 		var dead []string
 		c.mu.Lock()
 		for _, m := range c.members {

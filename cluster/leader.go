@@ -92,7 +92,7 @@ func (c *Cluster) leaderLoop(stop, done chan struct{}) {
 // until it succeeds or leadership ends.
 func (c *Cluster) establishLeadership(stop chan struct{}) (uint64, bool) {
 	for {
-		term, err := c.tryEstablish()
+		term, err := c.tryEstablish(stop)
 		if err == nil {
 			return term, true
 		}
@@ -105,17 +105,31 @@ func (c *Cluster) establishLeadership(stop chan struct{}) (uint64, bool) {
 	}
 }
 
-func (c *Cluster) tryEstablish() (uint64, error) {
+func (c *Cluster) tryEstablish(stop chan struct{}) (uint64, error) {
+	// A future raft queued just before it shut down is never answered
+	// (hashicorp/raft v1.7.3: verifyCh is buffered and not drained on
+	// shutdown), so every wait here also ends with leadership or the
+	// cluster: a Shutdown waiting for this loop would otherwise hang.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+		case <-c.shutdownCh:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
 	// LeaderObservation/NotifyCh carry no term: read it around a quorum
 	// check so the term is the one we were confirmed leader in.
 	term := c.raft.CurrentTerm()
-	if err := c.raft.VerifyLeader().Error(); err != nil {
+	if err := waitFuture(ctx, c.raft.VerifyLeader()); err != nil {
 		return 0, fmt.Errorf("verify leader: %w", err)
 	}
 	if now := c.raft.CurrentTerm(); now != term {
 		return 0, fmt.Errorf("term moved from %d to %d", term, now)
 	}
-	if err := c.raft.Barrier(barrierTimeout).Error(); err != nil {
+	if err := waitFuture(ctx, c.raft.Barrier(barrierTimeout)); err != nil {
 		return 0, fmt.Errorf("barrier: %w", err)
 	}
 	if c.Epoch() == 0 {
@@ -126,7 +140,7 @@ func (c *Cluster) tryEstablish() (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		res, err := c.apply(ctx, cmd)
 		if err != nil {

@@ -79,6 +79,9 @@ type NodeMeta struct {
 	// types its state machine knows. Servers that announce none know
 	// fsm.BaselineCommands.
 	Commands string `json:"cmd,omitempty"`
+	// CertFP names the certificate whose key signed this metadata, with
+	// TLS on (identity.go); the signature follows it as "sg".
+	CertFP string `json:"cf,omitempty"`
 }
 
 // EncodeMeta encodes metadata for gossip, refusing anything over MaxMetaSize.

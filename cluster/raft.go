@@ -85,7 +85,8 @@ func (c *Cluster) startRaft() error {
 	rc.Logger = hlog
 	rc.HeartbeatTimeout = c.cfg.HeartbeatTimeout
 	rc.ElectionTimeout = c.cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, c.cfg.HeartbeatTimeout/2)
+	rc.LeaderLeaseTimeout = c.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = c.cfg.CommitTimeout
 	rc.SnapshotThreshold = c.cfg.SnapshotThreshold
 	rc.SnapshotInterval = c.cfg.SnapshotInterval
 	rc.TrailingLogs = c.cfg.TrailingLogs

@@ -119,6 +119,16 @@ func (t CommandType) String() string {
 		return "Request"
 	case CmdUpgradeFinalize:
 		return "UpgradeFinalize"
+	case CmdRBACPolicy:
+		return "RBACPolicy"
+	case CmdSubnetPool:
+		return "SubnetPool"
+	case CmdQoSPolicy:
+		return "QoSPolicy"
+	case CmdTrunk:
+		return "Trunk"
+	case CmdTrunkSubports:
+		return "TrunkSubports"
 	}
 	if name := vpnCommandName(t); name != "" {
 		return name

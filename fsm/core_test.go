@@ -160,6 +160,12 @@ func TestApplyCoreRejectsAndChangesNothing(t *testing.T) {
 		{"duplicate ip in bulk", CmdPortCreate, PortCreateRequest{Ports: []*Port{
 			testPort("x6", "core-net", "fa:16:3e:01:00:04", ip("core-sub", "10.0.0.99")),
 			testPort("x7", "core-net", "fa:16:3e:01:00:05", ip("core-sub", "10.0.0.99"))}}, ErrTypeIPAddressInUse},
+		{"duplicate mac in bulk (case differs)", CmdPortCreate, PortCreateRequest{Ports: []*Port{
+			testPort("x8", "core-net", "fa:16:3e:01:00:0a", ip("core-sub", "10.0.0.97")),
+			testPort("x9", "core-net", "FA:16:3E:01:00:0A", ip("core-sub", "10.0.0.98"))}}, ErrTypeMacAddressInUse},
+		{"duplicate id in bulk", CmdPortCreate, PortCreateRequest{Ports: []*Port{
+			testPort("x10", "core-net", "fa:16:3e:01:00:0b", ip("core-sub", "10.0.0.95")),
+			testPort("x10", "core-net", "fa:16:3e:01:00:0c", ip("core-sub", "10.0.0.96"))}}, errTypePortDuplicate},
 		{"update to a used ip", CmdPortUpdate, PortUpdateRequest{Port: moved, PrevIndex: cur.ModifyIndex}, ErrTypeIPAddressInUse},
 		{"stale port update", CmdPortUpdate, PortUpdateRequest{Port: cur.Copy(), PrevIndex: cur.ModifyIndex - 1}, ErrTypeStaleUpdate},
 		{"delete missing port", CmdPortDelete, PortDeleteRequest{ID: "nope"}, ErrTypePortNotFound},

@@ -110,7 +110,12 @@ func New(log *slog.Logger) *FSM {
 	maps.Copy(f.handlers, fwHandlers())
 	maps.Copy(f.handlers, quotaHandlers())
 	maps.Copy(f.handlers, agentHandlers())
+	f.handlers[CmdRBACPolicy] = applyRBACPolicy
+	f.handlers[CmdSubnetPool] = applySubnetPool
+	f.handlers[CmdQoSPolicy] = applyQoSPolicy
 	f.handlers[CmdUpgradeFinalize] = applyUpgradeFinalize
+	f.handlers[CmdTrunk] = applyTrunk
+	f.handlers[CmdTrunkSubports] = applyTrunkSubports
 	return f
 }
 
@@ -148,7 +153,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 // runHandler runs a command's handler, then the quota check on what it
 // created (quota.go).
 func runHandler(h handler, txn *memdb.Txn, body []byte, index uint64) error {
-	if err := h(txn, body, index); err != nil {
+	if err := runDecoded(h, txn, body, index); err != nil {
 		return err
 	}
 	return checkQuotas(txn)
@@ -166,10 +171,15 @@ func (f *FSM) commit(txn *memdb.Txn, index uint64) {
 	f.changes.mu.Unlock()
 }
 
-// mustDecode decodes a command body or panics (see the package doc).
+// mustDecode decodes a command body or panics (see the package doc). A
+// body that decodes without a required object is refused instead
+// (malformed.go).
 func mustDecode(body []byte, out any, index uint64) {
 	if err := decode(body, out); err != nil {
 		panic(fmt.Sprintf("fsm: undecodable %T at index %d: %v", out, index, err))
+	}
+	if err := checkPresent(out); err != nil {
+		panic(missingObject{err})
 	}
 }
 
@@ -180,6 +190,14 @@ func setIndex(txn *memdb.Txn, key string, v uint64) {
 }
 
 func insert(txn *memdb.Txn, table string, obj any, index uint64) {
+	insertObject(txn, table, obj)
+	setIndex(txn, table, index)
+}
+
+// insertObject is insert without the table's index, for a handler that
+// inserts many objects of one table and sets the index once (each
+// setIndex is a write of its own to the index table).
+func insertObject(txn *memdb.Txn, table string, obj any) {
 	// A create handler has already assigned the key (and returned its
 	// exhaustion as an error); here an update keeps the stored key and an
 	// implicit create (a gateway or floating IP port) gets one.
@@ -193,7 +211,6 @@ func insert(txn *memdb.Txn, table string, obj any, index uint64) {
 	if isNew {
 		keyInserted(txn, table, obj)
 	}
-	setIndex(txn, table, index)
 }
 
 func remove(txn *memdb.Txn, table string, obj any, index uint64) {
@@ -227,7 +244,9 @@ var snapshotTables = []string{tableIndex, TableNetworks,
 	TableLBLoadBalancers, TableLBListeners, TableLBPools, TableLBMembers,
 	TableLBHealthMonitors, TableLBL7Policies, TableLBL7Rules,
 	TableFWRules, TableFWPolicies, TableFWGroups,
-	TableQuotas, TableAgents}
+	TableQuotas, TableAgents,
+	TableRBACPolicies, TableSubnetPools,
+	TableQoSPolicies, TableTrunks}
 
 // Snapshot returns a point-in-time snapshot; the memdb snapshot is O(1) and
 // Persist streams it while Apply goes on.

@@ -106,7 +106,7 @@ func TestEpochSetOnce(t *testing.T) {
 
 func TestApplyPanicsOnGarbage(t *testing.T) {
 	for name, data := range map[string][]byte{
-		"unknown type": {0xbf, 0x80}, // 0xc0-0xff are ignorable (upgrade.go)
+		"unknown type": {0xbd, 0x80}, // 0xc0-0xff are ignorable (upgrade.go); 190-191 are RBAC and pools
 		"bad body":     {byte(CmdNetworkCreate), 0xc1},
 		"empty":        {},
 	} {
@@ -153,6 +153,9 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	last = fillFWTables(t, f, last+1)
 	last = fillQuotaTable(t, f, last+1)
 	last = fillAgentTable(t, f, last+1)
+	last = fillRBACAndPoolTables(t, f, last+1)
+	last = fillQoSTable(t, f, last+1)
+	last = fillTrunkTable(t, f, last+1)
 	last = fillRequestsTable(t, f, last+1)
 
 	for table := range schema().Tables {

@@ -197,10 +197,10 @@ type Pool struct {
 	LoadBalancerID string
 	// ListenerIDs are the listeners whose default pool this is (listeners).
 	ListenerIDs        []string
-	Protocol           string // protocol
-	LBAlgorithm        string // lb_algorithm
-	SessionPersistence *SessionPersistence
-	HealthMonitorID    string // healthmonitor_id
+	Protocol           string              // protocol
+	LBAlgorithm        string              // lb_algorithm
+	SessionPersistence *SessionPersistence `fsm:"optional"`
+	HealthMonitorID    string              // healthmonitor_id
 	AdminStateUp       bool
 	ProvisioningStatus string
 	OperatingStatus    string

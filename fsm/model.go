@@ -41,17 +41,23 @@ const (
 // Network is a Neutron network with its provider segment.
 type Network struct {
 	Meta
-	AdminStateUp    bool
-	Status          string
-	Shared          bool
-	External        bool
-	MTU             int
-	NetworkType     string
-	SegmentationID  int
-	PhysicalNetwork string
+	AdminStateUp bool
+	Status       string
+	Shared       bool
+	External     bool
+	// ExternalRestricted marks a network made external by an
+	// access_as_external RBAC policy: external only for its policies' targets.
+	ExternalRestricted bool
+	MTU                int
+	NetworkType        string
+	SegmentationID     int
+	PhysicalNetwork    string
 	// PortSecurityEnabled is the default for ports created on the network.
 	PortSecurityEnabled   bool
 	AvailabilityZoneHints []string
+	// QoSPolicyID is the network's QoS policy ("" when none): it applies
+	// to the network's compute ports that have none of their own.
+	QoSPolicyID string
 	// Key is the network's datapath key (keys.go): a provider network's
 	// metadata, its flows' cookie owner.
 	DatapathKey uint32

@@ -37,6 +37,9 @@ func applyNetworkCreate(txn *memdb.Txn, body []byte, index uint64) error {
 		if v.NetworkBySegment(n.SegmentKey()) != nil {
 			return segmentConflict(n)
 		}
+		if err := v.checkQoSPolicyRef(n.QoSPolicyID); err != nil {
+			return err
+		}
 		clearKey(n)
 		if _, err := assignKey(txn, TableNetworks, n); err != nil {
 			return err
@@ -62,6 +65,9 @@ func applyNetworkUpdate(txn *memdb.Txn, body []byte, index uint64) error {
 	if other := v.NetworkBySegment(n.SegmentKey()); other != nil && other.ID != n.ID {
 		return segmentConflict(n)
 	}
+	if err := v.checkQoSPolicyRef(n.QoSPolicyID); err != nil {
+		return err
+	}
 	if cur.External && !n.External {
 		if err := v.CheckExternalNetworkUnused(n.ID); err != nil {
 			return err
@@ -83,6 +89,7 @@ func applyNetworkDelete(txn *memdb.Txn, body []byte, index uint64) error {
 	if err := deleteNetworkChildren(txn, req.ID, index); err != nil {
 		return err
 	}
+	deleteRBACOf(txn, req.ID, index)
 	remove(txn, TableNetworks, cur, index)
 	return nil
 }

@@ -71,6 +71,8 @@ type Port struct {
 	ExtraDHCPOpts []DHCPOpt
 	// Key is the port's datapath key (keys.go): its flows' cookie owner.
 	DatapathKey uint32
+	// QoSPolicyID is the port's own QoS policy ("" when none).
+	QoSPolicyID string
 }
 
 // Copy returns a deep copy that may be changed.
@@ -186,6 +188,9 @@ func (v *View) CheckPort(p *Port) error {
 	if v.Network(p.NetworkID) == nil {
 		return Errorf(CodeNotFound, ErrTypeNetworkNotFound, "Network %s could not be found.", p.NetworkID)
 	}
+	if err := v.checkQoSPolicyRef(p.QoSPolicyID); err != nil {
+		return err
+	}
 	if other := v.PortByMAC(p.NetworkID, p.MACAddress); other != nil && other.ID != p.ID {
 		return Errorf(CodeConflict, ErrTypeMacAddressInUse,
 			"Unable to complete operation for network %s. The mac address %s is in use.", p.NetworkID, p.MACAddress)
@@ -233,19 +238,49 @@ func applyPortCreate(txn *memdb.Txn, body []byte, index uint64) error {
 	if err := ensureSecurityGroups(txn, req.Defaults, index); err != nil {
 		return err
 	}
+	// Every port is checked before any is inserted: memdb's read of an
+	// index written in the same transaction (the id, MAC and address
+	// lookups) clones it and drops its cache of writable nodes, so checks
+	// interleaved with inserts made every insert copy its radix paths
+	// again. Ports earlier in the bulk are checked against by the sets.
+	// The sets use the MAC and address index keys, so they find what the
+	// index lookups would.
+	ids := make(map[string]bool, len(req.Ports))
+	macs := make(map[string]bool, len(req.Ports))
+	ips := make(map[string]bool, len(req.Ports))
 	for _, p := range req.Ports {
-		if v.Port(p.ID) != nil {
+		if ids[p.ID] || v.Port(p.ID) != nil {
 			return Errorf(CodeConflict, errTypePortDuplicate, "Port %s already exists.", p.ID)
 		}
 		if err := v.CheckPort(p); err != nil {
 			return err
 		}
+		mac := p.NetworkID + "\x00" + strings.ToLower(p.MACAddress)
+		if macs[mac] {
+			return Errorf(CodeConflict, ErrTypeMacAddressInUse,
+				"Unable to complete operation for network %s. The mac address %s is in use.", p.NetworkID, p.MACAddress)
+		}
+		for _, ip := range p.FixedIPs {
+			if ips[string(ipKey(ip.SubnetID, ip.IPAddress))] {
+				return Errorf(CodeConflict, ErrTypeIPAddressInUse,
+					"IP address %s already allocated in subnet %s", ip.IPAddress, ip.SubnetID)
+			}
+		}
+		ids[p.ID], macs[mac] = true, true
+		for _, ip := range p.FixedIPs {
+			ips[string(ipKey(ip.SubnetID, ip.IPAddress))] = true
+		}
+	}
+	for _, p := range req.Ports {
 		clearKey(p)
 		if _, err := assignKey(txn, TablePorts, p); err != nil {
 			return err
 		}
 		p.CreateIndex, p.ModifyIndex = index, index
-		insert(txn, TablePorts, p, index)
+		insertObject(txn, TablePorts, p)
+	}
+	if len(req.Ports) > 0 {
+		setIndex(txn, TablePorts, index)
 	}
 	return nil
 }
@@ -285,6 +320,9 @@ func applyPortDelete(txn *memdb.Txn, body []byte, index uint64) error {
 		return portNotFound(req.ID)
 	}
 	if err := checkL3PortDelete(&v, cur); err != nil {
+		return err
+	}
+	if err := checkTrunkPortDelete(&v, cur.ID); err != nil {
 		return err
 	}
 	disassociatePort(txn, cur.ID, index)

@@ -109,6 +109,13 @@ func (f *FSM) applyRequest(st *State, body []byte, index uint64) *Result {
 		txn.Abort()
 		return &Result{Revision: st.Read().Revision(), Err: err}
 	}
+	rec := recordRequest(txn, &env, index)
+	f.commit(txn, index)
+	return &Result{Revision: index, Request: rec}
+}
+
+// recordRequest remembers an applied request in the dedupe window.
+func recordRequest(txn *memdb.Txn, env *RequestEnvelope, index uint64) *Request {
 	rec := &Request{ID: env.ID, Fingerprint: env.Fingerprint, Time: env.Time, Index: index, Outcome: env.Outcome}
 	pruneRequests(txn, env.Time)
 	if err := txn.Insert(TableRequests, rec); err != nil {
@@ -117,8 +124,7 @@ func (f *FSM) applyRequest(st *State, body []byte, index uint64) *Result {
 	v := View{txn: txn}
 	setIndex(txn, indexRequestCount, v.RequestCount()+1)
 	setIndex(txn, TableRequests, index)
-	f.commit(txn, index)
-	return &Result{Revision: index, Request: rec}
+	return rec
 }
 
 // pruneRequests drops requests older than the window (by the time in the

@@ -134,6 +134,10 @@ func schema() *memdb.DBSchema {
 	maps.Copy(s.Tables, fwSchemas())
 	s.Tables[TableQuotas] = quotaSchema()
 	s.Tables[TableAgents] = agentSchema()
+	s.Tables[TableRBACPolicies] = rbacSchema()
+	s.Tables[TableSubnetPools] = subnetPoolSchema()
+	s.Tables[TableQoSPolicies] = qosSchema()
+	s.Tables[TableTrunks] = trunkSchema()
 	return s
 }
 

@@ -137,6 +137,14 @@ func newRow(table string) (any, error) {
 		return &Quota{}, nil
 	case TableAgents:
 		return &AgentSettings{}, nil
+	case TableRBACPolicies:
+		return &RBACPolicy{}, nil
+	case TableSubnetPools:
+		return &SubnetPool{}, nil
+	case TableQoSPolicies:
+		return &QoSPolicy{}, nil
+	case TableTrunks:
+		return &Trunk{}, nil
 	}
 	if obj := newVPNObject(table); obj != nil {
 		return obj, nil

@@ -33,6 +33,9 @@ func filledFSM(t *testing.T) *FSM {
 	last = fillFWTables(t, f, last+1)
 	last = fillQuotaTable(t, f, last+1)
 	last = fillAgentTable(t, f, last+1)
+	last = fillRBACAndPoolTables(t, f, last+1)
+	last = fillQoSTable(t, f, last+1)
+	last = fillTrunkTable(t, f, last+1)
 	fillRequestsTable(t, f, last+1)
 	for table := range schema().Tables {
 		if it, _ := f.State().db.Txn(false).Get(table, "id"); it.Next() == nil {

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"net/netip"
+	"slices"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -49,6 +50,8 @@ type Subnet struct {
 	HostRoutes      []HostRoute
 	IPv6RAMode      string
 	IPv6AddressMode string
+	// SubnetPoolID is the pool the subnet's prefix was allocated from.
+	SubnetPoolID string
 }
 
 // Copy returns a deep copy that may be changed.
@@ -110,14 +113,22 @@ func (v *View) SubnetsOfNetwork(networkID string) []*Subnet {
 	return subs
 }
 
-// sortByCreation orders objects by CreateIndex then id (insertion sort:
-// a network has a handful of subnets).
+// sortByCreation orders objects by CreateIndex then id. It also sorts a
+// router's interfaces (hundreds): an insertion sort was quadratic there.
 func sortByCreation[T Object](objs []T) {
-	for i := 1; i < len(objs); i++ {
-		for j := i; j > 0 && lessCreated(objs[j].GetMeta(), objs[j-1].GetMeta()); j-- {
-			objs[j], objs[j-1] = objs[j-1], objs[j]
-		}
+	if len(objs) < 2 {
+		return
 	}
+	slices.SortFunc(objs, func(a, b T) int {
+		am, bm := a.GetMeta(), b.GetMeta()
+		switch {
+		case lessCreated(am, bm):
+			return -1
+		case lessCreated(bm, am):
+			return 1
+		}
+		return 0
+	})
 }
 
 func lessCreated(a, b *Meta) bool {
@@ -203,6 +214,9 @@ func checkSubnet(v *View, s *Subnet) error {
 	p, err := netip.ParsePrefix(s.CIDR)
 	if err != nil || p.Masked() != p {
 		return Errorf(CodeBadRequest, ErrTypeInvalidInput, "Invalid input for operation: '%s' is not a valid IP subnet.", s.CIDR)
+	}
+	if err := checkPoolSubnet(v, s); err != nil {
+		return err
 	}
 	return v.CheckSubnetOverlap(s)
 }

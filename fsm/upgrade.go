@@ -36,7 +36,7 @@ const IgnorableMin CommandType = 0xC0
 // Ignorable reports whether a server that does not know t may skip it.
 func (t CommandType) Ignorable() bool { return t >= IgnorableMin }
 
-// Cluster upgrade commands (180-191).
+// Cluster upgrade commands (180-189; 190-191 are RBAC and subnet pools, rbac.go).
 const (
 	// CmdUpgradeFinalize records that every server runs a version that
 	// knows a set of command types (UpgradeFinalizeRequest): from then on

@@ -214,6 +214,20 @@ func objectsFromBody(body map[string]json.RawMessage, singular, plural string, b
 	return nil, badRequest("Resource body required")
 }
 
+// readOne reads a request's body as one object under singular (no bulk
+// form) and parses it against specs, for a create (post) or an update.
+func readOne(r *http.Request, singular, plural string, specs map[string]attrSpec, post bool) (attrs, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := objectsFromBody(body, singular, plural, false)
+	if err != nil {
+		return nil, err
+	}
+	return parseAttrs(objs[0], specs, post)
+}
+
 // parseAttrs checks an object's attributes against the resource's specs:
 // unknown names, read-only attributes and wrong types are rejected.
 func parseAttrs(obj map[string]json.RawMessage, specs map[string]attrSpec, post bool) (attrs, error) {

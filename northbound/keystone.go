@@ -418,3 +418,30 @@ func (k *keystoneAuth) passwordToken(ctx context.Context) (string, time.Time, er
 	}
 	return tok, exp, nil
 }
+
+// KeystoneTokens is a service user's Keystone token for a process's own
+// API calls (a chassis agent's watch and status reports under
+// --auth-strategy keystone): fetched with the password, reused until a
+// minute before it expires, then fetched again.
+type KeystoneTokens struct{ k *keystoneAuth }
+
+// NewKeystoneTokens checks cfg; Token authenticates on first use.
+func NewKeystoneTokens(cfg KeystoneConfig, log *slog.Logger) (*KeystoneTokens, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	k, err := newKeystoneAuth(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &KeystoneTokens{k: k}, nil
+}
+
+// Token returns a valid token, renewing it when it is about to expire.
+func (t *KeystoneTokens) Token(ctx context.Context) (string, error) {
+	tok, err := t.k.serviceToken(ctx, false)
+	if err != nil {
+		return "", fmt.Errorf("keystone: %w", err)
+	}
+	return tok, nil
+}

@@ -2,6 +2,7 @@ package northbound_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/quotas"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 
 	"neutrino/northbound"
@@ -263,18 +265,23 @@ func TestKeystone(t *testing.T) {
 			t.Fatalf("the openstack CLI is not installed: %v", err)
 		}
 		osc := func(user string, args ...string) (string, error) {
+			project := "alpha"
+			if user == "admin" {
+				project = "admin"
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 			defer cancel()
 			full := append([]string{"--os-auth-url", k.ks.URL, "--os-identity-api-version", "3",
-				"--os-username", user, "--os-password", password(user), "--os-project-name", "alpha",
+				"--os-username", user, "--os-password", password(user), "--os-project-name", project,
 				"--os-user-domain-name", "Default", "--os-project-domain-name", "Default",
 				"--os-region-name", keystonetest.Region}, args...)
 			// A 503 (no leader ready on a loaded machine) is tried again,
 			// a few times: this test is about identity.
 			for attempt := 0; ; attempt++ {
-				out, err := exec.CommandContext(ctx, "openstack", full...).CombinedOutput()
-				if err == nil || attempt == 4 || !strings.Contains(string(out), "HttpException: 503") {
-					return string(out), err
+				stdout, stderr, err := openstackCLI(ctx, nil, full...)
+				out := stdout + stderr
+				if err == nil || attempt == 4 || !strings.Contains(out, "HttpException: 503") {
+					return out, err
 				}
 				t.Logf("openstack %s: 503, again: %s", strings.Join(args, " "), out)
 			}
@@ -288,6 +295,45 @@ func TestKeystone(t *testing.T) {
 		}
 		if out, err := osc("rita", "network", "create", "ks-cli-rita"); err == nil || !strings.Contains(out, "disallowed by policy") {
 			t.Fatalf("reader: network create: want refused by policy, got %v\n%s", err, out)
+		}
+
+		// Quotas: python3-openstackclient 6.0's `quota set` and `quota
+		// show` build a compute (Nova) client before anything else, and
+		// with a catalog without Nova that fails in the client, before a
+		// request is sent (README, quotas). The network quota path works:
+		// an admin sets the limit, the member reads it back with `quota
+		// list --network --detail`, and a member's update is refused by
+		// policy as Neutron's defaults say.
+		for _, c := range [][]string{{"admin", "quota", "set", "--networks", "7", k.alpha}, {"alice", "quota", "show"}} {
+			if out, err := osc(c[0], c[1:]...); err == nil || !strings.Contains(out, "endpoint for compute service") {
+				t.Fatalf("%s: openstack %v: want the client's missing compute endpoint, got %v\n%s", c[0], c[1:], err, out)
+			}
+		}
+		seven := 7
+		if q, err := quotas.Update(ctx, gopherKS(t, k, "admin", "admin", servers[1]), k.alpha, quotas.UpdateOpts{Network: &seven}).Extract(); err != nil || q.Network != 7 {
+			t.Fatalf("admin quota update: %v %+v", err, q)
+		}
+		_, err := quotas.Update(ctx, gopherKS(t, k, "alice", "alpha", servers[2]), k.alpha, quotas.UpdateOpts{Network: &seven}).Extract()
+		if !isStatus(err, 403) || !strings.Contains(err.Error(), "disallowed by policy") {
+			t.Fatalf("member quota update: want 403 disallowed by policy, got %v", err)
+		}
+		out, err := osc("alice", "quota", "list", "--network", "--detail", "--project", k.alpha, "-f", "json")
+		var rows []map[string]any
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &rows)
+		}
+		if err != nil {
+			t.Fatalf("member: quota list --network --detail: %v\n%s", err, out)
+		}
+		var nets map[string]any
+		for _, r := range rows {
+			if r["Resource"] == "networks" {
+				nets = r
+			}
+		}
+		// alice's ks-cli network above is alpha's.
+		if nets == nil || nets["Limit"] != float64(7) || nets["In Use"].(float64) < 1 {
+			t.Fatalf("member: quota list --network --detail: networks %v in %s", nets, out)
 		}
 	})
 }

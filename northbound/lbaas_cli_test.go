@@ -19,8 +19,8 @@ func cli(t *testing.T, s *apiServer, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	full := append([]string{"--os-auth-type", "none", "--os-endpoint", s.base}, args...)
-	out, err := exec.CommandContext(ctx, "openstack", full...).CombinedOutput()
-	return string(out), err
+	stdout, stderr, err := openstackCLI(ctx, nil, full...)
+	return stdout + stderr, err
 }
 
 // cliJSON runs a command with -f json and decodes its output.

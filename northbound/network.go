@@ -27,6 +27,7 @@ var networkAttrs = map[string]attrSpec{
 	"router:external":           {Kind: attrBool, Post: true, Put: true},
 	"port_security_enabled":     {Kind: attrBool, Post: true, Put: true},
 	"availability_zone_hints":   {Kind: attrStrings, Post: true},
+	"qos_policy_id":             {Kind: attrString, Post: true, Put: true, Nullable: true, UUID: true},
 	"availability_zones":        {Kind: attrStrings},
 	"tags":                      {Kind: attrStrings, Post: true},
 	"subnets":                   {Kind: attrStrings},
@@ -55,8 +56,17 @@ var segmentLimits = map[string]Range{
 
 func (s *Server) maxMTU(netType string) int { return s.cfg.PhysicalMTU - encapOverhead[netType] }
 
-// renderNetwork renders a network; v gives its subnets (nil: none yet).
-func renderNetwork(v *fsm.View, n *fsm.Network) map[string]any {
+// renderNetwork renders a network as project sees it; v gives its subnets
+// and RBAC policies (nil: none yet). As in Neutron, `shared` is per
+// request: true when the network is shared with all, or an
+// access_as_shared policy targets project or `*` (so the owner sees false
+// for a network shared with other projects only), and `?shared=` filters
+// on that value.
+func renderNetwork(v *fsm.View, n *fsm.Network, project string) map[string]any {
+	shared := n.Shared
+	if v != nil {
+		shared = v.NetworkSharedWith(n, project)
+	}
 	var segID, physnet any
 	if n.NetworkType != fsm.NetTypeFlat {
 		segID = n.SegmentationID
@@ -72,7 +82,7 @@ func renderNetwork(v *fsm.View, n *fsm.Network) map[string]any {
 		"tenant_id":                 n.ProjectID,
 		"admin_state_up":            n.AdminStateUp,
 		"status":                    n.Status,
-		"shared":                    n.Shared,
+		"shared":                    shared,
 		"mtu":                       n.MTU,
 		"provider:network_type":     n.NetworkType,
 		"provider:physical_network": physnet,
@@ -80,6 +90,7 @@ func renderNetwork(v *fsm.View, n *fsm.Network) map[string]any {
 		"router:external":           n.External,
 		"port_security_enabled":     n.PortSecurityEnabled,
 		"availability_zone_hints":   nonNil(n.AvailabilityZoneHints),
+		"qos_policy_id":             strOrNil(n.QoSPolicyID),
 		"availability_zones":        networkZones(v, n.ID),
 		"tags":                      nonNil(n.Tags),
 		"subnets":                   subnetIDs(v, n.ID),
@@ -97,9 +108,9 @@ func nonNil(s []string) []string {
 }
 
 // networkVisible: a member sees its own networks, shared ones and external
-// ones, as in Neutron's policy.
-func networkVisible(id Identity, n *fsm.Network) bool {
-	return id.Admin || n.ProjectID == id.ProjectID || n.Shared || n.External
+// ones, as in Neutron's policy, RBAC policies included.
+func networkVisible(v *fsm.View, id Identity, n *fsm.Network) bool {
+	return id.Admin || n.ProjectID == id.ProjectID || v.NetworkSharedWith(n, id.ProjectID) || v.NetworkExternalFor(n, id.ProjectID)
 }
 
 func networkNotFound(id string) *apiError {
@@ -109,7 +120,7 @@ func networkNotFound(id string) *apiError {
 // lookupNetwork returns a network the caller may see, or a 404.
 func lookupNetwork(v *fsm.View, ident Identity, id string) (*fsm.Network, error) {
 	n := v.Network(id)
-	if n == nil || !networkVisible(ident, n) {
+	if n == nil || !networkVisible(v, ident, n) {
 		return nil, networkNotFound(id)
 	}
 	return n, nil
@@ -124,8 +135,8 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
 	v := s.view(w)
 	var objs []map[string]any
 	for _, n := range v.Networks() {
-		if networkVisible(ident, n) {
-			objs = append(objs, renderNetwork(v, n))
+		if networkVisible(v, ident, n) {
+			objs = append(objs, renderNetwork(v, n, ident.ProjectID))
 		}
 	}
 	return writeList(w, r, lq, "networks", objs)
@@ -140,11 +151,12 @@ func nonNilObjs(o []map[string]any) []map[string]any {
 
 func (s *Server) showNetwork(w http.ResponseWriter, r *http.Request) error {
 	v := s.view(w)
-	n, err := lookupNetwork(v, identityFrom(r.Context()), r.PathValue("id"))
+	ident := identityFrom(r.Context())
+	n, err := lookupNetwork(v, ident, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	return writeShow(w, r, "network", "networks", networkAttrs, renderNetwork(v, n))
+	return writeShow(w, r, "network", "networks", networkAttrs, renderNetwork(v, n, ident.ProjectID))
 }
 
 // selectFields applies ?fields= to one object; like a list, it ignores
@@ -200,7 +212,7 @@ func (s *Server) createNetworks(w http.ResponseWriter, r *http.Request) error {
 	setRevision(w, rev)
 	out := make([]map[string]any, len(nets))
 	for i, n := range nets {
-		out[i] = renderNetwork(nil, n)
+		out[i] = renderNetwork(nil, n, "")
 	}
 	writeCreated(w, "network", "networks", bulk, out)
 	return nil
@@ -289,6 +301,14 @@ func (s *Server) newNetwork(ctx context.Context, v *fsm.View, res *reservation, 
 	}
 	n.AvailabilityZoneHints, _ = a.strings("availability_zone_hints")
 	if err := checkZoneHints(v, n.AvailabilityZoneHints); err != nil {
+		return nil, err
+	}
+	if id, ok := a.str("qos_policy_id"); ok {
+		n.QoSPolicyID = id
+	} else if d := v.DefaultQoSPolicy(project); d != nil {
+		n.QoSPolicyID = d.ID // qos-default: the project's default policy
+	}
+	if err := checkQoSAttach(v, ident, project, n.QoSPolicyID); err != nil {
 		return nil, err
 	}
 	if tags, ok := a.strings("tags"); ok {
@@ -468,10 +488,17 @@ func (s *Server) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 			n.Shared = v
 		}
 		if v, ok := a.boolean("router:external"); ok {
-			n.External = v
+			// Set through the network API, it is external for all.
+			n.External, n.ExternalRestricted = v, false
 		}
 		if v, ok := a.boolean("port_security_enabled"); ok {
 			n.PortSecurityEnabled = v
+		}
+		if id, ok := a.str("qos_policy_id"); ok {
+			if err := checkQoSAttach(s.fsm.State().Read(), identityFrom(r.Context()), n.ProjectID, id); err != nil {
+				return err
+			}
+			n.QoSPolicyID = id
 		}
 		if v, ok := a.integer("mtu"); ok {
 			if err := s.checkMTU(n.NetworkType, v); err != nil {
@@ -485,7 +512,7 @@ func (s *Server) updateNetwork(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setRevision(w, rev)
-	writeJSON(w, http.StatusOK, map[string]any{"network": renderNetwork(s.fsm.State().Read(), n)})
+	writeJSON(w, http.StatusOK, map[string]any{"network": renderNetwork(s.fsm.State().Read(), n, identityFrom(r.Context()).ProjectID)})
 	return nil
 }
 

@@ -37,6 +37,7 @@ var portAttrs = map[string]attrSpec{
 	"updated_at":            {Kind: attrString},
 	"binding:vif_details":   {Kind: attrString},
 	"ip_allocation":         {Kind: attrString},
+	"qos_policy_id":         {Kind: attrString, Post: true, Put: true, Nullable: true, UUID: true},
 }
 
 // portStructured are the port attributes that are lists of objects or dicts.
@@ -45,6 +46,7 @@ var portStructured = map[string]attrSpec{
 	"allowed_address_pairs": {Post: true, Put: true},
 	"binding:profile":       {Post: true, Put: true},
 	"extra_dhcp_opts":       {Post: true, Put: true},
+	"trunk_details":         {},
 }
 
 var portKnown = merged(portAttrs, portStructured)
@@ -94,6 +96,7 @@ func renderPort(p *fsm.Port) map[string]any {
 		"binding:vnic_type":     p.BindingVNICType,
 		"binding:profile":       profile,
 		"ip_allocation":         "immediate",
+		"qos_policy_id":         strOrNil(p.QoSPolicyID),
 		"tags":                  nonNil(p.Tags),
 		"revision_number":       p.RevisionNumber,
 		"created_at":            p.CreatedAt,
@@ -252,7 +255,7 @@ func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) error {
 		if len(sgFilter) > 0 && !slices.ContainsFunc(p.SecurityGroups, func(g string) bool { return slices.Contains(sgFilter, g) }) {
 			continue
 		}
-		objs = append(objs, renderPort(p))
+		objs = append(objs, renderPortIn(v, p))
 	}
 	return writeList(w, r, lq, "ports", objs)
 }
@@ -267,7 +270,7 @@ func (s *Server) showPort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeShow(w, r, "port", "ports", portKnown, renderPort(p))
+	return writeShow(w, r, "port", "ports", portKnown, renderPortIn(v, p))
 }
 
 // maxAllocRetries bounds how often a create is rebuilt when the state
@@ -377,7 +380,7 @@ func (b *portBuild) newPort(a attrs, raw map[string]json.RawMessage) (*fsm.Port,
 		return nil, err
 	}
 	owner := isNetworkOwner(ident, n)
-	if !owner && !n.Shared {
+	if !owner && !b.v.NetworkSharedWith(n, ident.ProjectID) {
 		return nil, forbidden("(rule:create_port and rule:create_port:network_id) is disallowed by policy")
 	}
 	if err := checkPortPolicy(ident, owner, a, raw, "create"); err != nil {
@@ -402,6 +405,12 @@ func (b *portBuild) newPort(a attrs, raw map[string]json.RawMessage) (*fsm.Port,
 	p.DeviceOwner, _ = a.str("device_owner")
 	if x, ok := a.boolean("port_security_enabled"); ok {
 		p.PortSecurityEnabled = x
+	}
+	if id, ok := a.str("qos_policy_id"); ok {
+		if err := checkQoSAttach(b.v, ident, project, id); err != nil {
+			return nil, err
+		}
+		p.QoSPolicyID = id
 	}
 	if tags, ok := a.strings("tags"); ok {
 		if err := validTags(tags); err != nil {
@@ -814,6 +823,12 @@ func (s *Server) updatePort(w http.ResponseWriter, r *http.Request) error {
 		if x, ok := a.boolean("port_security_enabled"); ok {
 			p.PortSecurityEnabled = x
 		}
+		if id, ok := a.str("qos_policy_id"); ok {
+			if err := checkQoSAttach(v, ident, p.ProjectID, id); err != nil {
+				return err
+			}
+			p.QoSPolicyID = id
+		}
 		if err := setBinding(p, a, raw); err != nil {
 			return err
 		}
@@ -868,7 +883,7 @@ func (s *Server) updatePort(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setRevision(w, rev)
-	writeJSON(w, http.StatusOK, map[string]any{"port": renderPort(p)})
+	writeJSON(w, http.StatusOK, map[string]any{"port": renderPortIn(s.fsm.State().Read(), p)})
 	return nil
 }
 

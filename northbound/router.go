@@ -672,7 +672,7 @@ func interfaceSubnet(v *fsm.View, ident Identity, rt *fsm.Router, id string) (*f
 		return nil, err
 	}
 	n := v.Network(sub.NetworkID)
-	if !ident.Admin && sub.ProjectID != rt.ProjectID && (n == nil || !n.Shared) {
+	if !ident.Admin && sub.ProjectID != rt.ProjectID && (n == nil || !v.NetworkSharedWith(n, rt.ProjectID)) {
 		return nil, subnetNotFound(id)
 	}
 	return sub, nil

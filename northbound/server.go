@@ -148,6 +148,12 @@ type Config struct {
 	// Keyring serves /v1/gossip/keyring (this node's gossip keys); nil
 	// answers 503.
 	Keyring Keyring
+	// OFProtoTrace runs `ovs-appctl ofproto/trace br-int FLOW` on this
+	// agent's chassis (GET /v1/ofproto/trace); nil on an agent with none.
+	OFProtoTrace func(ctx context.Context, flow string) (string, error)
+	// ChassisTLS, when set, is the client configuration for calling the
+	// agent of the chassis named (GET /v1/ofproto/trace) over HTTPS.
+	ChassisTLS func(name string) *tls.Config
 	// NoReplica: this process keeps no replica of the state (a chassis
 	// agent), so it refuses watches (503) instead of answering from an
 	// empty state.
@@ -205,6 +211,7 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	segments *segmentAllocator
+	prefixes *prefixAllocator
 	ipam     *ipAllocator
 	// forwarder carries requests to the leader; it keeps connections open.
 	forwarder *http.Client
@@ -230,7 +237,7 @@ func New(cfg Config, be Backend, f *fsm.FSM) *Server {
 		cfg.PhysicalMTU = 1500
 	}
 	s := &Server{cfg: cfg, be: be, fsm: f, log: cfg.Logger.With("component", "api"),
-		mux: http.NewServeMux(), segments: newSegmentAllocator(),
+		mux: http.NewServeMux(), segments: newSegmentAllocator(), prefixes: newPrefixAllocator(),
 		forwarder: &http.Client{Transport: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 			MaxIdleConnsPerHost: 64,
@@ -294,6 +301,13 @@ func (s *Server) routes() {
 	s.firewallRoutes()
 	s.quotaRoutes()
 	s.agentRoutes()
+	s.traceRoutes()
+	s.uiRoutes()
+	s.rbacRoutes()
+	s.subnetPoolRoutes()
+	s.segmentRoutes()
+	s.qosRoutes()
+	s.trunkRoutes()
 	s.mux.HandleFunc("/", s.unrouted)
 }
 

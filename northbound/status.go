@@ -183,6 +183,16 @@ var extensionList = []struct{ Alias, Name, Description string }{
 	{"router_availability_zone", "Router Availability Zone", "Availability zone support for router."},
 	{"quotas", "Quota management support", "Expose functions for quotas management per project"},
 	{"quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"},
+	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources."},
+	{"subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"},
+	{"default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."},
+	{"segment", "Segment", "Segments extension."},
+	{"qos", "Quality of Service", "The Quality of Service extension."},
+	{"qos-bw-limit-direction", "Direction for QoS bandwidth limit rule", "Allow to configure QoS bandwidth limit rule with specific direction: ingress or egress"},
+	{"qos-default", "QoS default policy", "Expose the QoS default policy per project"},
+	{"qos-rule-type-details", "Details of QoS rule types", "Expose details about QoS rule types supported by loaded backend drivers"},
+	{"trunk", "Trunk Extension", "Provides support for trunk ports"},
+	{"trunk-details", "Trunk port details", "Expose trunk port details"},
 	{"neutrino-gateway-chassis", "Neutrino router gateway chassis", "Shows and sets the priority list of gateway chassis of a router's external gateway (neutrino:gateway_chassis), the chassis it is active on (neutrino:active_gateway_chassis) and whether a recovered chassis takes it back (neutrino:gateway_preempt)."},
 }
 

@@ -69,7 +69,7 @@ func renderSubnet(s *fsm.Subnet) map[string]any {
 		"dns_nameservers":   nonNil(s.DNSNameservers),
 		"ipv6_ra_mode":      strOrNil(s.IPv6RAMode),
 		"ipv6_address_mode": strOrNil(s.IPv6AddressMode),
-		"subnetpool_id":     nil,
+		"subnetpool_id":     strOrNil(s.SubnetPoolID),
 		"segment_id":        nil,
 		"service_types":     []string{},
 		"tags":              nonNil(s.Tags),
@@ -98,7 +98,7 @@ func subnetVisible(v *fsm.View, id Identity, s *fsm.Subnet) bool {
 		return true
 	}
 	n := v.Network(s.NetworkID)
-	return n != nil && (n.Shared || n.External)
+	return n != nil && (v.NetworkSharedWith(n, id.ProjectID) || v.NetworkExternalFor(n, id.ProjectID))
 }
 
 func subnetNotFound(id string) *apiError {
@@ -181,8 +181,14 @@ func (s *Server) createSubnets(w http.ResponseWriter, r *http.Request) error {
 	ident := identityFrom(r.Context())
 	v := s.fsm.State().Read()
 	ts := now()
+	hold := s.prefixes.begin()
+	defer hold.release()
 	subs := make([]*fsm.Subnet, 0, len(objs))
 	for _, obj := range objs {
+		poolID, err := s.poolSubnet(v, hold, ident, obj)
+		if err != nil {
+			return err
+		}
 		a, raw, err := parseObject(obj, subnetAttrs, subnetStructured, true)
 		if err != nil {
 			return err
@@ -191,6 +197,7 @@ func (s *Server) createSubnets(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		sub.SubnetPoolID = poolID
 		for _, prev := range subs {
 			if prev.NetworkID == sub.NetworkID && prev.Prefix().Overlaps(sub.Prefix()) {
 				return invalidInput("Requested subnet with cidr: %s for network: %s overlaps with another subnet.", sub.CIDR, sub.NetworkID)
@@ -238,12 +245,9 @@ func newSubnet(ctx context.Context, v *fsm.View, ident Identity, a attrs, raw ma
 	if !ident.Admin && n.ProjectID != ident.ProjectID {
 		return nil, forbidden("(rule:create_subnet and rule:create_subnet:network_id) is disallowed by policy")
 	}
-	if sp, _ := a.str("subnetpool_id"); sp != "" {
-		return nil, badRequest("Subnet pools are not supported.")
-	}
 	cidrStr, _ := a.str("cidr")
 	if cidrStr == "" {
-		return nil, badRequest("Failed to parse request. Required attribute 'cidr' not specified (subnet pools are not supported)")
+		return nil, badRequest("Failed to parse request. Required attribute 'cidr' not specified")
 	}
 	prefix, err := netip.ParsePrefix(cidrStr)
 	if err != nil || prefix.Addr().Zone() != "" {

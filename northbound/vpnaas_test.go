@@ -3,7 +3,6 @@ package northbound_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -506,18 +505,13 @@ func oscErr(t *testing.T, s *apiServer, out any, args ...string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "openstack", append([]string{"--os-auth-type", "none", "--os-endpoint", s.base}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	stdout, err := cmd.Output()
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	stdout, stderr, err := openstackCLI(ctx, env, append([]string{"--os-auth-type", "none", "--os-endpoint", s.base}, args...)...)
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return fmt.Errorf("openstack %s: %w: %s", strings.Join(args, " "), err, ee.Stderr)
-		}
-		return fmt.Errorf("openstack %s: %w", strings.Join(args, " "), err)
+		return fmt.Errorf("openstack %s: %w: %s", strings.Join(args, " "), err, stderr)
 	}
 	if out != nil {
-		if err := json.Unmarshal(stdout, out); err != nil {
+		if err := json.Unmarshal([]byte(stdout), out); err != nil {
 			return fmt.Errorf("openstack %s: decode %q: %w", strings.Join(args, " "), stdout, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,8 +154,51 @@ func up(tb testing.TB, topo scenarios.Topology) *harness.Env {
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
+	if t, ok := tb.(*testing.T); ok && shareLabs() {
+		return sharedUp(t, topo)
+	}
 	d := newDriver(tb)
 	return upOn(tb, d, topo)
+}
+
+// shareLabs reports whether every scenario test runs on a shared lab
+// (sharedUp), faults or not: by default on the Vagrant driver, where a
+// `vagrant up` takes 35-80 s here against 2 s for a netns lab, so sharing
+// is most of what keeps `make test` within its budget. A test leaves the
+// lab settled (harness.Env.Settled: its faults undone, every node alive
+// and realized) or fails; a failed test takes the lab down and the next
+// one brings up a fresh lab. NEUTRINO_SCENARIO_SHARED=off gives each test
+// that faults nodes a lab of its own (the netns default); =on shares on
+// netns too.
+func shareLabs() bool {
+	switch os.Getenv("NEUTRINO_SCENARIO_SHARED") {
+	case "off":
+		return false
+	case "on":
+		return driverName == "netns" || driverName == "vagrant"
+	}
+	return driverName == "vagrant"
+}
+
+// suiteTopologies are the labs shared tests run on: a test whose topology
+// is not one of them runs on the first that holds it. On Vagrant the
+// partition and fault scenarios run on the pipeline lab (one chassis
+// more, still no gateway: the fencing checks of a partitioned leader
+// count on every chassis being a compute one), TestNodeFailures and the
+// VPN scenarios on the external lab.
+var suiteTopologies = []scenarios.Topology{harness.PipelineTopology, harness.ExternalTopology}
+
+// suiteTopology is the topology a test asking for topo runs on.
+func suiteTopology(topo scenarios.Topology) scenarios.Topology {
+	if !shareLabs() || slices.Contains(suiteTopologies, topo) {
+		return topo
+	}
+	for _, s := range suiteTopologies {
+		if topo.Servers <= s.Servers && topo.Chassis <= s.Chassis && topo.Gateways <= s.Gateways && topo.ExternalChassis <= s.ExternalChassis {
+			return s
+		}
+	}
+	return topo
 }
 
 // upOn brings d's lab up for tb.
@@ -212,6 +256,7 @@ func sharedUp(tb testing.TB, topo scenarios.Topology) *harness.Env {
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
+	topo = suiteTopology(topo)
 	s := shared[topo]
 	if s == nil {
 		d, teardown := independentDriver()
@@ -235,6 +280,8 @@ func sharedUp(tb testing.TB, topo scenarios.Topology) *harness.Env {
 	tb.Cleanup(func() {
 		if err := e.Sweep(); err != nil {
 			tb.Errorf("sweeping the shared lab for the next scenario: %v", err)
+		} else if err := e.WaitSettled(90 * time.Second); err != nil {
+			tb.Errorf("the shared lab for the next scenario: %v", err)
 		}
 		if tb.Failed() {
 			delete(shared, topo)

@@ -44,6 +44,9 @@ type Config struct {
 	Tables []string
 	// Token is sent as X-Auth-Token (the watch needs the admin role).
 	Token string
+	// TokenFunc, when set, gives the token for each request instead
+	// (Keystone tokens expire and are renewed).
+	TokenFunc func(context.Context) (string, error)
 	// PollTimeout is how long a server holds a poll with nothing new.
 	PollTimeout time.Duration
 	// RequestTimeout bounds a snapshot, a poll beyond PollTimeout, and a
@@ -523,8 +526,14 @@ func (w *Watcher) get(ctx context.Context, server, path string, q url.Values, ti
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
-	if w.cfg.Token != "" {
-		req.Header.Set("X-Auth-Token", w.cfg.Token)
+	tok := w.cfg.Token
+	if w.cfg.TokenFunc != nil {
+		if tok, err = w.cfg.TokenFunc(ctx); err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+	}
+	if tok != "" {
+		req.Header.Set("X-Auth-Token", tok)
 	}
 	resp, err := w.http.Do(req)
 	if err != nil {

@@ -83,6 +83,15 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 				if err := keystoneFlags(&api.Keystone, ksPassFile); err != nil {
 					return err
 				}
+				if !cfg.Server {
+					// The same service user authenticates a chassis
+					// agent's own calls (watch, status reports).
+					ks, err := northbound.NewKeystoneTokens(api.Keystone, nil)
+					if err != nil {
+						return err
+					}
+					cfg.AuthToken = ks.Token
+				}
 			}
 			if api.AuthStrategy == northbound.AuthToken && tokensFile == "" {
 				return fmt.Errorf("--auth-strategy token needs --tokens-file")
@@ -166,13 +175,15 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "bootstrap Raft once this many servers are seen")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "Raft log entries between snapshots (0: default)")
 	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 0, "Raft log entries kept after a snapshot (0: default)")
+	f.IntVar(&cfg.RaftMultiplier, "raft-multiplier", cluster.DefaultRaftMultiplier,
+		"server: scale the LAN Raft timeouts (heartbeat, election, lease 200 ms x N, 1..10; 5: hashicorp/raft's 1 s, for slow or loaded networks)")
 	f.DurationVar(&cfg.DeadServerCleanup, "dead-server-cleanup", cluster.DefaultDeadServerCleanup,
 		"server: the leader removes a server from Raft once gossip has seen it dead this long (0: never)")
 	f.IntVar(&cfg.MinQuorum, "min-quorum", 0, "server: the fewest voters dead-server cleanup leaves (0: a quorum of --bootstrap-expect)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&api.AuthStrategy, "auth-strategy", api.AuthStrategy, "noauth (identity from X-Project-Id/X-Roles), token (X-Auth-Token, see --tokens-file) or keystone (X-Auth-Token validated by Keystone, see --keystone-url)")
 	f.StringVar(&api.Keystone.URL, "keystone-url", "", "keystone: Keystone's identity endpoint (http://HOST:5000/v3) tokens are validated against")
-	f.StringVar(&api.Keystone.Username, "keystone-user", "neutrino", "keystone: service user that validates tokens (needs the service or admin role)")
+	f.StringVar(&api.Keystone.Username, "keystone-user", "neutrino", "keystone: service user that validates tokens (needs the service or admin role); on a chassis agent, the user its own calls authenticate as (needs admin)")
 	f.StringVar(&ksPassFile, "keystone-password-file", "", "keystone: file holding the service user's password")
 	f.StringVar(&api.Keystone.ProjectName, "keystone-project", "service", "keystone: the service user's project")
 	f.StringVar(&api.Keystone.UserDomain, "keystone-user-domain", "Default", "keystone: the service user's domain")
@@ -198,6 +209,10 @@ Servers find each other through gossip (--join) and bootstrap Raft once
 	f.StringVar(&tlsKey, "tls-key", "", "key of --tls-cert")
 	f.StringVar(&tlsCA, "tls-ca", "", "the cluster CA certificate peers are verified with")
 	f.StringVar(&gossipKey, "gossip-key", "", "encrypt gossip with this key (base64 of 32 bytes); a keyring saved in --data-dir wins")
+	f.DurationVar(&cfg.ProbeInterval, "gossip-probe-interval", 0, "gossip probe interval (0: the LAN default, 100ms; raise it when many nodes share a few cores, e.g. the simulator)")
+	f.DurationVar(&cfg.ProbeTimeout, "gossip-probe-timeout", 0, "gossip probe timeout (0: the LAN default, 50ms)")
+	f.IntVar(&cfg.SuspicionMult, "gossip-suspicion-mult", 0, "gossip suspicion multiplier (0: the LAN default, 2)")
+	f.BoolVar(&cfg.GossipAllowUnsigned, "gossip-allow-unsigned", false, "with TLS, also admit gossip members whose metadata is not signed (a rolling upgrade from a release before gossip identity); signed metadata is still checked")
 	// Chassis: what this node announces to the servers.
 	f.StringVar(&cfg.Chassis.TunnelIP, "tunnel-ip", "", "chassis: overlay tunnel endpoint IP")
 	f.StringVar(&cfg.Chassis.OVSDB, "ovsdb", "", "chassis: OVSDB endpoint the leader manages this chassis through (ssl:IP:6640 with --tls-*, tcp:IP:6640 or unix:PATH)")

@@ -83,6 +83,7 @@ removes every namespace, process and file the lab made, also after a crash.`,
 		newLabOutsideVLANCmd(a, &o),
 		newLabSiteCmd(a, &o),
 		newLabHTTPProbeCmd(a),
+		newLabVLANPingCmd(a),
 	)
 	return cmd
 }

@@ -115,6 +115,9 @@ names. The command line wins over the environment, which wins over the file.`,
 	realization := newRealizationCmd(a)
 	realization.GroupID = "operations"
 	root.AddCommand(realization)
+	traceCmd := newTraceCmd(a) // trace.go
+	traceCmd.GroupID = "operations"
+	root.AddCommand(traceCmd)
 	tlsCmd := newTLSCmd(a) // tls.go
 	tlsCmd.GroupID = "operations"
 	root.AddCommand(tlsCmd)

@@ -26,6 +26,9 @@ func newSimCmd(a *app) *cobra.Command {
 		host     string
 		parallel int
 		logLevel string
+		probe    time.Duration
+		probeTO  time.Duration
+		suspect  int
 	)
 	up := &cobra.Command{
 		Use:   "up",
@@ -56,7 +59,7 @@ them down at once.`,
 			defer stop()
 			start := time.Now()
 			pool, err := sim.StartPool(ctx, sim.PoolOptions{Chassis: n, Prefix: prefix, Join: join, Host: host,
-				Parallel: parallel, Logger: log})
+				Parallel: parallel, Logger: log, ProbeInterval: probe, ProbeTimeout: probeTO, SuspicionMult: suspect})
 			if err != nil {
 				return err
 			}
@@ -82,6 +85,11 @@ them down at once.`,
 	f.StringVar(&host, "host", "127.0.0.1", "address the chassis' OVSDB servers and gossip listen on (the servers must reach it)")
 	f.IntVar(&parallel, "parallel", 8, "chassis started at once")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	// Start the servers with the same (agent --gossip-probe-*): they probe
+	// the chassis, whose members all share this process' cores.
+	f.DurationVar(&probe, "gossip-probe-interval", sim.SimProbeInterval, "gossip probe interval of the chassis")
+	f.DurationVar(&probeTO, "gossip-probe-timeout", sim.SimProbeTimeout, "gossip probe timeout of the chassis")
+	f.IntVar(&suspect, "gossip-suspicion-mult", sim.SimSuspicionMult, "gossip suspicion multiplier of the chassis")
 	cmd.AddCommand(up)
 	return cmd
 }

@@ -56,6 +56,7 @@ type Options struct {
 	// Gossip tuning; zero takes the cluster package's defaults.
 	ProbeInterval, ProbeTimeout time.Duration
 	SuspicionMult               int
+	GossipInterval              time.Duration
 	Logger                      *slog.Logger
 }
 
@@ -122,6 +123,9 @@ func Start(ctx context.Context, opts Options) (*Chassis, error) {
 			ProbeInterval: opts.ProbeInterval,
 			ProbeTimeout:  opts.ProbeTimeout,
 			SuspicionMult: opts.SuspicionMult,
+			// Many members share this process: no per-packet LZW
+			// (cluster.Config.DisableCompression).
+			GossipInterval: opts.GossipInterval, DisableCompression: true,
 		})
 	}
 	if err == nil {

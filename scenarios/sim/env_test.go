@@ -77,7 +77,10 @@ func newEnv(tb testing.TB, n, chassis int) *env {
 		e.servers = append(e.servers, a)
 		tb.Cleanup(func() { e.stop(a) })
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Two minutes for make test's size; bigger pools (NEUTRINO_SIM_CHASSIS)
+	// get 2 s a chassis.
+	startTimeout := max(2*time.Minute, time.Duration(chassis)*2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	pool, err := sim.StartPool(ctx, sim.PoolOptions{
 		Chassis: chassis, Prefix: fmt.Sprintf("sim%d-", os.Getpid()%100000), Join: e.binds,
@@ -89,7 +92,7 @@ func newEnv(tb testing.TB, n, chassis int) *env {
 	e.pool = pool
 	// Registered after the servers: runs before their cleanups.
 	tb.Cleanup(pool.Close)
-	clustertest.Eventually(tb, 2*time.Minute, func() error {
+	clustertest.Eventually(tb, startTimeout, func() error {
 		l := e.leader()
 		if l == nil {
 			return fmt.Errorf("no leader")

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,7 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
+	"sync"
+
+	"github.com/cenkalti/rpc2"
+	"github.com/cenkalti/rpc2/jsonrpc"
 
 	"github.com/go-logr/logr"
 	"github.com/ovn-kubernetes/libovsdb/cache"
@@ -23,11 +27,28 @@ import (
 )
 
 // dbServer is a chassis' ovsdb-server: libovsdb's server over an
-// in-memory database with the vswitch schema the controller uses.
+// in-memory database with the vswitch schema the controller uses, behind
+// our own listener and RPC dispatch (front).
 type dbServer struct {
 	srv      *server.OvsdbServer
+	ln       net.Listener
 	endpoint string // what the chassis announces: "tcp:IP:PORT" or "unix:PATH"
 	dir      string // temporary directory of a unix socket, removed on close
+
+	// order makes a monitor's initial snapshot and a transaction exclusive.
+	// libovsdb's server sends a transaction's update to the monitors it
+	// knows and only then commits it: a monitor registered in between gets
+	// a snapshot without the transaction and never its update, so the
+	// client's cache misses rows, a later update of such a row is "cache
+	// inconsistent" and the client drops its session, reconnects and
+	// fetches everything again. At 100 chassis, with the leader's sessions
+	// connecting while the simulated ovs-vswitchd numbers interfaces, this
+	// turned into reconnect storms (README, "Simulator").
+	order sync.Mutex
+
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	closed bool
 }
 
 // startDB serves an empty Open_vSwitch database on listen ("tcp:IP:0"
@@ -48,7 +69,7 @@ func startDB(listen string) (*dbServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: ovsdb server: %w", err)
 	}
-	d := &dbServer{srv: srv}
+	d := &dbServer{srv: srv, conns: map[net.Conn]bool{}}
 	network, addr, _ := strings.Cut(listen, ":")
 	switch network {
 	case "unix":
@@ -57,43 +78,88 @@ func startDB(listen string) (*dbServer, error) {
 		}
 		addr = filepath.Join(d.dir, "db.sock")
 	case "tcp":
-		// The server opens its own listener and does not say its port:
-		// pick a free one, and pick again if it is taken meanwhile.
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, fmt.Errorf("sim: ovsdb listen %q: %w", listen, err)
-		}
-		if port == "0" {
-			ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-			if err != nil {
-				return nil, err
-			}
-			addr = ln.Addr().String()
-			ln.Close()
-		}
 	default:
 		return nil, fmt.Errorf("sim: ovsdb listen %q: want tcp:IP:PORT or unix:DIR", listen)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(network, addr) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for !srv.Ready() {
-		select {
-		case err := <-errc:
-			d.close()
-			return nil, fmt.Errorf("sim: ovsdb serve %s:%s: %w", network, addr, err)
-		case <-time.After(2 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			d.close()
-			return nil, fmt.Errorf("sim: ovsdb server on %s not ready", addr)
-		}
+	if d.ln, err = net.Listen(network, addr); err != nil {
+		d.close()
+		return nil, fmt.Errorf("sim: ovsdb listen %s:%s: %w", network, addr, err)
 	}
-	d.endpoint = network + ":" + addr
+	d.endpoint = network + ":" + d.ln.Addr().String()
+	go d.serve(d.front())
 	return d, nil
 }
 
+// front is the RPC dispatch of libovsdb's server (its methods, the same
+// names) with the transact/monitor ordering above.
+func (d *dbServer) front() *rpc2.Server {
+	o := d.srv
+	r := rpc2.NewServer()
+	r.Handle("list_dbs", o.ListDatabases)
+	r.Handle("get_schema", o.GetSchema)
+	r.Handle("transact", func(c *rpc2.Client, args []json.RawMessage, reply *[]*ovsdb.OperationResult) error {
+		d.order.Lock()
+		defer d.order.Unlock()
+		return o.Transact(c, args, reply)
+	})
+	r.Handle("cancel", o.Cancel)
+	r.Handle("monitor", func(c *rpc2.Client, args []json.RawMessage, reply *ovsdb.TableUpdates) error {
+		d.order.Lock()
+		defer d.order.Unlock()
+		return o.Monitor(c, args, reply)
+	})
+	r.Handle("monitor_cond", func(c *rpc2.Client, args []json.RawMessage, reply *ovsdb.TableUpdates2) error {
+		d.order.Lock()
+		defer d.order.Unlock()
+		return o.MonitorCond(c, args, reply)
+	})
+	r.Handle("monitor_cond_since", func(c *rpc2.Client, args []json.RawMessage, reply *ovsdb.MonitorCondSinceReply) error {
+		d.order.Lock()
+		defer d.order.Unlock()
+		return o.MonitorCondSince(c, args, reply)
+	})
+	r.Handle("monitor_cancel", o.MonitorCancel)
+	r.Handle("steal", o.Steal)
+	r.Handle("unlock", o.Unlock)
+	r.Handle("echo", o.Echo)
+	return r
+}
+
+// serve accepts connections until close; every connection is closed on
+// close, as a crashed ovsdb-server's are.
+func (d *dbServer) serve(r *rpc2.Server) {
+	for {
+		conn, err := d.ln.Accept()
+		if err != nil {
+			return
+		}
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			conn.Close()
+			return
+		}
+		d.conns[conn] = true
+		d.mu.Unlock()
+		go func() {
+			r.ServeCodec(jsonrpc.NewJSONCodec(conn))
+			d.mu.Lock()
+			delete(d.conns, conn)
+			d.mu.Unlock()
+		}()
+	}
+}
+
 func (d *dbServer) close() {
+	d.mu.Lock()
+	d.closed = true
+	for c := range d.conns {
+		c.Close()
+	}
+	d.mu.Unlock()
+	if d.ln != nil {
+		d.ln.Close()
+	}
 	d.srv.Close()
 	if d.dir != "" {
 		os.RemoveAll(d.dir)

@@ -23,11 +23,27 @@ type PoolOptions struct {
 	Host string
 	// Parallel bounds how many chassis start at once (8).
 	Parallel int
-	// Gossip tuning of the chassis; zero takes the cluster defaults.
+	// Gossip tuning of the chassis; zero takes SimProbeInterval,
+	// SimProbeTimeout, SimSuspicionMult and SimGossipInterval.
 	ProbeInterval, ProbeTimeout time.Duration
 	SuspicionMult               int
+	GossipInterval              time.Duration
 	Logger                      *slog.Logger
 }
+
+// Gossip timings of simulated chassis unless PoolOptions say otherwise;
+// the servers of a simulator run need the same (agent --gossip-probe-*).
+const (
+	SimProbeInterval = time.Second
+	SimProbeTimeout  = 500 * time.Millisecond
+	SimSuspicionMult = 4
+	// SimGossipInterval spaces the chassis' broadcast rounds: at the
+	// cluster's 50 ms, a hundred members joining in one process send
+	// every join to 3 members 20 times a second each, and the start of
+	// 100 chassis did not finish in 2 minutes (docs/architecture.md,
+	// "Simulator").
+	SimGossipInterval = 250 * time.Millisecond
+)
 
 // Pool is a set of running simulated chassis.
 type Pool struct {
@@ -50,6 +66,23 @@ func StartPool(ctx context.Context, opts PoolOptions) (*Pool, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 8
 	}
+	// Many gossip members share this process' cores: at the cluster's LAN
+	// timings (100 ms probes, 50 ms timeouts) 100 chassis in one process on
+	// 2 cores miss probe deadlines, get declared dead, refute, flap; the
+	// leader tears their OVSDB sessions down and redials them, and nothing
+	// converges (the 100-chassis stall, docs/architecture.md "Simulator").
+	if opts.ProbeInterval == 0 {
+		opts.ProbeInterval = SimProbeInterval
+	}
+	if opts.ProbeTimeout == 0 {
+		opts.ProbeTimeout = SimProbeTimeout
+	}
+	if opts.SuspicionMult == 0 {
+		opts.SuspicionMult = SimSuspicionMult
+	}
+	if opts.GossipInterval == 0 {
+		opts.GossipInterval = SimGossipInterval
+	}
 	p := &Pool{Chassis: make([]*Chassis, opts.Chassis)}
 	sem := make(chan struct{}, opts.Parallel)
 	var wg sync.WaitGroup
@@ -64,7 +97,7 @@ func StartPool(ctx context.Context, opts PoolOptions) (*Pool, error) {
 			c, err := Start(ctx, Options{
 				Name: fmt.Sprintf("%s%04d", opts.Prefix, i+1), Join: opts.Join, Host: opts.Host,
 				TunnelIP: TunnelIP(i + 1), ProbeInterval: opts.ProbeInterval, ProbeTimeout: opts.ProbeTimeout,
-				SuspicionMult: opts.SuspicionMult, Logger: opts.Logger,
+				SuspicionMult: opts.SuspicionMult, GossipInterval: opts.GossipInterval, Logger: opts.Logger,
 			})
 			mu.Lock()
 			defer mu.Unlock()

@@ -32,12 +32,15 @@ type topo struct {
 	nets    []string // network ids
 	subnets []string // subnet ids, same index
 	router  string
-	group   string         // a security group with a remote-group rule
-	plugged map[string]int // port id -> chassis index
-	netOf   map[string]int // port id -> network index
-	ifaces  map[int]bool   // networks attached to the router
-	chassis []*sim.Chassis
-	rng     *rand.Rand
+	group   string          // a security group with a remote-group rule
+	plugged map[string]int  // port id -> chassis index
+	grouped map[string]bool // port ids created into group
+	// apiTime and plugTime sum createPorts' bulk creates and plugs.
+	apiTime, plugTime time.Duration
+	netOf             map[string]int // port id -> network index
+	ifaces            map[int]bool   // networks attached to the router
+	chassis           []*sim.Chassis
+	rng               *rand.Rand
 }
 
 func mustOK(tb testing.TB, what string, err error) {
@@ -49,7 +52,7 @@ func mustOK(tb testing.TB, what string, err error) {
 
 func buildTopo(tb testing.TB, nc *gophercloud.ServiceClient, pool *sim.Pool, nets int, rng *rand.Rand) *topo {
 	tb.Helper()
-	t := &topo{plugged: map[string]int{}, netOf: map[string]int{}, ifaces: map[int]bool{}, chassis: pool.Chassis, rng: rng}
+	t := &topo{plugged: map[string]int{}, grouped: map[string]bool{}, netOf: map[string]int{}, ifaces: map[int]bool{}, chassis: pool.Chassis, rng: rng}
 	ctx, cancel := ctx60()
 	defer cancel()
 	for i := range nets {
@@ -81,12 +84,14 @@ func buildTopo(tb testing.TB, nc *gophercloud.ServiceClient, pool *sim.Pool, net
 // spread over the networks, and plugs each on a random chassis.
 func (t *topo) createPorts(tb testing.TB, nc *gophercloud.ServiceClient, n int) []string {
 	tb.Helper()
-	ctx, cancel := ctx60()
-	defer cancel()
 	var ids []string
 	for start := 0; start < n; start += 100 {
+		ctx, cancel := ctx60() // each batch: a bulk create and its plugs
+		defer cancel()
+		t0 := time.Now()
 		var body []map[string]any
 		var netIdx []int
+		var inGroup []bool
 		for i := start; i < n && i < start+100; i++ {
 			ni := t.rng.IntN(len(t.nets))
 			p := map[string]any{"network_id": t.nets[ni], "name": fmt.Sprintf("simp%d", i)}
@@ -95,6 +100,7 @@ func (t *topo) createPorts(tb testing.TB, nc *gophercloud.ServiceClient, n int) 
 			}
 			body = append(body, p)
 			netIdx = append(netIdx, ni)
+			inGroup = append(inGroup, i%3 == 0)
 		}
 		var out struct {
 			Ports []ports.Port `json:"ports"`
@@ -104,10 +110,15 @@ func (t *topo) createPorts(tb testing.TB, nc *gophercloud.ServiceClient, n int) 
 		if len(out.Ports) != len(body) {
 			tb.Fatalf("bulk create: %d ports back for %d asked", len(out.Ports), len(body))
 		}
+		t.apiTime += time.Since(t0)
+		t0 = time.Now()
 		// Plugged on every chassis at once, as hypervisors do.
 		byChassis := map[int][]string{}
 		for i, p := range out.Ports {
 			t.netOf[p.ID] = netIdx[i]
+			if inGroup[i] {
+				t.grouped[p.ID] = true
+			}
 			c := t.rng.IntN(len(t.chassis))
 			byChassis[c] = append(byChassis[c], p.ID)
 			t.plugged[p.ID] = c
@@ -131,6 +142,7 @@ func (t *topo) createPorts(tb testing.TB, nc *gophercloud.ServiceClient, n int) 
 		for err := range errs {
 			tb.Fatalf("plug: %v", err)
 		}
+		t.plugTime += time.Since(t0)
 	}
 	return ids
 }
@@ -289,20 +301,29 @@ func TestSimulatedChassisMatchFullCompile(t *testing.T) {
 	t.Logf("seed %d (NEUTRINO_SIM_SEED), %d chassis, %d ports, %d writes", seed, nChassis, nPorts, nWrites)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	start := time.Now()
+	prof := phaseProfile(t, "start")
 	e := newEnv(t, 3, nChassis)
+	prof()
 	t.Logf("3 servers and %d chassis up in %s", nChassis, time.Since(start).Round(time.Millisecond))
 
+	start = time.Now()
+	prof = phaseProfile(t, "build")
 	tp := buildTopo(t, e.api(), e.pool, 8, rng)
+	t.Logf("8 networks, a router and a group built in %s", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	tp.createPorts(t, e.api(), nPorts)
+	prof()
 	t.Logf("%d ports created and plugged in %s", nPorts, time.Since(start).Round(time.Millisecond))
 	checkAll(t, e, tp, 2*time.Minute)
+	prof = phaseProfile(t, "writes")
+	defer prof()
 
 	old := e.leader()
 	oldTerm := old.Cluster().Term()
 	for i := range nWrites {
+		wstart := time.Now()
 		what := tp.randomWrite(t, e.api())
-		t.Logf("write %d: %s", i, what)
+		t.Logf("write %d: %s (%s)", i, what, time.Since(wstart).Round(time.Millisecond))
 		if i == nWrites/2 {
 			t.Logf("stopping the leader %s (term %d)", old.Cluster().Status().Node, oldTerm)
 			e.stop(old)

@@ -903,10 +903,10 @@ func Available(ctx context.Context) error {
 }
 
 // CAFile is the cluster's CA certificate, which the Vagrantfile makes
-// with `neutrino tls` in the state dir (TLS is on only with
-// NEUTRINO_VAGRANT_TLS=on); empty without TLS.
+// with `neutrino tls` in the state dir (TLS is on unless
+// NEUTRINO_VAGRANT_TLS=off); empty without TLS.
 func (d *Driver) CAFile() string {
-	if os.Getenv("NEUTRINO_VAGRANT_TLS") != "on" {
+	if os.Getenv("NEUTRINO_VAGRANT_TLS") == "off" {
 		return ""
 	}
 	return filepath.Join(d.o.StateDir, "tls", "neutrino-ca.pem")

@@ -17,6 +17,7 @@ pkgs=(
   haproxy                                  # gateways: load balancers
   strongswan-charon strongswan-swanctl libcharon-extra-plugins  # gateways, the VPN site: IPsec (kernel-libipsec)
   curl                                     # workload VMs and outside: HTTP clients
+  iperf3                                   # workload VMs: the QoS bandwidth-limit scenario
   mount                                    # charon's private /run (mount --bind), not in the essential set
   ca-certificates
 )

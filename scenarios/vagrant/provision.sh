@@ -127,7 +127,9 @@ start_ovs() {
     # moves to br-phy below, so bind it before it is there.
     ensure_sysctl net.ipv4.ip_nonlocal_bind 1
     local remotes=(--remote=punix:/var/run/openvswitch/db.sock)
-    if tls_on; then
+    # Only a chassis serves its OVSDB to the leader (the outside host's
+    # OVS, for its VLAN trunk, has no underlay address and no certificate).
+    if tls_on && [ -n "${NV_UNDERLAY_IP:-}" ]; then
       # Mutual TLS with the chassis certificate: the leader checks it
       # names this chassis, ovsdb-server that the leader's is of the CA.
       local f

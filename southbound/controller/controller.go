@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,13 @@ type Config struct {
 	// set against a full compile (60 s; a full compile of a chassis with
 	// 150k flows costs about a second of CPU).
 	VerifyInterval time.Duration
+	// TakeoverParallel bounds how many workers open and first read their
+	// chassis' OVSDB session at once and, separately, how many switches
+	// are dumped and resynced at once (a new leader's first sync of each,
+	// or after a reconnect); default GOMAXPROCS, at least 2. A new leader
+	// that took over 100 chassis at once starved its own Raft goroutines
+	// and was deposed again and again (docs/architecture.md, "Simulator").
+	TakeoverParallel int
 	// OnPacketIn, if set, gets every packet-in a chassis sends over this
 	// server's MASTER connection, with the chassis' name. It runs on one
 	// goroutine per connection (in order), not on the connection's reader:
@@ -96,6 +104,18 @@ type Controller struct {
 	compileMismatches atomic.Int64
 
 	ext externalState
+
+	gwCache atomic.Pointer[gatewaySet] // Controller.gateways
+
+	compileSlots chan struct{} // worker.compile
+	// ovsdbSlots bounds the OVSDB sessions being opened and first read
+	// (worker.pass), dumpSlots the flow syncs that start from a dump
+	// (flowsync.Options.DumpSlots): Config.TakeoverParallel each.
+	ovsdbSlots, dumpSlots chan struct{}
+
+	ctlMu   sync.Mutex // Controller.controllers
+	ctlList []string
+	ctlAt   time.Time
 
 	mu    sync.Mutex
 	conns map[string]*openflow.Conn // chassis name -> latest connection
@@ -134,6 +154,9 @@ func New(cfg Config) *Controller {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.TakeoverParallel <= 0 {
+		cfg.TakeoverParallel = max(2, runtime.GOMAXPROCS(0))
+	}
 	if cfg.Controllers == nil {
 		cfg.Controllers = func() []string { return nil }
 	}
@@ -141,13 +164,16 @@ func New(cfg Config) *Controller {
 		cfg.Term = func() uint64 { return 0 }
 	}
 	return &Controller{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "controller"),
-		leaderCh: make(chan leadership, 16),
-		done:     make(chan struct{}),
-		conns:    map[string]*openflow.Conn{},
-		roleMu:   map[*openflow.Conn]*sync.Mutex{},
-		ext:      externalState{arpSent: map[string]time.Time{}, learned: map[string]time.Time{}},
+		cfg:          cfg,
+		log:          cfg.Logger.With("component", "controller"),
+		leaderCh:     make(chan leadership, 16),
+		compileSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		ovsdbSlots:   make(chan struct{}, cfg.TakeoverParallel),
+		dumpSlots:    make(chan struct{}, cfg.TakeoverParallel),
+		done:         make(chan struct{}),
+		conns:        map[string]*openflow.Conn{},
+		roleMu:       map[*openflow.Conn]*sync.Mutex{},
+		ext:          externalState{arpSent: map[string]time.Time{}, learned: map[string]time.Time{}},
 	}
 }
 
@@ -218,11 +244,15 @@ type session struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	workers map[string]*worker
+	// takeover times the first programming of the chassis up at the
+	// start (takeover.go).
+	takeover *takeover
 }
 
 func (c *Controller) startSession(ctx context.Context, term uint64) {
 	epoch := c.cfg.FSM.State().Read().Epoch()
-	s := &session{term: term, gen: epoch<<32 | term&0xffffffff, round: uint16(term), workers: map[string]*worker{}}
+	s := &session{term: term, gen: epoch<<32 | term&0xffffffff, round: uint16(term), workers: map[string]*worker{},
+		takeover: newTakeover(c.log.With("term", term))}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	c.mu.Lock()
 	c.sess = s
@@ -230,6 +260,10 @@ func (c *Controller) startSession(ctx context.Context, term uint64) {
 	c.log.Info("leading the southbound", "term", term, "generation_id", fmt.Sprintf("%#x", s.gen))
 	// Each new worker asks its chassis' connection for MASTER.
 	c.reconcileWorkers()
+	c.mu.Lock()
+	names := sortedKeys(s.workers)
+	c.mu.Unlock()
+	s.takeover.expect(names)
 }
 
 // endSession stops every worker of the current session, if any, and

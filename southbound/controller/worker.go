@@ -45,6 +45,21 @@ type worker struct {
 	announced   map[string]bool // external addresses announced from here
 	// physnetSkipped is the last logged list of unrealizable mappings.
 	physnetSkipped string
+	// subports are the virtual ofports given to subports (trunk.go).
+	subports map[string]uint32
+	// seen is what the last complete OVSDB part of a pass read: a pass
+	// whose spec and OVSDB cache are unchanged since (a write elsewhere in
+	// the state) reuses it instead of reading and planning on the cache
+	// again, which cost most of the leader's CPU at 100 chassis (every
+	// revision wakes every worker; libovsdb clones each row it returns
+	// through JSON). The periodic pass always reads.
+	seen     *ovsSeen
+	resyncOV bool // the next pass reads the OVSDB cache whatever seen says
+	// When the worker started, began its OVSDB session, finished its
+	// first OVSDB read and handed its first flow set to the syncer
+	// (session.takeover).
+	born, connectAt, readAt time.Time
+	desiredSet              bool
 
 	mu  sync.Mutex
 	err error
@@ -52,11 +67,12 @@ type worker struct {
 
 func (c *Controller) newWorker(s *session, name string) *worker {
 	w := &worker{c: c, s: s, name: name, kick: make(chan struct{}, 1),
-		log: c.log.With("chassis", name, "term", s.term)}
+		log: c.log.With("chassis", name, "term", s.term), born: time.Now()}
 	w.ctx, w.cancel = context.WithCancel(s.ctx)
-	w.syncer = flowsync.New(flowsync.Options{Round: s.round, Logger: w.log})
+	w.syncer = flowsync.New(flowsync.Options{Round: s.round, DumpSlots: c.dumpSlots, Logger: w.log})
 	w.compiler = pipeline.NewCompiler()
 	w.pendingUp = map[string]uint64{}
+	w.subports = map[string]uint32{}
 	return w
 }
 
@@ -125,6 +141,7 @@ func (w *worker) run() {
 		case <-w.kick:
 		case <-retry:
 		case <-tick.C:
+			w.resyncOV = true
 		case <-verify.C:
 			w.verify = true
 		}
@@ -138,7 +155,23 @@ func (w *worker) pass() (again bool, err error) {
 	if ch == nil || !ch.Up {
 		return false, nil // the worker is about to be stopped
 	}
+	var release func()
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
 	if w.ovs == nil {
+		// A slot from before the connect to the end of the first read: a
+		// new leader opening every chassis' session at once decoded a
+		// hundred monitor replies in front of Raft's goroutines.
+		select {
+		case w.c.ovsdbSlots <- struct{}{}:
+			release = func() { <-w.c.ovsdbSlots }
+		case <-w.ctx.Done():
+			return false, w.ctx.Err()
+		}
+		w.connectAt = time.Now()
 		ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 		oc := ovsdb.Config{Logger: w.log}
 		if w.c.cfg.OVSDBTLS != nil {
@@ -159,27 +192,92 @@ func (w *worker) pass() (again bool, err error) {
 	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
 	defer cancel()
 
+	targets := w.targets(ch)
+	remotes := w.c.gatewayRemotes(v, ch)
+	spec := ovsSpec(ch, targets, remotes)
+	facts := pipeline.Facts{Chassis: w.name, Bindings: map[string]uint32{},
+		Tunnels: map[string]uint32{}, Physnets: map[string]uint32{}}
+	var shown map[string]uint32
+	if sn := w.seen; sn != nil && !w.resyncOV && sn.spec == spec && sn.events == w.ovs.Events() {
+		facts.Tunnels, facts.Physnets, shown = sn.tunnels, sn.physnets, sn.shown
+	} else {
+		events := w.ovs.Events() // before reading: a change while we read is seen next pass
+		w.seen = nil
+		var err error
+		if again, shown, err = w.readOVSDB(ctx, ch, targets, remotes, &facts); err != nil {
+			return false, err
+		}
+		w.resyncOV = false
+		if w.readAt.IsZero() {
+			w.readAt = time.Now()
+		}
+		if !again {
+			w.seen = &ovsSeen{spec: spec, events: events, tunnels: facts.Tunnels, physnets: facts.Physnets, shown: shown}
+		}
+	}
+	if release != nil {
+		release()
+		release = nil
+	}
+	facts.Bindings = localBindings(v, w.name, shown)
+	subportBindings(v, facts.Bindings, w.subports)
+	if err := w.commitBindings(ctx, v, facts.Bindings); err != nil {
+		return false, err
+	}
+	// Meters before the flows naming them (flowsync orders the switch).
+	w.syncer.SetMeters(pipeline.Meters(v, facts))
+	if err := w.compile(v, facts); err != nil {
+		return false, err
+	}
+	if err := w.commitStatus(ctx, v); err != nil {
+		return false, err
+	}
+	if w.compiler.RoutersTouched() {
+		w.announce(v, facts, w.compiledRev)
+	}
+	return again, nil
+}
+
+// ovsSeen is what a pass read from a chassis' OVSDB cache (maps never
+// changed after: the compiler keeps the facts it is given).
+type ovsSeen struct {
+	spec              string
+	events            uint64 // the cache's event count before the read
+	tunnels, physnets map[string]uint32
+	shown             map[string]uint32 // iface-id -> ofport on the bridge
+}
+
+// ovsSpec is everything the OVSDB part of a pass takes from the state and
+// the cluster, as one comparable string.
+func ovsSpec(ch *fsm.Chassis, targets []string, remotes []ovsdb.RemoteTunnel) string {
+	return fmt.Sprintf("%s|%d|%s|%v|%v|%v|%v", ch.DatapathType, ch.DatapathID, ch.TunnelIP, ch.Encaps,
+		ch.BridgeMappings, targets, remotes)
+}
+
+// readOVSDB is the OVSDB part of a pass: converge br-int, the tunnel and
+// patch ports, and read the tunnel and physnet ofports into facts and the
+// bindings the bridge shows.
+func (w *worker) readOVSDB(ctx context.Context, ch *fsm.Chassis, targets []string, remotes []ovsdb.RemoteTunnel,
+	facts *pipeline.Facts) (again bool, shown map[string]uint32, err error) {
 	br := w.c.cfg.Bridge
 	if _, err := w.ovs.EnsureIntegrationBridge(ctx, ovsdb.BridgeSpec{
 		Name:         br,
 		DatapathType: ch.DatapathType,
-		Controllers:  w.targets(ch),
+		Controllers:  targets,
 		OtherConfig:  map[string]string{"datapath-id": fmt.Sprintf("%016x", ch.DatapathID)},
 		ExternalIDs:  map[string]string{"neutrino-chassis": ch.Name},
 	}); err != nil {
-		return false, err
+		return false, nil, err
 	}
-	facts := pipeline.Facts{Chassis: w.name, Bindings: map[string]uint32{},
-		Tunnels: map[string]uint32{}, Physnets: map[string]uint32{}}
 	if ch.TunnelIP != "" {
-		spec := ovsdb.TunnelSpec{Bridge: br, LocalIP: ch.TunnelIP, Encaps: encaps(ch), Remotes: gatewayRemotes(v, ch)}
+		spec := ovsdb.TunnelSpec{Bridge: br, LocalIP: ch.TunnelIP, Encaps: encaps(ch), Remotes: remotes}
 		if _, err := w.ovs.EnsureTunnels(ctx, spec); err != nil {
-			return false, err
+			return false, nil, err
 		}
 		for _, e := range spec.Encaps {
 			n, err := w.ofport(ctx, ovsdb.FlowTunnelPort(e))
 			if err != nil {
-				return false, err
+				return false, nil, err
 			}
 			if n <= 0 {
 				again = true
@@ -193,31 +291,18 @@ func (w *worker) pass() (again bool, err error) {
 	// self-fenced gateway removed come back once it is up again.
 	physAgain, err := w.ensurePhysnets(ctx, ch, facts.Physnets)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	again = again || physAgain
 	bindings, err := w.ovs.Bindings(ctx, br)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
-	shown := map[string]uint32{}
+	shown = map[string]uint32{}
 	for _, b := range bindings {
 		shown[b.IfaceID] = uint32(b.OFPort)
 	}
-	facts.Bindings = localBindings(v, w.name, shown)
-	if err := w.commitBindings(ctx, v, facts.Bindings); err != nil {
-		return false, err
-	}
-	if err := w.compile(v, facts); err != nil {
-		return false, err
-	}
-	if err := w.commitStatus(ctx, v); err != nil {
-		return false, err
-	}
-	if w.compiler.RoutersTouched() {
-		w.announce(v, facts, w.compiledRev)
-	}
-	return again, nil
+	return again, shown, nil
 }
 
 // ensurePhysnets converges the patch port pairs between br-int and the
@@ -265,6 +350,19 @@ func (w *worker) ensurePhysnets(ctx context.Context, ch *fsm.Chassis, physnets m
 // pass, where a difference between the incremental and the full result is
 // logged and counted as a bug.
 func (w *worker) compile(v *fsm.View, facts pipeline.Facts) error {
+	// Every revision wakes every worker: at 100 chassis a hundred runnable
+	// compiles queued in front of Raft's goroutines in the scheduler,
+	// heartbeats went out late and followers started elections (11 terms
+	// within 45 s of a leader kill, the new leader compiling every chassis
+	// in full). At most GOMAXPROCS compiles run; the rest wait off the run
+	// queue. Only the compile (pure CPU) holds a slot, never I/O, so an
+	// unreachable chassis cannot hold one.
+	select {
+	case w.c.compileSlots <- struct{}{}:
+	case <-w.ctx.Done():
+		return w.ctx.Err()
+	}
+	defer func() { <-w.c.compileSlots }()
 	if obs := w.c.cfg.OnCompile; obs != nil {
 		start, full := time.Now(), w.compiledRev == 0 || w.verify
 		defer func() { obs(time.Since(start), full) }()
@@ -294,10 +392,32 @@ func (w *worker) compile(v *fsm.View, facts pipeline.Facts) error {
 		}
 	}
 	if first {
-		return w.syncer.SetDesired(rev, w.compiler.Flows())
+		if err := w.syncer.SetDesired(rev, w.compiler.Flows()); err != nil {
+			return err
+		}
+		if !w.desiredSet {
+			w.desiredSet = true
+			w.timeTakeover(rev)
+		}
+		return nil
 	}
 	w.syncer.ApplyDelta(rev, add, remove)
 	return nil
+}
+
+// timeTakeover reports the chassis' takeover phases to the session once
+// the switch acknowledged the first flow set, at revision rev.
+func (w *worker) timeTakeover(rev uint64) {
+	desiredAt := time.Now()
+	tt := takeoverTimes{queued: w.connectAt.Sub(w.born), ovsdb: w.readAt.Sub(w.connectAt), compile: desiredAt.Sub(w.readAt)}
+	go func() {
+		if w.syncer.WaitRealized(w.ctx, rev) != nil {
+			return
+		}
+		tt.sync = time.Since(desiredAt)
+		w.log.Debug("chassis taken over", "queued", tt.queued, "ovsdb", tt.ovsdb, "compile", tt.compile, "sync", tt.sync)
+		w.s.takeover.done(w.name, tt)
+	}()
 }
 
 // commitStatus commits ACTIVE for the ports plugged here once the switch
@@ -421,7 +541,7 @@ func (w *worker) ofport(ctx context.Context, name string) (int, error) {
 // server's socket.
 func (w *worker) targets(ch *fsm.Chassis) []string {
 	var out []string
-	for _, addr := range w.c.cfg.Controllers() {
+	for _, addr := range w.c.controllers() {
 		path, isUnix := strings.CutPrefix(addr, "unix:")
 		if !isUnix {
 			out = append(out, addr)
@@ -472,10 +592,10 @@ func encaps(ch *fsm.Chassis) []string {
 
 // gatewayRemotes are the per-remote tunnels toward every other up gateway
 // chassis, over the first encapsulation both support (Geneve, VXLAN, GRE).
-func gatewayRemotes(v *fsm.View, ch *fsm.Chassis) []ovsdb.RemoteTunnel {
+func (c *Controller) gatewayRemotes(v *fsm.View, ch *fsm.Chassis) []ovsdb.RemoteTunnel {
 	var out []ovsdb.RemoteTunnel
-	for _, o := range v.ChassisList() {
-		if o.Name == ch.Name || !o.Up || o.TunnelIP == "" || !slices.Contains(o.Roles, "gateway") {
+	for _, o := range c.gateways(v) {
+		if o.Name == ch.Name {
 			continue
 		}
 		for _, e := range []string{ovsdb.EncapGeneve, ovsdb.EncapVXLAN, ovsdb.EncapGRE} {
@@ -495,4 +615,46 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// gatewaySet is the up gateway chassis with a tunnel address at one
+// revision.
+type gatewaySet struct {
+	rev uint64
+	gws []*fsm.Chassis
+}
+
+// gateways lists the up gateway chassis with a tunnel address in v, once
+// per revision for all workers: every revision wakes every worker, and
+// each walking the whole chassis list made a revision cost the square of
+// the chassis count.
+func (c *Controller) gateways(v *fsm.View) []*fsm.Chassis {
+	if g := c.gwCache.Load(); g != nil && g.rev == v.Revision() {
+		return g.gws
+	}
+	var gws []*fsm.Chassis
+	for _, o := range v.ChassisList() {
+		if o.Up && o.TunnelIP != "" && slices.Contains(o.Roles, "gateway") {
+			gws = append(gws, o)
+		}
+	}
+	c.gwCache.Store(&gatewaySet{rev: v.Revision(), gws: gws})
+	return gws
+}
+
+// controllersTTL bounds how stale the shared list of controller targets
+// may be: every revision wakes every worker, and at 100 chassis asking
+// Config.Controllers (which copies and sorts every gossip member, chassis
+// included) once per worker was 16% of the leader's CPU.
+const controllersTTL = 100 * time.Millisecond
+
+// controllers is Config.Controllers, shared by the workers for up to
+// controllersTTL.
+func (c *Controller) controllers() []string {
+	c.ctlMu.Lock()
+	defer c.ctlMu.Unlock()
+	if c.ctlAt.IsZero() || time.Since(c.ctlAt) > controllersTTL {
+		c.ctlList, c.ctlAt = c.cfg.Controllers(), time.Now()
+	}
+	return c.ctlList
 }

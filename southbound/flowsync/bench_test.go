@@ -69,3 +69,52 @@ func BenchmarkDiffSync(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkMeterTakeover: 1000 meters, each named by one of 1000 flows,
+// on the switch; each op hands the syncer its connection again, as a new
+// leader or a reconnect does, and waits for the pass: it reads the meters
+// and dumps the flows, finds both as desired and sends nothing. Reports
+// meters/s.
+func BenchmarkMeterTakeover(b *testing.B) {
+	const n = 1000
+	sw := oftest.StartSwitch(b, "mtake")
+	conn := sw.Connect(b, oftest.NewController(b, openflow.Options{}))[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, _, err := conn.RequestRole(ctx, openflow.RoleMaster, 1); err != nil {
+		b.Fatal(err)
+	}
+	s := startSyncer(b, 1)
+	flows := bulkFlows(n)
+	meters := make(map[uint32]openflow.MeterBand, n)
+	for i := range flows {
+		id := uint32(i + 1)
+		meters[id] = openflow.MeterBand{RateKbps: 1000 + id, BurstKbit: 100}
+		flows[i].Actions = append([]openflow.Action{openflow.Meter{ID: id}}, flows[i].Actions...)
+	}
+	s.SetMeters(meters)
+	if err := s.SetDesired(1, flows); err != nil {
+		b.Fatal(err)
+	}
+	s.SetConn(conn)
+	waitRealized(b, s, 1)
+	before := s.Stats()
+	rev := uint64(1)
+	for b.Loop() {
+		rev++
+		s.SetConn(conn)
+		s.ApplyDelta(rev, nil, nil)
+		if err := s.WaitRealized(ctx, rev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if st := s.Stats(); st.Added != before.Added || st.Bundles != before.Bundles {
+		b.Fatalf("stats %+v after %+v: a takeover with nothing changed sent flows", st, before)
+	}
+	ms, err := conn.DumpMeters(ctx)
+	if err != nil || len(ms) != n {
+		b.Fatalf("%d meters (%v), want %d", len(ms), err, n)
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "meters/s")
+}

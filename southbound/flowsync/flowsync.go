@@ -75,6 +75,14 @@ type Options struct {
 	// ResyncInterval, if set, re-dumps the switch that often to repair
 	// changes made behind our back.
 	ResyncInterval time.Duration
+	// DumpSlots, if set, is shared by the syncers of many switches and
+	// bounds how many of them run a pass that starts from a dump (a new
+	// connection's: dump, diff, install, prune) at once: a new leader
+	// taking over a hundred switches at once queued their dumps' decoding
+	// in front of Raft's goroutines (docs/architecture.md, "Simulator").
+	// A pass holds a slot until it ends; the connection's echo timeout
+	// bounds a silent switch.
+	DumpSlots chan struct{}
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -114,6 +122,11 @@ type Syncer struct {
 	realizedCh chan struct{} // closed and replaced whenever realized moves
 	lastErr    error
 	stats      Stats
+
+	// Meters (QoS bandwidth limits, meters.go): the desired meter table
+	// and what the switch has (nil: unknown, read from the switch first).
+	desiredMeters map[uint32]openflow.MeterBand
+	meters        map[uint32]haveMeter
 }
 
 // Stats counts what a Syncer did, for tests and metrics.
@@ -204,7 +217,7 @@ func (s *Syncer) ApplyDelta(rev uint64, add []openflow.Flow, remove []openflow.K
 // dumps it on the next pass. nil detaches.
 func (s *Syncer) SetConn(c *openflow.Conn) {
 	s.mu.Lock()
-	s.conn, s.installed = c, nil
+	s.conn, s.installed, s.meters = c, nil, nil
 	s.mu.Unlock()
 	s.wake()
 }
@@ -280,13 +293,15 @@ func (s *Syncer) Run(ctx context.Context) {
 		case <-connDone:
 			s.mu.Lock()
 			if s.conn == conn {
-				s.conn, s.installed = nil, nil
+				s.conn, s.installed, s.meters = nil, nil, nil
 			}
 			s.mu.Unlock()
 			continue
 		case <-resync:
+			// Re-read meters too: one small multipart, and a meter
+			// deleted by hand (which took its flows along) comes back.
 			s.mu.Lock()
-			s.installed = nil
+			s.installed, s.meters = nil, nil
 			s.mu.Unlock()
 		}
 		retry = nil
@@ -319,7 +334,7 @@ var errNoConn = errors.New("flowsync: no connection")
 // pass brings the switch to the desired set once.
 func (s *Syncer) pass(ctx context.Context) error {
 	s.mu.Lock()
-	conn, needDump, ready := s.conn, s.installed == nil, s.hasDesired
+	conn, ready := s.conn, s.hasDesired
 	if conn != nil && !ready {
 		s.stats.Unready++
 	}
@@ -329,6 +344,23 @@ func (s *Syncer) pass(ctx context.Context) error {
 	}
 	if !ready {
 		return nil // SetDesired wakes the next pass
+	}
+	s.mu.Lock()
+	needDump := s.installed == nil
+	s.mu.Unlock()
+	if needDump && s.opts.DumpSlots != nil {
+		select {
+		case s.opts.DumpSlots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-s.opts.DumpSlots }()
+	}
+	// Meters go in before the flows that use them (a flow naming a
+	// missing meter fails the bundle) and out after (deleting a meter
+	// deletes the flows using it).
+	if err := s.addMeters(ctx, conn); err != nil {
+		return err
 	}
 	if needDump {
 		flows, err := conn.DumpFlows(ctx, openflow.TableAll, CookieMagic, CookieMagicMask)
@@ -378,9 +410,31 @@ func (s *Syncer) pass(ctx context.Context) error {
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != conn || s.installed == nil {
+	ok := s.record(conn, d)
+	s.mu.Unlock()
+	if !ok {
 		return nil
+	}
+	// Only now that the switch holds our flows and no older round's: a
+	// stale meter is used by no flow we keep.
+	if err := s.removeMeters(ctx, conn); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev > s.realized {
+		s.realized = rev
+		close(s.realizedCh)
+		s.realizedCh = make(chan struct{})
+	}
+	return nil
+}
+
+// record notes a pass's changes in the installed set; false when the
+// connection was replaced or forgotten meanwhile. Call with s.mu held.
+func (s *Syncer) record(conn *openflow.Conn, d diffResult) bool {
+	if s.conn != conn || s.installed == nil {
+		return false
 	}
 	for _, k := range d.deleted {
 		delete(s.installed, k)
@@ -401,12 +455,7 @@ func (s *Syncer) pass(ctx context.Context) error {
 	if len(d.mods) > 0 || len(d.staleRounds) > 0 {
 		s.stats.Bundles++
 	}
-	if rev > s.realized {
-		s.realized = rev
-		close(s.realizedCh)
-		s.realizedCh = make(chan struct{})
-	}
-	return nil
+	return true
 }
 
 // forget drops what we know of the switch after a failed bundle, so the

@@ -400,6 +400,53 @@ func TestTakeoverBeforeDesired(t *testing.T) {
 	}
 }
 
+// TestDumpSlots: a syncer whose pass starts from a dump waits for one of
+// the shared dump slots and leaves the switch alone meanwhile; a pass
+// that needs no dump (a delta) needs no slot.
+func TestDumpSlots(t *testing.T) {
+	sw := oftest.StartSwitch(t, "slots")
+	conn := sw.Connect(t, oftest.NewController(t, openflow.Options{}))[0]
+	ctx := ctxFor(t, 30*time.Second)
+	if role, _, err := conn.RequestRole(ctx, openflow.RoleMaster, 1); err != nil || role != openflow.RoleMaster {
+		t.Fatalf("role = %v, %v", role, err)
+	}
+	slots := make(chan struct{}, 1)
+	slots <- struct{}{} // another switch's dump holds the only slot
+	s := flowsync.New(flowsync.Options{Round: 1, DumpSlots: slots})
+	rctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Run(rctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	flows := bulkFlows(50)
+	if err := s.SetDesired(1, flows); err != nil {
+		t.Fatal(err)
+	}
+	s.SetConn(conn)
+	// The pass is parked on the slot: nothing reaches the switch, however
+	// long we look (a second, on the switch's own state).
+	if err := s.WaitRealized(ctxFor(t, time.Second), 1); err == nil {
+		t.Fatal("realized while every dump slot was taken")
+	}
+	if n := len(sw.OfctlFlows(t)); n != 0 || s.Stats().Dumps != 0 {
+		t.Fatalf("switch has %d flows, %d dumps, while every dump slot was taken", n, s.Stats().Dumps)
+	}
+	<-slots
+	waitRealized(t, s, 1)
+	if len(slots) != 0 {
+		t.Fatalf("%d dump slots still held after the pass", len(slots))
+	}
+	slots <- struct{}{}
+	s.ApplyDelta(2, bulkFlows(60)[50:], nil)
+	waitRealized(t, s, 2)
+	if n := len(sw.OfctlFlows(t)); n != 60 {
+		t.Errorf("switch has %d flows, want 60", n)
+	}
+	if st := s.Stats(); st.Dumps != 1 {
+		t.Errorf("stats %+v: want one dump", st)
+	}
+}
+
 // TestParksWhenFenced: after another controller takes over, the engine
 // stops (ErrNotMaster) instead of retrying.
 func TestParksWhenFenced(t *testing.T) {

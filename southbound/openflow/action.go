@@ -277,6 +277,7 @@ func instructions(acts []Action) ([]of13.Instruction, error) {
 	var apply *of13.InstrActions
 	var meta *WriteMetadata
 	var gotoTable *GotoTable
+	var meter *Meter
 	for _, a := range acts {
 		switch a := a.(type) {
 		case GotoTable:
@@ -284,6 +285,11 @@ func instructions(acts []Action) ([]of13.Instruction, error) {
 				return nil, fmt.Errorf("%w: two goto_table", ErrBadFlow)
 			}
 			gotoTable = &a
+		case Meter:
+			if meter != nil {
+				return nil, fmt.Errorf("%w: two meters", ErrBadFlow)
+			}
+			meter = &a
 		case WriteMetadata:
 			if meta != nil {
 				return nil, fmt.Errorf("%w: two write_metadata", ErrBadFlow)
@@ -301,6 +307,9 @@ func instructions(acts []Action) ([]of13.Instruction, error) {
 				return nil, err
 			}
 		}
+	}
+	if meter != nil {
+		out = append(out, of13.NewInstrMeter(meter.ID))
 	}
 	if apply != nil {
 		out = append(out, apply)
@@ -339,6 +348,11 @@ func decodeInstructions(b []byte) ([]Action, error) {
 				return nil, fmt.Errorf("%w: write_metadata", ErrDecode)
 			}
 			acts = append(acts, WriteMetadata{Value: binary.BigEndian.Uint64(body[8:]), Mask: binary.BigEndian.Uint64(body[16:])})
+		case of13.InstrType_METER:
+			if l < 8 {
+				return nil, fmt.Errorf("%w: meter", ErrDecode)
+			}
+			acts = append(acts, Meter{ID: binary.BigEndian.Uint32(body[4:])})
 		case of13.InstrType_APPLY_ACTIONS:
 			if l < 8 {
 				return nil, fmt.Errorf("%w: apply_actions", ErrDecode)
@@ -438,7 +452,7 @@ func decodeOXM(b []byte) (MatchField, error) {
 	code := b[2] >> 1
 	hasMask := b[2]&1 == 1
 	plen := int(b[3])
-	if 4+plen > len(b) || class == of13.OXM_CLASS_EXPERIMENTER {
+	if 4+plen > len(b) || class == of13.OXM_CLASS_EXPERIMENTER || (hasMask && plen%2 != 0) {
 		return MatchField{}, fmt.Errorf("%w: oxm payload", ErrDecode)
 	}
 	f := MatchField{Field: canonicalField(oxmField(class, code))}

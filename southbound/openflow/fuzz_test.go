@@ -78,3 +78,26 @@ func flowStatsEntry(f *testing.F, fl Flow) []byte {
 	binary.BigEndian.PutUint16(e, uint16(len(e)))
 	return e
 }
+
+// FuzzDecodeMeterConfig: any meter-config multipart body decodes or fails
+// without panicking, with no more meters or bands than it has room for.
+func FuzzDecodeMeterConfig(f *testing.F) {
+	f.Add(append(meterConfigEntry(MeterMod{Command: MeterAdd, ID: 7, Band: MeterBand{RateKbps: 5000, BurstKbit: 500}}),
+		meterConfigEntry(MeterMod{Command: MeterAdd, ID: 8, Band: MeterBand{RateKbps: 1}})...))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ms, err := decodeMeterConfig(body, nil)
+		if len(ms) > len(body)/meterConfigLen {
+			t.Fatalf("%d meters from %d bytes", len(ms), len(body))
+		}
+		bands := 0
+		for _, m := range ms {
+			bands += len(m.Bands)
+		}
+		if bands > len(body)/meterBandHeaderLen {
+			t.Fatalf("%d bands from %d bytes", bands, len(body))
+		}
+		if err == nil && len(body) > 0 && len(ms) == 0 {
+			t.Fatalf("no error and no meter from %d bytes", len(body))
+		}
+	})
+}

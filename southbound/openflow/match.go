@@ -75,6 +75,8 @@ var (
 	// FieldIPTTL is the IPv4 TTL / IPv6 hop limit (nw_ttl; Nicira class,
 	// there is no OXM for it).
 	FieldIPTTL = oxmField(of13.OXM_CLASS_NXM_1, of13.NXM_NX_IP_TTL)
+	// FieldIPDSCP is the 6-bit DSCP of IPv4 and IPv6 (QoS marking).
+	FieldIPDSCP = oxmField(of13.OXM_CLASS_OPENFLOW_BASIC, of13.OXM_FIELD_IP_DSCP)
 )
 
 // oxmClassEricsson is OVS's ERICOXM_OF_ class.
@@ -148,6 +150,7 @@ var fieldSpecs = map[Field]fieldSpec{
 	FieldIPv6Src:    {"ipv6_src", "ipv6_src", 16, kindIPv6, true, 50},
 	FieldIPv6Dst:    {"ipv6_dst", "ipv6_dst", 16, kindIPv6, true, 51},
 	FieldIPTTL:      {"nw_ttl", "nw_ttl", 1, kindDec, false, 55},
+	FieldIPDSCP:     {"ip_dscp", "ip_dscp", 1, kindDec, false, 56},
 	FieldICMPv6Type: {"icmp_type", "icmpv6_type", 1, kindDec, false, 60},
 	FieldICMPv6Code: {"icmp_code", "icmpv6_code", 1, kindDec, false, 61},
 	FieldNDTarget:   {"nd_target", "nd_target", 16, kindIPv6, true, 64},
@@ -718,6 +721,9 @@ func decodeMatch(b []byte) (Match, int, error) {
 		}
 		if plen < 0 || n+plen > length {
 			return nil, 0, fmt.Errorf("%w: truncated oxm payload", ErrDecode)
+		}
+		if hasMask && plen%2 != 0 {
+			return nil, 0, fmt.Errorf("%w: masked oxm of odd length %d", ErrDecode, plen)
 		}
 		f := MatchField{Field: canonicalField(oxmField(class, code))}
 		if hasMask {

@@ -34,6 +34,9 @@ type Client struct {
 	// ops counts write operations sent, for callers and tests that check
 	// that a converged chassis costs no writes.
 	ops atomic.Uint64
+	// events counts cache changes (every table), so a caller can tell that
+	// nothing it read from the cache can have changed since it last looked.
+	events atomic.Uint64
 
 	mu        sync.Mutex
 	wakeups   []chan struct{} // binding watchers, poked on cache events
@@ -150,6 +153,12 @@ func (c *Client) LibOVSDB() client.Client { return c.ovs }
 
 // WriteOps returns how many write operations this client has transacted.
 func (c *Client) WriteOps() uint64 { return c.ops.Load() }
+
+// Events returns how many changes the cache has taken (rows added,
+// updated or deleted in any monitored table, a reconnection's reload
+// included). Equal counts before and after a read of the cache mean the
+// cache was the same throughout, and the same as at the earlier count.
+func (c *Client) Events() uint64 { return c.events.Load() }
 
 // TransactAndCheck sends ops as one transaction and checks every
 // operation's result: libovsdb's Transact reports only transport errors, a
@@ -271,6 +280,7 @@ func (h *eventHandler) OnUpdate(table string, _, _ model.Model) { h.c.wake(table
 func (h *eventHandler) OnDelete(table string, _ model.Model)    { h.c.wake(table) }
 
 func (c *Client) wake(table string) {
+	c.events.Add(1)
 	switch table {
 	case vswitchd.InterfaceTable, vswitchd.PortTable, vswitchd.BridgeTable:
 	default:

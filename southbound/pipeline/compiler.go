@@ -179,8 +179,16 @@ func (c *Compiler) Update(v *fsm.View, changes []fsm.Change, f Facts) (add []ope
 			}
 		case fsm.TableRouters:
 			d.units[unit{KindRouter, ch.ID}] = true
+		case fsm.TableTrunks:
+			trunkPortsOf([]*fsm.View{old, v}, func(view *fsm.View) *fsm.Trunk { return view.Trunk(ch.ID) }, ports)
 		case fsm.TableFWGroups, fsm.TableFWPolicies, fsm.TableFWRules:
 			c.firewallChanged(d, ch.Table, ch.ID)
+		case fsm.TableQoSPolicies:
+			// Policies are few and change rarely: every local port's
+			// flows are recompiled rather than tracking who uses one.
+			for id := range c.local {
+				d.units[unit{KindPort, id}] = true
+			}
 		case fsm.TableChassis:
 			for _, view := range []*fsm.View{old, v} {
 				for _, p := range view.PortsOnChassis(ch.ID) {
@@ -199,6 +207,11 @@ func (c *Compiler) Update(v *fsm.View, changes []fsm.Change, f Facts) (add []ope
 		if _, ok := f.Bindings[id]; !ok {
 			ports[id] = true
 		}
+	}
+	// A trunk parent's change (its binding, its admin state) moves its
+	// subports' wires.
+	for _, id := range slices.Collect(maps.Keys(ports)) {
+		trunkPortsOf([]*fsm.View{old, v}, func(view *fsm.View) *fsm.Trunk { return view.TrunkOfParent(id) }, ports)
 	}
 	for id := range ports {
 		c.portChanged(d, old.Port(id), v.Port(id), id)
@@ -244,6 +257,10 @@ func (c *Compiler) isLocal(p *fsm.Port) (localPort, bool) {
 	if ofport == 0 || ofport > MaxPortZone || NetworkKey(c.v.Network(p.NetworkID)) == 0 {
 		return localPort{}, false
 	}
+	// A subport is carried while its parent is (trunk.go).
+	if _, sub := c.subportOf(p); !sub && c.v.TrunkOfSubport(p.ID) != nil {
+		return localPort{}, false
+	}
 	return localPort{ofport: ofport, net: p.NetworkID, sgs: slices.Clone(p.SecurityGroups)}, true
 }
 
@@ -258,12 +275,21 @@ func attachmentOf(p *fsm.Port) (routerAttachment, bool) {
 // be nil) in the derived state and marks what it touches.
 func (c *Compiler) portChanged(d *dirty, op, np *fsm.Port, id string) {
 	d.units[unit{KindPort, id}] = true
+	// A remote-group rule expands to one flow per address of its group's
+	// ports (remotePrefixes): recompiling it costs the group's size on
+	// every chassis, so only a change of a port's groups or addresses does
+	// (a binding or status commit does not).
+	remote := op == nil || np == nil || !slices.Equal(op.SecurityGroups, np.SecurityGroups) ||
+		!slices.Equal(op.FixedIPs, np.FixedIPs) || !slices.Equal(op.AllowedAddressPairs, np.AllowedAddressPairs)
 	for _, p := range []*fsm.Port{op, np} {
 		if p == nil {
 			continue
 		}
 		d.units[unit{KindNetwork, p.NetworkID}] = true
 		for _, sg := range p.SecurityGroups {
+			if !remote {
+				break
+			}
 			for _, r := range c.v.RulesWithRemoteGroup(sg) {
 				d.units[unit{KindRule, r.ID}] = true
 			}

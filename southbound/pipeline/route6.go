@@ -191,6 +191,6 @@ func echoReply6(ip netip.Addr) []openflow.Action {
 		move(openflow.FieldIPv6Src, openflow.FieldIPv6Dst),
 		openflow.SetIP(openflow.FieldIPv6Src, ip),
 		openflow.SetUint(openflow.FieldICMPv6Type, 129),
-		openflow.Output{Port: openflow.PortInPort},
+		goTo(TableInPortReply),
 	}
 }

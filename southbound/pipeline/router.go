@@ -143,6 +143,6 @@ func echoReply(ip netip.Addr) []openflow.Action {
 		move(openflow.FieldIPv4Src, openflow.FieldIPv4Dst),
 		openflow.SetField{Field: openflow.FieldIPv4Src, Value: ip.AsSlice()},
 		openflow.SetField{Field: openflow.FieldICMPType, Value: []byte{0}},
-		openflow.Output{Port: openflow.PortInPort},
+		goTo(TableInPortReply),
 	}
 }

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -129,6 +128,7 @@ func (c *Compiler) pipelineFlows(e *emitter) {
 	// Not answered: through the firewall of the router port it may be
 	// routed in by, to the L2 lookup.
 	e.add(TableARPResponder, prioDefault, nil, goTo(TableFWEgress))
+	e.add(TableInPortReply, prioDefault, nil, openflow.Output{Port: openflow.PortInPort})
 	firewallPipelineFlows(e)
 	// A duplicate address probe (from ::) is never answered: it floods.
 	e.add(TableARPResponder, prioOwner, append(icmp6Type(135), openflow.IPv6Src(netip.PrefixFrom(netip.IPv6Unspecified(), 128))), goTo(TableL2Lookup))
@@ -137,7 +137,7 @@ func (c *Compiler) pipelineFlows(e *emitter) {
 	// gets that MAC (OVS checks nd_tll's prerequisite, an advertisement,
 	// against the match, so this cannot be done in the NS flow).
 	e.add(TableNDReply, prioDefault, nil)
-	e.add(TableNDReply, prioMatch, icmp6Type(136), move(openflow.FieldEthSrc, openflow.FieldNDTLL), openflow.Output{Port: openflow.PortInPort})
+	e.add(TableNDReply, prioMatch, icmp6Type(136), move(openflow.FieldEthSrc, openflow.FieldNDTLL), goTo(TableInPortReply))
 	for _, acl := range []struct{ table, next uint8 }{{TableEgressACL, TableARPResponder}, {TableIngressACL, TableOutput}} {
 		e.add(acl.table, prioCTInvalid, openflow.Match{openflow.CtState(openflow.CtInv|openflow.CtTrk, openflow.CtInv|openflow.CtTrk)})
 		e.add(acl.table, prioCTState, openflow.Match{openflow.CtState(openflow.CtEst|openflow.CtTrk, openflow.CtNew|openflow.CtEst|openflow.CtInv|openflow.CtTrk)}, goTo(acl.next))
@@ -304,14 +304,37 @@ func (c *Compiler) localPortFlows(e *emitter, p *fsm.Port, key uint64, mac net.H
 		deliver = append(deliver, openflow.SetReg(RegFWVMIngress, fwg))
 		firewallVMPortFlows(e, ofport)
 	}
-	e.add(TableClassify, prioMatch, openflow.Match{openflow.InPort(ofport)},
-		append(classify, writeNet(key), goTo(TablePortSecurity))...)
-	c.dhcpPortFlows(e, p, inPort)
+	var output []openflow.Action
+	w, isSub := c.subportOf(p)
+	if pol := c.v.EffectiveQoSPolicy(p); pol != nil && !isSub {
+		// QoS (qos.go): egress limit and DSCP on what the port sends,
+		// ingress limit on what is delivered to it. A trunk's subports
+		// share their parent's interface and get none (not built).
+		var dscp *fsm.QoSRule
+		classify, output, dscp = qosActions(pol, ofport, classify)
+		if dscp != nil {
+			for _, et := range []uint16{ethIPv4, ethIPv6} {
+				e.add(TableClassify, prioQoSMark, openflow.Match{openflow.InPort(ofport), openflow.EthType(et)},
+					append(append([]openflow.Action{openflow.SetUint(openflow.FieldIPDSCP, uint64(dscp.DSCPMark))}, classify...),
+						writeNet(key), goTo(TablePortSecurity))...)
+			}
+		}
+	}
+	classify = append(classify, writeNet(key), goTo(TablePortSecurity))
+	if isSub {
+		// Tagged on its parent's interface (trunk.go); no DHCP from the
+		// chassis agent, which tells ports apart by their in_port.
+		subportFlows(e, w, ofport, classify)
+	} else {
+		e.add(TableClassify, prioMatch, openflow.Match{openflow.InPort(ofport)}, classify...)
+		c.trunkParentFlows(e, p, ofport)
+		c.dhcpPortFlows(e, p, inPort)
+		e.add(TableOutput, prioMatch, openflow.Match{outPort}, append(output, openflow.Output{Port: ofport})...)
+	}
 	for _, m := range portMACs(p, mac) {
 		e.add(TableL2Lookup, prioMatch, openflow.Match{meta, openflow.EthDst(m)},
 			append(slices.Clone(deliver), goTo(TableFWIngress))...)
 	}
-	e.add(TableOutput, prioMatch, openflow.Match{outPort}, openflow.Output{Port: ofport})
 	if !portSecured(p) {
 		e.add(TablePortSecurity, prioMatch, openflow.Match{inPort}, goTo(TableARPResponder))
 		e.add(TableIngressCT, prioLow, openflow.Match{outPort}, goTo(TableOutput))
@@ -508,7 +531,7 @@ func arpReply(mac net.HardwareAddr, ip netip.Addr) []openflow.Action {
 		openflow.SetField{Field: openflow.FieldARPSha, Value: slices.Clone(mac)},
 		move(openflow.FieldARPSpa, openflow.FieldARPTpa),
 		openflow.SetField{Field: openflow.FieldARPSpa, Value: ip.AsSlice()},
-		openflow.Output{Port: openflow.PortInPort},
+		goTo(TableInPortReply),
 	}
 }
 
@@ -571,10 +594,7 @@ func (c *Compiler) networkFlows(e *emitter, n *fsm.Network) {
 		c.localnetFlows(e, n, key, ln)
 	}
 	meta := netMeta(key)
-	var localOut []openflow.Action
-	for _, ofport := range slices.Sorted(maps.Values(c.localNet[n.ID])) {
-		localOut = append(localOut, openflow.Output{Port: ofport})
-	}
+	localOut := c.localOutputs(n.ID)
 	flood := slices.Clone(localOut)
 	if tun != 0 {
 		var ips []net.IP

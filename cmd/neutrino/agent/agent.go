@@ -62,6 +62,9 @@ type Config struct {
 	// Raft snapshot tuning; zero keeps the cluster package's defaults.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// RaftMultiplier scales the LAN Raft timeouts (1..10; 0: the cluster
+	// default, 1), as Consul's raft_multiplier does.
+	RaftMultiplier int
 	// DeadServerCleanup is how long a server may be dead before the leader
 	// removes it from Raft: zero is the cluster default, negative is off.
 	DeadServerCleanup time.Duration
@@ -89,6 +92,9 @@ type Config struct {
 	// GossipKeys encrypt gossip (memberlist's keyring); the first is the
 	// one used to send. Empty keeps gossip plaintext.
 	GossipKeys [][]byte
+	// GossipAllowUnsigned admits gossip members without a metadata
+	// signature (cluster.Config.AllowUnsignedGossip).
+	GossipAllowUnsigned bool
 	// Gossip failure detection tuning; zero keeps the cluster package's
 	// defaults (tests on a loaded machine slow it down).
 	ProbeInterval time.Duration
@@ -97,6 +103,10 @@ type Config struct {
 	// WatchToken is the X-Auth-Token Watch sends (an admin's, in token
 	// mode).
 	WatchToken string
+	// AuthToken, when set, gives the X-Auth-Token of the agent's own API
+	// calls instead of WatchToken (a Keystone service user's token,
+	// renewed before it expires: --auth-strategy keystone on a chassis).
+	AuthToken func(context.Context) (string, error)
 	// VPNNamespacePrefix starts the names of a gateway's VPN namespaces
 	// (default "nvpn-"); VPNDisabled runs no VPN on a gateway.
 	VPNNamespacePrefix string
@@ -172,6 +182,16 @@ func Start(cfg Config) (*Agent, error) {
 	if err := checkOVSDBTLS(cfg); err != nil {
 		return nil, err
 	}
+	if cfg.AuthToken != nil {
+		// Fail at start, loudly, rather than run a chassis whose every
+		// call the servers refuse (a wrong password, an unknown user).
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := cfg.AuthToken(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("agent: cannot authenticate its own API calls: %w", err)
+		}
+	}
 	log := cfg.Logger.With("node", cfg.Node)
 	a := &Agent{cfg: cfg, log: log, fsm: fsm.New(log), done: make(chan error, 1)}
 	// A command this version does not know stops the server, as a corrupt
@@ -209,27 +229,29 @@ func Start(cfg Config) (*Agent, error) {
 	cfg.Chassis.StartedAt = time.Now().Unix()
 
 	c, err := cluster.New(cluster.Config{
-		NodeName:          cfg.Node,
-		DataDir:           filepath.Join(cfg.DataDir),
-		BindAddr:          cfg.Bind,
-		AdvertiseAddr:     cfg.Advertise,
-		HTTPAddr:          httpAddr,
-		Join:              cfg.Join,
-		Meta:              cfg.Chassis,
-		BootstrapExpect:   cfg.BootstrapExpect,
-		Server:            cfg.Server,
-		FSM:               a.fsm,
-		Logger:            log,
-		SnapshotThreshold: cfg.SnapshotThreshold,
-		TrailingLogs:      cfg.TrailingLogs,
-		DeadServerCleanup: cfg.DeadServerCleanup,
-		MinQuorum:         cfg.MinQuorum,
-		OnFatal:           exitOnCorruption,
-		TLS:               cfg.TLS,
-		GossipKeys:        cfg.GossipKeys,
-		ProbeInterval:     cfg.ProbeInterval,
-		ProbeTimeout:      cfg.ProbeTimeout,
-		SuspicionMult:     cfg.SuspicionMult,
+		NodeName:            cfg.Node,
+		DataDir:             filepath.Join(cfg.DataDir),
+		BindAddr:            cfg.Bind,
+		AdvertiseAddr:       cfg.Advertise,
+		HTTPAddr:            httpAddr,
+		Join:                cfg.Join,
+		Meta:                cfg.Chassis,
+		BootstrapExpect:     cfg.BootstrapExpect,
+		Server:              cfg.Server,
+		FSM:                 a.fsm,
+		Logger:              log,
+		SnapshotThreshold:   cfg.SnapshotThreshold,
+		TrailingLogs:        cfg.TrailingLogs,
+		RaftMultiplier:      cfg.RaftMultiplier,
+		DeadServerCleanup:   cfg.DeadServerCleanup,
+		MinQuorum:           cfg.MinQuorum,
+		OnFatal:             exitOnCorruption,
+		TLS:                 cfg.TLS,
+		GossipKeys:          cfg.GossipKeys,
+		AllowUnsignedGossip: cfg.GossipAllowUnsigned,
+		ProbeInterval:       cfg.ProbeInterval,
+		ProbeTimeout:        cfg.ProbeTimeout,
+		SuspicionMult:       cfg.SuspicionMult,
 	})
 	if err != nil {
 		ln.Close()
@@ -257,11 +279,15 @@ func Start(cfg Config) (*Agent, error) {
 	api.Readiness = a.readiness
 	api.NoReplica = !cfg.Server
 	api.Keyring = c
+	if cfg.Chassis.OVSDB != "" && cfg.DHCP.Socket != "off" {
+		api.OFProtoTrace = a.ofprotoTrace
+	}
 	api.Metrics = a.metrics.handler()
 	api.ObserveRequest = a.metrics.observeRequest
 	if cfg.TLS != nil {
 		api.PeerTLS = cfg.TLS.PeerClientConfig()
 		api.VerifyForwarder = forwarderCheck(cfg.TLS)
+		api.ChassisTLS = func(name string) *tls.Config { return cfg.TLS.NodeClientConfig(name, tlsutil.RoleChassis) }
 	}
 	if api.Realizer == nil && a.south != nil && a.south.ctrl != nil {
 		api.Realizer = realizer{a.south.ctrl}
@@ -354,7 +380,7 @@ func (a *Agent) Cluster() *cluster.Cluster { return a.cluster }
 // closes it. It is how a chassis agent follows replicated state.
 func (a *Agent) Watch(tables ...string) (*watch.Watcher, error) {
 	return watch.New(watch.Config{Servers: a.watchServers, Tables: tables,
-		Token: a.cfg.WatchToken, Logger: a.log, TLS: a.peerTLS()})
+		Token: a.cfg.WatchToken, TokenFunc: a.cfg.AuthToken, Logger: a.log, TLS: a.peerTLS()})
 }
 
 // watchServers lists the API addresses of the alive servers in gossip.
@@ -555,4 +581,20 @@ func (r realizer) Realization() []northbound.ChassisRealization {
 
 func (r realizer) WaitRealized(ctx context.Context, rev uint64) error {
 	return r.c.WaitRealizedAll(ctx, rev)
+}
+
+// authToken is the X-Auth-Token of the agent's own API calls: AuthToken's
+// (renewed before expiry) when set, else WatchToken. A failure is logged
+// and the call goes without a token: the server's 401 is then the error
+// its caller reports.
+func (a *Agent) authToken(ctx context.Context) string {
+	if a.cfg.AuthToken == nil {
+		return a.cfg.WatchToken
+	}
+	tok, err := a.cfg.AuthToken(ctx)
+	if err != nil {
+		a.log.Error("cannot get a token for the agent's own API calls", "err", err)
+		return ""
+	}
+	return tok
 }

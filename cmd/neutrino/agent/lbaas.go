@@ -59,7 +59,7 @@ type lbService struct {
 	prefix   string
 	dir      string
 	binary   string
-	token    string
+	token    func(context.Context) string
 	servers  func() []string
 	fenced   func() bool
 	log      *slog.Logger
@@ -115,7 +115,7 @@ func (a *Agent) startLBaaS() {
 		prefix = DefaultLBNamespacePrefix + a.cfg.Node + "-"
 	}
 	s := &lbService{node: a.cfg.Node, ovsdb: a.localOVSDB(), bridge: controller.DefaultBridge, prefix: prefix,
-		dir: filepath.Join(a.cfg.DataDir, "lbaas"), binary: a.cfg.HAProxy, token: a.cfg.WatchToken,
+		dir: filepath.Join(a.cfg.DataDir, "lbaas"), binary: a.cfg.HAProxy, token: a.authToken,
 		servers: a.watchServers, fenced: a.Fenced, log: log, w: w, kick: make(chan struct{}, 1),
 		http: &http.Client{Timeout: 5 * time.Second, Transport: a.peerTransport()}, lbs: map[string]*lbRun{}, gone: map[string]*lbRun{}}
 	s.announce = s.garp
@@ -455,8 +455,8 @@ func (s *lbService) send(ctx context.Context, lbID string, body []byte) error {
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		if s.token != "" {
-			req.Header.Set("X-Auth-Token", s.token)
+		if tok := s.token(ctx); tok != "" {
+			req.Header.Set("X-Auth-Token", tok)
 		}
 		res, err := s.http.Do(req)
 		if err != nil {

@@ -72,8 +72,8 @@ func (a *Agent) reportVPN(ctx context.Context, r fsm.VPNStatusRequest) error {
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		if a.cfg.WatchToken != "" {
-			req.Header.Set("X-Auth-Token", a.cfg.WatchToken)
+		if tok := a.authToken(ctx); tok != "" {
+			req.Header.Set("X-Auth-Token", tok)
 		}
 		c := http.Client{Timeout: 5 * time.Second, Transport: a.peerTransport()}
 		resp, err := c.Do(req)
