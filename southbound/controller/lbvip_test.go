@@ -2,6 +2,7 @@ package controller
 
 import (
 	"maps"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -35,5 +36,70 @@ func TestLocalBindings(t *testing.T) {
 	v := f.State().Read()
 	if got, want := localBindings(v, "gw-b", shown), map[string]uint32{"vm": 5, "gone": 6}; !maps.Equal(got, want) {
 		t.Fatalf("unbound VIP: %v, want %v", got, want)
+	}
+}
+
+// TestGatewayRemotesFollowRecords: the tgw-* tunnel ports follow the
+// gateway chassis records, not their liveness: a gateway declared down
+// keeps its port on every other chassis (a false death must not rewrite
+// every switch's ports), one deleted loses it, and only gateways with a
+// tunnel address get one.
+func TestGatewayRemotesFollowRecords(t *testing.T) {
+	f := fsm.New(nil)
+	idx := uint64(0)
+	apply := func(typ fsm.CommandType, body any) {
+		t.Helper()
+		idx++
+		cmd, err := fsm.Encode(typ, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := f.Apply(&raft.Log{Index: idx, Data: cmd}).(*fsm.Result); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	chassis := func(name, ip string, roles ...string) *fsm.Chassis {
+		return &fsm.Chassis{Meta: fsm.Meta{ID: name, Name: name}, TunnelIP: ip, Roles: roles,
+			Encaps: []string{"geneve", "vxlan"}, Up: true}
+	}
+	apply(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: []*fsm.Chassis{
+		chassis("ch-1", "10.0.0.1", "compute"), chassis("gw-1", "10.0.0.11", "gateway"),
+		chassis("gw-2", "10.0.0.12", "gateway"), chassis("gw-3", "", "gateway"),
+	}})
+	c := &Controller{}
+	names := func(self string) []string {
+		t.Helper()
+		v := f.State().Read()
+		var me *fsm.Chassis
+		for _, o := range v.ChassisList() {
+			if o.Name == self {
+				me = o
+			}
+		}
+		var out []string
+		for _, r := range c.gatewayRemotes(v, me) {
+			if r.Encap != "geneve" {
+				t.Fatalf("%s -> %s over %s, want geneve", self, r.Chassis, r.Encap)
+			}
+			out = append(out, r.Chassis)
+		}
+		return out
+	}
+	if got := names("ch-1"); !slices.Equal(got, []string{"gw-1", "gw-2"}) {
+		t.Fatalf("all up: %v", got)
+	}
+	apply(fsm.CmdChassisSetState, fsm.ChassisSetStateRequest{Names: []string{"gw-1"}, Up: false, At: "2026-12-07T00:00:00Z"})
+	if got := names("ch-1"); !slices.Equal(got, []string{"gw-1", "gw-2"}) {
+		t.Fatalf("gw-1 down: %v, want its port kept", got)
+	}
+	if got := c.gateways(f.State().Read()); len(got) != 1 || got[0].Name != "gw-2" {
+		t.Fatalf("up gateways with gw-1 down: %v", got)
+	}
+	if got := names("gw-2"); !slices.Equal(got, []string{"gw-1"}) {
+		t.Fatalf("from gw-2: %v", got)
+	}
+	apply(fsm.CmdChassisDelete, fsm.ChassisDeleteRequest{Name: "gw-1", At: "2026-12-07T00:00:01Z"})
+	if got := names("ch-1"); !slices.Equal(got, []string{"gw-2"}) {
+		t.Fatalf("gw-1 deleted: %v", got)
 	}
 }

@@ -590,11 +590,17 @@ func encaps(ch *fsm.Chassis) []string {
 	return slices.Compact(out)
 }
 
-// gatewayRemotes are the per-remote tunnels toward every other up gateway
-// chassis, over the first encapsulation both support (Geneve, VXLAN, GRE).
+// gatewayRemotes are the per-remote tunnels toward every other gateway
+// chassis with a tunnel address, up or down, over the first encapsulation
+// both support (Geneve, VXLAN, GRE). They follow the chassis records, not
+// liveness, as OVN's tunnels follow Chassis rows: the ports carry no
+// traffic (docs/architecture.md, "Chassis and southbound"), and when they
+// followed Up, every gossip false death on a loaded machine deleted and
+// re-added one port per gateway on every chassis, and each such change
+// reconfigures a userspace datapath: more load, more false deaths.
 func (c *Controller) gatewayRemotes(v *fsm.View, ch *fsm.Chassis) []ovsdb.RemoteTunnel {
 	var out []ovsdb.RemoteTunnel
-	for _, o := range c.gateways(v) {
+	for _, o := range c.gatewaySet(v).all {
 		if o.Name == ch.Name {
 			continue
 		}
@@ -617,29 +623,34 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// gatewaySet is the up gateway chassis with a tunnel address at one
-// revision.
+// gatewaySet is the gateway chassis with a tunnel address at one
+// revision: all of them, and those up.
 type gatewaySet struct {
-	rev uint64
-	gws []*fsm.Chassis
+	rev     uint64
+	all, up []*fsm.Chassis
 }
 
-// gateways lists the up gateway chassis with a tunnel address in v, once
-// per revision for all workers: every revision wakes every worker, and
-// each walking the whole chassis list made a revision cost the square of
-// the chassis count.
-func (c *Controller) gateways(v *fsm.View) []*fsm.Chassis {
+// gateways are the up gateway chassis with a tunnel address.
+func (c *Controller) gateways(v *fsm.View) []*fsm.Chassis { return c.gatewaySet(v).up }
+
+// gatewaySet computes the gateway chassis once per revision for every
+// worker: at 100 chassis each worker scanning the chassis table on every
+// revision showed in the leader's profile.
+func (c *Controller) gatewaySet(v *fsm.View) *gatewaySet {
 	if g := c.gwCache.Load(); g != nil && g.rev == v.Revision() {
-		return g.gws
+		return g
 	}
-	var gws []*fsm.Chassis
+	g := &gatewaySet{rev: v.Revision()}
 	for _, o := range v.ChassisList() {
-		if o.Up && o.TunnelIP != "" && slices.Contains(o.Roles, "gateway") {
-			gws = append(gws, o)
+		if o.TunnelIP != "" && slices.Contains(o.Roles, "gateway") {
+			g.all = append(g.all, o)
+			if o.Up {
+				g.up = append(g.up, o)
+			}
 		}
 	}
-	c.gwCache.Store(&gatewaySet{rev: v.Revision(), gws: gws})
-	return gws
+	c.gwCache.Store(g)
+	return g
 }
 
 // controllersTTL bounds how stale the shared list of controller targets
