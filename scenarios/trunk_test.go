@@ -96,6 +96,27 @@ func TestTrunkVLANSubport(t *testing.T) {
 	}
 	// The peer's pings reach the subport tagged and its answers come back.
 	ans := e.Start(vm.Name, e.Lab.Binary, "lab", "vlan-ping", "--answer", "--vlan", vlanX, "--mac", sub.MACAddress, "--ip", subIP, "--timeout", "20s")
+	// If no answer comes (it happened twice, on loaded labs, with the
+	// answerer seeing nothing): where the peer's echo request went.
+	peerPing := true
+	t.Cleanup(func() {
+		if !t.Failed() || !peerPing {
+			return
+		}
+		neigh, _ := e.Exec("trunk-peer-s", "ip", "neigh")
+		t.Logf("trunk-peer-s neighbours:\n%s", neigh)
+		_, trace := e.TraceVM("trunk-peer-s", fmt.Sprintf("icmp,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,icmp_type=8,icmp_code=0",
+			peerS.MACAddress, sub.MACAddress, peerSIP, subIP))
+		t.Logf("ofproto/trace on %s of trunk-peer-s's echo request:\n%s", b, trace)
+		flows, _ := e.Exec(a, "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "br-int")
+		var hit []string
+		for _, l := range strings.Split(flows, "\n") {
+			if !strings.Contains(l, "n_packets=0,") {
+				hit = append(hit, l)
+			}
+		}
+		t.Logf("%s's flows that met packets:\n%s", a, strings.Join(hit, "\n"))
+	})
 	harness.Poll(t, harness.Change, "ping trunk-peer-s -> "+subIP+" answered by the VM on VLAN "+vlanX, func() error {
 		if out, err := e.Ping("trunk-peer-s", subIP); err != nil {
 			// What the answerer saw so far says which way was lost.
@@ -103,6 +124,7 @@ func TestTrunkVLANSubport(t *testing.T) {
 		}
 		return nil
 	})
+	peerPing = false
 	ans.Stop()
 	if !strings.Contains(ans.Stdout(), "answered "+peerS.FixedIPs[0].IPAddress) {
 		t.Fatalf("answerer: %q %q", ans.Stdout(), ans.Stderr())
