@@ -14,18 +14,7 @@ import (
 // gateway) only where the FSM bound it; other plugged ports as shown.
 func TestLocalBindings(t *testing.T) {
 	f := fsm.New(nil)
-	idx := uint64(0)
-	apply := func(typ fsm.CommandType, body any) {
-		t.Helper()
-		idx++
-		cmd, err := fsm.Encode(typ, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r := f.Apply(&raft.Log{Index: idx, Data: cmd}).(*fsm.Result); r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
+	apply := applier(t, f)
 	apply(fsm.CmdNetworkCreate, fsm.NetworkCreateRequest{Networks: []*fsm.Network{{Meta: fsm.Meta{ID: "n1", ProjectID: "p"}, AdminStateUp: true, SegmentationID: 5}}})
 	ports := []*fsm.Port{
 		{Meta: fsm.Meta{ID: "vip", ProjectID: "p"}, NetworkID: "n1", MACAddress: "fa:16:3e:00:00:01", DeviceOwner: fsm.DeviceOwnerLBVIP, AdminStateUp: true},
@@ -46,18 +35,7 @@ func TestLocalBindings(t *testing.T) {
 // tunnel address get one.
 func TestGatewayRemotesFollowRecords(t *testing.T) {
 	f := fsm.New(nil)
-	idx := uint64(0)
-	apply := func(typ fsm.CommandType, body any) {
-		t.Helper()
-		idx++
-		cmd, err := fsm.Encode(typ, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r := f.Apply(&raft.Log{Index: idx, Data: cmd}).(*fsm.Result); r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
+	apply := applier(t, f)
 	chassis := func(name, ip string, roles ...string) *fsm.Chassis {
 		return &fsm.Chassis{Meta: fsm.Meta{ID: name, Name: name}, TunnelIP: ip, Roles: roles,
 			Encaps: []string{"geneve", "vxlan"}, Up: true}
@@ -101,5 +79,22 @@ func TestGatewayRemotesFollowRecords(t *testing.T) {
 	apply(fsm.CmdChassisDelete, fsm.ChassisDeleteRequest{Name: "gw-1", At: "2026-12-07T00:00:01Z"})
 	if got := names("ch-1"); !slices.Equal(got, []string{"gw-2"}) {
 		t.Fatalf("gw-1 deleted: %v", got)
+	}
+}
+
+// applier applies commands to f at increasing indexes, failing t on any
+// error.
+func applier(t *testing.T, f *fsm.FSM) func(fsm.CommandType, any) {
+	idx := uint64(0)
+	return func(typ fsm.CommandType, body any) {
+		t.Helper()
+		idx++
+		cmd, err := fsm.Encode(typ, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := f.Apply(&raft.Log{Index: idx, Data: cmd}).(*fsm.Result); r.Err != nil {
+			t.Fatal(r.Err)
+		}
 	}
 }
