@@ -16,11 +16,6 @@ import (
 // snapshotsRetained is how many snapshots FileSnapshotStore keeps.
 const snapshotsRetained = 2
 
-// logCacheEntries is how many of the newest log entries raft reads from
-// memory (raft.LogCache) rather than the log store: 512, as Consul and
-// Nomad keep; at a few hundred bytes an entry, well under a MiB.
-const logCacheEntries = 512
-
 // startRaft opens the stores in DataDir/raft and starts the Raft node.
 func (c *Cluster) startRaft() error {
 	dir := c.cfg.raftDir()
@@ -100,15 +95,7 @@ func (c *Cluster) startRaft() error {
 	c.notifyCh = make(chan bool, 16)
 	rc.NotifyCh = c.notifyCh
 
-	// The leader reads every entry back once per follower to replicate
-	// it; the cache answers those reads from memory for the newest
-	// logCacheEntries instead of bolt, msgpack (a new codec handle per
-	// entry in raft-boltdb) and the checksum (BenchmarkApply: README).
-	logs, err := raft.NewLogCache(logCacheEntries, store)
-	if err != nil {
-		return fmt.Errorf("cluster: raft log cache: %w", err)
-	}
-	r, err := newRaft(rc, c.fsm, logs, store, snaps, trans)
+	r, err := newRaft(rc, c.fsm, store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
@@ -127,13 +114,13 @@ func (c *Cluster) startRaft() error {
 
 // newRaft is raft.NewRaft with its panics (on a log or configuration it
 // cannot read) turned into an error.
-func newRaft(rc *raft.Config, f raft.FSM, logs raft.LogStore, store *checkedStore, snaps raft.SnapshotStore, trans raft.Transport) (r *raft.Raft, err error) {
+func newRaft(rc *raft.Config, f raft.FSM, store *checkedStore, snaps raft.SnapshotStore, trans raft.Transport) (r *raft.Raft, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r, err = nil, fmt.Errorf("%w: %v", ErrCorrupt, p)
 		}
 	}()
-	return raft.NewRaft(rc, f, logs, store, snaps, trans)
+	return raft.NewRaft(rc, f, store, store, snaps, trans)
 }
 
 // fatal is called when a stored entry fails verification while running:
