@@ -2,7 +2,6 @@ package lab_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,27 +51,7 @@ func upPipelineLab(tb testing.TB, topo scenarios.Topology, agentArgs ...string) 
 	dir := filepath.Join(tmp, "lab")
 	d := lab.NewDriver(dir, prefix, binary, nil)
 	d.Options.AgentArgs = agentArgs
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*", "agent.log"))
-			for _, l := range logs {
-				tb.Logf("%s (tail): %s", l, tailFile(l, 25))
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := d.Down(ctx); err != nil && !errors.Is(err, lab.ErrNoLab) {
-			tb.Errorf("lab down: %v", err)
-		}
-		if ents, err := os.ReadDir("/run/netns"); err == nil {
-			for _, e := range ents {
-				if strings.HasPrefix(e.Name(), prefix) {
-					tb.Errorf("lab down left namespace %s", e.Name())
-				}
-			}
-		}
-		os.RemoveAll(tmp)
-	})
+	d.DownWhenDone(tb, tmp)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -90,18 +69,6 @@ func upPipelineLab(tb testing.TB, topo scenarios.Topology, agentArgs ...string) 
 		tb.Fatalf("lab: want %d chassis, got %v", topo.Chassis, p.chassis)
 	}
 	return p
-}
-
-func tailFile(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	ls := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return "\n" + strings.Join(ls, "\n")
 }
 
 // apiNetworkClient is a gophercloud Networking client of one API URL

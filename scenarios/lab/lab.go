@@ -772,15 +772,7 @@ func (st *State) AgentAlive(name string) bool {
 
 // tail returns the last lines of a file, joined by " | ".
 func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	ls := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return strings.Join(ls, " | ")
+	return strings.ReplaceAll(tailLines(path, lines), "\n", " | ")
 }
 
 // Down removes the lab in dir: every process, namespace (and with them

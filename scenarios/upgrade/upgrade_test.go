@@ -107,32 +107,7 @@ func upLab(tb testing.TB, binary string, topo scenarios.Topology) (*lab.Driver, 
 	dir := filepath.Join(tmp, "lab")
 	d := lab.NewDriver(dir, prefix, binary, nil)
 	d.Options.NoTLS = true
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*", "agent.log"))
-			for _, l := range logs {
-				b, _ := os.ReadFile(l)
-				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				if len(lines) > 25 {
-					lines = lines[len(lines)-25:]
-				}
-				tb.Logf("%s (tail):\n%s", l, strings.Join(lines, "\n"))
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := d.Down(ctx); err != nil && !errors.Is(err, lab.ErrNoLab) {
-			tb.Errorf("lab down: %v", err)
-		}
-		if ents, err := os.ReadDir("/run/netns"); err == nil {
-			for _, e := range ents {
-				if strings.HasPrefix(e.Name(), prefix) {
-					tb.Errorf("lab down left namespace %s", e.Name())
-				}
-			}
-		}
-		os.RemoveAll(tmp)
-	})
+	d.DownWhenDone(tb, tmp)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
