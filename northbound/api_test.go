@@ -133,6 +133,29 @@ func (s *apiServer) doRaw(method, path string, hdr map[string]string, body any, 
 	return resp.StatusCode, resp.Header
 }
 
+// agreedRevision waits until every server reports the same revision and
+// returns it. A follower applies an entry after the leader has answered
+// the request that wrote it (a refused create still records its request),
+// so a revision read from one server right after writes may yet move.
+func agreedRevision(t testing.TB, servers []*apiServer) uint64 {
+	t.Helper()
+	var rev uint64
+	eventually(t, 30*time.Second, func() error {
+		revs := make([]uint64, len(servers))
+		for i, s := range servers {
+			revs[i] = s.revision()
+		}
+		for _, r := range revs[1:] {
+			if r != revs[0] {
+				return fmt.Errorf("servers at revisions %v", revs)
+			}
+		}
+		rev = revs[0]
+		return nil
+	})
+	return rev
+}
+
 func (s *apiServer) revision() uint64 {
 	s.t.Helper()
 	var st struct {
