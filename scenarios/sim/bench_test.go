@@ -288,7 +288,7 @@ func benchPortRealized(b *testing.B, nChassis int) {
 	// A fixed number of samples per b.N: the setup above takes longer than
 	// make bench's -benchtime, so b.N stays 1 and one setup serves them.
 	samples := envInt("NEUTRINO_SIM_BENCH_SAMPLES", 50)
-	var lat []time.Duration
+	var lat, tCreate, tPlug []time.Duration // whole, API create, plug in the chassis' OVSDB
 	waitProf, stopProf = serverProfile(b, leader, "leader-samples", profWindow), phaseProfile(b, "sim-samples")
 	if _, t, err := leaderTerm(servers); err == nil {
 		b.Logf("samples start in term %d", t)
@@ -304,8 +304,10 @@ func benchPortRealized(b *testing.B, nChassis int) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		created := time.Now()
 		tp.netOf[p.ID] = ni
 		tp.plug(b, p.ID, at)
+		tCreate, tPlug = append(tCreate, created.Sub(start)), append(tPlug, time.Since(created))
 		mac, err := net.ParseMAC(p.MACAddress)
 		if err != nil {
 			b.Fatal(err)
@@ -323,6 +325,9 @@ func benchPortRealized(b *testing.B, nChassis int) {
 	stopProf()
 	waitProf()
 	slices.Sort(lat)
+	slices.Sort(tCreate)
+	slices.Sort(tPlug)
+	b.Logf("port add medians: %s in all, API create %s, plug %s", lat[len(lat)/2], tCreate[len(tCreate)/2], tPlug[len(tPlug)/2])
 	pct := func(q float64) float64 {
 		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
 	}

@@ -29,6 +29,7 @@ import (
 	"neutrino/fsm"
 	"neutrino/southbound/flowsync"
 	"neutrino/southbound/openflow"
+	"neutrino/southbound/pipeline"
 )
 
 // DefaultBridge is the integration bridge every chassis gets.
@@ -106,6 +107,7 @@ type Controller struct {
 	ext externalState
 
 	gwCache atomic.Pointer[gatewaySet] // Controller.gateways
+	shared  *pipeline.Shared           // what every worker's compiler derives alike
 
 	compileSlots chan struct{} // worker.compile
 	// ovsdbSlots bounds the OVSDB sessions being opened and first read
@@ -174,6 +176,7 @@ func New(cfg Config) *Controller {
 		conns:        map[string]*openflow.Conn{},
 		roleMu:       map[*openflow.Conn]*sync.Mutex{},
 		ext:          externalState{arpSent: map[string]time.Time{}, learned: map[string]time.Time{}},
+		shared:       pipeline.NewShared(),
 	}
 }
 

@@ -70,10 +70,18 @@ func (c *Controller) newWorker(s *session, name string) *worker {
 		log: c.log.With("chassis", name, "term", s.term), born: time.Now()}
 	w.ctx, w.cancel = context.WithCancel(s.ctx)
 	w.syncer = flowsync.New(flowsync.Options{Round: s.round, DumpSlots: c.dumpSlots, Logger: w.log})
-	w.compiler = pipeline.NewCompiler()
+	w.compiler = w.c.newCompiler()
 	w.pendingUp = map[string]uint64{}
 	w.subports = map[string]uint32{}
 	return w
+}
+
+// newCompiler is an empty compiler sharing what it derives alike with the
+// other workers' (pipeline.Shared).
+func (c *Controller) newCompiler() *pipeline.Compiler {
+	pc := pipeline.NewCompiler()
+	pc.Share(c.shared)
+	return pc
 }
 
 func (w *worker) wake() {
@@ -386,7 +394,7 @@ func (w *worker) compile(v *fsm.View, facts pipeline.Facts) error {
 		if diff := pipeline.Diff(w.compiler.Flows(), full); diff != "" {
 			w.c.compileMismatches.Add(1)
 			w.log.Error("BUG: incremental compile differs from full compile; replacing", "revision", rev, "diff", diff)
-			w.compiler = pipeline.NewCompiler()
+			w.compiler = w.c.newCompiler()
 			w.compiler.Update(v, nil, facts)
 			first = true
 		}

@@ -89,18 +89,8 @@ func BenchmarkCompileIncremental(b *testing.B) {
 			break
 		}
 	}
-	index := v.Revision()
-	apply := func(t fsm.CommandType, body any) {
-		buf, err := fsm.Encode(t, body)
-		if err != nil {
-			b.Fatal(err)
-		}
-		index++
-		if r := f.Apply(&raft.Log{Index: index, Data: buf}).(*fsm.Result); r.Err != nil {
-			b.Fatal(r.Err)
-		}
-	}
-	rev := index
+	apply, index := applier(b, f)
+	rev := *index
 	var delta int
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -134,6 +124,22 @@ func BenchmarkCompileIncremental(b *testing.B) {
 	b.ReportMetric(float64(delta), "flows/delta")
 }
 
+// applier applies commands to f as Raft would, at the indexes after its
+// revision; index is the last one applied.
+func applier(b *testing.B, f *fsm.FSM) (apply func(fsm.CommandType, any), index *uint64) {
+	idx := f.State().Read().Revision()
+	return func(t fsm.CommandType, body any) {
+		buf, err := fsm.Encode(t, body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idx++
+		if r := f.Apply(&raft.Log{Index: idx, Data: buf}).(*fsm.Result); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}, &idx
+}
+
 // benchIP is an address of the template's subnet no port uses (.250).
 func benchIP(ip string) string {
 	var a, b2, c, d int
@@ -160,5 +166,86 @@ func BenchmarkLeaderMemory(b *testing.B) {
 		b.ReportMetric(float64(c.Stats().Flows), "flows")
 		runtime.KeepAlive(c)
 		runtime.KeepAlive(f)
+	}
+}
+
+// BenchmarkCompileSharedGroupPort adds one port to a security group that
+// its rules name as remote (the default group, in a 10k-port topology
+// over 20 chassis) and updates every chassis' compiler for the change:
+// unshared, each compiler recompiles the rules of the group on its own;
+// shared (pipeline.Shared, as the controller's workers are), the rules'
+// flows and their change are derived once and every chassis applies the
+// change. The port is deleted again outside the timer.
+func BenchmarkCompileSharedGroupPort(b *testing.B) {
+	for _, share := range []bool{false, true} {
+		b.Run(fmt.Sprintf("shared=%v", share), func(b *testing.B) {
+			spec := topology.DefaultSpec(10000)
+			spec.Chassis = 20
+			f, err := topology.Build(spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			v := f.State().Read()
+			shared := pipeline.NewShared()
+			type chassis struct {
+				c     *pipeline.Compiler
+				facts pipeline.Facts
+			}
+			var all []chassis
+			for i := range spec.Chassis {
+				name := topology.ChassisName(i)
+				c := pipeline.NewCompiler()
+				if share {
+					c.Share(shared)
+				}
+				facts := pipeline.Facts{Chassis: name, Bindings: topology.Bindings(v, name), Tunnels: tunnels}
+				c.Update(v, nil, facts)
+				all = append(all, chassis{c, facts})
+			}
+			var tmpl *fsm.Port
+			for _, p := range v.Ports() {
+				if p.DeviceOwner == "compute:nova" && p.PortSecurityEnabled && len(p.SecurityGroups) > 0 {
+					tmpl = p
+					break
+				}
+			}
+			if tmpl == nil {
+				b.Fatal("no VM port with a security group")
+			}
+			apply, index := applier(b, f)
+			rev := *index
+			update := func() (delta int) {
+				nv := f.State().Read()
+				changes, ok := f.ChangesSince(rev)
+				if !ok {
+					b.Fatal("history lost")
+				}
+				for _, ch := range all {
+					add, remove := ch.c.Update(nv, changes, ch.facts)
+					delta += len(add) + len(remove)
+				}
+				rev = nv.Revision()
+				return delta
+			}
+			var delta int
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				p := tmpl.Copy()
+				p.ID, p.MACAddress, p.BindingHostID = "bench-port", "fa:16:3e:ff:ff:fe", ""
+				p.FixedIPs = []fsm.FixedIP{{SubnetID: tmpl.FixedIPs[0].SubnetID, IPAddress: benchIP(tmpl.FixedIPs[0].IPAddress)}}
+				apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: []*fsm.Port{p}})
+				b.StartTimer()
+				delta = update()
+				b.StopTimer()
+				apply(fsm.CmdPortDelete, fsm.PortDeleteRequest{ID: p.ID})
+				update()
+				b.StartTimer()
+			}
+			if delta == 0 {
+				b.Fatal("the port changed no chassis' flows")
+			}
+			b.ReportMetric(float64(delta), "flows/delta")
+		})
 	}
 }

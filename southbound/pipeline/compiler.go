@@ -32,9 +32,16 @@ type Compiler struct {
 	presentRouter map[string]bool              // routers routing here
 
 	units map[unit][]openflow.Key // the keys of each unit's flows
-	slots map[openflow.Key]*slot
+	// ruleVer is the shared version (Shared) of each rule unit's flows
+	// held, for a rule compiled from the shared cache.
+	ruleVer map[string]uint64
+	slots   map[openflow.Key]*slot
 
 	stats Stats
+
+	// shared caches what compilers of the same state derive alike; nil
+	// computes everything here.
+	shared *Shared
 }
 
 // localPort is a port plugged on this chassis, with what its presence
@@ -74,7 +81,7 @@ type Stats struct {
 
 // NewCompiler returns an empty compiler; its first Update compiles fully.
 func NewCompiler() *Compiler {
-	return &Compiler{units: map[unit][]openflow.Key{}, slots: map[openflow.Key]*slot{}}
+	return &Compiler{units: map[unit][]openflow.Key{}, slots: map[openflow.Key]*slot{}, ruleVer: map[string]uint64{}}
 }
 
 // Stats returns the compiler's counters.
@@ -571,19 +578,42 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 	}
 	touched := make(map[openflow.Key]bool, 8*len(units))
 	for u := range units {
+		var flows []openflow.Flow
+		var keys []openflow.Key
+		if u.kind == KindRule {
+			e := c.ruleEntry(u.id)
+			if e != nil && e.from != 0 && c.ruleVer[u.id] == e.from {
+				c.applyRuleChange(u, e, touched)
+				continue
+			}
+			if e != nil && e.ver != 0 {
+				c.ruleVer[u.id] = e.ver
+			} else {
+				delete(c.ruleVer, u.id)
+			}
+			if e != nil {
+				flows, keys = e.flows, e.keys
+			}
+		}
 		for _, k := range c.units[u] {
 			touched[k] = true
 			s := c.slots[k]
 			s.owners = slices.DeleteFunc(s.owners, func(o owned) bool { return o.u == u })
 		}
-		flows := c.compileUnit(u)
+		if u.kind != KindRule {
+			flows, keys = c.compileUnit(u)
+		}
 		if len(flows) == 0 {
 			delete(c.units, u)
 		}
-		keys := make([]openflow.Key, len(flows))
+		if keys == nil {
+			keys = make([]openflow.Key, len(flows))
+			for i := range flows {
+				keys[i] = flows[i].Key()
+			}
+		}
 		for i, f := range flows {
-			k := f.Key()
-			keys[i] = k
+			k := keys[i]
 			touched[k] = true
 			s := c.slots[k]
 			if s == nil {
@@ -613,6 +643,33 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 		}
 	}
 	return add, remove
+}
+
+// applyRuleChange brings a rule unit from the shared version this
+// compiler holds (e.from) to e by the change between them: only the flows
+// added and the keys gone are touched, not every flow of the rule.
+func (c *Compiler) applyRuleChange(u unit, e *sharedRule, touched map[openflow.Key]bool) {
+	for _, k := range e.gone {
+		touched[k] = true
+		s := c.slots[k]
+		s.owners = slices.DeleteFunc(s.owners, func(o owned) bool { return o.u == u })
+	}
+	for _, i := range e.added {
+		k := e.keys[i]
+		touched[k] = true
+		s := c.slots[k]
+		if s == nil {
+			s = &slot{}
+			c.slots[k] = s
+		}
+		s.owners = append(s.owners, owned{u: u, f: e.flows[i]})
+	}
+	if len(e.keys) > 0 {
+		c.units[u] = e.keys
+	} else {
+		delete(c.units, u)
+	}
+	c.ruleVer[u.id] = e.ver
 }
 
 // merge combines the flows several units produce for one key: conjunction

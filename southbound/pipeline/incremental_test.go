@@ -56,9 +56,49 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			ops := topology.NewOps(f, seed)
 			ops.IPv6Percent = run.ipv6
 			compilers := map[string]*chassisCompile{}
+			// The compilers share one cache of what they derive alike
+			// (pipeline.Shared), as the controller's workers do; every
+			// other chassis compiles one step behind, after the others
+			// filled the cache at the newer state.
+			shared := pipeline.NewShared()
+			type pending struct {
+				v       *fsm.View
+				changes []fsm.Change
+			}
+			behind := map[string]*pending{}
 			ok := 0
 			runs++
 			var hist []string
+			check := func(step int, desc, name string, cc *chassisCompile, v *fsm.View, changes []fsm.Change) {
+				facts := pipeline.Facts{Chassis: name, Bindings: topology.Bindings(v, name), Tunnels: tunnels, Physnets: topology.Physnets(v, name)}
+				cc.apply(cc.c.Update(v, changes, facts))
+				cc.rev = v.Revision()
+				full := pipeline.Compile(v, facts)
+				if d := pipeline.Diff(cc.c.Flows(), full); d != "" {
+					t.Fatalf("step %d (%s), chassis %s: incremental != full: %s\nlast ops: %v", step, desc, name, d, tail(hist, 8))
+				}
+				if d := pipeline.Diff(cc.mirrorFlows(), full); d != "" {
+					t.Fatalf("step %d (%s), chassis %s: deltas != full: %s\nlast ops: %v", step, desc, name, d, tail(hist, 8))
+				}
+				for _, fl := range full {
+					if (fl.Table == pipeline.TableFWEgressACL || fl.Table == pipeline.TableFWIngressACL) && flowsync.CookieKind(fl.Cookie) == pipeline.KindFirewall {
+						fwFlows++
+					}
+					if (fl.Table == pipeline.TableFWVMEgress || fl.Table == pipeline.TableFWVMIngress) && flowsync.CookieKind(fl.Cookie) == pipeline.KindFirewall {
+						vmFlows++
+					}
+				}
+			}
+			changesFor := func(step int, cc *chassisCompile, rev uint64) []fsm.Change {
+				if rev == 0 {
+					return nil
+				}
+				ch, ok := f.ChangesSince(rev)
+				if !ok {
+					t.Fatalf("step %d: change history lost", step)
+				}
+				return append([]fsm.Change{}, ch...)
+			}
 			for step := 0; step < 500; step++ {
 				desc, err := ops.Step()
 				if err == nil {
@@ -66,38 +106,30 @@ func TestIncrementalEqualsFull(t *testing.T) {
 				}
 				hist = append(hist, desc)
 				v := f.State().Read()
-				for _, name := range ops.Chassis() {
+				for i, name := range ops.Chassis() {
 					cc := compilers[name]
 					if cc == nil {
-						cc = &chassisCompile{c: pipeline.NewCompiler(), mirror: map[openflow.Key]openflow.Flow{}}
+						c := pipeline.NewCompiler()
+						c.Share(shared)
+						cc = &chassisCompile{c: c, mirror: map[openflow.Key]openflow.Flow{}}
 						compilers[name] = cc
 					}
-					facts := pipeline.Facts{Chassis: name, Bindings: topology.Bindings(v, name), Tunnels: tunnels, Physnets: topology.Physnets(v, name)}
-					var changes []fsm.Change
-					if cc.rev != 0 {
-						ch, ok := f.ChangesSince(cc.rev)
-						if !ok {
-							t.Fatalf("step %d: change history lost", step)
-						}
-						changes = append([]fsm.Change{}, ch...)
+					if i%2 == 0 {
+						delete(behind, name)
+						check(step, desc, name, cc, v, changesFor(step, cc, cc.rev))
 					}
-					cc.apply(cc.c.Update(v, changes, facts))
-					cc.rev = v.Revision()
-					full := pipeline.Compile(v, facts)
-					if d := pipeline.Diff(cc.c.Flows(), full); d != "" {
-						t.Fatalf("step %d (%s), chassis %s: incremental != full: %s\nlast ops: %v", step, desc, name, d, tail(hist, 8))
+				}
+				for i, name := range ops.Chassis() {
+					if i%2 == 0 {
+						continue
 					}
-					if d := pipeline.Diff(cc.mirrorFlows(), full); d != "" {
-						t.Fatalf("step %d (%s), chassis %s: deltas != full: %s\nlast ops: %v", step, desc, name, d, tail(hist, 8))
+					cc := compilers[name]
+					rev := cc.rev
+					if p := behind[name]; p != nil {
+						check(step, desc+" (one step behind)", name, cc, p.v, p.changes)
+						rev = p.v.Revision()
 					}
-					for _, fl := range full {
-						if (fl.Table == pipeline.TableFWEgressACL || fl.Table == pipeline.TableFWIngressACL) && flowsync.CookieKind(fl.Cookie) == pipeline.KindFirewall {
-							fwFlows++
-						}
-						if (fl.Table == pipeline.TableFWVMEgress || fl.Table == pipeline.TableFWVMIngress) && flowsync.CookieKind(fl.Cookie) == pipeline.KindFirewall {
-							vmFlows++
-						}
-					}
+					behind[name] = &pending{v: v, changes: changesFor(step, cc, rev)}
 				}
 			}
 			if ok < 300 {

@@ -108,29 +108,7 @@ func portMasks(lo, hi uint16) []portMask {
 func (c *Compiler) remotePrefixes(r *fsm.SecurityGroupRule) (any bool, out []netip.Prefix) {
 	v6 := r.EtherType == fsm.EtherTypeIPv6
 	if r.RemoteGroupID != "" {
-		seen := map[netip.Prefix]bool{}
-		for _, p := range c.v.PortsOfSecurityGroup(r.RemoteGroupID) {
-			for _, f := range p.FixedIPs {
-				if a, err := netip.ParseAddr(f.IPAddress); err == nil && a.Is6() == v6 {
-					seen[netip.PrefixFrom(a, a.BitLen())] = true
-				}
-			}
-			for _, ap := range p.AllowedAddressPairs {
-				if pfx, ok := parsePrefix(ap.IPAddress); ok && pfx.Addr().Is6() == v6 {
-					seen[pfx.Masked()] = true
-				}
-			}
-		}
-		for p := range seen {
-			out = append(out, p)
-		}
-		slices.SortFunc(out, func(a, b netip.Prefix) int {
-			if c := a.Addr().Compare(b.Addr()); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.Bits(), b.Bits())
-		})
-		return false, out
+		return false, c.remoteMembers(r.RemoteGroupID, v6)
 	}
 	if r.RemoteIPPrefix == "" {
 		return true, nil
@@ -143,6 +121,35 @@ func (c *Compiler) remotePrefixes(r *fsm.SecurityGroupRule) (any bool, out []net
 		return true, nil
 	}
 	return false, []netip.Prefix{pfx.Masked()}
+}
+
+// groupMembers are the addresses (one per fixed IP, and the allowed
+// address pairs' prefixes) of the group's ports in one IP version, sorted.
+func groupMembers(v *fsm.View, group string, v6 bool) []netip.Prefix {
+	seen := map[netip.Prefix]bool{}
+	for _, p := range v.PortsOfSecurityGroup(group) {
+		for _, f := range p.FixedIPs {
+			if a, err := netip.ParseAddr(f.IPAddress); err == nil && a.Is6() == v6 {
+				seen[netip.PrefixFrom(a, a.BitLen())] = true
+			}
+		}
+		for _, ap := range p.AllowedAddressPairs {
+			if pfx, ok := parsePrefix(ap.IPAddress); ok && pfx.Addr().Is6() == v6 {
+				seen[pfx.Masked()] = true
+			}
+		}
+	}
+	out := make([]netip.Prefix, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Bits(), b.Bits())
+	})
+	return out
 }
 
 // ruleFlows compiles a rule's second clauses and its commit flow, on

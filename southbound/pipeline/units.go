@@ -49,8 +49,9 @@ func (e *emitter) add(table uint8, prio uint16, m openflow.Match, acts ...openfl
 }
 
 // compileUnit returns the flows of u on this chassis (none when the object
-// is gone or has no flows here).
-func (c *Compiler) compileUnit(u unit) []openflow.Flow {
+// is gone or has no flows here), and their keys when they came computed
+// (a shared rule's: ruleEntry).
+func (c *Compiler) compileUnit(u unit) ([]openflow.Flow, []openflow.Key) {
 	e := &emitter{}
 	switch u.kind {
 	case KindPipeline:
@@ -67,9 +68,8 @@ func (c *Compiler) compileUnit(u unit) []openflow.Flow {
 			c.networkFlows(e, n)
 		}
 	case KindRule:
-		if r := c.v.SecurityGroupRule(u.id); r != nil {
-			e.cookie = flowsync.Cookie(u.kind, r.DatapathKey)
-			c.ruleFlows(e, r)
+		if e := c.ruleEntry(u.id); e != nil {
+			return e.flows, e.keys
 		}
 	case KindRouter:
 		if r := c.v.Router(u.id); r != nil {
@@ -82,7 +82,7 @@ func (c *Compiler) compileUnit(u unit) []openflow.Flow {
 			c.firewallGroupFlows(e, g)
 		}
 	}
-	return e.flows
+	return e.flows, nil
 }
 
 func goTo(t uint8) openflow.GotoTable { return openflow.GotoTable{Table: t} }
