@@ -296,6 +296,27 @@ func TestLBaaS(t *testing.T) {
 	lb := l.createLB("web")
 	vip := "http://" + lb.VipAddress + "/"
 	pool := l.poolOf(lb)
+	// Twice in about 10 make test runs the client lost the VIP for good
+	// (every request timed out, the switches' flows unchanged): where its
+	// TCP SYN to the VIP goes, before the lab goes down.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		ctx, cancel := l.Ctx()
+		defer cancel()
+		vp, err := ports.Get(ctx, l.Admin, lb.VipPortID).Extract()
+		if err != nil {
+			t.Logf("VIP port: %v", err)
+			return
+		}
+		t.Logf("VIP port %s: status %s, MAC %s", vp.ID, vp.Status, vp.MACAddress)
+		neigh, _ := l.Exec(l.client.Name, "ip", "neigh")
+		t.Logf("%s's neighbours:\n%s", l.client.Name, neigh)
+		_, trace := l.TraceVM(l.client.Name, fmt.Sprintf("tcp,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,tp_src=40000,tp_dst=80,tcp_flags=0x002",
+			l.client.MAC, vp.MACAddress, l.client.IP, lb.VipAddress))
+		t.Logf("ofproto/trace of %s's SYN to the VIP:\n%s", l.client.Name, trace)
+	})
 	// Every API call is bounded by the client's 60 s timeout.
 	ctx := context.Background()
 
