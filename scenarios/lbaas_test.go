@@ -296,12 +296,16 @@ func TestLBaaS(t *testing.T) {
 	lb := l.createLB("web")
 	vip := "http://" + lb.VipAddress + "/"
 	pool := l.poolOf(lb)
-	// Twice in about 10 make test runs the client lost the VIP for good
-	// (every request timed out, the switches' flows unchanged): where its
-	// TCP SYN to the VIP goes, before the lab goes down.
-	t.Cleanup(func() {
+	// Once in about 10 make test runs the client lost the VIP for good
+	// (every request timed out, the switches' flows unchanged): on a
+	// failure, where its TCP SYN to the VIP goes, while the load
+	// balancer still exists (subtests call it deferred).
+	vipPath := func(t *testing.T) {
 		if !t.Failed() {
 			return
+		}
+		if n, err := l.ServerMetric("neutrino_compile_mismatches_total"); err != nil || n != 0 {
+			t.Logf("incremental/full compile mismatches on the servers: %v %v", n, err)
 		}
 		ctx, cancel := l.Ctx()
 		defer cancel()
@@ -316,11 +320,12 @@ func TestLBaaS(t *testing.T) {
 		_, trace := l.TraceVM(l.client.Name, fmt.Sprintf("tcp,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,tp_src=40000,tp_dst=80,tcp_flags=0x002",
 			l.client.MAC, vp.MACAddress, l.client.IP, lb.VipAddress))
 		t.Logf("ofproto/trace of %s's SYN to the VIP:\n%s", l.client.Name, trace)
-	})
+	}
 	// Every API call is bounded by the client's 60 s timeout.
 	ctx := context.Background()
 
 	t.Run("RoundRobin", func(t *testing.T) {
+		defer vipPath(t)
 		var seen map[string]int
 		harness.Poll(t, harness.FirstPacket, "the VIP answers", func() error {
 			_, err := l.curl(l.client.Name, vip)
@@ -336,6 +341,7 @@ func TestLBaaS(t *testing.T) {
 	})
 
 	t.Run("MemberHealth", func(t *testing.T) {
+		defer vipPath(t)
 		m3 := l.members[2]
 		harness.Poll(t, 30*time.Second, "m3 ONLINE", func() error {
 			if st := l.memberStatus(pool, m3.Name); st != "ONLINE" {
@@ -372,6 +378,7 @@ func TestLBaaS(t *testing.T) {
 	})
 
 	t.Run("Persistence", func(t *testing.T) {
+		defer vipPath(t)
 		for _, typ := range []string{"SOURCE_IP", "HTTP_COOKIE"} {
 			if _, err := pools.Update(ctx, l.Admin, pool, pools.UpdateOpts{Persistence: &pools.SessionPersistence{Type: typ}}).Extract(); err != nil {
 				t.Fatalf("session persistence %s: %v", typ, err)
@@ -400,6 +407,7 @@ func TestLBaaS(t *testing.T) {
 	})
 
 	t.Run("ConnectionLimit", func(t *testing.T) {
+		defer vipPath(t)
 		// A TCP listener (idle connections stay open) limited to 2.
 		ls, err := listeners.Create(ctx, l.Admin, listeners.CreateOpts{LoadbalancerID: lb.ID, Protocol: listeners.ProtocolTCP,
 			ProtocolPort: 8080, ConnLimit: ptrTo(2)}).Extract()
@@ -455,6 +463,7 @@ func TestLBaaS(t *testing.T) {
 	})
 
 	t.Run("L7Policy", func(t *testing.T) {
+		defer vipPath(t)
 		api, err := pools.Create(ctx, l.Admin, pools.CreateOpts{LoadbalancerID: lb.ID, Protocol: pools.ProtocolHTTP,
 			LBMethod: pools.LBMethodRoundRobin, Name: "api"}).Extract()
 		if err != nil {
@@ -473,6 +482,7 @@ func TestLBaaS(t *testing.T) {
 	})
 
 	t.Run("FloatingIP", func(t *testing.T) {
+		defer vipPath(t)
 		f := l.FloatingIP(l.Admin, l.extNet, lb.VipPortID)
 		url := "http://" + f.FloatingIP + "/"
 		harness.Poll(t, harness.FirstPacket, "outside reaches the VIP through "+f.FloatingIP, func() error {
@@ -493,25 +503,44 @@ func TestLBaaS(t *testing.T) {
 	})
 
 	t.Run("ReloadUnderLoad", func(t *testing.T) {
-		probe := l.Start(l.client.Name, l.Lab.Binary, "lab", "http-probe", "--concurrent", "--interval", "20ms", "--timeout", "2s", vip)
-		waitProbe(t, probe, 20)
-		for i := range 3 {
-			w := 2 + i
-			if _, err := pools.UpdateMember(ctx, l.Admin, pool, l.memberID(pool, "m1"), pools.UpdateMemberOpts{Weight: &w}).Extract(); err != nil {
-				t.Fatal(err)
+		defer vipPath(t)
+		// A request lost here must be the reloads' doing. Twice a stalled
+		// 2-core machine made gossip declare every node dead at once, and
+		// a gateway that loses the servers fences itself (its VIPs go down
+		// for a moment; fence.go): when requests failed while the servers'
+		// gossip counted deaths, the check runs once more, logged.
+		deaths0, derr := l.ServerMetric("neutrino_gossip_dead_events_total")
+		for try := 1; ; try++ {
+			probe := l.Start(l.client.Name, l.Lab.Binary, "lab", "http-probe", "--concurrent", "--interval", "20ms", "--timeout", "2s", vip)
+			waitProbe(t, probe, 20)
+			for i := range 3 {
+				w := 2 + i + 3*(try-1) // a new weight: a new configuration, a reload
+				if _, err := pools.UpdateMember(ctx, l.Admin, pool, l.memberID(pool, "m1"), pools.UpdateMemberOpts{Weight: &w}).Extract(); err != nil {
+					t.Fatal(err)
+				}
+				l.waitActive(lb.ID)
 			}
-			l.waitActive(lb.ID)
-		}
-		waitProbe(t, probe, 20)
-		probe.Stop()
-		res := parseProbe(probe.Stdout())
-		t.Logf("%d requests across 3 reloads, %d failed", len(res), res.failed())
-		if n := res.failed(); n > 0 {
-			t.Fatalf("%d requests failed across reloads: %v", n, res.errors(3))
+			waitProbe(t, probe, 20)
+			probe.Stop()
+			res := parseProbe(probe.Stdout())
+			t.Logf("%d requests across 3 reloads, %d failed", len(res), res.failed())
+			n := res.failed()
+			if n == 0 {
+				return
+			}
+			deaths, err := l.ServerMetric("neutrino_gossip_dead_events_total")
+			if try == 1 && derr == nil && err == nil && deaths > deaths0 {
+				t.Logf("%d requests failed while the servers' gossip declared %v members dead (false deaths of a stalled machine): once more; %v",
+					n, deaths-deaths0, res.errors(3))
+				deaths0 = deaths
+				continue
+			}
+			t.Fatalf("%d requests failed across reloads (gossip deaths meanwhile: %v, %v %v): %v", n, deaths-deaths0, derr, err, res.errors(3))
 		}
 	})
 
 	t.Run("RefusedConfig", func(t *testing.T) {
+		defer vipPath(t)
 		// Last but the delete: the load balancer stays in ERROR.
 		// Go's regexp (the API's check) takes \x{100}; HAProxy's PCRE2
 		// (no UTF mode) refuses it: haproxy -c fails, the running HAProxy

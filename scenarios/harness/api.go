@@ -159,3 +159,37 @@ func Without(xs []string, x string) []string {
 	}
 	return out
 }
+
+// ServerMetric sums one metric (every label set) over the servers'
+// /metrics: e.g. neutrino_gossip_dead_events_total, the false deaths a
+// stalled machine causes. A server that does not answer is an error.
+func (e *Env) ServerMetric(name string) (float64, error) {
+	var sum float64
+	for _, s := range e.Servers() {
+		resp, err := quickHTTP.Get(e.API(s) + "/metrics")
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", s, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("%s: GET /metrics: %s %v", s, resp.Status, err)
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			rest, ok := strings.CutPrefix(line, name)
+			if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+				continue
+			}
+			f := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+			if len(f) == 0 {
+				continue
+			}
+			var v float64
+			if _, err := fmt.Sscan(f[0], &v); err != nil {
+				return 0, fmt.Errorf("%s: %q: %w", s, line, err)
+			}
+			sum += v
+		}
+	}
+	return sum, nil
+}
