@@ -33,10 +33,15 @@ func benchRouters(b *testing.B, existing int) *benchApplier {
 	return a
 }
 
+// nearlyFull routers leave one router key free (MaxRouterKey: the cluster
+// holds at most that many routers).
+const nearlyFull = int(MaxRouterKey) - 1
+
 // BenchmarkApplyRouterCreateDelete is the Apply cost of a router create
-// and its delete (a key allocated and freed) with existing routers.
+// and its delete (a key allocated and freed) with existing routers, up to
+// a nearly full key space.
 func BenchmarkApplyRouterCreateDelete(b *testing.B) {
-	for _, existing := range []int{0, 1000, 20000} {
+	for _, existing := range []int{0, 1000, nearlyFull} {
 		b.Run(fmt.Sprintf("existing=%d", existing), func(b *testing.B) {
 			a := benchRouters(b, existing)
 			b.ReportAllocs()
@@ -54,7 +59,7 @@ func BenchmarkApplyRouterCreateDelete(b *testing.B) {
 // lowest key is free, so the first create takes it and the second walks
 // the key index over every router to the end; both are deleted again.
 func BenchmarkApplyRouterRefill(b *testing.B) {
-	for _, existing := range []int{1000, 20000} {
+	for _, existing := range []int{1000, nearlyFull} {
 		b.Run(fmt.Sprintf("existing=%d", existing), func(b *testing.B) {
 			a := benchRouters(b, existing)
 			a.apply(CmdRouterDelete, RouterDeleteRequest{ID: "r000000"})
