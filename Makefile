@@ -94,12 +94,14 @@ nemesis:
 # table at the end), so runs can be compared.
 bench: export NEUTRINO_BENCH_FIGURES := $(CURDIR)/bench.figures
 bench: deps vagrant-image
-	rm -f bench.figures
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count=1 -timeout 30m $(PKGS) | tee bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
+	rm -f bench.figures bench.failed
+	{ $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count=1 -timeout 30m $(PKGS) || touch bench.failed; } | tee bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
 	@echo "# the failover scenarios' benchmarks again, on the Vagrant cluster:"
-	NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test -run '^$$' -bench '$(VAGRANT_BENCH)' -benchtime $(BENCHTIME) -count=1 -timeout 30m ./scenarios | tee -a bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
+	{ NEUTRINO_SCENARIO_DRIVER=vagrant $(GO) test -run '^$$' -bench '$(VAGRANT_BENCH)' -benchtime $(BENCHTIME) -count=1 -timeout 30m ./scenarios || touch bench.failed; } | tee -a bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
 	@echo "# figures (bench.json):"
 	$(GO) run ./internal/benchfig/benchtable -in bench.figures -out bench.json -commit $(VERSION)
+	@# The pipes above hide go test's status: a failed benchmark fails make bench, after the table.
+	@if [ -e bench.failed ]; then rm -f bench.failed; echo "make bench: a benchmark failed (see bench.out)"; exit 1; fi
 
 demo: deps build
 	scenarios/demo/cluster.sh
@@ -108,7 +110,7 @@ demo-stop:
 	scenarios/demo/cluster.sh stop
 
 clean:
-	rm -rf bin bench.out bench.figures bench.json
+	rm -rf bin bench.out bench.figures bench.json bench.failed
 
 # --- Vagrant (README: Vagrant) ---------------------------------------------
 # The Vagrantfile's cluster on the docker provider: make vagrant-up, then

@@ -84,6 +84,9 @@ func (s *rawSocket) exchange(frame []byte, want uint8) error {
 	buf := make([]byte, 2048)
 	for {
 		n, err := syscall.Read(s.fd, buf)
+		if err == syscall.EINTR {
+			continue // a signal (the Go runtime's preemption) interrupted the blocking read
+		}
 		if err != nil {
 			return fmt.Errorf("waiting for DHCP type %d: %w", want, err)
 		}
