@@ -135,8 +135,8 @@ func (s *apiServer) doRaw(method, path string, hdr map[string]string, body any, 
 
 // agreedRevision waits until every server reports the same revision and
 // returns it. A follower applies an entry after the leader has answered
-// the request that wrote it (a refused create still records its request),
-// so a revision read from one server right after writes may yet move.
+// the request that wrote it, so a revision read from one server right
+// after writes may yet move.
 func agreedRevision(t testing.TB, servers []*apiServer) uint64 {
 	t.Helper()
 	var rev uint64

@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // APIHTTP is the client of raw API calls.
@@ -160,9 +163,10 @@ func Without(xs []string, x string) []string {
 	return out
 }
 
-// ServerMetric sums one metric (every label set) over the servers'
-// /metrics: e.g. neutrino_gossip_dead_events_total, the false deaths a
-// stalled machine causes. A server that does not answer is an error.
+// ServerMetric sums one metric (every series: counter or gauge) over the
+// servers' /metrics, parsed with Prometheus' own text parser: e.g.
+// neutrino_gossip_dead_events_total, the false deaths a stalled machine
+// causes. A server that does not answer is an error.
 func (e *Env) ServerMetric(name string) (float64, error) {
 	var sum float64
 	for _, s := range e.Servers() {
@@ -170,25 +174,18 @@ func (e *Env) ServerMetric(name string) (float64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", s, err)
 		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return 0, fmt.Errorf("%s: GET /metrics: %s %v", s, resp.Status, err)
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return 0, fmt.Errorf("%s: GET /metrics: %s", s, resp.Status)
 		}
-		for _, line := range strings.Split(string(body), "\n") {
-			rest, ok := strings.CutPrefix(line, name)
-			if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-				continue
-			}
-			f := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
-			if len(f) == 0 {
-				continue
-			}
-			var v float64
-			if _, err := fmt.Sscan(f[0], &v); err != nil {
-				return 0, fmt.Errorf("%s: %q: %w", s, line, err)
-			}
-			sum += v
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return 0, fmt.Errorf("%s: /metrics: %w", s, err)
+		}
+		for _, m := range families[name].GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return sum, nil

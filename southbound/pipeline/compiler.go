@@ -601,7 +601,7 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 			s.owners = slices.DeleteFunc(s.owners, func(o owned) bool { return o.u == u })
 		}
 		if u.kind != KindRule {
-			flows, keys = c.compileUnit(u)
+			flows = c.compileUnit(u)
 		}
 		if len(flows) == 0 {
 			delete(c.units, u)

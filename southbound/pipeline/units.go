@@ -49,9 +49,9 @@ func (e *emitter) add(table uint8, prio uint16, m openflow.Match, acts ...openfl
 }
 
 // compileUnit returns the flows of u on this chassis (none when the object
-// is gone or has no flows here), and their keys when they came computed
-// (a shared rule's: ruleEntry).
-func (c *Compiler) compileUnit(u unit) ([]openflow.Flow, []openflow.Key) {
+// is gone or has no flows here). A rule's come from ruleEntry (recompile),
+// with their keys and, when shared, the change from the version before.
+func (c *Compiler) compileUnit(u unit) []openflow.Flow {
 	e := &emitter{}
 	switch u.kind {
 	case KindPipeline:
@@ -67,10 +67,6 @@ func (c *Compiler) compileUnit(u unit) ([]openflow.Flow, []openflow.Key) {
 			e.cookie = flowsync.Cookie(u.kind, n.DatapathKey)
 			c.networkFlows(e, n)
 		}
-	case KindRule:
-		if e := c.ruleEntry(u.id); e != nil {
-			return e.flows, e.keys
-		}
 	case KindRouter:
 		if r := c.v.Router(u.id); r != nil {
 			e.cookie = flowsync.Cookie(u.kind, r.DatapathKey)
@@ -82,7 +78,7 @@ func (c *Compiler) compileUnit(u unit) ([]openflow.Flow, []openflow.Key) {
 			c.firewallGroupFlows(e, g)
 		}
 	}
-	return e.flows, nil
+	return e.flows
 }
 
 func goTo(t uint8) openflow.GotoTable { return openflow.GotoTable{Table: t} }
