@@ -152,31 +152,45 @@ func (s *procServer) start(tb testing.TB) {
 // $NEUTRINO_SIM_PROFILE/<name>.prof, in the background; wait waits for it.
 // Without the variable it does nothing.
 func serverProfile(tb testing.TB, s *procServer, name string, d time.Duration) (wait func()) {
-	dir := os.Getenv("NEUTRINO_SIM_PROFILE")
-	if dir == "" || s.pprof == "" {
+	if os.Getenv("NEUTRINO_SIM_PROFILE") == "" || s.pprof == "" {
 		return func() {}
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c := http.Client{Timeout: d + time.Minute}
-		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprof, int(d.Seconds())))
-		if err != nil {
-			tb.Logf("profile of %s: %v", s.name, err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(filepath.Join(dir, name+".prof"))
-		if err != nil {
-			tb.Logf("profile of %s: %v", s.name, err)
-			return
-		}
-		defer f.Close()
-		if _, err := io.Copy(f, resp.Body); err != nil {
-			tb.Logf("profile of %s: %v", s.name, err)
-		}
+		saveProfile(tb, s, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), name, d+time.Minute)
 	}()
 	return func() { <-done }
+}
+
+// serverHeap writes a heap profile of s (after a GC) to
+// $NEUTRINO_SIM_PROFILE/<name>.prof; without the variable it does nothing.
+func serverHeap(tb testing.TB, s *procServer, name string) {
+	if os.Getenv("NEUTRINO_SIM_PROFILE") == "" || s.pprof == "" {
+		return
+	}
+	saveProfile(tb, s, "heap?gc=1", name, time.Minute)
+}
+
+// saveProfile writes s's /debug/pprof/<what> to
+// $NEUTRINO_SIM_PROFILE/<name>.prof, logging what fails.
+func saveProfile(tb testing.TB, s *procServer, what, name string, timeout time.Duration) {
+	c := http.Client{Timeout: timeout}
+	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/%s", s.pprof, what))
+	if err != nil {
+		tb.Logf("profile of %s: %v", s.name, err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(filepath.Join(os.Getenv("NEUTRINO_SIM_PROFILE"), name+".prof"))
+	if err != nil {
+		tb.Logf("profile of %s: %v", s.name, err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		tb.Logf("profile of %s: %v", s.name, err)
+	}
 }
 
 // rssMiB is a process' resident set in MiB (/proc/PID/status VmRSS).
@@ -355,6 +369,7 @@ func benchPortRealized(b *testing.B, nChassis int) {
 		clustertest.Eventually(b, time.Minute, func() (err error) { leader, term, err = leaderTerm(servers); return err })
 		if i == 0 {
 			rss = rssMiB(leader.cmd.Process.Pid)
+			serverHeap(b, leader, "leader-heap")
 		}
 		b.Logf("leader %s, term %d", leader.name, term)
 		ms, terms := benchFailover(b, i, servers, leader, term, pool)

@@ -400,7 +400,8 @@ func (w *worker) compile(v *fsm.View, facts pipeline.Facts) error {
 		}
 	}
 	if first {
-		if err := w.syncer.SetDesired(rev, w.compiler.Flows()); err != nil {
+		flows, keys := w.compiler.FlowsKeyed()
+		if err := w.syncer.SetDesiredKeyed(rev, flows, keys); err != nil {
 			return err
 		}
 		if !w.desiredSet {
@@ -409,7 +410,7 @@ func (w *worker) compile(v *fsm.View, facts pipeline.Facts) error {
 		}
 		return nil
 	}
-	w.syncer.ApplyDelta(rev, add, remove)
+	w.syncer.ApplyDeltaKeyed(rev, add, w.compiler.AddedKeys(), remove)
 	return nil
 }
 

@@ -90,14 +90,17 @@ type Options struct {
 // ErrDuplicateKey: a desired set holds two flows with the same key.
 var ErrDuplicateKey = errors.New("flowsync: duplicate flow key")
 
-// entry is a flow with its canonical actions cached: diffs of 100k flows
-// compare strings, not re-rendered actions.
+// entry is a desired or installed flow. It keeps no formatted actions:
+// diff compares actions element-wise first (Flow.SameActions) and formats
+// only what that does not find equal (a flow dumped from the switch in
+// another spelling). Formatting every added flow on every chassis, and
+// keeping the string, cost the leader CPU and about 100 bytes a flow on
+// each chassis.
 type entry struct {
 	flow openflow.Flow
-	acts string
 }
 
-func newEntry(f openflow.Flow) entry { return entry{flow: f, acts: f.ActionsString()} }
+func newEntry(f openflow.Flow) entry { return entry{flow: f} }
 
 // Syncer keeps one switch in sync. Its methods are safe for concurrent use;
 // Run does the work.
@@ -172,10 +175,19 @@ func (s *Syncer) wake() {
 // SetDesired replaces the desired set with flows at revision rev. Cookies
 // need only the owner bits (Cookie); magic and round are added here.
 func (s *Syncer) SetDesired(rev uint64, flows []openflow.Flow) error {
+	return s.SetDesiredKeyed(rev, flows, flowKeys(flows))
+}
+
+// SetDesiredKeyed is SetDesired with each flow's key given (keys[i] is
+// flows[i].Key()), as a compiler holds them.
+func (s *Syncer) SetDesiredKeyed(rev uint64, flows []openflow.Flow, keys []openflow.Key) error {
+	if len(keys) != len(flows) {
+		return fmt.Errorf("flowsync: %d keys for %d flows", len(keys), len(flows))
+	}
 	m := make(map[openflow.Key]entry, len(flows))
-	for _, f := range flows {
+	for i, f := range flows {
 		f.Cookie = stamp(f.Cookie, s.opts.Round)
-		k := f.Key()
+		k := keys[i]
 		if _, dup := m[k]; dup {
 			return fmt.Errorf("%w: %s", ErrDuplicateKey, f.String())
 		}
@@ -192,18 +204,36 @@ func (s *Syncer) SetDesired(rev uint64, flows []openflow.Flow) error {
 // ApplyDelta changes the desired set at revision rev: remove the flows
 // with the given keys, then add (or replace) flows.
 func (s *Syncer) ApplyDelta(rev uint64, add []openflow.Flow, remove []openflow.Key) {
+	s.ApplyDeltaKeyed(rev, add, flowKeys(add), remove)
+}
+
+// flowKeys are the flows' keys, in order.
+func flowKeys(flows []openflow.Flow) []openflow.Key {
+	keys := make([]openflow.Key, len(flows))
+	for i := range flows {
+		keys[i] = flows[i].Key()
+	}
+	return keys
+}
+
+// ApplyDeltaKeyed is ApplyDelta with the added flows' keys given
+// (addKeys[i] is add[i].Key()), as a compiler holds them. It panics when
+// their lengths differ.
+func (s *Syncer) ApplyDeltaKeyed(rev uint64, add []openflow.Flow, addKeys []openflow.Key, remove []openflow.Key) {
+	if len(addKeys) != len(add) {
+		panic(fmt.Sprintf("flowsync: %d keys for %d flows", len(addKeys), len(add)))
+	}
 	es := make([]entry, len(add))
-	keys := make([]openflow.Key, len(add))
 	for i, f := range add {
 		f.Cookie = stamp(f.Cookie, s.opts.Round)
-		keys[i], es[i] = f.Key(), newEntry(f)
+		es[i] = newEntry(f)
 	}
 	s.mu.Lock()
 	for _, k := range remove {
 		delete(s.desired, k)
 		s.dirty[k] = struct{}{}
 	}
-	for i, k := range keys {
+	for i, k := range addKeys {
 		s.desired[k] = es[i]
 		s.dirty[k] = struct{}{}
 	}
@@ -485,7 +515,7 @@ func (s *Syncer) diff() diffResult {
 		want, wanted := s.desired[k]
 		have, has := s.installed[k]
 		switch {
-		case wanted && (!has || have.flow.Cookie != want.flow.Cookie || have.acts != want.acts):
+		case wanted && (!has || have.flow.Cookie != want.flow.Cookie || !want.flow.SameActions(&have.flow)):
 			d.mods = append(d.mods, openflow.FlowMod{Command: openflow.CmdAdd, Flow: want.flow})
 			d.added[k] = want
 		case !wanted && has:

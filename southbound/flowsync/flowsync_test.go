@@ -498,3 +498,24 @@ func TestCookie(t *testing.T) {
 		t.Fatalf("Cookie(9, 5) = %#x", got)
 	}
 }
+
+// TestKeyedMismatch: keys that do not pair with the flows are refused
+// before anything changes (SetDesiredKeyed) or panic (ApplyDeltaKeyed, a
+// programming error in the caller).
+func TestKeyedMismatch(t *testing.T) {
+	s := flowsync.New(flowsync.Options{Round: 1})
+	flows := bulkFlows(3)
+	keys := []openflow.Key{flows[0].Key(), flows[1].Key()}
+	if err := s.SetDesiredKeyed(1, flows, keys); err == nil {
+		t.Fatal("SetDesiredKeyed took 2 keys for 3 flows")
+	}
+	if n := s.Desired(); n != 0 {
+		t.Fatalf("a refused SetDesiredKeyed left %d desired flows", n)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("ApplyDeltaKeyed took 2 keys for 3 flows")
+		}
+	}()
+	s.ApplyDeltaKeyed(1, flows, keys, nil)
+}

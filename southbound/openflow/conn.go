@@ -222,6 +222,12 @@ type xidRange struct {
 	errs        map[uint32]*Error
 }
 
+// connBufSize sizes a connection's read and write buffers: one message at
+// most (its length is 16 bits). A leader holds a connection per chassis,
+// and at 256 KiB each the buffers were a quarter of its live heap at 100
+// simulated chassis; writes longer than the buffer go straight through.
+const connBufSize = 64 << 10
+
 // Handshake runs HELLO and FEATURES over nc and starts the reader.
 func Handshake(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 	opts = opts.withDefaults()
@@ -229,14 +235,14 @@ func Handshake(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 		nc:        nc,
 		opts:      opts,
 		log:       opts.Logger,
-		bw:        bufio.NewWriterSize(nc, 256<<10),
+		bw:        bufio.NewWriterSize(nc, connBufSize),
 		pending:   map[uint32]*call{},
 		done:      make(chan struct{}),
 		packetIns: make(chan PacketIn, opts.PacketInQueue),
 		piBucket:  newTokenBucket(opts.PacketInRate, opts.PacketInBurst),
 	}
 	c.lastRead.Store(time.Now().UnixNano())
-	br := bufio.NewReaderSize(nc, 256<<10)
+	br := bufio.NewReaderSize(nc, connBufSize)
 
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()

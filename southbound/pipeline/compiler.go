@@ -20,6 +20,8 @@ type Compiler struct {
 	prev *fsm.View
 	// routersTouched: the last Update recompiled a router unit.
 	routersTouched bool
+	// addKeys are the keys of the flows the last Update returned to add.
+	addKeys []openflow.Key
 
 	// Derived state, maintained incrementally.
 	local         map[string]localPort         // ports plugged here, as compiled
@@ -94,8 +96,16 @@ func (c *Compiler) Stats() Stats {
 // Flows returns the whole flow set, sorted by table, descending priority
 // and key.
 func (c *Compiler) Flows() []openflow.Flow {
+	out, _ := c.FlowsKeyed()
+	return out
+}
+
+// FlowsKeyed is Flows with each flow's key (keys[i] is flows[i].Key()),
+// which the compiler already holds: a syncer given them need not compute
+// them again for every flow of every chassis.
+func (c *Compiler) FlowsKeyed() (flows []openflow.Flow, keys []openflow.Key) {
 	out := make([]openflow.Flow, 0, len(c.slots))
-	keys := make([]openflow.Key, 0, len(c.slots))
+	keys = make([]openflow.Key, 0, len(c.slots))
 	for k := range c.slots {
 		keys = append(keys, k)
 	}
@@ -112,8 +122,12 @@ func (c *Compiler) Flows() []openflow.Flow {
 	for _, k := range keys {
 		out = append(out, *c.slots[k].emitted)
 	}
-	return out
+	return out, keys
 }
+
+// AddedKeys are the keys of the flows the last Update returned to add, in
+// their order (AddedKeys()[i] is add[i].Key()).
+func (c *Compiler) AddedKeys() []openflow.Key { return c.addKeys }
 
 // Update brings the flow set to state v with facts f, given the changes
 // since the state last compiled (fsm.FSM.ChangesSince). changes == nil, a
@@ -627,6 +641,7 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 		}
 	}
 	add = make([]openflow.Flow, 0, len(touched))
+	addKeys := make([]openflow.Key, 0, len(touched))
 	for k := range touched {
 		s := c.slots[k]
 		if len(s.owners) == 0 {
@@ -640,8 +655,10 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 		if s.emitted == nil || s.emitted.Cookie != m.Cookie || !s.emitted.SameActions(&m) {
 			s.emitted = &m
 			add = append(add, m)
+			addKeys = append(addKeys, k)
 		}
 	}
+	c.addKeys = addKeys
 	return add, remove
 }
 

@@ -71,7 +71,26 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			var hist []string
 			check := func(step int, desc, name string, cc *chassisCompile, v *fsm.View, changes []fsm.Change) {
 				facts := pipeline.Facts{Chassis: name, Bindings: topology.Bindings(v, name), Tunnels: tunnels, Physnets: topology.Physnets(v, name)}
-				cc.apply(cc.c.Update(v, changes, facts))
+				add, remove := cc.c.Update(v, changes, facts)
+				// The keys handed to the syncer with the flows are theirs.
+				if keys := cc.c.AddedKeys(); len(keys) != len(add) {
+					t.Fatalf("step %d, chassis %s: %d added keys for %d flows", step, name, len(keys), len(add))
+				} else {
+					for i := range add {
+						if keys[i] != add[i].Key() {
+							t.Fatalf("step %d, chassis %s: added key %d is not its flow's: %s", step, name, i, add[i].String())
+						}
+					}
+				}
+				if step%50 == 0 {
+					flows, keys := cc.c.FlowsKeyed()
+					for i := range flows {
+						if keys[i] != flows[i].Key() {
+							t.Fatalf("step %d, chassis %s: FlowsKeyed key %d is not its flow's: %s", step, name, i, flows[i].String())
+						}
+					}
+				}
+				cc.apply(add, remove)
 				cc.rev = v.Revision()
 				full := pipeline.Compile(v, facts)
 				if d := pipeline.Diff(cc.c.Flows(), full); d != "" {
