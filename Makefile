@@ -9,6 +9,8 @@ BIN       := bin/neutrino
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 PKGS      := ./...
 TEST_TIMEOUT ?= 25m
+# RACE_LOGS holds the race detector's reports during make test.
+RACE_LOGS ?= $(CURDIR)/.race-logs
 BENCH     ?= .
 BENCHTIME ?= 1s
 # FUZZ scales the execution counts 'make fuzz' gives each fuzz target.
@@ -22,7 +24,7 @@ FUZZ_MIN  ?= 200x
 # Benchmarks of ./scenarios that make bench runs on Vagrant too.
 VAGRANT_BENCH ?= GatewayFailover|LeaderKill|OVSRestart
 
-.PHONY: all build test fuzz lint tidy-check bench nemesis upgrade-test deps demo demo-stop clean \
+.PHONY: all build test race-reports fuzz lint tidy-check bench nemesis upgrade-test deps demo demo-stop clean \
 	vagrant-deps docker vagrant-image vagrant-up vagrant-test vagrant-down
 
 all: build
@@ -44,11 +46,18 @@ deps:
 # cannot start). Its go test runs skip go vet (-vet=off): lint ran it on
 # every package first.
 test: deps lint tidy-check vagrant-image
-	$(GO) test -vet=off -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '^neutrino/scenarios')
-	$(GO) test -vet=off -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./scenarios/...
+	@rm -rf $(RACE_LOGS) && mkdir -p $(RACE_LOGS)
+	GORACE="log_path=$(RACE_LOGS)/race" $(GO) test -vet=off -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '^neutrino/scenarios') || { rc=$$?; $(MAKE) --no-print-directory race-reports; exit $$rc; }
+	GORACE="log_path=$(RACE_LOGS)/race" $(GO) test -vet=off -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./scenarios/... || { rc=$$?; $(MAKE) --no-print-directory race-reports; exit $$rc; }
 	$(GO) test -vet=off -count=1 -run 'TestGossipQuietNoFalseDeaths' ./cluster
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory vagrant-test VAGRANT_TEST_FLAGS=-vet=off
+
+# race-reports prints the race detector's reports of the last make test
+# (GORACE log_path: one file per process that found a race), so that a
+# failed run ends with them whole rather than interleaved with logs.
+race-reports:
+	@for f in $(RACE_LOGS)/race.*; do [ -f "$$f" ] || continue; echo "=== race report $$f"; head -c 20000 "$$f"; done
 
 # fuzz runs each fuzz target for a bounded number of executions (FUZZ
 # scales them); a crasher is written to the package's testdata/fuzz.

@@ -96,8 +96,10 @@ func TestTrunkVLANSubport(t *testing.T) {
 	}
 	// The peer's pings reach the subport tagged and its answers come back.
 	ans := e.Start(vm.Name, e.Lab.Binary, "lab", "vlan-ping", "--answer", "--vlan", vlanX, "--mac", sub.MACAddress, "--ip", subIP, "--timeout", "20s")
-	// If no answer comes (it happened twice, on loaded labs, with the
-	// answerer seeing nothing): where the peer's echo request went.
+	// If no answer comes: where the peer's echo request went. (It failed
+	// three times with the answerer silent: a signal interrupting its wait
+	// ended it early, TestTaggedRecvSurvivesSignals; it now says when it
+	// starts and when its deadline ends it.)
 	peerPing := true
 	t.Cleanup(func() {
 		if !t.Failed() || !peerPing {

@@ -117,19 +117,26 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // recv reads one incoming frame with its VLAN tag put back in place (from
 // the auxiliary data), or nil when the wait ends.
 func (s *taggedSocket) recv(until time.Time) ([]byte, error) {
-	wait := time.Until(until)
-	if wait <= 0 {
-		return nil, nil
-	}
-	tv := unix.NsecToTimeval(wait.Nanoseconds())
-	if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return nil, err
-	}
 	buf := make([]byte, 9000)
 	oob := make([]byte, 256)
 	for {
+		wait := time.Until(until)
+		if wait <= 0 {
+			return nil, nil
+		}
+		tv := unix.NsecToTimeval(wait.Nanoseconds())
+		if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return nil, err
+		}
 		n, oobn, _, from, err := unix.Recvmsg(s.fd, buf, oob, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		if errors.Is(err, unix.EINTR) {
+			// A signal (the Go runtime's own, for one) interrupted the
+			// wait; a socket with a receive timeout is never restarted
+			// (signal(7)). Taken for the end of the wait, it ended the
+			// answerer silently, seconds before its deadline.
+			continue
+		}
+		if errors.Is(err, unix.EAGAIN) {
 			return nil, nil
 		}
 		if err != nil {
@@ -245,10 +252,15 @@ func (p *vlanPinger) echo(dst net.HardwareAddr, target netip.Addr) (int, error) 
 // the VLAN until the deadline, with a line on out for every ARP request
 // and every ping answered (the test stops it with a signal).
 func (p *vlanPinger) answer(out io.Writer) error {
+	fmt.Fprintf(out, "answering for %s on vlan %d\n", p.ip, p.vlan)
 	for {
 		f, err := p.s.recv(p.deadline)
-		if err != nil || f == nil {
+		if err != nil {
 			return err
+		}
+		if f == nil {
+			fmt.Fprintf(out, "deadline reached\n")
+			return nil
 		}
 		if a, err := packet.ParseARP(f); err == nil {
 			if a.VLAN == p.vlan && a.Op == packet.ARPRequest && a.TPA == p.ip {

@@ -174,7 +174,9 @@ func (l *Listener) acceptLoop() {
 type Conn struct {
 	nc   net.Conn
 	opts Options
-	log  *slog.Logger
+	// logp is the connection's logger; the handshake replaces it (adding
+	// the datapath id) after the read loop started, which logs too.
+	logp atomic.Pointer[slog.Logger]
 	dpid uint64
 
 	wmu sync.Mutex // serialises writers; held per batch, not per bundle
@@ -234,13 +236,13 @@ func Handshake(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 	c := &Conn{
 		nc:        nc,
 		opts:      opts,
-		log:       opts.Logger,
 		bw:        bufio.NewWriterSize(nc, connBufSize),
 		pending:   map[uint32]*call{},
 		done:      make(chan struct{}),
 		packetIns: make(chan PacketIn, opts.PacketInQueue),
 		piBucket:  newTokenBucket(opts.PacketInRate, opts.PacketInBurst),
 	}
+	c.logp.Store(opts.Logger)
 	c.lastRead.Store(time.Now().UnixNano())
 	br := bufio.NewReaderSize(nc, connBufSize)
 
@@ -301,8 +303,9 @@ func Handshake(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 	// Keepalive starts only now: ovs-vswitchd may take a few hundred ms to
 	// answer the first request of a new connection.
 	go c.keepalive()
-	c.log = c.log.With("dpid", fmt.Sprintf("%016x", c.dpid))
-	c.log.Debug("openflow connected", "remote", nc.RemoteAddr())
+	log := c.logger().With("dpid", fmt.Sprintf("%016x", c.dpid))
+	c.logp.Store(log)
+	log.Debug("openflow connected", "remote", nc.RemoteAddr())
 	return c, nil
 }
 
@@ -351,6 +354,8 @@ func (c *Conn) PeerCertificates() []*x509.Certificate {
 	}
 	return nil
 }
+
+func (c *Conn) logger() *slog.Logger { return c.logp.Load() }
 
 // Done is closed when the connection ends.
 func (c *Conn) Done() <-chan struct{} { return c.done }
@@ -532,7 +537,7 @@ func (c *Conn) dispatchError(xid uint32, msg []byte) {
 	if errors.Is(e, ErrNotMaster) || errors.Is(e, ErrStale) {
 		// Stop writing at once: whatever else is in flight will be refused.
 		if c.master.Swap(false) {
-			c.log.Warn("openflow: lost master role", "err", e)
+			c.logger().Warn("openflow: lost master role", "err", e)
 		}
 	}
 	c.mu.Lock()
@@ -548,7 +553,7 @@ func (c *Conn) dispatchError(xid uint32, msg []byte) {
 			return
 		}
 	}
-	c.log.Warn("openflow: unsolicited error", "xid", xid, "err", e)
+	c.logger().Warn("openflow: unsolicited error", "xid", xid, "err", e)
 }
 
 func (c *Conn) keepalive() {
@@ -562,7 +567,7 @@ func (c *Conn) keepalive() {
 		}
 		idle := time.Since(time.Unix(0, c.lastRead.Load()))
 		if idle > c.opts.EchoTimeout {
-			c.log.Warn("openflow: switch silent, closing", "idle", idle)
+			c.logger().Warn("openflow: switch silent, closing", "idle", idle)
 			c.closeWith(ErrEchoTimeout)
 			return
 		}

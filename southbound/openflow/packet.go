@@ -124,21 +124,21 @@ func (c *Conn) PacketInsLimited() uint64 { return c.piLimited.Load() }
 func (c *Conn) handlePacketIn(msg []byte) {
 	if !c.piBucket.take(time.Now()) {
 		if n := c.piLimited.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8, ...
-			c.log.Warn("openflow: packet-ins over the rate limit, dropping", "limited", n, "rate", c.opts.PacketInRate)
+			c.logger().Warn("openflow: packet-ins over the rate limit, dropping", "limited", n, "rate", c.opts.PacketInRate)
 		}
 		return
 	}
 	pi, err := decodePacketIn(msg)
 	if err != nil {
 		c.piDrops.Add(1)
-		c.log.Warn("openflow: undecodable packet-in", "err", err)
+		c.logger().Warn("openflow: undecodable packet-in", "err", err)
 		return
 	}
 	select {
 	case c.packetIns <- pi:
 	default:
 		if n := c.piDrops.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8, ...
-			c.log.Warn("openflow: packet-in queue full, dropping", "dropped", n)
+			c.logger().Warn("openflow: packet-in queue full, dropping", "dropped", n)
 		}
 	}
 }

@@ -22,8 +22,9 @@ func BenchmarkHandlePacketIn(b *testing.B) {
 		rate float64
 	}{{"decoded", 0}, {"limited", 1e-9}} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := &Conn{log: log, opts: Options{PacketInRate: bc.rate}, packetIns: make(chan PacketIn, 1),
+			c := &Conn{opts: Options{PacketInRate: bc.rate}, packetIns: make(chan PacketIn, 1),
 				piBucket: newTokenBucket(bc.rate, 1)}
+			c.logp.Store(log)
 			c.piBucket.take(c.piBucket.last) // spend the burst
 			b.ReportAllocs()
 			for b.Loop() {

@@ -64,7 +64,7 @@ func (c *Conn) RequestRole(ctx context.Context, role Role, generationID uint64) 
 		return 0, 0, err
 	}
 	c.master.Store(got == RoleMaster)
-	c.log.Info("openflow role", "role", got, "generation_id", fmt.Sprintf("%#x", gen))
+	c.logger().Info("openflow role", "role", got, "generation_id", fmt.Sprintf("%#x", gen))
 	return got, gen, nil
 }
 
