@@ -403,3 +403,36 @@ func BenchmarkVerifyLog(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/10k-entries")
 }
+
+// TestStableWriteAfterClose: raft's heartbeat fast path can write the term
+// after raft.Shutdown, from a transport connection that is still open, and
+// raft panics when that write fails. Once the store is closed such writes
+// are dropped; before, they are kept; Close waits for one in flight.
+func TestStableWriteAfterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s := openChecked(t, path, nil)
+	key := []byte("CurrentTerm")
+	if err := s.SetUint64(key, 7); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.GetUint64(key); err != nil || v != 7 {
+		t.Fatalf("term before close: %d %v", v, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetUint64(key, 8); err != nil {
+		t.Fatalf("term write after close: %v (raft would panic)", err)
+	}
+	if err := s.Set([]byte("LastVoteCand"), []byte("s2")); err != nil {
+		t.Fatalf("vote write after close: %v (raft would panic)", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	// The dropped write did not reach the file.
+	s2 := openChecked(t, path, nil)
+	if v, err := s2.GetUint64(key); err != nil || v != 7 {
+		t.Fatalf("term after reopening: %d %v, want 7", v, err)
+	}
+}

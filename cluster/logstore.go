@@ -77,6 +77,47 @@ type checkedStore struct {
 	// process from here, before raft gets the error.
 	onCorrupt func(error)
 	once      sync.Once
+
+	// closeMu orders the stable store's writes with Close: raft's
+	// heartbeat fast path runs on the transport's connection goroutines,
+	// which outlive raft.Shutdown, and it panics when a term write fails
+	// (a northbound test binary died with "failed to save current term:
+	// database not open"). After Close such a write is dropped: raft has
+	// shut down, and a term not kept is one the node learns again.
+	closeMu sync.RWMutex
+	closed  bool
+}
+
+// Set stores a stable-store key (raft's vote), unless the store is closed.
+func (s *checkedStore) Set(key, val []byte) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return nil
+	}
+	return s.BoltStore.Set(key, val)
+}
+
+// SetUint64 stores a stable-store number (raft's term), unless the store is
+// closed.
+func (s *checkedStore) SetUint64(key []byte, val uint64) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return nil
+	}
+	return s.BoltStore.SetUint64(key, val)
+}
+
+// Close closes the store once no stable-store write is in flight.
+func (s *checkedStore) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.BoltStore.Close()
 }
 
 var (
