@@ -130,6 +130,22 @@ func (pl *partitionLab) minorityLeader(t *testing.T, how string, reachesChassis 
 	pl.WaitRoles(old, rest[0], true, 30*time.Second)
 	oldAPI := pl.API(old)
 	stream := pl.StartStream(pl.a.Name+" -> "+pl.b.IP, pl.a.Name, pl.b.IP)
+	// If the stream stops (it did once after a heal, with every switch in
+	// the new leader's round): where its echo requests go.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		neigh, _ := pl.Exec(pl.a.Name, "ip", "neigh")
+		t.Logf("%s neighbours:\n%s", pl.a.Name, neigh)
+		_, trace := pl.TraceVM(pl.a.Name, fmt.Sprintf("icmp,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,icmp_type=8,icmp_code=0",
+			pl.a.MAC, pl.b.MAC, pl.a.IP, pl.b.IP))
+		t.Logf("ofproto/trace of %s's echo request to %s:\n%s", pl.a.Name, pl.b.IP, trace)
+		for _, ch := range []string{pl.a.Chassis, pl.b.Chassis} {
+			flows, _ := pl.Exec(ch, "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "br-int", "table=0")
+			t.Logf("%s's table 0:\n%s", ch, flows)
+		}
+	})
 
 	cutAt := time.Now()
 	heal := pl.cut(how, old)
