@@ -9,8 +9,11 @@ BIN       := bin/neutrino
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 PKGS      := ./...
 TEST_TIMEOUT ?= 25m
-# RACE_LOGS holds the race detector's reports during make test.
+# RACE_LOGS holds the race detector's reports during make test; a failed
+# race run prints them (race-reports) and keeps its exit status.
 RACE_LOGS ?= $(CURDIR)/.race-logs
+RACE_TEST  = GORACE="log_path=$(RACE_LOGS)/race" $(GO) test -vet=off -race -count=1
+ON_RACE_FAIL = || { rc=$$?; $(MAKE) --no-print-directory race-reports; exit $$rc; }
 BENCH     ?= .
 BENCHTIME ?= 1s
 # FUZZ scales the execution counts 'make fuzz' gives each fuzz target.
@@ -47,8 +50,8 @@ deps:
 # every package first.
 test: deps lint tidy-check vagrant-image
 	@rm -rf $(RACE_LOGS) && mkdir -p $(RACE_LOGS)
-	GORACE="log_path=$(RACE_LOGS)/race" $(GO) test -vet=off -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '^neutrino/scenarios') || { rc=$$?; $(MAKE) --no-print-directory race-reports; exit $$rc; }
-	GORACE="log_path=$(RACE_LOGS)/race" $(GO) test -vet=off -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./scenarios/... || { rc=$$?; $(MAKE) --no-print-directory race-reports; exit $$rc; }
+	$(RACE_TEST) -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '^neutrino/scenarios') $(ON_RACE_FAIL)
+	$(RACE_TEST) -p 1 -timeout $(TEST_TIMEOUT) ./scenarios/... $(ON_RACE_FAIL)
 	$(GO) test -vet=off -count=1 -run 'TestGossipQuietNoFalseDeaths' ./cluster
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory vagrant-test VAGRANT_TEST_FLAGS=-vet=off

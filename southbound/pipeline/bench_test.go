@@ -6,8 +6,6 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/hashicorp/raft"
-
 	"neutrino/fsm"
 	"neutrino/southbound/pipeline"
 	"neutrino/southbound/pipeline/topology"
@@ -89,8 +87,7 @@ func BenchmarkCompileIncremental(b *testing.B) {
 			break
 		}
 	}
-	apply, index := applier(b, f)
-	rev := *index
+	apply, rev := applier(b, f), f.State().Read().Revision()
 	var delta int
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -124,20 +121,15 @@ func BenchmarkCompileIncremental(b *testing.B) {
 	b.ReportMetric(float64(delta), "flows/delta")
 }
 
-// applier applies commands to f as Raft would, at the indexes after its
-// revision; index is the last one applied.
-func applier(b *testing.B, f *fsm.FSM) (apply func(fsm.CommandType, any), index *uint64) {
-	idx := f.State().Read().Revision()
+// applier applies commands to f as Raft would (topology.Applier), failing
+// the benchmark on a refusal.
+func applier(b *testing.B, f *fsm.FSM) func(fsm.CommandType, any) {
+	a := topology.NewApplier(f)
 	return func(t fsm.CommandType, body any) {
-		buf, err := fsm.Encode(t, body)
-		if err != nil {
+		if _, err := a.Apply(t, body); err != nil {
 			b.Fatal(err)
 		}
-		idx++
-		if r := f.Apply(&raft.Log{Index: idx, Data: buf}).(*fsm.Result); r.Err != nil {
-			b.Fatal(r.Err)
-		}
-	}, &idx
+	}
 }
 
 // benchIP is an address of the template's subnet no port uses (.250).
@@ -212,8 +204,7 @@ func BenchmarkCompileSharedGroupPort(b *testing.B) {
 			if tmpl == nil {
 				b.Fatal("no VM port with a security group")
 			}
-			apply, index := applier(b, f)
-			rev := *index
+			apply, rev := applier(b, f), f.State().Read().Revision()
 			update := func() (delta int) {
 				nv := f.State().Read()
 				changes, ok := f.ChangesSince(rev)

@@ -627,14 +627,7 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 			}
 		}
 		for i, f := range flows {
-			k := keys[i]
-			touched[k] = true
-			s := c.slots[k]
-			if s == nil {
-				s = &slot{}
-				c.slots[k] = s
-			}
-			s.owners = append(s.owners, owned{u: u, f: f})
+			c.own(keys[i], u, f, touched)
 		}
 		if len(keys) > 0 {
 			c.units[u] = keys
@@ -662,6 +655,17 @@ func (c *Compiler) recompile(units map[unit]bool) (add []openflow.Flow, remove [
 	return add, remove
 }
 
+// own adds unit u's flow f to the slot of key k, marking k touched.
+func (c *Compiler) own(k openflow.Key, u unit, f openflow.Flow, touched map[openflow.Key]bool) {
+	touched[k] = true
+	s := c.slots[k]
+	if s == nil {
+		s = &slot{}
+		c.slots[k] = s
+	}
+	s.owners = append(s.owners, owned{u: u, f: f})
+}
+
 // applyRuleChange brings a rule unit from the shared version this
 // compiler holds (e.from) to e by the change between them: only the flows
 // added and the keys gone are touched, not every flow of the rule.
@@ -672,14 +676,7 @@ func (c *Compiler) applyRuleChange(u unit, e *sharedRule, touched map[openflow.K
 		s.owners = slices.DeleteFunc(s.owners, func(o owned) bool { return o.u == u })
 	}
 	for _, i := range e.added {
-		k := e.keys[i]
-		touched[k] = true
-		s := c.slots[k]
-		if s == nil {
-			s = &slot{}
-			c.slots[k] = s
-		}
-		s.owners = append(s.owners, owned{u: u, f: e.flows[i]})
+		c.own(e.keys[i], u, e.flows[i], touched)
 	}
 	if len(e.keys) > 0 {
 		c.units[u] = e.keys

@@ -179,13 +179,18 @@ func ceilDiv(a, b int) int {
 	return (a + b - 1) / b
 }
 
-// applier applies commands to an FSM at increasing indexes.
-type applier struct {
+// Applier applies commands to an FSM as Raft would, at increasing indexes
+// after the FSM's revision.
+type Applier struct {
 	f     *fsm.FSM
 	index uint64
 }
 
-func (a *applier) apply(t fsm.CommandType, body any) (uint64, error) {
+// NewApplier applies to f from its current revision on.
+func NewApplier(f *fsm.FSM) *Applier { return &Applier{f: f, index: f.State().Read().Revision()} }
+
+// Apply applies one command and returns its index; a refusal is an error.
+func (a *Applier) Apply(t fsm.CommandType, body any) (uint64, error) {
 	buf, err := fsm.Encode(t, body)
 	if err != nil {
 		return 0, err
@@ -276,7 +281,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 	}
 	exp := s.Expect()
 	g := &gen{Spec: s, rng: rand.New(rand.NewPCG(uint64(s.Seed), 0x70706f6c6f6779)), ts: Timestamp}
-	a := &applier{f: fsm.New(slog.New(slog.DiscardHandler))}
+	a := NewApplier(fsm.New(slog.New(slog.DiscardHandler)))
 
 	// Subnet layout: the smallest prefix (at most /24) that holds the VM
 	// ports after vmOffset plus the VIP, the route nexthop and broadcast.
@@ -310,7 +315,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 	for i := range chassis {
 		chassis[i] = chassisRecord(i, g.ts)
 	}
-	if _, err := a.apply(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: chassis}); err != nil {
+	if _, err := a.Apply(fsm.CmdChassisUpsert, fsm.ChassisUpsertRequest{Chassis: chassis}); err != nil {
 		return nil, err
 	}
 
@@ -335,7 +340,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 				NetworkType: typ, SegmentationID: 1000 + i, PortSecurityEnabled: true,
 			})
 		}
-		if _, err := a.apply(fsm.CmdNetworkCreate, fsm.NetworkCreateRequest{Networks: nets}); err != nil {
+		if _, err := a.Apply(fsm.CmdNetworkCreate, fsm.NetworkCreateRequest{Networks: nets}); err != nil {
 			return nil, err
 		}
 	}
@@ -351,7 +356,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 				HostRoutes: []fsm.HostRoute{},
 			})
 		}
-		if _, err := a.apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: subs}); err != nil {
+		if _, err := a.Apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: subs}); err != nil {
 			return nil, err
 		}
 	}
@@ -382,7 +387,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 					HostRoutes: []fsm.HostRoute{},
 				})
 			}
-			if _, err := a.apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: subs}); err != nil {
+			if _, err := a.Apply(fsm.CmdSubnetCreate, fsm.SubnetCreateRequest{Subnets: subs}); err != nil {
 				return nil, err
 			}
 		}
@@ -395,7 +400,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 		groupIDs[k] = g.uuid()
 		bundles = append(bundles, g.groupBundle(k, groupIDs[k], project(k*s.NetworksPerGroup)))
 		if len(bundles) == max(1, s.Batch/10) || k == len(groupIDs)-1 {
-			if _, err := a.apply(fsm.CmdSecurityGroupCreate, fsm.SecurityGroupCreateRequest{Groups: bundles}); err != nil {
+			if _, err := a.Apply(fsm.CmdSecurityGroupCreate, fsm.SecurityGroupCreateRequest{Groups: bundles}); err != nil {
 				return nil, err
 			}
 			bundles = nil
@@ -408,7 +413,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 			Meta:         g.meta(g.uuid(), projects[r], fmt.Sprintf("router-%d", r)),
 			AdminStateUp: true, Status: "ACTIVE", Routes: []fsm.Route{},
 		}
-		idx, err := a.apply(fsm.CmdRouterCreate, fsm.RouterCreateRequest{Router: rt})
+		idx, err := a.Apply(fsm.CmdRouterCreate, fsm.RouterCreateRequest{Router: rt})
 		if err != nil {
 			return nil, err
 		}
@@ -424,7 +429,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 				AdminStateUp: true, Status: fsm.PortStatusActive,
 				BindingVIFType: fsm.VIFTypeUnbound, BindingVNICType: "normal", BindingProfile: "{}",
 			}
-			if idx, err = a.apply(fsm.CmdRouterInterfaceAdd, fsm.RouterInterfaceAddRequest{Router: next, PrevIndex: idx, Port: port}); err != nil {
+			if idx, err = a.Apply(fsm.CmdRouterInterfaceAdd, fsm.RouterInterfaceAddRequest{Router: next, PrevIndex: idx, Port: port}); err != nil {
 				return nil, err
 			}
 			rt = next
@@ -436,7 +441,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 			port6 := port.Copy()
 			port6.ID, port6.MACAddress = g.uuid(), g.mac()
 			port6.FixedIPs = []fsm.FixedIP{{SubnetID: sub6IDs[i], IPAddress: addr6(i, 1)}}
-			if idx, err = a.apply(fsm.CmdRouterInterfaceAdd, fsm.RouterInterfaceAddRequest{Router: next, PrevIndex: idx, Port: port6}); err != nil {
+			if idx, err = a.Apply(fsm.CmdRouterInterfaceAdd, fsm.RouterInterfaceAddRequest{Router: next, PrevIndex: idx, Port: port6}); err != nil {
 				return nil, err
 			}
 			rt = next
@@ -448,7 +453,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 			if s.DualStack {
 				next.Routes = append(next.Routes, fsm.Route{Destination: fmt.Sprintf("fd99:%x::/64", r%65536), NextHop: addr6(first, 0xfffe)})
 			}
-			if _, err = a.apply(fsm.CmdRouterUpdate, fsm.RouterUpdateRequest{Router: next, PrevIndex: idx}); err != nil {
+			if _, err = a.Apply(fsm.CmdRouterUpdate, fsm.RouterUpdateRequest{Router: next, PrevIndex: idx}); err != nil {
 				return nil, err
 			}
 		}
@@ -497,7 +502,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 		}
 		ports = append(ports, p)
 		if len(ports) == s.Batch || k == s.Ports-1 {
-			if _, err := a.apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: ports}); err != nil {
+			if _, err := a.Apply(fsm.CmdPortCreate, fsm.PortCreateRequest{Ports: ports}); err != nil {
 				return nil, err
 			}
 			ports = nil
@@ -510,7 +515,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 	for k, id := range portIDs {
 		binds = append(binds, fsm.PortBinding{PortID: id, Chassis: chassis[boundTo[k]].Name, OFPort: ofport[k]})
 		if len(binds) == s.Batch || k == len(portIDs)-1 {
-			if _, err := a.apply(fsm.CmdPortBind, fsm.PortBindRequest{Bindings: binds, At: g.ts}); err != nil {
+			if _, err := a.Apply(fsm.CmdPortBind, fsm.PortBindRequest{Bindings: binds, At: g.ts}); err != nil {
 				return nil, err
 			}
 			binds = nil
@@ -522,7 +527,7 @@ func Build(s Spec) (*fsm.FSM, error) {
 	for k, id := range portIDs {
 		status = append(status, fsm.PortStatusChange{PortID: id, Chassis: chassis[boundTo[k]].Name, Status: fsm.PortStatusActive})
 		if len(status) == s.Batch || k == len(portIDs)-1 {
-			if _, err := a.apply(fsm.CmdPortStatus, fsm.PortStatusRequest{Ports: status, At: g.ts}); err != nil {
+			if _, err := a.Apply(fsm.CmdPortStatus, fsm.PortStatusRequest{Ports: status, At: g.ts}); err != nil {
 				return nil, err
 			}
 			status = nil
