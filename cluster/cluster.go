@@ -96,6 +96,8 @@ type Cluster struct {
 	notifyCh chan bool
 
 	gossip *memberlist.Memberlist
+	// gossipTr is gossip's transport (tests cut it).
+	gossipTr *gossipTransport
 	// keyring encrypts gossip (nil: plaintext); keyringMu orders its
 	// changes with saving it (keyring.go).
 	keyring   *memberlist.Keyring
@@ -107,6 +109,9 @@ type Cluster struct {
 	// metaBuf is meta encoded; memberlist reads it from NodeMeta.
 	metaBuf []byte
 	members map[string]*Member
+	// deadMembers counts members (this node aside) whose last status is
+	// dead: the reconnect loop scans the list only when there are some.
+	deadMembers int
 	// certs, pending and rejected are the gossip identity's (identity.go):
 	// certificates by fingerprint, events waiting for one, the last reason
 	// each refused member was logged with.

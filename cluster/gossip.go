@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -53,6 +54,12 @@ func (c *Cluster) startGossip() error {
 	mc.SuspicionMult = c.cfg.SuspicionMult
 	mc.GossipInterval = c.cfg.GossipInterval
 	mc.EnableCompression = !c.cfg.DisableCompression
+	if c.cfg.GossipPacketSize > 0 {
+		mc.UDPBufferSize = c.cfg.GossipPacketSize
+	}
+	if c.cfg.RetransmitMult > 0 {
+		mc.RetransmitMult = c.cfg.RetransmitMult
+	}
 	mc.Delegate = (*gossipDelegate)(c)
 	mc.Events = (*gossipEvents)(c)
 	mc.Logger = newStdLogger(c.log.With("subsystem", "memberlist"))
@@ -64,8 +71,15 @@ func (c *Cluster) startGossip() error {
 		return err
 	}
 	mc.Keyring = kr // nil: plaintext
+	tr, err := newGossipTransport(mc.BindAddr, mc.BindPort, c.log.With("subsystem", "memberlist"), mc.MetricLabels)
+	if err != nil {
+		return fmt.Errorf("cluster: start gossip: %w", err)
+	}
+	mc.Transport = tr
+	c.gossipTr = tr
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		_ = tr.Shutdown()
 		return fmt.Errorf("cluster: start gossip on %s:%d: %w", mc.BindAddr, mc.BindPort, err)
 	}
 	c.gossip = ml
@@ -188,6 +202,14 @@ func (c *Cluster) observe(n *memberlist.Node, status MemberStatus) {
 	c.mu.Lock()
 	prev, known := c.members[n.Name]
 	c.members[n.Name] = &Member{Name: n.Name, Addr: n.Address(), Status: status, Meta: meta}
+	if n.Name != c.cfg.NodeName {
+		if known && prev.Status == StatusDead {
+			c.deadMembers--
+		}
+		if status == StatusDead {
+			c.deadMembers++
+		}
+	}
 	c.mu.Unlock()
 	if status == StatusDead {
 		c.deadEvents.Add(1)
@@ -277,6 +299,7 @@ const reconnectInterval = 2 * time.Second
 func (c *Cluster) reconnectLoop() {
 	defer c.wg.Done()
 	var busy atomic.Bool
+	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	t := time.NewTicker(reconnectInterval)
 	defer t.Stop()
 	for {
@@ -287,13 +310,26 @@ func (c *Cluster) reconnectLoop() {
 		}
 		c.retryCerts()
 		var dead []string
+		alive := 1 // this node
 		c.mu.Lock()
+		if c.deadMembers == 0 {
+			// The common case, not worth a scan of every member by every
+			// member every round (a tenth of a core at 1,000 members in
+			// the simulator's process).
+			c.mu.Unlock()
+			continue
+		}
 		for _, m := range c.members {
-			if m.Status == StatusDead && m.Name != c.cfg.NodeName {
+			switch {
+			case m.Name == c.cfg.NodeName:
+			case m.Status == StatusDead:
 				dead = append(dead, m.Addr)
+			case m.Status == StatusAlive:
+				alive++
 			}
 		}
 		c.mu.Unlock()
+		dead = reconnectTargets(dead, alive, rng)
 		if len(dead) == 0 || !busy.CompareAndSwap(false, true) {
 			continue
 		}
@@ -308,6 +344,32 @@ func (c *Cluster) reconnectLoop() {
 			}
 		}()
 	}
+}
+
+// maxReconnects bounds the dead members one node contacts in a round.
+const maxReconnects = 4
+
+// reconnectTargets picks the dead members to push/pull with this round.
+// As Serf does, a node contacts dead/alive of them in expectation (alive
+// counts itself), so the cluster as a whole contacts each dead member
+// about once a round whatever its size; a node cut off from everyone
+// (alive 1) contacts up to maxReconnects, any of which heals it if its
+// link is back. Contacting every dead member every round, as before, made
+// each false death cost every member a full state exchange every 2 s: at
+// 1,000 members in the simulator that fed the storm it came from
+// (docs/architecture.md, "Simulator"). dead is reordered.
+func reconnectTargets(dead []string, alive int, rng *rand.Rand) []string {
+	if len(dead) == 0 {
+		return nil
+	}
+	alive = max(alive, 1)
+	n := len(dead) / alive
+	if rng.IntN(alive) < len(dead)%alive {
+		n++
+	}
+	n = min(n, maxReconnects)
+	rng.Shuffle(len(dead), func(i, j int) { dead[i], dead[j] = dead[j], dead[i] })
+	return dead[:n]
 }
 
 // joinTargets are the configured Join addresses plus, for a node that has

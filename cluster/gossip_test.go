@@ -239,3 +239,77 @@ func TestGossipQuietNoFalseDeaths(t *testing.T) {
 	}
 	p.waitAlive(len(p.nodes))
 }
+
+// TestReconnectTargets: a node cut off from everyone contacts up to
+// maxReconnects dead members a round, and in a big pool each node
+// contacts dead/alive of them on average, so the pool contacts each dead
+// member about once a round.
+func TestReconnectTargets(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	addrs := func(n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, "10.0.0."+strconv.Itoa(i)+":7946")
+		}
+		return out
+	}
+	if got := reconnectTargets(nil, 1, rng); len(got) != 0 {
+		t.Errorf("no dead member: %v", got)
+	}
+	for _, dead := range []int{1, 2, maxReconnects, 10, 1000} {
+		got := reconnectTargets(addrs(dead), 1, rng)
+		if want := min(dead, maxReconnects); len(got) != want {
+			t.Errorf("alone with %d dead: %d contacted, want %d", dead, len(got), want)
+		}
+		if len(slices.Compact(slices.Sorted(slices.Values(got)))) != len(got) {
+			t.Errorf("alone with %d dead: a member picked twice: %v", dead, got)
+		}
+	}
+	// Which members get picked is spread over all of them.
+	seen := map[string]bool{}
+	for range 200 {
+		for _, a := range reconnectTargets(addrs(20), 1, rng) {
+			seen[a] = true
+		}
+	}
+	if len(seen) != 20 {
+		t.Errorf("200 rounds alone with 20 dead contacted %d distinct members, want all 20", len(seen))
+	}
+	for _, c := range []struct{ dead, alive int }{{10, 1000}, {7, 3}, {300, 700}} {
+		const rounds = 20000
+		total := 0
+		for range rounds {
+			got := reconnectTargets(addrs(c.dead), c.alive, rng)
+			if len(got) > c.dead/c.alive+1 {
+				t.Fatalf("%d dead, %d alive: %d contacted in a round", c.dead, c.alive, len(got))
+			}
+			total += len(got)
+		}
+		mean, want := float64(total)/rounds, float64(c.dead)/float64(c.alive)
+		if mean < want*0.9 || mean > want*1.1 {
+			t.Errorf("%d dead, %d alive: %.3f contacted a round on average, want %.3f", c.dead, c.alive, mean, want)
+		}
+	}
+}
+
+// TestGossipPartitionHeals cuts one node of five off (its transport drops
+// everything both ways) until both sides have declared the other dead,
+// then restores the link: memberlist alone never heals that, the
+// reconnect rounds must.
+func TestGossipPartitionHeals(t *testing.T) {
+	p := newGossipPool(t, 5, func(c *Config) {
+		c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = 200*time.Millisecond, 100*time.Millisecond, 2
+	})
+	cut := p.nodes[4]
+	cut.gossipTr.cut.Store(true)
+	var others []string
+	for _, c := range p.nodes[:4] {
+		others = append(others, c.cfg.NodeName)
+	}
+	waitDead(t, cut, time.Now(), 30*time.Second, others...)
+	for _, c := range p.nodes[:4] {
+		waitDead(t, c, time.Now(), 30*time.Second, cut.cfg.NodeName)
+	}
+	cut.gossipTr.cut.Store(false)
+	p.waitAlive(5)
+}

@@ -87,7 +87,7 @@ them down at once.`,
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	// Start the servers with the same (agent --gossip-probe-*): they probe
 	// the chassis, whose members all share this process' cores.
-	f.DurationVar(&probe, "gossip-probe-interval", sim.SimProbeInterval, "gossip probe interval of the chassis")
+	f.DurationVar(&probe, "gossip-probe-interval", 0, "gossip probe interval of the chassis (0: 1s, stretched in proportion beyond 100 chassis)")
 	f.DurationVar(&probeTO, "gossip-probe-timeout", sim.SimProbeTimeout, "gossip probe timeout of the chassis")
 	f.IntVar(&suspect, "gossip-suspicion-mult", sim.SimSuspicionMult, "gossip suspicion multiplier of the chassis")
 	cmd.AddCommand(up)

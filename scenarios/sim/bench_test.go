@@ -111,6 +111,11 @@ func startProcServers(tb testing.TB, n int) []*procServer {
 		for _, j := range binds {
 			s.args = append(s.args, "--join", j)
 		}
+		// NEUTRINO_SIM_RAFT_MULTIPLIER scales the servers' Raft timeouts
+		// (agent --raft-multiplier; default 2: 400 ms).
+		if m := os.Getenv("NEUTRINO_SIM_RAFT_MULTIPLIER"); m != "" {
+			s.args = append(s.args, "--raft-multiplier", m)
+		}
 		if os.Getenv("NEUTRINO_SIM_PROFILE") != "" {
 			s.pprof = fmt.Sprintf("127.0.0.1:%d", clustertest.FreePort(tb))
 		}
@@ -252,6 +257,7 @@ func benchPortRealized(b *testing.B, nChassis int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	t0 := time.Now()
+	stopStart := phaseProfile(b, "sim-start")
 	pool, err := sim.StartPool(ctx, sim.PoolOptions{Chassis: nChassis, Prefix: fmt.Sprintf("simb%d-", os.Getpid()%100000),
 		Join: binds, Logger: logger()})
 	if err != nil {
@@ -266,6 +272,7 @@ func benchPortRealized(b *testing.B, nChassis int) {
 		return nil
 	})
 	b.Logf("%d chassis programmed by a master %s after start", nChassis, time.Since(t0).Round(time.Millisecond))
+	stopStart()
 	var leader *procServer
 	var term0 uint64
 	clustertest.Eventually(b, time.Minute, func() (err error) { leader, term0, err = leaderTerm(servers); return err })

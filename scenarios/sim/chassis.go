@@ -57,6 +57,8 @@ type Options struct {
 	ProbeInterval, ProbeTimeout time.Duration
 	SuspicionMult               int
 	GossipInterval              time.Duration
+	GossipPacketSize            int
+	RetransmitMult              int
 	Logger                      *slog.Logger
 }
 
@@ -126,6 +128,7 @@ func Start(ctx context.Context, opts Options) (*Chassis, error) {
 			// Many members share this process: no per-packet LZW
 			// (cluster.Config.DisableCompression).
 			GossipInterval: opts.GossipInterval, DisableCompression: true,
+			GossipPacketSize: opts.GossipPacketSize, RetransmitMult: opts.RetransmitMult,
 		})
 	}
 	if err == nil {
@@ -193,6 +196,10 @@ func (c *Chassis) Kill() {
 
 // run is ovs-vswitchd's main loop: on every database change number new
 // interfaces, follow br-int's datapath id and controller targets.
+// reconcileEvery is how often a chassis reads its database with nothing
+// changed.
+const reconcileEvery = 10 * time.Second
+
 func (c *Chassis) run(ctx context.Context) {
 	defer close(c.done)
 	defer func() {
@@ -209,15 +216,22 @@ func (c *Chassis) run(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("database pass failed", "err", err)
 		}
+		// Every change of the database wakes the pass (kick); the timer
+		// only retries a failed one soon and re-reads now and then. (A
+		// pass every second made a thousand chassis list their tables a
+		// thousand times a second: a quarter of the pool's CPU.)
+		retry := reconcileEvery
 		if err == nil {
 			c.follow(ctx, cur, st)
 			cur = st
+		} else {
+			retry = time.Second
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.agent.kick:
-		case <-time.After(time.Second):
+		case <-time.After(retry):
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 )
@@ -24,10 +26,14 @@ type PoolOptions struct {
 	// Parallel bounds how many chassis start at once (8).
 	Parallel int
 	// Gossip tuning of the chassis; zero takes SimProbeInterval,
-	// SimProbeTimeout, SimSuspicionMult and SimGossipInterval.
+	// SimProbeTimeout, SimSuspicionMult, SimGossipInterval, and
+	// SimRetransmitMult, the intervals stretched for pools over 100
+	// (ScaledTimings), and SimGossipPacketSize on a loopback Host.
 	ProbeInterval, ProbeTimeout time.Duration
 	SuspicionMult               int
 	GossipInterval              time.Duration
+	GossipPacketSize            int
+	RetransmitMult              int
 	Logger                      *slog.Logger
 }
 
@@ -43,7 +49,29 @@ const (
 	// 100 chassis did not finish in 2 minutes (docs/architecture.md,
 	// "Simulator").
 	SimGossipInterval = 250 * time.Millisecond
+	// SimRetransmitMult: each chassis passes a piece of news on
+	// 2 x log10(members+1) times (memberlist's 4 x): a thousand joins made
+	// each of a thousand members in one process send 16,000 messages, and
+	// decoding them, with the collector behind, starved the probes
+	// (docs/architecture.md, "Simulator"). Push/pull still brings every
+	// member the whole state.
+	SimRetransmitMult = 2
+	// SimGossipPacketSize: on loopback a chassis packs up to 32 KiB of
+	// news into a packet (a real chassis, 1,400 bytes: one frame).
+	SimGossipPacketSize = 32 << 10
 )
+
+// ScaledTimings are the probe and gossip intervals of a pool of n chassis:
+// SimProbeInterval and SimGossipInterval up to 100 chassis, stretched in
+// proportion beyond (up to 5 s and 2 s), so that the pool's process sends
+// and handles about as many probes and gossip rounds a second at 1,000
+// chassis as at 100. All members of a pool share one process' cores, so
+// its gossip work grows with n where a real chassis' does not.
+func ScaledTimings(n int) (probe, gossip time.Duration) {
+	f := max(1, float64(n)/100)
+	return min(time.Duration(f*float64(SimProbeInterval)), 5*time.Second),
+		min(time.Duration(f*float64(SimGossipInterval)), 2*time.Second)
+}
 
 // Pool is a set of running simulated chassis.
 type Pool struct {
@@ -71,8 +99,9 @@ func StartPool(ctx context.Context, opts PoolOptions) (*Pool, error) {
 	// 2 cores miss probe deadlines, get declared dead, refute, flap; the
 	// leader tears their OVSDB sessions down and redials them, and nothing
 	// converges (the 100-chassis stall, docs/architecture.md "Simulator").
+	probe, gossip := ScaledTimings(opts.Chassis)
 	if opts.ProbeInterval == 0 {
-		opts.ProbeInterval = SimProbeInterval
+		opts.ProbeInterval = probe
 	}
 	if opts.ProbeTimeout == 0 {
 		opts.ProbeTimeout = SimProbeTimeout
@@ -81,7 +110,13 @@ func StartPool(ctx context.Context, opts PoolOptions) (*Pool, error) {
 		opts.SuspicionMult = SimSuspicionMult
 	}
 	if opts.GossipInterval == 0 {
-		opts.GossipInterval = SimGossipInterval
+		opts.GossipInterval = gossip
+	}
+	if opts.RetransmitMult == 0 {
+		opts.RetransmitMult = SimRetransmitMult
+	}
+	if ip := net.ParseIP(cmp.Or(opts.Host, "127.0.0.1")); opts.GossipPacketSize == 0 && ip != nil && ip.IsLoopback() {
+		opts.GossipPacketSize = SimGossipPacketSize
 	}
 	p := &Pool{Chassis: make([]*Chassis, opts.Chassis)}
 	sem := make(chan struct{}, opts.Parallel)
@@ -98,6 +133,7 @@ func StartPool(ctx context.Context, opts PoolOptions) (*Pool, error) {
 				Name: fmt.Sprintf("%s%04d", opts.Prefix, i+1), Join: opts.Join, Host: opts.Host,
 				TunnelIP: TunnelIP(i + 1), ProbeInterval: opts.ProbeInterval, ProbeTimeout: opts.ProbeTimeout,
 				SuspicionMult: opts.SuspicionMult, GossipInterval: opts.GossipInterval, Logger: opts.Logger,
+				GossipPacketSize: opts.GossipPacketSize, RetransmitMult: opts.RetransmitMult,
 			})
 			mu.Lock()
 			defer mu.Unlock()

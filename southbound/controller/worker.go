@@ -121,9 +121,9 @@ func (w *worker) run() {
 		}
 	}()
 	backoff := w.c.cfg.MinBackoff
-	tick := time.NewTicker(w.c.cfg.ResyncInterval)
+	tick := time.NewTimer(w.c.periodic(w.c.cfg.ResyncInterval))
 	defer tick.Stop()
-	verify := time.NewTicker(w.c.cfg.VerifyInterval)
+	verify := time.NewTimer(w.c.periodic(w.c.cfg.VerifyInterval))
 	defer verify.Stop()
 	for {
 		again, err := w.pass()
@@ -150,8 +150,10 @@ func (w *worker) run() {
 		case <-retry:
 		case <-tick.C:
 			w.resyncOV = true
+			tick.Reset(w.c.periodic(w.c.cfg.ResyncInterval))
 		case <-verify.C:
 			w.verify = true
+			verify.Reset(w.c.periodic(w.c.cfg.VerifyInterval))
 		}
 	}
 }
