@@ -616,13 +616,13 @@ func (c *Controller) WaitRealized(ctx context.Context, chassis string, rev uint6
 	return sy.WaitRealized(ctx, rev)
 }
 
-// periodic is how long a worker waits for its next periodic pass whose
-// interval is base (ResyncInterval, VerifyInterval): base up to 100
-// chassis, stretched in proportion beyond, so that the leader spends
-// about as much on periodic passes at 1,000 chassis as at 100 (at 1,000
-// they were 60% of its CPU while ports were added one by one: every
-// chassis' OVSDB cache read every 10 s, a full compile and diff every
-// minute); and -25..+25% at random, so that the workers a takeover started
+// periodic is how long to wait for the next periodic pass whose interval
+// is base: a worker's OVSDB re-read (ResyncInterval) and self-check
+// (VerifyInterval), and its OVSDB watches' backup pass (ovsdb.Config.Resync).
+// It is base up to 100 chassis, stretched in proportion beyond, so that
+// the leader spends about as much on periodic passes at 1,000 chassis as
+// at 100 (at 1,000 they were 60% of its CPU while ports were added one by
+// one), and -25..+25% at random, so that the workers a takeover started
 // together do not all wake at once.
 func (c *Controller) periodic(base time.Duration) time.Duration {
 	f := max(1, float64(c.workerCount.Load())/100)

@@ -183,7 +183,7 @@ func (w *worker) pass() (again bool, err error) {
 		}
 		w.connectAt = time.Now()
 		ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
-		oc := ovsdb.Config{Logger: w.log}
+		oc := ovsdb.Config{Logger: w.log, Resync: func() time.Duration { return w.c.periodic(w.c.cfg.ResyncInterval) }}
 		if w.c.cfg.OVSDBTLS != nil {
 			oc.TLS = w.c.cfg.OVSDBTLS(ch.Name)
 		}

@@ -79,7 +79,8 @@ func (c *Client) Bindings(ctx context.Context, bridge string) ([]Binding, error)
 	return out, nil
 }
 
-// resyncInterval is the periodic full pass that backs up event wake-ups.
+// resyncInterval is the periodic full pass that backs up event wake-ups
+// (unless Config.Resync says otherwise).
 const resyncInterval = 10 * time.Second
 
 // WatchBindings calls fn for every change of the bindings on a bridge,
@@ -102,7 +103,7 @@ func (c *Client) WatchBindings(ctx context.Context, bridge string, fn func(Bindi
 			c.wakeups = slices.DeleteFunc(c.wakeups, func(ch chan struct{}) bool { return ch == wake })
 			c.mu.Unlock()
 		}()
-		tick := time.NewTicker(resyncInterval)
+		tick := time.NewTimer(c.resync())
 		defer tick.Stop()
 		prev := map[string]Binding{}
 		for {
@@ -122,6 +123,7 @@ func (c *Client) WatchBindings(ctx context.Context, bridge string, fn func(Bindi
 				return
 			case <-wake:
 			case <-tick.C:
+				tick.Reset(c.resync())
 			}
 		}
 	}()

@@ -38,6 +38,8 @@ type Client struct {
 	// nothing it read from the cache can have changed since it last looked.
 	events atomic.Uint64
 
+	resync func() time.Duration // Config.Resync
+
 	mu        sync.Mutex
 	wakeups   []chan struct{} // binding watchers, poked on cache events
 	closed    chan struct{}
@@ -56,6 +58,11 @@ type Config struct {
 	// TLS is the client side of an "ssl:" endpoint (our certificate, how
 	// the server's is checked); required for one, unused otherwise.
 	TLS *tls.Config
+	// Resync is how long a watch (WatchBindings, WatchOwnedPorts) waits
+	// for its next periodic pass, which backs up the cache's events; nil
+	// waits 10 s. The controller stretches it at many chassis
+	// (controller.Controller.periodic).
+	Resync func() time.Duration
 }
 
 // Connect opens a session to endpoint ("unix:/path", "tcp:IP:PORT" or
@@ -103,7 +110,10 @@ func Connect(ctx context.Context, endpoint string, cfg Config) (*Client, error) 
 	if err := ovs.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("ovsdb %s: connect: %w", endpoint, err)
 	}
-	c := &Client{endpoint: endpoint, ovs: ovs, log: log, closed: make(chan struct{})}
+	c := &Client{endpoint: endpoint, ovs: ovs, log: log, closed: make(chan struct{}), resync: cfg.Resync}
+	if c.resync == nil {
+		c.resync = func() time.Duration { return resyncInterval }
+	}
 	ovs.Cache().AddEventHandler(&eventHandler{c: c})
 
 	// Only the columns the controller reads: Interface and Controller carry

@@ -223,7 +223,7 @@ func (c *Client) WatchOwnedPorts(ctx context.Context, fn func()) {
 			c.wakeups = slices.DeleteFunc(c.wakeups, func(ch chan struct{}) bool { return ch == wake })
 			c.mu.Unlock()
 		}()
-		tick := time.NewTicker(resyncInterval)
+		tick := time.NewTimer(c.resync())
 		defer tick.Stop()
 		prev, first := "", true
 		for {
@@ -244,6 +244,7 @@ func (c *Client) WatchOwnedPorts(ctx context.Context, fn func()) {
 				return
 			case <-wake:
 			case <-tick.C:
+				tick.Reset(c.resync())
 			}
 		}
 	}()
