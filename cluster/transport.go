@@ -21,8 +21,9 @@ import (
 // packet is read into one buffer the listener reuses and handed on in a
 // copy of its own size. NetTransport allocates a fresh 64 KiB buffer for
 // every packet (a gossip packet is at most about 1.4 KB), and at 1,000
-// members in one simulator process that garbage kept the collector busy
-// for a third of the process' CPU (docs/architecture.md, "Simulator").
+// members in one simulator process that garbage was much of what kept the
+// collector at half the process' CPU (docs/architecture.md, "1,000
+// chassis").
 // Every node, server, chassis or simulated chassis, uses it.
 type gossipTransport struct {
 	tcp      *net.TCPListener
