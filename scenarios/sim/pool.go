@@ -25,10 +25,9 @@ type PoolOptions struct {
 	Host string
 	// Parallel bounds how many chassis start at once (8).
 	Parallel int
-	// Gossip tuning of the chassis; zero takes SimProbeInterval,
-	// SimProbeTimeout, SimSuspicionMult, SimGossipInterval, and
-	// SimRetransmitMult, the intervals stretched for pools over 100
-	// (ScaledTimings), and SimGossipPacketSize on a loopback Host.
+	// Gossip tuning of the chassis; zero takes ScaledTimings' intervals
+	// for the pool's size, SimProbeTimeout, SimSuspicionMult,
+	// SimRetransmitMult and, on a loopback Host, SimGossipPacketSize.
 	ProbeInterval, ProbeTimeout time.Duration
 	SuspicionMult               int
 	GossipInterval              time.Duration
@@ -53,7 +52,7 @@ const (
 	// 2 x log10(members+1) times (memberlist's 4 x): a thousand joins made
 	// each of a thousand members in one process send 16,000 messages, and
 	// decoding them, with the collector behind, starved the probes
-	// (docs/architecture.md, "Simulator"). Push/pull still brings every
+	// (docs/architecture.md, "1,000 chassis"). Push/pull still brings every
 	// member the whole state.
 	SimRetransmitMult = 2
 	// SimGossipPacketSize: on loopback a chassis packs up to 32 KiB of
